@@ -1,0 +1,110 @@
+"""ipfs-accel: one small core for calling LLM and inference HTTP APIs.
+
+>>> from ipfs_accel import Registry
+>>> openai = Registry().get("openai")                       # doctest: +SKIP
+>>> eid = openai.create_endpoint(api_key="sk-...", max_concurrent_requests=8)  # doctest: +SKIP
+>>> openai.chat([{"role": "user", "content": "Hi"}], endpoint_id=eid).text      # doctest: +SKIP
+
+Backends are plugins found through the ``ipfs_accel.backends`` entry points; the core owns
+the HTTP client, the per-endpoint queue, retries, API keys, request IDs and statistics.
+"""
+
+from ._backend import Backend, new_request_id
+from ._endpoint import EndpointConfig
+from ._errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    CallError,
+    ConfigurationError,
+    ContextLengthError,
+    ErrorKind,
+    IpfsAccelError,
+    NotFoundError,
+    OverloadedError,
+    PluginLoadError,
+    QueueFullError,
+    QuotaExceededError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+    StreamInterruptedError,
+    TimeoutError,
+    TransportError,
+    UnsupportedOperationError,
+)
+from ._hookspecs import hookimpl
+from ._registry import ENTRY_POINT_GROUP, PluginStatus, Registry
+from ._retry import backoff_delay, default_classification, error_message, parse_retry_after
+from ._settings import EndpointSettings
+from ._stats import Stats
+from ._types import (
+    BackendInfo,
+    Call,
+    ChatResult,
+    Classification,
+    EmbedResult,
+    Exchange,
+    Failure,
+    InvokeResult,
+    Operation,
+    Response,
+    Secret,
+    StreamChunk,
+    StreamFailure,
+    Usage,
+)
+from ._wire import Event
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "APIStatusError",
+    "AuthenticationError",
+    "Backend",
+    "BackendInfo",
+    "BadRequestError",
+    "Call",
+    "CallError",
+    "ChatResult",
+    "Classification",
+    "ConfigurationError",
+    "ContextLengthError",
+    "EmbedResult",
+    "EndpointConfig",
+    "EndpointSettings",
+    "ErrorKind",
+    "Event",
+    "Exchange",
+    "Failure",
+    "InvokeResult",
+    "IpfsAccelError",
+    "NotFoundError",
+    "Operation",
+    "OverloadedError",
+    "PluginLoadError",
+    "PluginStatus",
+    "QueueFullError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "Registry",
+    "Response",
+    "ResponseError",
+    "Secret",
+    "ServerError",
+    "Stats",
+    "StreamChunk",
+    "StreamFailure",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "TransportError",
+    "UnsupportedOperationError",
+    "Usage",
+    "backoff_delay",
+    "default_classification",
+    "error_message",
+    "hookimpl",
+    "new_request_id",
+    "parse_retry_after",
+]
+
+__version__ = "0.1.0"

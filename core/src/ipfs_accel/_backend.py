@@ -1,0 +1,369 @@
+"""A backend: one plugin, its endpoints, and the operations users call."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from ._call import Engine
+from ._endpoint import Endpoint, EndpointConfig
+from ._errors import ConfigurationError, UnsupportedOperationError
+from ._http import HTTP
+from ._plugin import PluginHooks
+from ._settings import build_settings
+from ._stats import Stats
+from ._types import (
+    BackendInfo,
+    Call,
+    ChatResult,
+    EmbedResult,
+    InvokeResult,
+    Operation,
+    Secret,
+    StreamChunk,
+)
+
+__all__ = ["Backend", "new_request_id"]
+
+_token_hex = secrets.token_hex
+
+
+def new_request_id() -> str:
+    """A fresh request ID: ``req_`` and 24 random hex digits."""
+    return "req_" + _token_hex(12)
+
+
+class Backend:
+    """One backend (a plugin) with its endpoints. Get one from ``Registry().get(name)``.
+
+    Every operation takes ``endpoint_id=`` (the default endpoint when omitted: the first
+    one created, or one made from the backend defaults on first use) and ``request_id=``
+    (generated when omitted). Sync methods block the calling thread; ``a``-prefixed
+    methods run on the caller's event loop. Both share each endpoint's queue and stats.
+    """
+
+    def __init__(
+        self,
+        hooks: PluginHooks,
+        *,
+        http: HTTP | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._hooks = hooks
+        self.info: BackendInfo = hooks.info
+        self.name = hooks.info.name
+        self._http = http or HTTP()
+        self._engine = Engine(hooks, self._http)
+        self._environ = os.environ if environ is None else environ
+        self._defaults = dict(defaults or {})
+        build_settings(self._defaults, options_type=self.info.options, backend=self.name)
+        self._endpoints: dict[str, Endpoint] = {}
+        self._values: dict[str, dict[str, Any]] = {}  # as given, for update_endpoint
+        self._default_id: str | None = None
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name} endpoints={len(self._endpoints)}>"
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def _config(self, endpoint_id: str, values: Mapping[str, Any]) -> EndpointConfig:
+        merged = {**self._defaults, **values}
+        settings, options = build_settings(merged, options_type=self.info.options, backend=self.name)
+        api_key = settings.api_key
+        if api_key is None:
+            for var in self.info.api_key_env:
+                if self._environ.get(var):
+                    api_key = Secret(self._environ[var])
+                    break
+        if api_key is None and self.info.api_key_required:
+            env = " or ".join(self.info.api_key_env) or "an environment variable"
+            raise ConfigurationError(
+                f"backend {self.name!r} needs an API key: pass api_key= or set {env}"
+            )
+        base_url = settings.base_url
+        if base_url is None:
+            for var in self.info.base_url_env:
+                if self._environ.get(var):
+                    base_url = self._environ[var]
+                    break
+        if base_url is None:
+            base_url = self.info.default_base_url
+        if not base_url:
+            raise ConfigurationError(f"backend {self.name!r} needs base_url= (it has no default)")
+        if not base_url.startswith(("http://", "https://")):
+            base_url = "http://" + base_url  # OLLAMA_HOST=localhost:11434 is common
+        return EndpointConfig(
+            endpoint_id=endpoint_id,
+            base_url=base_url.rstrip("/"),
+            api_key=api_key,
+            model=settings.model or self.info.default_model,
+            options=options,
+            settings=settings,
+        )
+
+    def create_endpoint(self, endpoint_id: str | None = None, **settings: Any) -> str:
+        """Add an endpoint with these settings (over the backend defaults); return its ID.
+
+        Raises :class:`ConfigurationError` naming any unknown or invalid setting, and
+        when the ID is taken.
+        """
+        with self._lock:
+            if endpoint_id is None:
+                self._counter += 1
+                endpoint_id = f"{self.name}-{self._counter}"
+                while endpoint_id in self._endpoints:
+                    self._counter += 1
+                    endpoint_id = f"{self.name}-{self._counter}"
+            elif endpoint_id in self._endpoints:
+                raise ConfigurationError(f"endpoint {endpoint_id!r} already exists on {self.name!r}")
+            if not isinstance(endpoint_id, str) or not endpoint_id:
+                raise ConfigurationError("endpoint_id must be a non-empty string")
+            self._endpoints[endpoint_id] = Endpoint(self._config(endpoint_id, settings))
+            self._values[endpoint_id] = dict(settings)
+            if self._default_id is None:
+                self._default_id = endpoint_id
+        return endpoint_id
+
+    def get_endpoint(self, endpoint_id: str | None = None) -> EndpointConfig:
+        """The endpoint's resolved configuration (its key shows as ``Secret('********')``)."""
+        return self._endpoint(endpoint_id).config
+
+    def update_endpoint(self, endpoint_id: str, **settings: Any) -> None:
+        """Change some settings of an endpoint; calls already running finish as they were."""
+        endpoint = self._endpoint(endpoint_id)
+        values = {**self._values[endpoint_id], **settings}
+        endpoint.reconfigure(self._config(endpoint_id, values))
+        self._values[endpoint_id] = values
+
+    def remove_endpoint(self, endpoint_id: str) -> None:
+        """Remove an endpoint. Calls already admitted to it still finish."""
+        with self._lock:
+            self._endpoint(endpoint_id)
+            del self._endpoints[endpoint_id]
+            del self._values[endpoint_id]
+            if self._default_id == endpoint_id:
+                self._default_id = next(iter(self._endpoints), None)
+
+    def endpoints(self) -> list[str]:
+        """The IDs of this backend's endpoints, in creation order."""
+        return list(self._endpoints)
+
+    def _endpoint(self, endpoint_id: str | None) -> Endpoint:
+        if endpoint_id is None:
+            endpoint_id = self._default_id
+            if endpoint_id is None:
+                with self._lock:
+                    has_default = self._default_id is not None
+                if not has_default:
+                    self.create_endpoint("default")
+                endpoint_id = self._default_id
+                assert endpoint_id is not None
+        try:
+            return self._endpoints[endpoint_id]
+        except KeyError:
+            raise ConfigurationError(
+                f"no endpoint {endpoint_id!r} on backend {self.name!r}"
+            ) from None
+
+    # -- stats -------------------------------------------------------------------------
+
+    def get_stats(self, endpoint_id: str | None = None) -> Stats:
+        """One endpoint's stats, or (no ID) the sum over all endpoints with ``endpoints_count``."""
+        if endpoint_id is not None:
+            return self._endpoint(endpoint_id).stats.snapshot()
+        return Stats.sum(e.stats.snapshot() for e in list(self._endpoints.values()))
+
+    def reset_stats(self, endpoint_id: str | None = None) -> None:
+        """Zero the counters of one endpoint, or of all."""
+        targets = [self._endpoint(endpoint_id)] if endpoint_id else list(self._endpoints.values())
+        for endpoint in targets:
+            endpoint.stats.reset()
+
+    # -- operations --------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        operation: str,
+        endpoint_id: str | None,
+        request_id: str | None,
+        model: str | None,
+        params: dict[str, Any],
+        *,
+        messages: Any = None,
+        prompt: str | None = None,
+        inputs: Any = None,
+    ) -> tuple[Endpoint, Call]:
+        if operation not in self.info.operations:
+            offered = ", ".join(sorted(self.info.operations)) or "none"
+            raise UnsupportedOperationError(
+                f"backend {self.name!r} does not support {operation!r} (it offers: {offered})"
+            )
+        endpoint = self._endpoint(endpoint_id)
+        if messages is not None and not isinstance(messages, list):
+            raise ConfigurationError("messages must be a list of {'role', 'content'} dicts")
+        if inputs is not None:
+            if isinstance(inputs, str):
+                inputs = [inputs]
+            elif not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
+                raise ConfigurationError("inputs must be a string or a list of strings")
+        call = Call(
+            operation=operation,
+            model=model or endpoint.config.model,
+            messages=messages,
+            prompt=prompt,
+            inputs=inputs,
+            params=params,
+            request_id=request_id or new_request_id(),
+        )
+        return endpoint, call
+
+    def chat(
+        self, messages: list[dict[str, Any]], *, model: str | None = None,
+        endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
+    ) -> ChatResult:
+        """Chat completion for OpenAI-style ``messages``."""
+        endpoint, call = self._prepare(
+            Operation.CHAT.value, endpoint_id, request_id, model, params, messages=messages
+        )
+        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+
+    async def achat(
+        self, messages: list[dict[str, Any]], *, model: str | None = None,
+        endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
+    ) -> ChatResult:
+        """Async :meth:`chat`."""
+        endpoint, call = self._prepare(
+            Operation.CHAT.value, endpoint_id, request_id, model, params, messages=messages
+        )
+        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+
+    def generate(
+        self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
+        request_id: str | None = None, **params: Any,
+    ) -> ChatResult:
+        """Text completion of a raw ``prompt``."""
+        endpoint, call = self._prepare(
+            Operation.GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
+        )
+        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+
+    async def agenerate(
+        self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
+        request_id: str | None = None, **params: Any,
+    ) -> ChatResult:
+        """Async :meth:`generate`."""
+        endpoint, call = self._prepare(
+            Operation.GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
+        )
+        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+
+    def embed(
+        self, inputs: str | list[str], *, model: str | None = None,
+        endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
+    ) -> EmbedResult:
+        """Embeddings: one vector per input, in input order."""
+        endpoint, call = self._prepare(
+            Operation.EMBED.value, endpoint_id, request_id, model, params, inputs=inputs
+        )
+        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+
+    async def aembed(
+        self, inputs: str | list[str], *, model: str | None = None,
+        endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
+    ) -> EmbedResult:
+        """Async :meth:`embed`."""
+        endpoint, call = self._prepare(
+            Operation.EMBED.value, endpoint_id, request_id, model, params, inputs=inputs
+        )
+        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+
+    def stream_chat(
+        self, messages: list[dict[str, Any]], *, model: str | None = None,
+        endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
+    ) -> Iterator[StreamChunk]:
+        """Stream a chat reply: chunks with text ``delta``; the last has ``done`` and usage.
+
+        The endpoint slot is held until the stream is consumed or closed.
+        """
+        endpoint, call = self._prepare(
+            Operation.STREAM_CHAT.value, endpoint_id, request_id, model, params, messages=messages
+        )
+        return self._engine.stream(endpoint, call)
+
+    def astream_chat(
+        self, messages: list[dict[str, Any]], *, model: str | None = None,
+        endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """Async :meth:`stream_chat` (``async for chunk in backend.astream_chat(...)``)."""
+        endpoint, call = self._prepare(
+            Operation.STREAM_CHAT.value, endpoint_id, request_id, model, params, messages=messages
+        )
+        return self._engine.astream(endpoint, call)
+
+    def stream_generate(
+        self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
+        request_id: str | None = None, **params: Any,
+    ) -> Iterator[StreamChunk]:
+        """Stream a completion of a raw ``prompt``."""
+        endpoint, call = self._prepare(
+            Operation.STREAM_GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
+        )
+        return self._engine.stream(endpoint, call)
+
+    def astream_generate(
+        self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
+        request_id: str | None = None, **params: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """Async :meth:`stream_generate`."""
+        endpoint, call = self._prepare(
+            Operation.STREAM_GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
+        )
+        return self._engine.astream(endpoint, call)
+
+    def invoke(
+        self, operation: str, *, model: str | None = None, endpoint_id: str | None = None,
+        request_id: str | None = None, **params: Any,
+    ) -> InvokeResult:
+        """A backend-specific operation (``rerank``, ``infer``, ``list_models``...).
+
+        ``backend.info.operations`` lists what the backend offers.
+        """
+        endpoint, call = self._prepare(operation, endpoint_id, request_id, model, params)
+        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+
+    async def ainvoke(
+        self, operation: str, *, model: str | None = None, endpoint_id: str | None = None,
+        request_id: str | None = None, **params: Any,
+    ) -> InvokeResult:
+        """Async :meth:`invoke`."""
+        endpoint, call = self._prepare(operation, endpoint_id, request_id, model, params)
+        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP connections this backend opened from sync calls."""
+        self._http.close()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the running loop and the sync ones."""
+        await self._http.aclose()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+

@@ -1,0 +1,728 @@
+"""The call engine: admission to the queue, the retry loop, one exchange, stats.
+
+Every call goes: admit (or reject at once when the queue is full) -> wait for a slot ->
+attempts under stamina's retry loop, each one the plugin's exchange(s) over HTTP -> the
+plugin's parser -> usage and request IDs on the result -> stats. Whatever happens, an
+admitted call ends exactly once, with a result or an error, and gives its slot back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeAlias
+
+import httpx2
+import msgspec
+import stamina
+
+from ._endpoint import Endpoint, EndpointConfig
+from ._errors import (
+    ERROR_CLASSES,
+    CallError,
+    ErrorKind,
+    QueueFullError,
+    ResponseError,
+    StreamInterruptedError,
+    TimeoutError,
+)
+from ._http import HTTP
+from ._plugin import PluginHooks
+from ._queue import QueueFull
+from ._retry import plan_wait
+from ._types import (
+    Call,
+    ChatResult,
+    Classification,
+    EmbedResult,
+    Exchange,
+    Failure,
+    InvokeResult,
+    Response,
+    StreamChunk,
+    StreamFailure,
+    Usage,
+)
+from ._wire import Event, aiter_events, decode_json, iter_events
+
+__all__ = ["Engine"]
+
+Result: TypeAlias = ChatResult | EmbedResult | InvokeResult
+_encode = msgspec.json.encode
+_monotonic = time.monotonic
+_JSON = "application/json"
+
+
+class _Attempts:
+    """Per-call retry state; its :meth:`hook` is stamina's ``on=`` backoff hook."""
+
+    __slots__ = ("count", "deadline_at", "endpoint", "settings")
+
+    def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None):
+        self.endpoint = endpoint
+        self.settings = config.settings
+        self.deadline_at = deadline_at
+        self.count = 0
+
+    def hook(self, exc: Exception) -> bool | float:
+        """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
+        if not isinstance(exc, CallError) or not getattr(exc, "retryable", False):
+            return False
+        s = self.settings
+        remaining = None if self.deadline_at is None else self.deadline_at - _monotonic()
+        wait = plan_wait(
+            self.count,
+            initial=s.initial_retry_delay,
+            factor=s.backoff_factor,
+            max_delay=s.max_retry_delay,
+            jitter=s.retry_jitter,
+            retry_after=exc.retry_after if s.honor_retry_after else None,
+            remaining=remaining,
+        )
+        if wait is None:
+            return False
+        self.endpoint.stats.retried(wait)
+        return wait
+
+
+def _scrub(text: str, config: EndpointConfig) -> str:
+    key = config.api_key
+    if key is not None and key.reveal() and key.reveal() in text:
+        return text.replace(key.reveal(), "********")
+    return text
+
+
+class Engine:
+    """Runs calls of one backend through its endpoints."""
+
+    __slots__ = ("backend", "hooks", "http", "info", "timeouts")
+
+    def __init__(self, hooks: PluginHooks, http: HTTP) -> None:
+        self.hooks = hooks
+        self.info = hooks.info
+        self.backend = hooks.info.name
+        self.http = http
+        self.timeouts: dict[float, httpx2.Timeout] = {}
+
+    # -- building blocks shared by the sync and async paths ---------------------------
+
+    def _request(
+        self, client: httpx2.Client | httpx2.AsyncClient, config: EndpointConfig, call: Call,
+        exchange: Exchange,
+    ) -> httpx2.Request:
+        path = exchange.path
+        url = path if path.startswith(("http://", "https://")) else config.base_url + path
+        headers = {"accept": _JSON, self.info.request_id_header: call.request_id}
+        if config.settings.headers:
+            headers.update(config.settings.headers)
+        if exchange.headers:
+            headers.update(exchange.headers)
+        content = None
+        if exchange.json is not None:
+            content = _encode(exchange.json)
+            headers["content-type"] = _JSON
+        timeout = self.timeouts.get(config.settings.timeout)
+        if timeout is None:
+            timeout = self.timeouts[config.settings.timeout] = httpx2.Timeout(
+                config.settings.timeout
+            )
+        return client.build_request(
+            exchange.method, url, content=content, params=exchange.params, headers=headers,
+            timeout=timeout,
+        )
+
+    def _server_request_id(self, headers: httpx2.Headers) -> str | None:
+        for name in self.info.server_request_id_headers:
+            value = headers.get(name)
+            if value:
+                return value
+        return None
+
+    def error(
+        self,
+        config: EndpointConfig,
+        call: Call,
+        failure: Failure,
+        *,
+        server_request_id: str | None = None,
+    ) -> CallError:
+        """The exception for a failed exchange, as the plugin classifies it."""
+        c = self.hooks.classify_error(failure)
+        return self._build_error(config, call, c, failure, server_request_id)
+
+    def _build_error(
+        self,
+        config: EndpointConfig,
+        call: Call,
+        c: Classification,
+        failure: Failure,
+        server_request_id: str | None,
+    ) -> CallError:
+        kind = c.kind if isinstance(c.kind, ErrorKind) else ErrorKind.SERVER
+        body = failure.data
+        if body is not None and config.api_key is not None:
+            try:
+                if config.api_key.reveal().encode() in _encode(body):
+                    body = None
+            except (TypeError, msgspec.EncodeError):
+                body = None
+        exc = ERROR_CLASSES[kind](
+            _scrub(c.message or kind.value, config),
+            backend=self.backend,
+            endpoint_id=config.endpoint_id,
+            request_id=call.request_id,
+            server_request_id=server_request_id,
+            status=failure.status,
+            code=c.code,
+            retry_after=c.retry_after,
+            body=body,
+        )
+        exc.retryable = c.retryable  # type: ignore[attr-defined]
+        return exc
+
+    def _transport_error(
+        self, config: EndpointConfig, call: Call, exc: Exception
+    ) -> CallError:
+        err = self.error(config, call, Failure(operation=call.operation, exception=exc))
+        err.__cause__ = exc
+        return err
+
+    def _status_error(
+        self, config: EndpointConfig, call: Call, resp: httpx2.Response
+    ) -> CallError:
+        content = resp.content
+        failure = Failure(
+            operation=call.operation,
+            status=resp.status_code,
+            headers=resp.headers,
+            content=content,
+            data=decode_json(content),
+        )
+        return self.error(config, call, failure, server_request_id=self._server_request_id(resp.headers))
+
+    def _finish(
+        self,
+        config: EndpointConfig,
+        call: Call,
+        exchange: Exchange,
+        resp: httpx2.Response,
+        usage: Usage | None,
+    ) -> Result | tuple[Exchange, Usage | None]:
+        """Parse a 2xx response into a result, or into the chain's next exchange and the
+        usage reported so far."""
+        content = resp.content
+        response = Response(
+            status=resp.status_code, headers=resp.headers, content=content,
+            data=decode_json(content),
+        )
+        parse = exchange.parse
+        if parse is None:
+            raise ResponseError(
+                f"backend {self.backend!r} gave no parser for {call.operation!r}",
+                backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+            )
+        try:
+            result = parse(response)
+        except CallError:
+            raise
+        except Exception as exc:  # a body the plugin cannot read is the server's fault
+            err = ResponseError(
+                _scrub(f"could not read the {call.operation} response: "
+                       f"{type(exc).__name__}: {exc}", config),
+                backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+                server_request_id=self._server_request_id(resp.headers), status=resp.status_code,
+            )
+            err.retryable = False  # type: ignore[attr-defined]
+            raise err from exc
+        reported = self.hooks.parse_usage(call.operation, response.data)
+        if isinstance(result, Exchange):
+            if reported is not None:
+                usage = reported if usage is None else usage.plus(reported)
+            return result, usage
+        if reported is not None:
+            result.usage = reported if usage is None else usage.plus(reported)
+        elif usage is not None:
+            result.usage = usage.plus(result.usage)
+        result.request_id = call.request_id
+        if result.server_request_id is None:
+            result.server_request_id = self._server_request_id(resp.headers)
+        return result
+
+    # -- unary calls -----------------------------------------------------------------
+
+    def call(self, endpoint: Endpoint, call: Call) -> Result:
+        """Run a unary call on the calling thread."""
+        config = endpoint.config
+        start = _monotonic()
+        deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
+        stats = endpoint.stats
+        waiter = self._admit(endpoint, config, call)
+        queued = waiter is not None
+        stats.admitted(queued=queued)
+        ok = False
+        usage = None
+        try:
+            if waiter is not None:
+                try:
+                    endpoint.limiter.wait(
+                        waiter, None if deadline_at is None else deadline_at - _monotonic()
+                    )
+                except TimeoutError:
+                    raise self._deadline_error(config, call, "waiting in the queue") from None
+                stats.started()
+                queued = False
+            try:
+                result = self._attempts_sync(endpoint, config, call, deadline_at)
+            finally:
+                endpoint.limiter.leave()
+            ok = True
+            usage = result.usage
+            return result
+        finally:
+            stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+
+    def _attempts_sync(
+        self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None
+    ) -> Result:
+        first = self.hooks.send(call, config)
+        state = _Attempts(endpoint, config, deadline_at)
+        try:
+            for attempt in stamina.retry_context(
+                on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
+            ):
+                with attempt:
+                    state.count += 1
+                    return self._chain_sync(config, call, first)
+        except CallError as exc:
+            exc.attempts = state.count
+            raise
+        raise AssertionError("unreachable")
+
+    def _chain_sync(self, config: EndpointConfig, call: Call, exchange: Exchange) -> Result:
+        client = self.http.sync
+        usage: Usage | None = None
+        while True:
+            request = self._request(client, config, call, exchange)
+            try:
+                resp = client.send(request)
+            except httpx2.HTTPError as exc:
+                raise self._transport_error(config, call, exc) from exc
+            if resp.status_code >= 400:
+                raise self._status_error(config, call, resp)
+            out = self._finish(config, call, exchange, resp, usage)
+            if isinstance(out, tuple):
+                exchange, usage = out
+                continue
+            return out
+
+    async def acall(self, endpoint: Endpoint, call: Call) -> Result:
+        """Run a unary call on the running event loop (no thread hops)."""
+        config = endpoint.config
+        start = _monotonic()
+        deadline = config.settings.deadline
+        deadline_at = None if deadline is None else start + deadline
+        stats = endpoint.stats
+        waiter = self._admit(endpoint, config, call)
+        queued = waiter is not None
+        stats.admitted(queued=queued)
+        ok = False
+        usage = None
+        try:
+            if deadline_at is None:
+                if waiter is not None:
+                    await endpoint.limiter.await_slot(waiter)
+                    stats.started()
+                    queued = False
+                try:
+                    result = await self._attempts_async(endpoint, config, call, None)
+                finally:
+                    endpoint.limiter.leave()
+            else:
+                holding = waiter is None
+                try:
+                    async with asyncio.timeout_at(_loop_deadline(deadline_at)):
+                        if waiter is not None:
+                            await endpoint.limiter.await_slot(waiter)
+                            holding = True
+                            stats.started()
+                            queued = False
+                        result = await self._attempts_async(endpoint, config, call, deadline_at)
+                except builtins_TimeoutError as exc:
+                    if isinstance(exc, CallError):
+                        raise
+                    where = "waiting in the queue" if not holding else "running"
+                    raise self._deadline_error(config, call, where) from None
+                finally:
+                    if holding:
+                        endpoint.limiter.leave()
+            ok = True
+            usage = result.usage
+            return result
+        finally:
+            stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+
+    async def _attempts_async(
+        self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None
+    ) -> Result:
+        first = self.hooks.send(call, config)
+        state = _Attempts(endpoint, config, deadline_at)
+        try:
+            async for attempt in stamina.retry_context(
+                on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
+            ):
+                with attempt:
+                    state.count += 1
+                    return await self._chain_async(config, call, first)
+        except CallError as exc:
+            exc.attempts = state.count
+            raise
+        raise AssertionError("unreachable")
+
+    async def _chain_async(self, config: EndpointConfig, call: Call, exchange: Exchange) -> Result:
+        client = self.http.for_loop(asyncio.get_running_loop())
+        usage: Usage | None = None
+        while True:
+            request = self._request(client, config, call, exchange)
+            try:
+                resp = await client.send(request)
+            except httpx2.HTTPError as exc:
+                raise self._transport_error(config, call, exc) from exc
+            if resp.status_code >= 400:
+                raise self._status_error(config, call, resp)
+            out = self._finish(config, call, exchange, resp, usage)
+            if isinstance(out, tuple):
+                exchange, usage = out
+                continue
+            return out
+
+    # -- admission and errors ----------------------------------------------------------
+
+    def _admit(self, endpoint: Endpoint, config: EndpointConfig, call: Call) -> Any:
+        try:
+            return endpoint.limiter.admit()
+        except QueueFull:
+            endpoint.stats.rejected_now()
+            raise QueueFullError(
+                f"queue full: {config.settings.queue_size} calls already waiting",
+                backend=self.backend,
+                endpoint_id=config.endpoint_id,
+                request_id=call.request_id,
+            ) from None
+
+    def _deadline_error(self, config: EndpointConfig, call: Call, where: str) -> TimeoutError:
+        return TimeoutError(
+            f"call deadline of {config.settings.deadline}s ran out while {where}",
+            backend=self.backend,
+            endpoint_id=config.endpoint_id,
+            request_id=call.request_id,
+        )
+
+    # -- streams -----------------------------------------------------------------------
+
+    def stream(self, endpoint: Endpoint, call: Call) -> Iterator[StreamChunk]:
+        """Run a streamed call on the calling thread, yielding chunks as they arrive."""
+        config = endpoint.config
+        start = _monotonic()
+        deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
+        stats = endpoint.stats
+        waiter = self._admit(endpoint, config, call)
+        queued = waiter is not None
+        stats.admitted(queued=queued)
+        ok = False
+        reader: _SyncStream | None = None
+        try:
+            if waiter is not None:
+                try:
+                    endpoint.limiter.wait(
+                        waiter, None if deadline_at is None else deadline_at - _monotonic()
+                    )
+                except TimeoutError:
+                    raise self._deadline_error(config, call, "waiting in the queue") from None
+                stats.started()
+                queued = False
+            try:
+                exchange = self.hooks.send(call, config)
+                state = _Attempts(endpoint, config, deadline_at)
+                try:
+                    for attempt in stamina.retry_context(
+                        on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
+                    ):
+                        with attempt:
+                            state.count += 1
+                            if reader is not None:
+                                reader.close()
+                            reader = _SyncStream(self, config, call, exchange)
+                            first = reader.open()
+                except CallError as exc:
+                    exc.attempts = state.count
+                    raise
+                assert reader is not None
+                if first is not None:
+                    reader.yielded = True
+                    yield first
+                yield from reader.rest()
+                ok = True
+            finally:
+                if reader is not None:
+                    reader.close()
+                endpoint.limiter.leave()
+        finally:
+            usage = reader.usage if reader is not None else None
+            stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+
+    async def astream(self, endpoint: Endpoint, call: Call) -> AsyncIterator[StreamChunk]:
+        """Run a streamed call on the running event loop, yielding chunks as they arrive."""
+        config = endpoint.config
+        start = _monotonic()
+        deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
+        stats = endpoint.stats
+        waiter = self._admit(endpoint, config, call)
+        queued = waiter is not None
+        stats.admitted(queued=queued)
+        ok = False
+        reader: _AsyncStream | None = None
+        holding = waiter is None
+        try:
+            try:
+                # The deadline covers the queue wait and opening the stream (up to its first
+                # chunk); once text flows, each read is bounded by the attempt timeout.
+                async with asyncio.timeout_at(
+                    None if deadline_at is None else _loop_deadline(deadline_at)
+                ):
+                    if waiter is not None:
+                        await endpoint.limiter.await_slot(waiter)
+                        holding = True
+                        stats.started()
+                        queued = False
+                    exchange = self.hooks.send(call, config)
+                    state = _Attempts(endpoint, config, deadline_at)
+                    try:
+                        async for attempt in stamina.retry_context(
+                            on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
+                        ):
+                            with attempt:
+                                state.count += 1
+                                if reader is not None:
+                                    await reader.aclose()
+                                reader = _AsyncStream(self, config, call, exchange)
+                                first = await reader.open()
+                    except CallError as exc:
+                        exc.attempts = state.count
+                        raise
+            except builtins_TimeoutError as exc:
+                if isinstance(exc, CallError):
+                    raise
+                where = "running" if holding else "waiting in the queue"
+                raise self._deadline_error(config, call, where) from None
+            assert reader is not None
+            if first is not None:
+                reader.yielded = True
+                yield first
+            async for chunk in reader.rest():
+                yield chunk
+            ok = True
+        finally:
+            try:
+                if reader is not None:
+                    await reader.aclose()
+            finally:
+                if holding:
+                    endpoint.limiter.leave()
+                usage = reader.usage if reader is not None else None
+                stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+
+
+builtins_TimeoutError = builtins.TimeoutError  # ours shadows the name in this module
+
+
+def _loop_deadline(deadline_at: float) -> float:
+    """``deadline_at`` (on ``time.monotonic``) on the running loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (deadline_at - _monotonic())
+
+
+class _StreamBase:
+    """What the sync and async stream readers share: turning events into chunks."""
+
+    __slots__ = ("call", "config", "done", "engine", "exchange", "finish_reason", "headers",
+                 "response", "server_request_id", "usage", "yielded")
+
+    def __init__(self, engine: Engine, config: EndpointConfig, call: Call, exchange: Exchange):
+        self.engine = engine
+        self.config = config
+        self.call = call
+        self.exchange = exchange
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.yielded = False
+        self.server_request_id: str | None = None
+        self.headers: httpx2.Headers = httpx2.Headers()
+
+    def event(self, event: Event) -> StreamChunk | None:
+        engine = self.engine
+        parse = self.exchange.parse_event
+        assert parse is not None
+        try:
+            out = parse(event)
+        except CallError:
+            raise
+        except Exception as exc:
+            err = StreamInterruptedError(
+                _scrub(f"could not read a stream event: {type(exc).__name__}: {exc}", self.config),
+                backend=engine.backend, endpoint_id=self.config.endpoint_id,
+                request_id=self.call.request_id, server_request_id=self.server_request_id,
+            )
+            err.retryable = False  # type: ignore[attr-defined]
+            raise err from exc
+        if isinstance(out, StreamFailure):
+            err = engine.error(
+                self.config, self.call,
+                Failure(operation=self.call.operation, status=out.status or 200,
+                        headers=self.headers, data=out.data, in_stream=True),
+                server_request_id=self.server_request_id,
+            )
+            if self.yielded:
+                err.retryable = False  # type: ignore[attr-defined]
+            raise err
+        reported = engine.hooks.parse_usage(self.call.operation, event.json)
+        if reported is not None:
+            self.usage = reported if self.usage is None else self.usage.merged(reported)
+        if out is None:
+            return None
+        out.request_id = self.call.request_id
+        out.server_request_id = self.server_request_id
+        if out.finish_reason is not None:
+            self.finish_reason = out.finish_reason
+        if out.done:
+            self.done = True
+            return self.final(out)
+        if not out.delta and out.finish_reason is None:
+            return None
+        return out
+
+    def final(self, last: StreamChunk) -> StreamChunk:
+        last.usage = self.usage or last.usage or Usage()
+        self.usage = last.usage
+        if last.finish_reason is None:
+            last.finish_reason = self.finish_reason
+        return last
+
+    def interrupted(self, cause: BaseException | None) -> CallError:
+        err = StreamInterruptedError(
+            "the stream ended before its final event"
+            + (f" ({type(cause).__name__}: {cause})" if cause is not None else ""),
+            backend=self.engine.backend, endpoint_id=self.config.endpoint_id,
+            request_id=self.call.request_id, server_request_id=self.server_request_id,
+        )
+        err.retryable = not self.yielded  # type: ignore[attr-defined]
+        return err
+
+
+class _SyncStream(_StreamBase):
+    __slots__ = ("_cm", "_events")
+
+    def open(self) -> StreamChunk | None:
+        """Send the request and read up to the first chunk worth yielding."""
+        engine = self.engine
+        client = engine.http.sync
+        request = engine._request(client, self.config, self.call, self.exchange)
+        try:
+            resp = client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise engine._transport_error(self.config, self.call, exc) from exc
+        self.response = resp
+        self.headers = resp.headers
+        self.server_request_id = engine._server_request_id(resp.headers)
+        if resp.status_code >= 400:
+            try:
+                resp.read()
+            except httpx2.HTTPError as exc:
+                raise engine._transport_error(self.config, self.call, exc) from exc
+            finally:
+                resp.close()
+            raise engine._status_error(self.config, self.call, resp)
+        kind = self.exchange.stream or "sse"
+        self._events = iter_events(resp.iter_lines(), kind)
+        return self._next()
+
+    def _next(self) -> StreamChunk | None:
+        while not self.done:
+            try:
+                event = next(self._events)
+            except StopIteration:
+                raise self.interrupted(None) from None
+            except httpx2.HTTPError as exc:
+                raise self.interrupted(exc) from exc
+            chunk = self.event(event)
+            if chunk is not None:
+                return chunk
+        return None
+
+    def rest(self) -> Iterator[StreamChunk]:
+        while not self.done:
+            chunk = self._next()
+            if chunk is None:
+                break
+            self.yielded = True
+            yield chunk
+
+    def close(self) -> None:
+        response = getattr(self, "response", None)
+        if response is not None:
+            response.close()
+
+
+class _AsyncStream(_StreamBase):
+    __slots__ = ("_events",)
+
+    async def open(self) -> StreamChunk | None:
+        engine = self.engine
+        client = engine.http.for_loop(asyncio.get_running_loop())
+        request = engine._request(client, self.config, self.call, self.exchange)
+        try:
+            resp = await client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise engine._transport_error(self.config, self.call, exc) from exc
+        self.response = resp
+        self.headers = resp.headers
+        self.server_request_id = engine._server_request_id(resp.headers)
+        if resp.status_code >= 400:
+            try:
+                await resp.aread()
+            except httpx2.HTTPError as exc:
+                raise engine._transport_error(self.config, self.call, exc) from exc
+            finally:
+                await resp.aclose()
+            raise engine._status_error(self.config, self.call, resp)
+        kind = self.exchange.stream or "sse"
+        self._events = aiter_events(resp.aiter_lines(), kind)
+        return await self._next()
+
+    async def _next(self) -> StreamChunk | None:
+        while not self.done:
+            try:
+                event = await self._events.__anext__()
+            except StopAsyncIteration:
+                raise self.interrupted(None) from None
+            except httpx2.HTTPError as exc:
+                raise self.interrupted(exc) from exc
+            chunk = self.event(event)
+            if chunk is not None:
+                return chunk
+        return None
+
+    async def rest(self) -> AsyncIterator[StreamChunk]:
+        while not self.done:
+            chunk = await self._next()
+            if chunk is None:
+                break
+            self.yielded = True
+            yield chunk
+
+    async def aclose(self) -> None:
+        response = getattr(self, "response", None)
+        if response is not None:
+            await response.aclose()

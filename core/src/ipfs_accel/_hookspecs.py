@@ -1,0 +1,67 @@
+"""The hooks a backend plugin implements. A plugin only translates; the core does the rest.
+
+A plugin is a module (or object) with functions marked ``@ipfs_accel.hookimpl``:
+
+- ``backend_info()`` (required): the backend's name, defaults, env vars and operations.
+- ``send(call, endpoint)`` (required): the HTTP exchange for one call, and how to read
+  the answer back into a result.
+- ``parse_usage(operation, data)``: token usage from a response body or stream event.
+- ``classify_error(failure)``: what kind of error a failed exchange is, and whether and
+  when to retry it.
+
+The core builds one plugin manager per backend, so a call for one backend never walks the
+hooks of another. None of the hooks perform I/O: the core sends, and sync and async calls
+share the same plugin code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._endpoint import EndpointConfig
+    from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT = "ipfs_accel"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Mark a plugin's hook implementations: ``@ipfs_accel.hookimpl``."""
+
+
+@hookspec(firstresult=True)
+def backend_info() -> BackendInfo:  # type: ignore[empty-body]
+    """Declare the backend: name, default base URL, env vars, operations, options type."""
+
+
+@hookspec(firstresult=True)
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:  # type: ignore[empty-body]
+    """Translate one call into the HTTP exchange this API expects.
+
+    Return an :class:`~ipfs_accel.Exchange`: method, path, JSON body, the API's own auth
+    header built from ``endpoint.api_key`` (may be ``None``), and ``parse`` (or, for a
+    stream, ``parse_event``) to read the answer back. Raise
+    :class:`~ipfs_accel.UnsupportedOperationError` for an operation the API does not have,
+    or :class:`~ipfs_accel.ConfigurationError` for a call that cannot be expressed.
+    """
+
+
+@hookspec(firstresult=True)
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """Token usage from a decoded response body or stream event; ``None`` if it has none.
+
+    For streams the core calls it on every event and merges the reports
+    (:meth:`~ipfs_accel.Usage.merged`), so a usage split over several events adds up.
+    """
+
+
+@hookspec(firstresult=True)
+def classify_error(failure: Failure) -> Classification | None:
+    """Classify a failed exchange: kind, retryable, message, code and Retry-After.
+
+    Must never raise (the core checks this property). Return ``None`` to use
+    :func:`~ipfs_accel.default_classification`, which plugins usually call and refine.
+    """

@@ -1,0 +1,127 @@
+"""One validated plugin behind a typed facade: the only way the core calls hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import _hookspecs
+from ._errors import ConfigurationError, PluginLoadError
+from ._retry import default_classification
+from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
+
+if TYPE_CHECKING:
+    from ._endpoint import EndpointConfig
+
+__all__ = ["PluginHooks", "make_plugin_manager"]
+
+_REQUIRED = ("backend_info", "send")
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A fresh plugin manager with the ipfs-accel hook specs; no global state."""
+    pm = pluggy.PluginManager(_hookspecs.PROJECT)
+    pm.add_hookspecs(_hookspecs)
+    return pm
+
+
+def _direct(pm: pluggy.PluginManager, name: str) -> Callable[..., Any] | None:
+    """The single implementation of hook ``name`` as a plain function, or ``None``.
+
+    Each backend's manager holds exactly one plugin, so calling the function directly is
+    what pluggy would do, minus its per-call bookkeeping; wrappers force the pluggy path.
+    """
+    caller = getattr(pm.hook, name)
+    impls = caller.get_hookimpls()
+    if not impls:
+        return None
+    if len(impls) == 1 and not (impls[0].hookwrapper or impls[0].wrapper):
+        return impls[0].function  # type: ignore[no-any-return]
+    return lambda **kw: caller(**kw)
+
+
+class PluginHooks:
+    """The hooks of one backend plugin, validated and typed.
+
+    Raises :class:`PluginLoadError` if the object is not a valid plugin: unknown hooks or
+    arguments (pluggy's ``check_pending`` and signature checks), a required hook missing,
+    or a ``backend_info`` that is not a :class:`BackendInfo`.
+    """
+
+    __slots__ = ("_classify", "_parse_usage", "_send", "info", "plugin", "pm")
+
+    def __init__(self, plugin: object, *, name: str | None = None, dist: str | None = None):
+        label = name or getattr(plugin, "__name__", repr(plugin))
+        pm = make_plugin_manager()
+        try:
+            pm.register(plugin, name=label)
+            pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise PluginLoadError(
+                f"plugin {label!r} does not validate: {exc}", name=label, distribution=dist
+            ) from exc
+        for hook in _REQUIRED:
+            if not getattr(pm.hook, hook).get_hookimpls():
+                raise PluginLoadError(
+                    f"plugin {label!r} does not implement the required hook {hook!r}",
+                    name=label,
+                    distribution=dist,
+                )
+        try:
+            info = pm.hook.backend_info()
+        except Exception as exc:
+            raise PluginLoadError(
+                f"plugin {label!r}: backend_info() raised {type(exc).__name__}: {exc}",
+                name=label,
+                distribution=dist,
+            ) from exc
+        if not isinstance(info, BackendInfo):
+            raise PluginLoadError(
+                f"plugin {label!r}: backend_info() must return BackendInfo, got {info!r}",
+                name=label,
+                distribution=dist,
+            )
+        if name is not None and info.name != name:
+            raise PluginLoadError(
+                f"entry point {name!r} loads a plugin that calls itself {info.name!r}",
+                name=name,
+                distribution=dist,
+            )
+        self.plugin = plugin
+        self.pm = pm
+        self.info = info
+        send = _direct(pm, "send")
+        assert send is not None
+        self._send = send
+        self._parse_usage = _direct(pm, "parse_usage")
+        self._classify = _direct(pm, "classify_error")
+
+    def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
+        """The plugin's exchange for ``call``; a wrong answer is a configuration error."""
+        exchange = self._send(call=call, endpoint=endpoint)
+        if not isinstance(exchange, Exchange):
+            raise ConfigurationError(
+                f"backend {self.info.name!r}: send() returned {type(exchange).__name__}, "
+                "not an Exchange"
+            )
+        return exchange
+
+    def parse_usage(self, operation: str, data: Any) -> Usage | None:
+        """Usage from a body or event; ``None`` if the plugin has no such hook or finds none."""
+        if self._parse_usage is None or data is None:
+            return None
+        result = self._parse_usage(operation=operation, data=data)
+        return result if isinstance(result, Usage) else None
+
+    def classify_error(self, failure: Failure) -> Classification:
+        """The plugin's classification, falling back to the default; never raises."""
+        if self._classify is not None:
+            try:
+                result = self._classify(failure=failure)
+            except Exception:  # a broken classifier must not lose the original error
+                result = None
+            if isinstance(result, Classification):
+                return result
+        return default_classification(failure)

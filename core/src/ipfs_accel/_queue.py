@@ -1,0 +1,174 @@
+"""The per-endpoint queue: a FIFO concurrency limiter shared by threads and coroutines.
+
+One lock guards a count of calls in flight and a deque of waiters. A waiter is either a
+thread (woken through a pre-acquired lock) or a coroutine (woken through a future on its
+own event loop), so the same limits hold across the sync and async APIs, and the async
+path never hops threads. A released slot is handed straight to the oldest waiter, which
+keeps start order FIFO and stops late arrivals from overtaking the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+
+__all__ = ["Limiter", "QueueFull"]
+
+_WAITING, _GRANTED, _ABANDONED = 0, 1, 2
+
+
+class QueueFull(Exception):  # noqa: N818 - internal signal, turned into QueueFullError
+    """Raised by :meth:`Limiter.enter` when ``queue_size`` calls are already waiting."""
+
+
+class _Waiter:
+    __slots__ = ("future", "lock", "loop", "state", "thread")
+
+    def __init__(self) -> None:
+        self.state = _WAITING
+        self.lock: threading.Lock | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.future: asyncio.Future[None] | None = None
+        self.thread = 0
+
+    def wake(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            return
+        assert self.loop is not None and self.future is not None
+        if threading.get_ident() == self.thread:
+            self.loop.call_soon(_resolve, self.future)
+        else:
+            try:
+                self.loop.call_soon_threadsafe(_resolve, self.future)
+            except RuntimeError:  # its loop is closed: the waiter is gone with it
+                pass
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Limiter:
+    """At most ``limit`` holders at once and at most ``queue_size`` waiting, FIFO.
+
+    ``enter``/``aenter`` return once the caller holds a slot (or raise :class:`QueueFull`
+    at once, or ``TimeoutError`` when ``timeout`` runs out while waiting); every successful
+    enter must be paired with exactly one :meth:`leave`.
+    """
+
+    __slots__ = ("_lock", "_waiters", "in_flight", "limit", "queue_size")
+
+    def __init__(self, limit: int, queue_size: int) -> None:
+        self._lock = threading.Lock()
+        self._waiters: deque[_Waiter] = deque()
+        self.limit = limit
+        self.queue_size = queue_size
+        self.in_flight = 0
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot now."""
+        return len(self._waiters)
+
+    def resize(self, limit: int, queue_size: int) -> None:
+        """Change the limits; raising ``limit`` starts waiters at once."""
+        wake: list[_Waiter] = []
+        with self._lock:
+            self.limit = limit
+            self.queue_size = queue_size
+            while self._waiters and self.in_flight < self.limit:
+                waiter = self._waiters.popleft()
+                waiter.state = _GRANTED
+                self.in_flight += 1
+                if waiter.lock is not None or waiter.future is not None:
+                    wake.append(waiter)
+        for waiter in wake:
+            waiter.wake()
+
+    def admit(self) -> _Waiter | None:
+        """Take a slot now (returns ``None``) or a place in the queue (returns the waiter).
+
+        Raises :class:`QueueFull` at once when ``queue_size`` calls already wait. A waiter
+        must then be passed to :meth:`wait` or :meth:`await_slot`.
+        """
+        with self._lock:
+            if self.in_flight < self.limit and not self._waiters:
+                self.in_flight += 1
+                return None
+            if len(self._waiters) >= self.queue_size:
+                raise QueueFull
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+            return waiter
+
+    def _abandon(self, waiter: _Waiter) -> bool:
+        """Leave the queue. False if the slot was already granted (the caller holds it)."""
+        with self._lock:
+            if waiter.state == _GRANTED:
+                return False
+            waiter.state = _ABANDONED
+            self._waiters.remove(waiter)
+            return True
+
+    def wait(self, waiter: _Waiter, timeout: float | None = None) -> None:
+        """Block the calling thread until ``waiter`` holds a slot.
+
+        Raises ``TimeoutError`` (and leaves the queue) if ``timeout`` seconds pass first.
+        """
+        with self._lock:
+            if waiter.state == _GRANTED:
+                return
+            waiter.lock = lock = threading.Lock()
+            lock.acquire()
+        if lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            return
+        if self._abandon(waiter):
+            raise TimeoutError("timed out waiting in the endpoint's queue")
+        lock.acquire()  # granted while timing out: the grant's release is on its way
+
+    async def await_slot(self, waiter: _Waiter) -> None:
+        """Wait on the running event loop until ``waiter`` holds a slot.
+
+        Cancel the task (``asyncio.timeout`` does) to stop waiting: the place is freed, and
+        a slot granted in that same moment is passed on.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if waiter.state == _GRANTED:
+                return
+            waiter.loop = loop
+            waiter.thread = threading.get_ident()
+            waiter.future = future = loop.create_future()
+        try:
+            await future
+        except BaseException:
+            if not self._abandon(waiter):
+                self.leave()
+            raise
+
+    def enter(self, timeout: float | None = None) -> None:
+        """Admit and wait (sync): return holding a slot."""
+        waiter = self.admit()
+        if waiter is not None:
+            self.wait(waiter, timeout)
+
+    async def aenter(self) -> None:
+        """Admit and wait (async): return holding a slot."""
+        waiter = self.admit()
+        if waiter is not None:
+            await self.await_slot(waiter)
+
+    def leave(self) -> None:
+        """Give the slot back: to the oldest waiter if there is one."""
+        with self._lock:
+            if self.in_flight > self.limit or not self._waiters:
+                self.in_flight -= 1
+                return
+            waiter = self._waiters.popleft()
+            waiter.state = _GRANTED
+            if waiter.lock is None and waiter.future is None:
+                return  # granted before it started waiting: wait()/await_slot() will see it
+        waiter.wake()

@@ -1,0 +1,192 @@
+"""Finding backend plugins: entry points in ``ipfs_accel.backends``, or objects passed in."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx2
+import importlib_metadata
+import msgspec
+
+from ._backend import Backend
+from ._errors import ConfigurationError, PluginLoadError
+from ._http import HTTP
+from ._plugin import PluginHooks
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginStatus", "Registry"]
+
+ENTRY_POINT_GROUP = "ipfs_accel.backends"
+
+
+class PluginStatus(msgspec.Struct, kw_only=True, frozen=True):
+    """What the registry knows of one plugin: where it comes from and whether it loads.
+
+    ``loaded`` is false until the plugin is imported (listing never imports);
+    ``error`` says why a plugin failed to import or validate.
+    """
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    target: str | None = None
+    loaded: bool = False
+    error: str | None = None
+
+
+class _Entry:
+    __slots__ = ("dist", "entry_point", "error", "hooks", "name", "version")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.entry_point: importlib_metadata.EntryPoint | None = None
+        self.dist: str | None = None
+        self.version: str | None = None
+        self.hooks: PluginHooks | None = None
+        self.error: PluginLoadError | None = None
+
+
+class Registry:
+    """The installed backends, found lazily through the ``ipfs_accel.backends`` entry points.
+
+    ``names()`` and ``status()`` read package metadata only; ``get(name)`` imports and
+    validates one plugin (once) and returns a new :class:`Backend`. A plugin that fails
+    to import or validate is reported by ``status()``/``errors()`` and raises
+    :class:`PluginLoadError` from ``get``; the others are unaffected.
+
+    ``plugins`` registers plugin modules or objects directly (tests, embedders); with
+    ``entry_points=False`` only those are seen. ``transport``/``async_transport`` replace
+    the HTTP transport of every backend this registry makes (``httpx2.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        *,
+        plugins: Iterable[object] = (),
+        entry_points: bool = True,
+        transport: httpx2.BaseTransport | None = None,
+        async_transport: httpx2.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._use_entry_points = entry_points
+        self._transport = transport
+        self._async_transport = async_transport
+        self._environ = environ
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] | None = None
+        self._direct: dict[str, _Entry] = {}
+        for plugin in plugins:
+            hooks = PluginHooks(plugin)
+            entry = _Entry(hooks.info.name)
+            entry.hooks = hooks
+            if entry.name in self._direct:
+                raise ConfigurationError(f"two plugins passed for backend {entry.name!r}")
+            self._direct[entry.name] = entry
+
+    def _scan(self) -> dict[str, _Entry]:
+        entries = self._entries
+        if entries is not None:
+            return entries
+        with self._lock:
+            if self._entries is not None:
+                return self._entries
+            found: dict[str, _Entry] = {}
+            if self._use_entry_points:
+                for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+                    if ep.name in found:  # the first installed wins, as importlib does
+                        continue
+                    entry = _Entry(ep.name)
+                    entry.entry_point = ep
+                    if ep.dist is not None:
+                        entry.dist = ep.dist.name
+                        entry.version = ep.dist.version
+                    found[ep.name] = entry
+            found.update(self._direct)
+            self._entries = found
+            return found
+
+    def names(self) -> list[str]:
+        """The backend names, sorted. Imports no plugin code."""
+        return sorted(self._scan())
+
+    def status(self) -> list[PluginStatus]:
+        """Every plugin's origin and state, sorted by name (imports nothing new)."""
+        out = []
+        for name, entry in sorted(self._scan().items()):
+            ep = entry.entry_point
+            out.append(
+                PluginStatus(
+                    name=name,
+                    distribution=entry.dist,
+                    version=entry.version,
+                    target=ep.value if ep is not None else None,
+                    loaded=entry.hooks is not None,
+                    error=str(entry.error) if entry.error else None,
+                )
+            )
+        return out
+
+    def load_all(self) -> list[PluginStatus]:
+        """Import and validate every plugin; return their status (broken ones with errors)."""
+        for name in self.names():
+            try:
+                self.hooks(name)
+            except PluginLoadError:
+                pass
+        return self.status()
+
+    def errors(self) -> dict[str, PluginLoadError]:
+        """Plugins that failed to load so far, by name."""
+        return {n: e.error for n, e in self._scan().items() if e.error is not None}
+
+    def hooks(self, name: str) -> PluginHooks:
+        """The validated hooks of plugin ``name``, importing it on first use."""
+        entries = self._scan()
+        entry = entries.get(name)
+        if entry is None:
+            known = ", ".join(sorted(entries)) or "none installed"
+            raise ConfigurationError(f"unknown backend {name!r} (known: {known})")
+        if entry.hooks is not None:
+            return entry.hooks
+        if entry.error is not None:
+            raise entry.error
+        with self._lock:
+            if entry.hooks is None and entry.error is None:
+                self._load(entry)
+        if entry.error is not None:
+            raise entry.error
+        assert entry.hooks is not None
+        return entry.hooks
+
+    @staticmethod
+    def _load(entry: _Entry) -> None:
+        ep = entry.entry_point
+        assert ep is not None
+        where = f" (distribution {entry.dist})" if entry.dist else ""
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            error = PluginLoadError(
+                f"backend {entry.name!r}{where} failed to import {ep.value!r}: "
+                f"{type(exc).__name__}: {exc}",
+                name=entry.name,
+                distribution=entry.dist,
+            )
+            error.__cause__ = exc
+            entry.error = error
+            return
+        try:
+            entry.hooks = PluginHooks(plugin, name=entry.name, dist=entry.dist)
+        except PluginLoadError as exc:
+            entry.error = exc
+
+    def get(self, name: str, **defaults: Any) -> Backend:
+        """A new :class:`Backend` for plugin ``name``; ``defaults`` apply to all its endpoints.
+
+        ``defaults`` are endpoint settings (``api_key``, ``base_url``, ``max_retries``...),
+        validated now: an unknown or invalid one raises :class:`ConfigurationError`.
+        """
+        hooks = self.hooks(name)
+        http = HTTP(transport=self._transport, async_transport=self._async_transport)
+        return Backend(hooks, http=http, defaults=defaults, environ=self._environ)

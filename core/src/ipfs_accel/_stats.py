@@ -1,0 +1,175 @@
+"""Per-endpoint usage statistics, exact under threads and coroutines."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from ._types import Usage
+
+__all__ = ["Stats", "StatsCounter"]
+
+
+class Stats(msgspec.Struct, kw_only=True, frozen=True):
+    """A snapshot of an endpoint's counters, or their sum over a backend's endpoints.
+
+    ``total_requests`` counts calls (not attempts): it equals ``successful_requests +
+    failed_requests + in_flight + queued``. ``rejected`` calls (queue full) count as failed.
+    ``retries`` counts the extra attempts. Read as attributes or as ``stats["name"]``.
+    ``endpoints_count`` is 1 for one endpoint and the number summed for an aggregate.
+    """
+
+    total_requests: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+    rejected: int = 0
+    retries: int = 0
+    queued: int = 0
+    in_flight: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    retry_wait_seconds: float = 0.0
+    latency_seconds_total: float = 0.0
+    latency_seconds_max: float = 0.0
+    endpoints_count: int = 1
+
+    @property
+    def average_latency_seconds(self) -> float:
+        """Mean latency of the finished calls (queue wait included)."""
+        done = self.successful_requests + self.failed_requests - self.rejected
+        return self.latency_seconds_total / done if done else 0.0
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.__struct_fields__ or name == "average_latency_seconds":
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def keys(self) -> tuple[str, ...]:
+        """The field names, so ``dict(stats)`` works."""
+        return self.__struct_fields__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict (with the derived average latency)."""
+        out: dict[str, Any] = msgspec.structs.asdict(self)
+        out["average_latency_seconds"] = self.average_latency_seconds
+        return out
+
+    @classmethod
+    def sum(cls, parts: Iterable[Stats]) -> Stats:
+        """The aggregate of several endpoints' stats."""
+        totals: dict[str, Any] = dict.fromkeys(cls.__struct_fields__, 0)
+        totals["latency_seconds_max"] = 0.0
+        count = 0
+        for part in parts:
+            count += 1
+            for name in cls.__struct_fields__:
+                if name == "latency_seconds_max":
+                    totals[name] = max(totals[name], part.latency_seconds_max)
+                elif name != "endpoints_count":
+                    totals[name] += getattr(part, name)
+        totals["endpoints_count"] = count
+        return cls(**totals)
+
+
+class StatsCounter:
+    """The live counters of one endpoint. Every update takes the lock once."""
+
+    __slots__ = (
+        "_lock",
+        "failed",
+        "in_flight",
+        "input_tokens",
+        "latency_max",
+        "latency_total",
+        "output_tokens",
+        "queued",
+        "rejected",
+        "retries",
+        "retry_wait",
+        "successful",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.queued = self.in_flight = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the counters of finished calls; calls queued or in flight stay counted."""
+        with self._lock:
+            self.total = self.queued + self.in_flight
+            self.successful = self.failed = self.rejected = self.retries = 0
+            self.input_tokens = self.output_tokens = 0
+            self.retry_wait = self.latency_total = self.latency_max = 0.0
+
+    def admitted(self, *, queued: bool) -> None:
+        """A call entered: straight into flight, or into the queue."""
+        with self._lock:
+            self.total += 1
+            if queued:
+                self.queued += 1
+            else:
+                self.in_flight += 1
+
+    def started(self) -> None:
+        """A queued call got its slot."""
+        with self._lock:
+            self.queued -= 1
+            self.in_flight += 1
+
+    def rejected_now(self) -> None:
+        """A call found the queue full."""
+        with self._lock:
+            self.total += 1
+            self.failed += 1
+            self.rejected += 1
+
+    def retried(self, wait: float) -> None:
+        """An attempt failed and another follows after ``wait`` seconds."""
+        with self._lock:
+            self.retries += 1
+            self.retry_wait += wait
+
+    def finished(
+        self, *, ok: bool, was_queued: bool, latency: float, usage: Usage | None
+    ) -> None:
+        """A call ended, with a result (``ok``) or an error."""
+        with self._lock:
+            if was_queued:
+                self.queued -= 1
+            else:
+                self.in_flight -= 1
+            if ok:
+                self.successful += 1
+            else:
+                self.failed += 1
+            if usage is not None:
+                self.input_tokens += usage.input_tokens
+                self.output_tokens += usage.output_tokens
+            self.latency_total += latency
+            self.latency_max = max(self.latency_max, latency)
+
+    def snapshot(self) -> Stats:
+        """The counters now, as a frozen :class:`Stats`."""
+        with self._lock:
+            return Stats(
+                total_requests=self.total,
+                successful_requests=self.successful,
+                failed_requests=self.failed,
+                rejected=self.rejected,
+                retries=self.retries,
+                queued=self.queued,
+                in_flight=self.in_flight,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                total_tokens=self.input_tokens + self.output_tokens,
+                retry_wait_seconds=self.retry_wait,
+                latency_seconds_total=self.latency_total,
+                latency_seconds_max=self.latency_max,
+                endpoints_count=1,
+            )

@@ -1,0 +1,286 @@
+"""Typed values that cross the core/plugin boundary and come back to the user.
+
+Outgoing values (what a plugin hands the core) and results (what the user gets) are msgspec
+Structs: cheap to build, typed, and with a repr that says what is there.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+from ._errors import ErrorKind
+
+__all__ = [
+    "BackendInfo",
+    "Call",
+    "ChatResult",
+    "Classification",
+    "EmbedResult",
+    "Exchange",
+    "Failure",
+    "InvokeResult",
+    "Operation",
+    "Response",
+    "Secret",
+    "StreamChunk",
+    "StreamFailure",
+    "Usage",
+]
+
+
+class Secret:
+    """An API key. Its repr and str never show the value; ``reveal()`` does.
+
+    Only the plugin's ``send`` hook reveals it, to put it in that endpoint's auth header.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("an API key must be a str")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The key itself, for the one header that carries it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:  # a pickled endpoint must not carry the key along
+        raise TypeError("Secret values cannot be pickled")
+
+
+class Operation(str, enum.Enum):
+    """The operations every backend is called with. Plugins may offer more via ``invoke``."""
+
+    CHAT = "chat"
+    GENERATE = "generate"
+    EMBED = "embed"
+    STREAM_CHAT = "stream_chat"
+    STREAM_GENERATE = "stream_generate"
+
+
+class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """What a plugin declares about its backend (the ``backend_info`` hook).
+
+    ``options`` is a Struct type of the plugin's own endpoint settings (for example the
+    ``anthropic_version`` header); the core validates ``create_endpoint`` keywords that are not
+    core settings against it, and hands the instance to ``send`` as ``endpoint.options``.
+    """
+
+    name: str
+    description: str = ""
+    default_base_url: str | None = None
+    base_url_env: tuple[str, ...] = ()
+    api_key_env: tuple[str, ...] = ()
+    api_key_required: bool = False
+    default_model: str | None = None
+    operations: frozenset[str] = frozenset()
+    request_id_header: str = "X-Request-ID"
+    server_request_id_headers: tuple[str, ...] = ("x-request-id", "request-id")
+    options: type[msgspec.Struct] | None = None
+
+
+class Call(msgspec.Struct, kw_only=True):
+    """One call as the user made it, handed to the plugin's ``send`` hook.
+
+    ``params`` holds the keyword parameters: the common ``max_tokens``, ``temperature``,
+    ``top_p`` and ``stop`` (the plugin maps them to its API's names) and anything else,
+    which the plugin passes through to the API unchanged.
+    """
+
+    operation: str
+    model: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    inputs: list[str] | None = None
+    params: dict[str, Any] = {}
+    request_id: str = ""
+
+
+class Response(msgspec.Struct, kw_only=True):
+    """One HTTP response as plugins see it: status, headers, raw body and decoded JSON.
+
+    ``data`` is the body decoded as JSON, or ``None`` when it is empty or not JSON.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    data: Any = None
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    """Token usage of one call. ``total_tokens`` is always input plus output.
+
+    ``cache_read_tokens`` and ``cache_write_tokens`` count prompt-cache tokens where the API
+    reports them (they are part of, not added to, the input); ``details`` keeps any other
+    numbers the API reports (Groq's timings, for example) under the API's own names.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    details: dict[str, float] = {}
+
+    def __post_init__(self) -> None:
+        self.total_tokens = self.input_tokens + self.output_tokens
+
+    def plus(self, other: Usage) -> Usage:
+        """The sum of two usages (a call made of several exchanges)."""
+        details = dict(self.details)
+        for key, value in other.details.items():
+            details[key] = details.get(key, 0) + value
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            details=details,
+        )
+
+    def merged(self, later: Usage) -> Usage:
+        """This usage updated by a later report of the same call (stream events).
+
+        A field the later report leaves at zero keeps its value: Anthropic's
+        ``message_start`` carries the input tokens and ``message_delta`` the output tokens.
+        """
+        details = {**self.details, **later.details} if later.details else self.details
+        return Usage(
+            input_tokens=later.input_tokens or self.input_tokens,
+            output_tokens=later.output_tokens or self.output_tokens,
+            cache_read_tokens=later.cache_read_tokens or self.cache_read_tokens,
+            cache_write_tokens=later.cache_write_tokens or self.cache_write_tokens,
+            details=details,
+        )
+
+
+class ChatResult(msgspec.Struct, kw_only=True):
+    """The result of ``chat`` or ``generate``, the same shape for every backend."""
+
+    text: str
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: Usage = msgspec.field(default_factory=Usage)
+    request_id: str = ""
+    server_request_id: str | None = None
+    tool_calls: list[Any] | None = None
+    raw: Any = None
+
+
+class EmbedResult(msgspec.Struct, kw_only=True):
+    """The result of ``embed``: one vector per input, in input order."""
+
+    vectors: list[list[float]]
+    model: str | None = None
+    usage: Usage = msgspec.field(default_factory=Usage)
+    request_id: str = ""
+    server_request_id: str | None = None
+    raw: Any = None
+
+
+class InvokeResult(msgspec.Struct, kw_only=True):
+    """The result of a backend-specific operation called through ``invoke``."""
+
+    data: Any
+    usage: Usage = msgspec.field(default_factory=Usage)
+    request_id: str = ""
+    server_request_id: str | None = None
+
+
+class StreamChunk(msgspec.Struct, kw_only=True):
+    """One piece of a streamed reply.
+
+    ``delta`` is the new text. The plugin sets ``done`` on the event that ends the stream;
+    the core then yields one last chunk with ``done=True`` and the call's final ``usage``.
+    """
+
+    delta: str = ""
+    finish_reason: str | None = None
+    done: bool = False
+    usage: Usage | None = None
+    request_id: str = ""
+    server_request_id: str | None = None
+    raw: Any = None
+
+
+class StreamFailure(msgspec.Struct, kw_only=True):
+    """Returned by a plugin's event parser when the server reports an error mid-stream.
+
+    The core hands it to ``classify_error`` (as a :class:`Failure` with ``in_stream=True``)
+    and raises the resulting error: an error event never reaches the user as text.
+    """
+
+    data: Any
+    status: int | None = None
+
+
+ResponseParser: TypeAlias = Callable[[Response], "ChatResult | EmbedResult | InvokeResult | Exchange"]
+EventParser: TypeAlias = Callable[[Any], "StreamChunk | StreamFailure | None"]
+
+
+class Exchange(msgspec.Struct, kw_only=True):
+    """One HTTP exchange a plugin asks the core to perform (the ``send`` hook's answer).
+
+    ``path`` is joined to the endpoint's base URL (an absolute URL is used as it is).
+    ``json`` is encoded by the core. For a unary call ``parse`` turns the response into
+    a result, or into a further Exchange (a follow-up request, such as the next batch).
+    For a stream, ``stream`` is ``"sse"`` or ``"ndjson"`` and ``parse_event`` turns one
+    event (an SSE event's ``(event, data)`` pair, or one decoded NDJSON line) into a chunk.
+    """
+
+    method: str = "POST"
+    path: str
+    json: Any = None
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = {}
+    stream: Literal["sse", "ndjson"] | None = None
+    parse: ResponseParser | None = None
+    parse_event: EventParser | None = None
+
+
+class Failure(msgspec.Struct, kw_only=True):
+    """A failed exchange, handed to ``classify_error``.
+
+    Either ``exception`` is set (no usable response: a transport error or timeout) or
+    ``status``, ``headers``, ``content`` and ``data`` describe the error response.
+    ``in_stream`` is true for an error event received inside a 2xx stream.
+    """
+
+    operation: str
+    status: int | None = None
+    headers: Mapping[str, str] = {}
+    content: bytes = b""
+    data: Any = None
+    exception: BaseException | None = None
+    in_stream: bool = False
+
+
+class Classification(msgspec.Struct, kw_only=True):
+    """What ``classify_error`` decided about a failure.
+
+    ``retry_after`` is the wait in seconds the server asked for (``None`` if it did not
+    say). ``retryable`` decides whether the core tries again.
+    """
+
+    kind: ErrorKind
+    retryable: bool
+    message: str = ""
+    code: str | None = None
+    retry_after: float | None = None
