@@ -1,0 +1,65 @@
+"""Sessions: `nox -l` lists them. CI runs `nox` (the default set below)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import nox
+
+ROOT = pathlib.Path(__file__).parent
+PLUGINS = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml"))
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["core", "plugins", "integration", "conformance", "lint"]
+
+
+def _plugin_paths(names: list[str] | None = None) -> list[str]:
+    return [f"./plugins/{n}" for n in (PLUGINS if names is None else names)]
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """The core alone: unit and property tests of queue, retry, stats, registry, keys."""
+    session.install("./core", *TEST_DEPS)
+    session.run("pytest", "core/tests", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("plugin", PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin with only the core beside it, in its own venv."""
+    session.install("./core", f"./plugins/{plugin}", *TEST_DEPS)
+    session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
+
+
+@nox.session
+def plugins(session: nox.Session) -> None:
+    """Each plugin in turn, alone with the core (one venv per plugin, via `plugin`)."""
+    for name in PLUGINS:
+        session.notify(f"plugin(plugin='{name}')")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """All plugins installed together: discovery, cross-plugin and property tests."""
+    session.install("./core[cli]", *_plugin_paths(), *TEST_DEPS, "build")
+    session.run("pytest", "tests", "--ignore=tests/conformance", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Every plugin against an OpenAPI mock that validates requests (../shared/specs)."""
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    session.install("./core", *_plugin_paths(), *TEST_DEPS)
+    session.run("pytest", "tests/conformance", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy --strict over the core and every plugin."""
+    session.install("ruff", "mypy", "-e", "./core[cli]", *[f"-e{p}" for p in _plugin_paths()],
+                    *TEST_DEPS)
+    session.run("ruff", "check", "core", "plugins", "tests", "bench")
+    session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])
