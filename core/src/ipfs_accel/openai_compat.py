@@ -12,6 +12,8 @@ are counted too.
 
 from __future__ import annotations
 
+import base64
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -124,7 +126,8 @@ def parse_usage(data: Any) -> Usage | None:
     if not isinstance(usage, Mapping):
         return None
     details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+    if not isinstance(details, Mapping):
+        details = {}
     extra = {
         k: float(v) for k, v in usage.items()
         if k.endswith("_time") and isinstance(v, (int, float))  # Groq's queue/prompt/total time
@@ -132,7 +135,8 @@ def parse_usage(data: Any) -> Usage | None:
     return Usage(
         input_tokens=_int(usage.get("prompt_tokens")),
         output_tokens=_int(usage.get("completion_tokens")),
-        cache_read_tokens=_int(cached),
+        cache_read_tokens=_int(details.get("cached_tokens")),
+        cache_write_tokens=_int(details.get("cache_write_tokens")),
         details=extra,
     )
 
@@ -181,6 +185,15 @@ def parse_completion(resp: Response) -> ChatResult:
     )
 
 
+def _vector(embedding: Any) -> list[float]:
+    """One embedding: a list of floats, or (``encoding_format="base64"``) the base64 of
+    little-endian float32s, as the official SDKs decode it."""
+    if isinstance(embedding, str):  # bad base64 raises, and the core reports a ResponseError
+        raw = base64.b64decode(embedding, validate=True)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    return list(embedding or [])
+
+
 def parse_embeddings(resp: Response) -> EmbedResult:
     """An embeddings list into an :class:`EmbedResult`, vectors in input order."""
     data = resp.data
@@ -189,7 +202,7 @@ def parse_embeddings(resp: Response) -> EmbedResult:
     rows = [r for r in data["data"] if isinstance(r, Mapping)]
     rows.sort(key=lambda r: r.get("index", 0))
     return EmbedResult(
-        vectors=[list(r.get("embedding") or []) for r in rows], model=data.get("model"), raw=data
+        vectors=[_vector(r.get("embedding")) for r in rows], model=data.get("model"), raw=data
     )
 
 
@@ -199,7 +212,7 @@ def _event(event: Event, text_of: Callable[[Mapping[str, Any]], str]) -> StreamC
     data = event.json
     if not isinstance(data, Mapping):
         return None
-    if "error" in data or event.event == "error":
+    if data.get("error") or event.event == "error":  # as the SDKs test it: "error": null is fine
         return StreamFailure(data=data)
     choices = data.get("choices") or []
     if not choices or not isinstance(choices[0], Mapping):
