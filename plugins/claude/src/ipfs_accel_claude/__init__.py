@@ -1,0 +1,119 @@
+"""ipfs-accel backend for Anthropic's Claude Messages API.
+
+One route: ``POST /v1/messages`` (``stream: true`` for server-sent events), with the
+endpoint's key in ``x-api-key`` (or ``Authorization: Bearer`` with ``auth="bearer"``) and
+the ``anthropic-version`` header. Operations: ``chat``, ``generate`` (one user turn),
+``stream_chat`` and ``stream_generate``; Anthropic has no embeddings API, so ``embed`` is
+not offered. Reads ``ANTHROPIC_API_KEY`` (required) and ``ANTHROPIC_BASE_URL``.
+
+>>> from ipfs_accel import Registry
+>>> claude = Registry().get("claude")                                   # doctest: +SKIP
+>>> eid = claude.create_endpoint(anthropic_version="2023-06-01")        # doctest: +SKIP
+>>> claude.chat([{"role": "user", "content": "Hi"}], endpoint_id=eid).text  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    UnsupportedOperationError,
+    Usage,
+    hookimpl,
+)
+
+from ._request import DEFAULT_MAX_TOKENS, ClaudeOptions, messages_body
+from ._response import classify, parse_event, parse_message, usage_of
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MODEL",
+    "ClaudeOptions",
+    "backend_info",
+    "classify_error",
+    "parse_usage",
+    "send",
+]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+"""Where the API lives unless ``base_url=`` or ``ANTHROPIC_BASE_URL`` says otherwise."""
+
+DEFAULT_MODEL = "claude-sonnet-4-6"
+"""The model used when neither the call nor the endpoint names one."""
+
+API_KEY_ENV = "ANTHROPIC_API_KEY"
+"""The environment variable the key is read from when ``api_key=`` is not given."""
+
+BASE_URL_ENV = "ANTHROPIC_BASE_URL"
+"""The environment variable that overrides :data:`DEFAULT_BASE_URL`."""
+
+_OPERATIONS = frozenset({"chat", "generate", "stream_chat", "stream_generate"})
+_PATH = "/v1/messages"
+_SSE_ACCEPT = "text/event-stream"
+
+
+@hookimpl
+def backend_info() -> BackendInfo:
+    """Declare the ``claude`` backend."""
+    return BackendInfo(
+        name="claude",
+        description="Anthropic Claude Messages API (POST /v1/messages)",
+        default_base_url=DEFAULT_BASE_URL,
+        base_url_env=(BASE_URL_ENV,),
+        api_key_env=(API_KEY_ENV,),
+        api_key_required=True,
+        default_model=DEFAULT_MODEL,
+        operations=_OPERATIONS,
+        server_request_id_headers=("request-id",),
+        options=ClaudeOptions,
+    )
+
+
+def _headers(endpoint: EndpointConfig, options: ClaudeOptions) -> dict[str, str]:
+    headers = {"anthropic-version": options.anthropic_version}
+    if options.anthropic_beta:
+        headers["anthropic-beta"] = ",".join(options.anthropic_beta)
+    key = endpoint.api_key
+    if key is not None:
+        if options.auth == "bearer":
+            headers["authorization"] = f"Bearer {key.reveal()}"
+        else:
+            headers["x-api-key"] = key.reveal()
+    return headers
+
+
+@hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The ``POST /v1/messages`` exchange for a chat or generate call or their streams."""
+    if call.operation not in _OPERATIONS:
+        raise UnsupportedOperationError(f"claude does not support {call.operation!r}")
+    options = endpoint.options if isinstance(endpoint.options, ClaudeOptions) else ClaudeOptions()
+    stream = call.operation.startswith("stream_")
+    body = messages_body(call, options, stream=stream)
+    headers = _headers(endpoint, options)
+    if stream:
+        headers["accept"] = _SSE_ACCEPT
+        return Exchange(path=_PATH, json=body, headers=headers, stream="sse",
+                        parse_event=parse_event)
+    return Exchange(path=_PATH, json=body, headers=headers, parse=parse_message)
+
+
+@hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """Token usage of a ``Message`` body or a ``message_start`` / ``message_delta`` event."""
+    return usage_of(data)
+
+
+@hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """Classify an Anthropic error response or ``error`` stream event (never raises)."""
+    return classify(failure)
