@@ -1,0 +1,132 @@
+"""ipfs-accel backend for the Google Gemini API, native protocol (``generativelanguage`` v1beta).
+
+Routes (base URL ``https://generativelanguage.googleapis.com``)::
+
+    chat, generate    POST /v1beta/models/{model}:generateContent
+    stream_*          POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+    embed (1 input)   POST /v1beta/models/{model}:embedContent
+    embed (several)   POST /v1beta/models/{model}:batchEmbedContents
+
+The key goes in the ``x-goog-api-key`` header, never in the URL. It is read from
+``api_key=``, else ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    UnsupportedOperationError,
+    Usage,
+    hookimpl,
+)
+
+from ._classify import classify
+from ._request import embed_request, generate_body, model_id
+from ._response import parse_batch_embed, parse_embed, parse_event, parse_generate, usage_from
+
+__all__ = [
+    "DEFAULT_EMBED_MODEL",
+    "DEFAULT_MODEL",
+    "GeminiOptions",
+    "backend_info",
+    "classify_error",
+    "parse_usage",
+    "send",
+]
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+"""The chat model used when neither the call nor the endpoint names one."""
+DEFAULT_EMBED_MODEL = "gemini-embedding-001"
+"""The embedding model used by ``embed`` when the model is left at :data:`DEFAULT_MODEL`."""
+
+
+class GeminiOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """Gemini endpoint settings, given to ``create_endpoint``.
+
+    ``api_version`` is the path's version segment; ``embed_model`` is what ``embed`` uses
+    when no model other than the chat default was given.
+    """
+
+    api_version: str = "v1beta"
+    embed_model: str = DEFAULT_EMBED_MODEL
+
+
+_OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
+
+
+@hookimpl
+def backend_info() -> BackendInfo:
+    """Declare the Gemini backend."""
+    return BackendInfo(
+        name="gemini",
+        description="Google Gemini API (native generateContent protocol)",
+        default_base_url="https://generativelanguage.googleapis.com",
+        base_url_env=("GEMINI_BASE_URL",),
+        api_key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        api_key_required=True,
+        default_model=DEFAULT_MODEL,
+        operations=_OPERATIONS,
+        options=GeminiOptions,
+    )
+
+
+def _headers(endpoint: EndpointConfig, *, stream: bool = False) -> dict[str, str]:
+    headers = {"accept": "text/event-stream"} if stream else {}
+    if endpoint.api_key is not None:
+        headers["x-goog-api-key"] = endpoint.api_key.reveal()
+    return headers
+
+
+@hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The Gemini exchange for one call."""
+    options: GeminiOptions = endpoint.options or GeminiOptions()
+    operation = call.operation
+    if operation not in _OPERATIONS:
+        raise UnsupportedOperationError(f"gemini does not support {operation!r}")
+    model = call.model
+    if operation == "embed" and (model is None or model == DEFAULT_MODEL):
+        model = options.embed_model
+    base = f"/{options.api_version}/models/{model_id(model, operation)}"
+    if operation == "embed":
+        inputs = call.inputs or []
+        if len(inputs) == 1:
+            return Exchange(
+                path=f"{base}:embedContent", json=embed_request(call, inputs[0], None),
+                headers=_headers(endpoint), parse=parse_embed,
+            )
+        name = f"models/{model_id(model, operation)}"
+        body: dict[str, Any] = {"requests": [embed_request(call, text, name) for text in inputs]}
+        return Exchange(
+            path=f"{base}:batchEmbedContents", json=body, headers=_headers(endpoint),
+            parse=parse_batch_embed(len(inputs)),
+        )
+    body = generate_body(call)
+    if operation.startswith("stream_"):
+        return Exchange(
+            path=f"{base}:streamGenerateContent", params={"alt": "sse"}, json=body,
+            headers=_headers(endpoint, stream=True), stream="sse", parse_event=parse_event,
+        )
+    return Exchange(
+        path=f"{base}:generateContent", json=body, headers=_headers(endpoint), parse=parse_generate
+    )
+
+
+@hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """Token usage from a response's or stream chunk's ``usageMetadata``."""
+    return usage_from(data)
+
+
+@hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """Classify a failed exchange by its google.rpc ``status`` (see ``_classify``)."""
+    return classify(failure)
