@@ -71,6 +71,8 @@ class _Attempts:
         if not isinstance(exc, CallError) or not getattr(exc, "retryable", False):
             return False
         s = self.settings
+        if self.count > s.max_retries:  # that was the last attempt: nothing to wait for
+            return False
         remaining = None if self.deadline_at is None else self.deadline_at - _monotonic()
         wait = plan_wait(
             self.count,

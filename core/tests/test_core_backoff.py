@@ -1,0 +1,92 @@
+"""Property tests of the backoff rule and Retry-After parsing."""
+
+from __future__ import annotations
+
+import email.utils
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ipfs_accel import backoff_delay, parse_retry_after
+from ipfs_accel._retry import plan_wait
+
+delays = st.floats(min_value=0.001, max_value=100, allow_nan=False)
+factors = st.floats(min_value=1, max_value=10, allow_nan=False)
+attempts = st.integers(min_value=1, max_value=200)
+jitters = st.floats(min_value=0, max_value=1)
+rands = st.floats(min_value=0, max_value=0.999999)
+
+
+@given(attempts, delays, factors, delays, jitters, rands)
+def test_backoff_never_exceeds_max(n, initial, factor, max_delay, jitter, rand):
+    """No delay is above max_retry_delay, whatever the attempt and jitter."""
+    d = backoff_delay(n, initial=initial, factor=factor, max_delay=max_delay, jitter=jitter, rand=rand)
+    assert 0 < d <= max_delay
+
+
+@given(attempts, delays, factors, delays)
+def test_backoff_without_jitter_is_the_formula(n, initial, factor, max_delay):
+    """Without jitter, delay n is min(initial * factor**(n-1), max)."""
+    d = backoff_delay(n, initial=initial, factor=factor, max_delay=max_delay, jitter=0, rand=0.5)
+    try:
+        expected = min(initial * factor ** (n - 1), max_delay)
+    except OverflowError:
+        expected = max_delay
+    assert d == expected
+
+
+@given(attempts, delays, factors, delays, jitters, rands)
+def test_backoff_grows_monotonically(n, initial, factor, max_delay, jitter, rand):
+    """Delay n+1 is never shorter than delay n (same jitter draw)."""
+    kw = {"initial": initial, "factor": factor, "max_delay": max_delay, "jitter": jitter, "rand": rand}
+    assert backoff_delay(n + 1, **kw) >= backoff_delay(n, **kw)
+
+
+@given(attempts, delays, factors, delays, jitters, rands)
+def test_jitter_is_bounded(n, initial, factor, max_delay, jitter, rand):
+    """Jitter adds at most `jitter` of the base delay."""
+    base = backoff_delay(n, initial=initial, factor=factor, max_delay=max_delay, jitter=0, rand=0)
+    d = backoff_delay(n, initial=initial, factor=factor, max_delay=max_delay, jitter=jitter, rand=rand)
+    assert base <= d <= base * (1 + jitter) + 1e-9
+
+
+@given(attempts, delays, delays, st.floats(min_value=0, max_value=1000), rands)
+def test_retry_after_longer_than_backoff_wins(n, initial, max_delay, retry_after, rand):
+    """A server's Retry-After longer than the backoff is what the core waits."""
+    w = plan_wait(n, initial=initial, factor=2, max_delay=max_delay, jitter=0.1,
+                  retry_after=retry_after, remaining=None, rand=rand)
+    assert w is not None
+    assert w >= retry_after
+    assert w == max(retry_after, backoff_delay(n, initial=initial, factor=2, max_delay=max_delay,
+                                               jitter=0.1, rand=rand))
+
+
+@given(attempts, delays, delays, st.one_of(st.none(), st.floats(0, 1000)),
+       st.floats(min_value=0, max_value=1000), rands)
+def test_never_waits_past_the_deadline(n, initial, max_delay, retry_after, remaining, rand):
+    """A wait that would end past the call's deadline is refused (fail fast)."""
+    w = plan_wait(n, initial=initial, factor=2, max_delay=max_delay, jitter=0.1,
+                  retry_after=retry_after, remaining=remaining, rand=rand)
+    if w is not None:
+        assert w < remaining
+
+
+def test_retry_after_forms():
+    """retry-after-ms wins; seconds and HTTP dates are read; junk is ignored."""
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert parse_retry_after({"retry-after": "7"}) == 7.0
+    assert parse_retry_after({"retry-after": "0.25"}) == 0.25
+    now = 1_000_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after({"retry-after": date}, now=now) == 30.0
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({"retry-after": "-3"}) is None
+    assert parse_retry_after({"retry-after-ms": "nan?", "retry-after": "2"}) == 2.0
+    assert parse_retry_after({}) is None
+
+
+@given(st.dictionaries(st.sampled_from(["retry-after", "retry-after-ms", "x"]), st.text()))
+def test_retry_after_parser_is_total(headers):
+    """Any header text gives a non-negative number or None, never an exception."""
+    value = parse_retry_after(headers)
+    assert value is None or 0 <= value <= 86_400
