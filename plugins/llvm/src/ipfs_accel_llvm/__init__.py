@@ -1,0 +1,80 @@
+"""ipfs-accel backend for the generic "LLVM API server" REST contract.
+
+The contract (no public product implements it; this package's ``openapi.json``,
+:data:`OPENAPI_PATH`, writes it down) serves models under ``/models/{id}``:
+``GET /models``, ``GET /models/{id}``, ``POST /models/{id}/infer`` ``{input, parameters}``,
+``POST /models/{id}/batch_infer`` ``{inputs, parameters}`` -> ``{results}``, ``GET /status``
+and ``POST /models/{id}/reload``. Errors are ``{"error": ...}``.
+
+Operations: ``generate`` (the prompt is the ``input``), ``chat`` (the messages rendered into
+one prompt, see :func:`render_chat`), and through ``invoke``: ``infer``, ``batch_infer``,
+``list_models``, ``model_info``, ``status`` and ``reload``. Every call is one request sent
+at once: there is no client-side batching, so no request ever waits for a batch to fill.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    Usage,
+    hookimpl,
+)
+
+from ._request import OPERATIONS, build_exchange, render_chat
+from ._response import classify, read_usage
+
+__all__ = [
+    "OPENAPI_PATH",
+    "backend_info",
+    "classify_error",
+    "parse_usage",
+    "render_chat",
+    "send",
+]
+
+OPENAPI_PATH: Path = Path(str(resources.files(__name__).joinpath("openapi.json")))
+"""The OpenAPI 3.0 document of the REST contract this plugin speaks (shipped in the wheel)."""
+
+_INFO = BackendInfo(
+    name="llvm",
+    description="generic LLVM API server REST contract (/models/{id}/infer)",
+    default_base_url="http://localhost:8090",
+    base_url_env=("LLVM_API_URL", "LLVM_BASE_URL"),
+    api_key_env=("LLVM_API_KEY",),
+    api_key_required=False,
+    default_model="default",
+    operations=OPERATIONS,
+)
+
+
+@hookimpl
+def backend_info() -> BackendInfo:
+    """Name ``llvm``; base URL from ``LLVM_API_URL`` / ``LLVM_BASE_URL``; key ``LLVM_API_KEY``."""
+    return _INFO
+
+
+@hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The request for one call, with ``Authorization: Bearer`` when the endpoint has a key."""
+    return build_exchange(call, endpoint)
+
+
+@hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """Token usage from the body's optional ``usage`` object."""
+    return read_usage(data)
+
+
+@hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """Classify an error answer (``{"error": ...}``) or a transport failure; never raises."""
+    return classify(failure)
