@@ -1,0 +1,111 @@
+"""ipfs-accel backend for Ollama's native API (``/api/chat``, ``/api/generate``, ``/api/embed``).
+
+Install ``ipfs-accel-plugin-ollama`` and ``Registry().get("ollama")`` finds it. The base URL
+comes from ``base_url=``, else ``OLLAMA_HOST`` (``localhost:11434`` without a scheme works),
+else ``http://localhost:11434``. A key (``api_key=`` or ``OLLAMA_API_KEY``) is only needed
+for hosted Ollama (ollama.com) and is sent as ``Authorization: Bearer``.
+
+Operations: ``chat``, ``generate``, ``embed``, ``stream_chat``, ``stream_generate`` (NDJSON)
+and, through ``invoke``, ``list_models`` (``GET /api/tags``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipfs_accel
+import msgspec
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    UnsupportedOperationError,
+    Usage,
+    default_classification,
+)
+from ipfs_accel.openai_compat import bearer_headers
+
+from . import _protocol as p
+
+__all__ = ["OllamaOptions", "backend_info", "classify_error", "parse_usage", "send"]
+
+_NDJSON = {"accept": "application/x-ndjson"}
+_OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate",
+                         "list_models"})
+
+
+class OllamaOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """Ollama endpoint settings, given to ``create_endpoint``.
+
+    ``keep_alive`` is sent with every model call (``"10m"``, seconds, ``-1`` to keep the
+    model loaded); a ``keep_alive=`` passed to a call wins.
+    """
+
+    keep_alive: str | int | None = None
+
+
+@ipfs_accel.hookimpl
+def backend_info() -> BackendInfo:
+    """Ollama: local by default, several replicas as several endpoints."""
+    return BackendInfo(
+        name="ollama",
+        description="Ollama native API (/api/chat, /api/generate, /api/embed)",
+        default_base_url="http://localhost:11434",
+        base_url_env=("OLLAMA_HOST",),
+        api_key_env=("OLLAMA_API_KEY",),
+        operations=_OPERATIONS,
+        options=OllamaOptions,
+    )
+
+
+@ipfs_accel.hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The Ollama request for one call."""
+    headers = bearer_headers(endpoint)
+    options = endpoint.options
+    keep_alive = options.keep_alive if isinstance(options, OllamaOptions) else None
+    op = call.operation
+    if op == "chat":
+        return Exchange(path="/api/chat",
+                        json=p.chat_body(call, stream=False, keep_alive=keep_alive),
+                        headers=headers, parse=p.parse_chat)
+    if op == "generate":
+        return Exchange(path="/api/generate",
+                        json=p.generate_body(call, stream=False, keep_alive=keep_alive),
+                        headers=headers, parse=p.parse_generate)
+    if op == "stream_chat":
+        return Exchange(path="/api/chat",
+                        json=p.chat_body(call, stream=True, keep_alive=keep_alive),
+                        headers={**headers, **_NDJSON}, stream="ndjson",
+                        parse_event=p.parse_chat_event)
+    if op == "stream_generate":
+        return Exchange(path="/api/generate",
+                        json=p.generate_body(call, stream=True, keep_alive=keep_alive),
+                        headers={**headers, **_NDJSON}, stream="ndjson",
+                        parse_event=p.parse_generate_event)
+    if op == "embed":
+        return Exchange(path="/api/embed", json=p.embed_body(call, keep_alive=keep_alive),
+                        headers=headers, parse=p.parse_embed)
+    if op == "list_models":
+        return Exchange(method="GET", path="/api/tags", headers=headers, parse=p.parse_tags)
+    raise UnsupportedOperationError(f"ollama has no operation {op!r}")
+
+
+@ipfs_accel.hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """``prompt_eval_count`` / ``eval_count`` from a body or the stream's last line."""
+    return p.usage_of(data)
+
+
+@ipfs_accel.hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """Ollama's errors are ``{"error": "..."}`` with the usual statuses (errors.mdx).
+
+    404 (model not found: pull it first) is final; 429, 500, 502 and 503 are retried.
+    An error line inside a 200 stream is a server error, retried only if nothing was
+    yielded yet (the core decides that).
+    """
+    return default_classification(failure)
