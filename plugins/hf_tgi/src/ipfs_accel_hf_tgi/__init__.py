@@ -1,0 +1,166 @@
+"""ipfs-accel backend for Hugging Face Text Generation Inference (TGI).
+
+Talks to a self-hosted TGI server (default ``http://localhost:8080``, or ``TGI_BASE_URL``):
+
+- ``generate`` -> ``POST /generate``; ``stream_generate`` -> ``POST /generate_stream`` (SSE);
+- ``chat`` and ``stream_chat`` -> ``POST /v1/chat/completions`` (the Messages API, OpenAI
+  format, built by :mod:`ipfs_accel.openai_compat`; the model defaults to ``"tgi"``, which
+  TGI accepts whatever model it serves);
+- ``invoke("health")`` -> ``GET /health``; ``invoke("info")`` -> ``GET /info``.
+
+The key is optional (``HF_TOKEN`` or ``HF_API_TOKEN``, or ``api_key=``): it is sent as
+``Authorization: Bearer`` to servers started with ``--api-key`` or behind an HF endpoint.
+Errors are ``{"error", "error_type"}``: 429 (TGI's "Model is overloaded") and 503 are retried
+with backoff (TGI sends no Retry-After); 422 validation and 424 generation errors are not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    ChatResult,
+    Classification,
+    EndpointConfig,
+    ErrorKind,
+    Exchange,
+    Failure,
+    InvokeResult,
+    Response,
+    UnsupportedOperationError,
+    Usage,
+    default_classification,
+    hookimpl,
+    openai_compat,
+)
+
+from ._generate import (
+    generate_body,
+    header_usage,
+    parse_generate,
+    parse_generate_event,
+    stream_usage,
+)
+
+__all__ = ["backend_info", "classify_error", "parse_usage", "send"]
+
+_OPERATIONS = frozenset({"chat", "generate", "stream_chat", "stream_generate", "health", "info"})
+_SSE = {"accept": "text/event-stream"}
+
+_INFO = BackendInfo(
+    name="hf_tgi",
+    description="Hugging Face Text Generation Inference (self-hosted)",
+    default_base_url="http://localhost:8080",
+    base_url_env=("TGI_BASE_URL",),
+    api_key_env=("HF_TOKEN", "HF_API_TOKEN"),
+    api_key_required=False,
+    default_model="tgi",
+    operations=_OPERATIONS,
+)
+
+
+@hookimpl
+def backend_info() -> BackendInfo:
+    """TGI: default base URL, env vars and operations."""
+    return _INFO
+
+
+def _invoke_data(resp: Response) -> InvokeResult:
+    return InvokeResult(data=resp.data)
+
+
+def _health(resp: Response) -> InvokeResult:
+    # 200 with an empty body means healthy; 503 never gets here, it raises OverloadedError
+    return InvokeResult(data={"healthy": True, "status": resp.status})
+
+
+def _parse_chat(resp: Response) -> ChatResult:
+    result = openai_compat.parse_chat(resp)
+    # parse_usage (the body's ``usage``) wins; the headers stand in when the body has none
+    result.usage = header_usage(resp.headers)
+    return result
+
+
+@hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The TGI exchange for one call."""
+    auth = openai_compat.bearer_headers(endpoint)
+    op = call.operation
+    if op in ("chat", "stream_chat"):
+        if op == "stream_chat":
+            return openai_compat.exchange(
+                call, endpoint, prefix="/v1", headers={**auth, **_SSE}, require_model=False
+            )
+        return Exchange(
+            path="/v1/chat/completions",
+            json=openai_compat.chat_body(call, require_model=False),
+            headers=auth,
+            parse=_parse_chat,
+        )
+    if op == "generate":
+        return Exchange(path="/generate", json=generate_body(call), headers=auth,
+                        parse=parse_generate)
+    if op == "stream_generate":
+        return Exchange(
+            path="/generate_stream", json=generate_body(call), headers={**auth, **_SSE},
+            stream="sse", parse_event=parse_generate_event,
+        )
+    if op == "health":
+        return Exchange(method="GET", path="/health", headers=auth, parse=_health)
+    if op == "info":
+        return Exchange(method="GET", path="/info", headers=auth, parse=_invoke_data)
+    raise UnsupportedOperationError(f"hf_tgi has no operation {op!r}")
+
+
+@hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """Usage of chat bodies and chunks (``usage``) and of the last generate-stream event.
+
+    A ``/generate`` body is read by its parser instead, which also sees the token-count
+    headers; here it reports ``None`` so that parser's usage is kept.
+    """
+    if operation in ("chat", "stream_chat"):
+        return openai_compat.parse_usage(data)
+    if operation == "stream_generate":
+        return stream_usage(data)
+    return None
+
+
+_CONTEXT = re.compile(
+    r"must have less than \d+ tokens|tokens \+ `max_new_tokens` must be <=|"
+    r"exceeds? the (model'?s )?(maximum )?context|too long",
+    re.IGNORECASE,
+)
+
+
+def _kind(error_type: str, status: int, message: str) -> tuple[ErrorKind, bool] | None:
+    if error_type == "overloaded" or status == 429:
+        return ErrorKind.OVERLOADED, True
+    if error_type == "validation" or status == 422:
+        if _CONTEXT.search(message):
+            return ErrorKind.CONTEXT_LENGTH, False
+        return ErrorKind.BAD_REQUEST, False
+    if error_type == "generation" or status == 424:
+        return ErrorKind.SERVER, False
+    return None
+
+
+@hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """TGI's ``{error, error_type}`` over the default: 429/overloaded and 503 retried;
+    422/validation (context length when the input is too long) and 424/generation not."""
+    c = default_classification(failure)
+    if failure.exception is not None:
+        return c
+    message, error_type, _ = openai_compat.error_fields(failure.data)
+    if message and not c.message:
+        c.message = message
+    if error_type:
+        c.code = error_type
+    decided = _kind((error_type or "").lower(), failure.status or 0, c.message)
+    if decided is not None:
+        c.kind, c.retryable = decided
+    return c
