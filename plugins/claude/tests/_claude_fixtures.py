@@ -1,0 +1,143 @@
+"""Shared helpers for the claude plugin tests: a mock API and spec-shaped bodies.
+
+Bodies follow ``../shared/specs/anthropic/openapi.yaml`` (``Message``, ``Usage``,
+``MessageStreamEvent`` variants, ``ErrorResponse``), field for field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx2
+import ipfs_accel_claude
+from ipfs_accel import Backend, Registry
+
+KEY = "sk-ant-test-key-0123456789"
+FAST = {"initial_retry_delay": 0.001, "max_retry_delay": 0.01}
+
+Handler = Callable[[httpx2.Request], httpx2.Response]
+
+
+def make_backend(handler: Handler, **settings: Any) -> tuple[Backend, str]:
+    """The claude backend over a MockTransport, and one endpoint with fast retries."""
+    registry = Registry(
+        plugins=[ipfs_accel_claude], entry_points=False, transport=httpx2.MockTransport(handler)
+    )
+    backend = registry.get("claude")
+    eid = backend.create_endpoint(**{"api_key": KEY, **FAST, **settings})
+    return backend, eid
+
+
+def usage(input_tokens: int = 12, output_tokens: int = 7, *, cache_write: int | None = None,
+          cache_read: int | None = None) -> dict[str, Any]:
+    """A ``Usage`` object with every required field."""
+    return {
+        "cache_creation": None,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+        "inference_geo": None,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "server_tool_use": None,
+        "service_tier": "standard",
+    }
+
+
+def message(text: str = "Hi! My name is Claude.", *, stop_reason: str | None = "end_turn",
+            model: str = "claude-sonnet-4-6", content: list[Any] | None = None,
+            use: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``Message`` body, shaped as the spec's example."""
+    return {
+        "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"citations": None, "text": text, "type": "text"}] if content is None
+        else content,
+        "model": model,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "stop_details": None,
+        "usage": use or usage(),
+        "container": None,
+    }
+
+
+def error_body(kind: str, text: str) -> dict[str, Any]:
+    """An ``ErrorResponse`` body."""
+    return {"type": "error", "error": {"type": kind, "message": text},
+            "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}
+
+
+def json_response(status: int, body: Any, **headers: str) -> httpx2.Response:
+    """A JSON response with the server's ``request-id`` header."""
+    return httpx2.Response(
+        status, json=body, headers={"request-id": "req_server_1", **headers}
+    )
+
+
+def sse(events: Iterable[dict[str, Any]]) -> bytes:
+    """SSE bytes, each event named after its ``type`` as the API sends them."""
+    return "".join(
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events
+    ).encode()
+
+
+def stream_events(*pieces: str, input_tokens: int = 25, output_tokens: int = 15,
+                  stop_reason: str = "end_turn", cache_read: int | None = None,
+                  ) -> list[dict[str, Any]]:
+    """The event sequence of one streamed text message, ``message_stop`` last."""
+    start = message(content=[], stop_reason=None,
+                    use=usage(input_tokens, 1, cache_read=cache_read))
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0,
+         "content_block": {"citations": None, "text": "", "type": "text"}},
+        {"type": "ping"},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
+        for p in pieces
+    ]
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta",
+         "delta": {"container": None, "stop_details": None, "stop_reason": stop_reason,
+                   "stop_sequence": None},
+         "usage": {"cache_creation_input_tokens": None, "cache_read_input_tokens": None,
+                   "input_tokens": None, "output_tokens": output_tokens,
+                   "server_tool_use": None}},
+        {"type": "message_stop"},
+    ]
+    return events
+
+
+def sse_response(events: Iterable[dict[str, Any]], status: int = 200) -> httpx2.Response:
+    """A ``text/event-stream`` response carrying ``events``."""
+    return httpx2.Response(
+        status, content=sse(events),
+        headers={"content-type": "text/event-stream", "request-id": "req_server_stream"},
+    )
+
+
+class Recorder:
+    """A handler that answers from a list (the last one repeats) and keeps the requests."""
+
+    def __init__(self, *responses: httpx2.Response | Callable[[], httpx2.Response]) -> None:
+        self.responses = list(responses)
+        self.requests: list[httpx2.Request] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        self.requests.append(request)
+        index = min(len(self.requests), len(self.responses)) - 1
+        answer = self.responses[index]
+        if callable(answer):
+            return answer()
+        # a fresh copy each time: a response object is consumed by the client that reads it
+        return httpx2.Response(answer.status_code, headers=answer.headers, content=answer.read())
+
+    def body(self, i: int = -1) -> Any:
+        """The JSON body of request ``i``."""
+        return json.loads(self.requests[i].content)
