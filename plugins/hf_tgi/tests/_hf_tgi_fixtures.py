@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx2
 import ipfs_accel_hf_tgi
-
 from ipfs_accel import Backend, Registry
 
 Handler = Callable[[httpx2.Request], httpx2.Response]

@@ -21,7 +21,6 @@ from _hf_tgi_fixtures import (
     sse,
     token,
 )
-
 from ipfs_accel import (
     ChatResult,
     InvokeResult,
