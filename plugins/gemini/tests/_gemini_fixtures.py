@@ -1,0 +1,113 @@
+"""Shared helpers for the gemini plugin tests: a recording fake server and spec-shaped bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx2
+import ipfs_accel_gemini
+
+from ipfs_accel import Backend, Registry
+
+KEY = "AIzaTEST-key-0123456789abcdef"
+OTHER_KEY = "AIzaOTHER-key-fedcba9876543210"
+BASE = "https://generativelanguage.googleapis.com"
+
+Handler = Callable[[httpx2.Request], httpx2.Response]
+
+
+class Recorder:
+    """A MockTransport handler that records requests and answers from a list (last repeats)."""
+
+    def __init__(self, *responses: httpx2.Response | Handler) -> None:
+        self.responses = list(responses)
+        self.requests: list[httpx2.Request] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        self.requests.append(request)
+        index = min(len(self.requests), len(self.responses)) - 1
+        answer = self.responses[index]
+        return answer(request) if callable(answer) else answer
+
+    @property
+    def last(self) -> httpx2.Request:
+        return self.requests[-1]
+
+    def body(self, i: int = -1) -> Any:
+        return json.loads(self.requests[i].content)
+
+
+def backend(recorder: Recorder, environ: dict[str, str] | None = None, **defaults: Any) -> Backend:
+    """A gemini backend whose HTTP goes to ``recorder``."""
+    registry = Registry(
+        plugins=[ipfs_accel_gemini], entry_points=False,
+        transport=httpx2.MockTransport(recorder), environ=environ or {},
+    )
+    return registry.get("gemini", **defaults)
+
+
+def endpoint(b: Backend, key: str = KEY, **settings: Any) -> str:
+    """An endpoint with fast, real retries."""
+    return b.create_endpoint(
+        api_key=key, initial_retry_delay=0.001, max_retry_delay=0.01, **settings
+    )
+
+
+def usage_metadata(prompt: int = 11, candidates: int = 5, **extra: int) -> dict[str, int]:
+    return {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + sum(extra.values()),
+        **extra,
+    }
+
+
+def generate_response(
+    text: str = "Hello there", *, finish: str | None = "STOP", response_id: str = "resp-123",
+    usage: dict[str, int] | None = None, parts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A ``GenerateContentResponse`` as the spec shapes it."""
+    candidate: dict[str, Any] = {
+        "content": {"role": "model", "parts": parts if parts is not None else [{"text": text}]},
+        "index": 0,
+    }
+    if finish is not None:
+        candidate["finishReason"] = finish
+    body: dict[str, Any] = {
+        "candidates": [candidate],
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": response_id,
+    }
+    if usage is not None:
+        body["usageMetadata"] = usage
+    return body
+
+
+def error_body(
+    code: int, status: str, message: str = "something went wrong",
+    details: list[Any] | None = None,
+) -> dict[str, Any]:
+    """A google.rpc error body: ``{"error": {"code", "message", "status", "details"}}``."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def retry_info(delay: str) -> dict[str, str]:
+    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+
+
+def json_response(status: int, body: Any) -> httpx2.Response:
+    return httpx2.Response(status, json=body)
+
+
+def sse(events: Iterable[Any], *, raw_tail: str = "") -> httpx2.Response:
+    """An SSE response: ``data: <json>`` per event, as ``alt=sse`` streams are framed."""
+    text = "".join(f"data: {json.dumps(e)}\r\n\r\n" for e in events) + raw_tail
+    return httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=text.encode()
+    )
