@@ -9,7 +9,7 @@ import httpx2
 import ipfs_accel_claude
 import pytest
 from _claude_fixtures import KEY, Recorder, json_response, make_backend, message, usage
-from ipfs_accel import ConfigurationError, Registry, UnsupportedOperationError
+from ipfs_accel import ConfigurationError, Registry, ResponseError, UnsupportedOperationError
 
 HI = [{"role": "user", "content": "Hello, world"}]
 
@@ -326,8 +326,6 @@ def test_bad_messages_rejected_before_sending() -> None:
 
 def test_unreadable_body_is_response_error() -> None:
     """A 200 whose body is not a Message raises ResponseError, not a bare exception."""
-    from ipfs_accel import ResponseError
-
     rec = Recorder(httpx2.Response(200, content=b"<html>gateway</html>"))
     backend, eid = make_backend(rec)
     with pytest.raises(ResponseError):
