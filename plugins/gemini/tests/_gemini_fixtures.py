@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx2
 import ipfs_accel_gemini
-
 from ipfs_accel import Backend, Registry
 
 KEY = "AIzaTEST-key-0123456789abcdef"

@@ -16,8 +16,7 @@ from _gemini_fixtures import (
     sse,
     usage_metadata,
 )
-
-from ipfs_accel import ConfigurationError
+from ipfs_accel import ConfigurationError, ResponseError
 
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 
@@ -199,8 +198,6 @@ def test_embed_several_inputs_uses_batch_embed_contents() -> None:
 
 def test_embed_with_a_wrong_number_of_vectors_is_a_response_error() -> None:
     """A batch answer with fewer embeddings than inputs is not passed off as a result."""
-    from ipfs_accel import ResponseError
-
     rec = Recorder(json_response(200, {"embeddings": [{"values": [1.0]}]}))
     b = backend(rec)
     with pytest.raises(ResponseError):

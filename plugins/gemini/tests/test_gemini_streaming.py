@@ -15,7 +15,6 @@ from _gemini_fixtures import (
     sse,
     usage_metadata,
 )
-
 from ipfs_accel import CallError, RateLimitError, StreamInterruptedError
 
 STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"

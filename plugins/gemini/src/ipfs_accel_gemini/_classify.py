@@ -105,6 +105,9 @@ def classify(failure: Failure) -> Classification:
     error = _error(failure.data)
     if error is None:
         return c
+    message = error.get("message")
+    if isinstance(message, str) and message:
+        c.message = message
     status = error.get("status")
     if isinstance(status, str) and status:
         c.code = status
