@@ -155,6 +155,8 @@ def _refine(failure: Failure, c: Classification) -> None:
         and failure.headers.get("x-should-retry") != "true"
     ):
         c.retryable = False  # the core retries 409; this contract gives it no transient meaning
+        if c.kind is ErrorKind.SERVER:
+            c.kind = ErrorKind.BAD_REQUEST  # a 4xx is the request's fault, not the server's
     data = failure.data
     if isinstance(data, dict):
         err = data.get("error")
