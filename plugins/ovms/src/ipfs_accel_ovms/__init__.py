@@ -1,0 +1,116 @@
+"""ipfs-accel backend for OpenVINO Model Server (OVMS).
+
+Install ``ipfs-accel-plugin-ovms`` and ``Registry().get("ovms")`` finds it. Base URL:
+``base_url=``, else ``OVMS_BASE_URL``, else ``http://localhost:8000``; an optional key
+(``api_key=`` or ``OVMS_API_KEY``) is sent as ``Authorization: Bearer``.
+
+- ``chat``, ``generate``, ``embed`` and their streams: the OpenAI-compatible ``/v3`` API
+  (built with :mod:`ipfs_accel.openai_compat`).
+- ``invoke("rerank", query=..., documents=[...])``: ``POST /v3/rerank`` (Cohere-style).
+- ``invoke("infer" | "model_ready" | "metadata" | "ready" | "live" | "server_metadata")``:
+  the KServe v2 tensor API.
+- ``invoke("predict", instances=... | inputs=...)``: the TF-Serving API of older releases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ipfs_accel
+import msgspec
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    ConfigurationError,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    InvokeResult,
+    Response,
+    Usage,
+    openai_compat,
+)
+
+from ._kserve import KSERVE_OPERATIONS, kserve_exchange
+
+__all__ = ["OvmsOptions", "backend_info", "classify_error", "parse_usage", "send"]
+
+_OPENAI_OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
+
+
+class OvmsOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """OVMS endpoint settings, given to ``create_endpoint``.
+
+    ``stream_usage`` asks streams for a final usage chunk (``stream_options.include_usage``),
+    so streamed calls are counted; OVMS supports it only for continuous-batching servables,
+    so turn it off for the others.
+    """
+
+    stream_usage: bool = True
+
+
+@ipfs_accel.hookimpl
+def backend_info() -> BackendInfo:
+    """OVMS: self-hosted, often several replicas as several endpoints."""
+    return BackendInfo(
+        name="ovms",
+        description="OpenVINO Model Server: OpenAI-compatible /v3, KServe v2, TF-Serving",
+        default_base_url="http://localhost:8000",
+        base_url_env=("OVMS_BASE_URL",),
+        api_key_env=("OVMS_API_KEY",),
+        operations=_OPENAI_OPERATIONS | KSERVE_OPERATIONS | {"rerank"},
+        options=OvmsOptions,
+    )
+
+
+def _rerank_result(resp: Response) -> InvokeResult:
+    data = resp.data
+    if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
+        raise TypeError("the rerank response has no 'results' list")
+    return InvokeResult(data=list(data["results"]))  # OVMS sends no 'id' or 'meta'
+
+
+def _rerank(call: Call, headers: Mapping[str, str]) -> Exchange:
+    if not call.model:
+        raise ConfigurationError(
+            "ovms rerank needs a model: pass model=, or set it on the endpoint"
+        )
+    params = dict(call.params)
+    if not isinstance(params.get("query"), str):
+        raise ConfigurationError("ovms rerank needs query= (a string)")
+    if not isinstance(params.get("documents"), list):
+        raise ConfigurationError("ovms rerank needs documents= (a list of strings)")
+    body = {"model": call.model, **params}
+    return Exchange(path="/v3/rerank", json=body, headers=headers, parse=_rerank_result)
+
+
+@ipfs_accel.hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The OVMS request for one call."""
+    headers = openai_compat.bearer_headers(endpoint)
+    op = call.operation
+    if op in _OPENAI_OPERATIONS:
+        options = endpoint.options
+        usage = options.stream_usage if isinstance(options, OvmsOptions) else True
+        return openai_compat.exchange(call, endpoint, prefix="/v3", headers=headers,
+                                      include_usage=usage)
+    if op == "rerank":
+        return _rerank(call, headers)
+    return kserve_exchange(call, headers)
+
+
+@ipfs_accel.hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """The OpenAI-style ``usage`` of /v3 answers (the tensor APIs report none)."""
+    return openai_compat.parse_usage(data)
+
+
+@ipfs_accel.hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """OVMS errors are ``{"error": "..."}``; 503 (model or server not ready) is retried.
+
+    404 (no such model or version) and other 4xx are final; other 5xx are retried.
+    """
+    return openai_compat.classify_error(failure)
