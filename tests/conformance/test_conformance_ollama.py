@@ -1,0 +1,161 @@
+"""Conformance of the ollama plugin against Ollama's OpenAPI spec (Steady mock server).
+
+Every operation goes through the real ``Registry(plugins=[ipfs_accel_ollama])`` backend and
+real HTTP to a mock that validates each request against ``ollama/openapi.yaml``: a request
+the spec rejects fails the test, and the mock's answers (the spec's examples) must parse.
+A recording transport keeps every response so the mock's verdict headers can be checked.
+
+Streams: the mock sends NDJSON (the plugin asks with ``Accept: application/x-ndjson``),
+but its lines hold only ``{"_stream": ...}`` (the event schema has no required fields, so
+no ``done``): the stream tests check that the request is accepted and that the plugin
+reports the missing terminal line as ``StreamInterruptedError``, never as text.
+Skipped when the specs folder, the spec or the mock binary is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from mockserver import (  # noqa: E402
+    MockPool,
+    assert_not_rejected,
+    mock_pool,  # noqa: F401  (registers the session fixture)
+)
+
+ipfs_accel_ollama = pytest.importorskip("ipfs_accel_ollama")
+
+from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+SPEC = "ollama/openapi.yaml"
+FAST_STREAM = {"X-Steady-Stream-Count": "3", "X-Steady-Stream-Interval-Ms": "0"}
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "why is the sky blue?"},
+    {"role": "assistant", "content": "Rayleigh scattering."},
+    {"role": "user", "content": "More detail, please."},
+]
+
+
+class _Recording(httpx2.HTTPTransport):
+    """The real HTTP transport, keeping every response to check the mock's verdict."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.seen.append(response)
+        return response
+
+
+class _AsyncRecording(httpx2.AsyncHTTPTransport):
+    """The real async HTTP transport, keeping every response."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(request)
+        self.seen.append(response)
+        return response
+
+
+def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
+    mock = pool.get(SPEC)
+    registry = Registry(plugins=[ipfs_accel_ollama], entry_points=False,
+                        transport=_Recording(seen), async_transport=_AsyncRecording(seen),
+                        environ={})
+    backend = registry.get("ollama")
+    settings.setdefault("headers", FAST_STREAM)
+    eid = backend.create_endpoint(base_url=mock.base_url, max_retries=0, **settings)
+    return backend, eid
+
+
+def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
+    assert seen, "no request reached the mock"
+    for response in seen:
+        assert_not_rejected(response)
+        assert response.headers.get("x-steady-matched-path") == path
+
+
+def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """chat with history, every common param and pass-through fields is accepted and parses."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, keep_alive="5m")
+    result = backend.chat(
+        MESSAGES, model="gemma4", endpoint_id=eid, max_tokens=64, temperature=0.2, top_p=0.9,
+        stop=["\n\n"], format="json", think=False, options={"seed": 42, "num_ctx": 4096},
+    )
+    _all_accepted(seen, "/api/chat")
+    assert isinstance(result.text, str)
+
+
+def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """generate with a system prompt and common params is accepted; the answer parses."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.generate("Why is the sky blue?", model="gemma4", endpoint_id=eid,
+                              system="Be brief.", max_tokens=32, stop="\n", temperature=0.0)
+    _all_accepted(seen, "/api/generate")
+    assert isinstance(result.text, str)
+
+
+def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """embed with a list of inputs and dimensions is accepted; the answer parses."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.embed(["Why is the sky blue?", "Why is the grass green?"],
+                           model="all-minilm", endpoint_id=eid, dimensions=8, truncate=True)
+    _all_accepted(seen, "/api/embed")
+    assert all(isinstance(v, list) for v in result.vectors)
+
+
+def test_list_models_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """list_models GETs /api/tags; the spec's example lists gemma4."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.invoke("list_models", endpoint_id=eid)
+    _all_accepted(seen, "/api/tags")
+    assert [m["name"] for m in result.data] == ["gemma4"]
+
+
+@pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])
+def test_streams_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: F811
+    """Stream requests are accepted; the mock's done-less lines end as an interrupted stream."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    if operation == "stream_chat":
+        stream = backend.stream_chat(MESSAGES, model="gemma4", endpoint_id=eid, max_tokens=16)
+    else:
+        stream = backend.stream_generate("Hi", model="gemma4", endpoint_id=eid, max_tokens=16)
+    with pytest.raises(StreamInterruptedError):
+        for chunk in stream:
+            assert chunk.delta == ""  # the mock's lines carry no text
+    assert seen
+    for response in seen:
+        assert_not_rejected(response)
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+
+
+@pytest.mark.asyncio
+async def test_async_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """The async path sends the same accepted request."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = await backend.achat(MESSAGES, model="gemma4", endpoint_id=eid)
+    await backend.aclose()
+    _all_accepted(seen, "/api/chat")
+    assert isinstance(result.text, str)
