@@ -1,0 +1,187 @@
+"""The gemini plugin against a mock of the Gemini native API spec (gemini-native.openapi.json).
+
+Every operation goes through the real ``Registry(plugins=[ipfs_accel_gemini])`` backend and
+real HTTP to the Steady mock: a request the spec rejects (or lets through with a
+diagnostic) fails the test, and the mock's generated answers must parse.
+
+Two fix-ups are applied to a temporary copy of the spec (never to the file itself):
+
+- ``EmbedContentRequest`` gets the ``model`` property. The community spec omits it and
+  forbids unknown properties, but the authoritative proto (``generative_service.proto``,
+  ``EmbedContentRequest.model``, REQUIRED, "Format: models/{model}") has it, and
+  ``batchEmbedContents`` needs it on every request.
+- For one stream test only, the ``text/event-stream`` schema (typed ``string`` in the spec,
+  which makes Steady send ``data: "LV"``) becomes the ``GenerateContentResponse`` named by
+  the operation's ``x-gemini-stream-event-schema``, with candidates and ``finishReason``
+  required so that the generated events look like a finished stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import mockserver as ms  # noqa: E402
+
+ipfs_accel_gemini = pytest.importorskip("ipfs_accel_gemini")
+
+from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+SPEC = "gemini/gemini-native.openapi.json"
+KEY = "AIzaCONFORMANCE-test-key"
+STREAM_PATH = "/v1beta/models/{model}:streamGenerateContent"
+HI = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": [{"type": "text", "text": "How are you?"}]},
+]
+
+
+def _embed_model_field(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    schema = doc["components"]["schemas"]["EmbedContentRequest"]
+    schema["properties"]["model"] = {"type": "string"}
+    return doc
+
+
+def _typed_stream_events(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = _embed_model_field(doc)
+    schemas = doc["components"]["schemas"]
+    event = copy.deepcopy(schemas["GenerateContentResponse"])
+    event["required"] = ["candidates", "usageMetadata", "responseId"]
+    candidate = copy.deepcopy(schemas["GenerateContentCandidate"])
+    candidate["required"] = ["content", "finishReason"]
+    event["properties"]["candidates"] = {"type": "array", "minItems": 1, "items": candidate}
+    usage = copy.deepcopy(schemas["GenerateContentUsageMetadata"])
+    usage["required"] = ["promptTokenCount", "candidatesTokenCount"]
+    event["properties"]["usageMetadata"] = usage
+    schemas["GeminiStreamEvent"] = event
+    media = doc["paths"][STREAM_PATH]["post"]["responses"]["200"]["content"]["text/event-stream"]
+    media["schema"] = {"$ref": "#/components/schemas/GeminiStreamEvent"}
+    return doc
+
+
+class _Recording(httpx2.HTTPTransport):
+    """The real HTTP transport, keeping every request and response to check the mock's verdict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exchanges: list[tuple[httpx2.Request, httpx2.Response]] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.exchanges.append((request, response))
+        return response
+
+
+class _Mock:
+    def __init__(self, server: ms.MockServer) -> None:
+        self.server = server
+        self.transport = _Recording()
+        registry = Registry(plugins=[ipfs_accel_gemini], entry_points=False,
+                            transport=self.transport, environ={})
+        self.backend: Backend = registry.get("gemini")
+        self.eid = self.backend.create_endpoint(
+            api_key=KEY, base_url=server.base_url, max_retries=0,
+            headers={"X-Steady-Stream-Count": "3", "X-Steady-Stream-Interval-Ms": "0"},
+        )
+
+    def check(self, path_suffix: str) -> None:
+        """The last request went to ``path_suffix``, was accepted without diagnostics, and
+        carried the key in its header only."""
+        request, response = self.transport.exchanges[-1]
+        assert request.url.path.endswith(path_suffix), request.url
+        assert KEY not in str(request.url)
+        assert request.headers["x-goog-api-key"] == KEY
+        ms.assert_not_rejected(response)
+        assert response.headers.get("x-steady-matched-path", "").startswith("/v1beta/models/")
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[_Mock]:
+    spec = ms.require_spec(SPEC)
+    with ms.start_mock(spec, transform=_embed_model_field) as server:
+        yield _Mock(server)
+
+
+@pytest.fixture(scope="module")
+def typed_stream_mock() -> Iterator[_Mock]:
+    spec = ms.require_spec(SPEC)
+    with ms.start_mock(spec, transform=_typed_stream_events) as server:
+        yield _Mock(server)
+
+
+def test_chat(mock: _Mock) -> None:
+    """chat with system, assistant turns and every common and passed-through parameter."""
+    result = mock.backend.chat(
+        HI, endpoint_id=mock.eid, max_tokens=32, temperature=0.2, top_p=0.9, stop=["END"],
+        top_k=4, seed=1, safetySettings=[{"category": "HARM_CATEGORY_HARASSMENT",
+                                          "threshold": "BLOCK_NONE"}],
+    )
+    mock.check(":generateContent")
+    assert isinstance(result.text, str)
+
+
+def test_generate(mock: _Mock) -> None:
+    """generate with a system instruction and a stop string."""
+    result = mock.backend.generate("Once", endpoint_id=mock.eid, stop="\n",
+                                   system_instruction="Poet.", model="models/gemini-2.5-pro")
+    mock.check("/models/gemini-2.5-pro:generateContent")
+    assert isinstance(result.text, str)
+
+
+def test_embed_one(mock: _Mock) -> None:
+    """embed of one input with the optional EmbedContentRequest fields."""
+    result = mock.backend.embed("hello", endpoint_id=mock.eid, task_type="RETRIEVAL_DOCUMENT",
+                                title="Doc", output_dimensionality=8)
+    mock.check(":embedContent")
+    assert isinstance(result.vectors, list)
+
+
+def test_embed_batch(mock: _Mock) -> None:
+    """embed of several inputs through batchEmbedContents."""
+    result = mock.backend.embed(["a", "b", "c"], endpoint_id=mock.eid)
+    mock.check(":batchEmbedContents")
+    assert isinstance(result.vectors, list)
+
+
+@pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])
+def test_stream_of_untyped_events_is_accepted_and_reported_interrupted(
+    mock: _Mock, operation: str
+) -> None:
+    """The spec's stream events are bare strings with no finishReason: the request is
+    accepted, the events do not crash the parser, and the stream counts as interrupted."""
+    if operation == "stream_chat":
+        chunks = mock.backend.stream_chat(HI, endpoint_id=mock.eid, max_tokens=8)
+    else:
+        chunks = mock.backend.stream_generate("Hi", endpoint_id=mock.eid, temperature=0.1)
+    with pytest.raises(StreamInterruptedError):
+        list(chunks)
+    mock.check(":streamGenerateContent")
+    request, _ = mock.transport.exchanges[-1]
+    assert request.url.params["alt"] == "sse"
+
+
+def test_stream_of_typed_events_ends_at_the_finish_reason(typed_stream_mock: _Mock) -> None:
+    """Generated GenerateContentResponse events parse; the first with a finishReason ends it."""
+    mock = typed_stream_mock
+    chunks = list(mock.backend.stream_chat(HI, endpoint_id=mock.eid, max_tokens=8))
+    mock.check(":streamGenerateContent")
+    last = chunks[-1]
+    assert last.done
+    assert last.finish_reason
+    assert last.usage is not None
+    assert mock.backend.get_stats(mock.eid).input_tokens == last.usage.input_tokens
