@@ -204,6 +204,14 @@ def test_common_params_mapped_and_others_passed() -> None:
     assert rec.body()["stop_sequences"] == ["a", "b"]
 
 
+def test_stream_param_cannot_override_operation() -> None:
+    """A stream= keyword is dropped: chat is always a JSON request, so the parser fits."""
+    rec = Recorder(json_response(200, message()))
+    backend, eid = make_backend(rec)
+    assert backend.chat(HI, endpoint_id=eid, stream=True).text == "Hi! My name is Claude."
+    assert "stream" not in rec.body()
+
+
 def test_default_max_tokens_option() -> None:
     """default_max_tokens replaces 1024 when the call gives no max_tokens."""
     rec = Recorder(json_response(200, message()))

@@ -90,6 +90,15 @@ def test_api_error_500_retried() -> None:
     assert len(rec.requests) == 2
 
 
+def test_timeout_error_504_retried() -> None:
+    """504 timeout_error is retried as a server error, then succeeds."""
+    rec = Recorder(json_response(504, error_body("timeout_error", "Request timeout")),
+                   json_response(200, message()))
+    backend, eid = make_backend(rec)
+    backend.chat(HI, endpoint_id=eid)
+    assert len(rec.requests) == 2
+
+
 def test_api_error_500_exhausted() -> None:
     """A 500 that keeps coming ends as ServerError after max_retries + 1 attempts."""
     rec = Recorder(json_response(500, error_body("api_error", "Internal server error")))
@@ -108,7 +117,7 @@ def test_api_error_500_exhausted() -> None:
         (400, "invalid_request_error", "messages: roles must alternate", BadRequestError),
         (413, "request_too_large", "Request exceeds the maximum allowed number of bytes",
          BadRequestError),
-        (400, "billing_error", "Your credit balance is too low", QuotaExceededError),
+        (402, "billing_error", "Your credit balance is too low", QuotaExceededError),
     ],
 )
 def test_non_retryable_errors_raise_at_once(
@@ -190,7 +199,7 @@ def test_key_never_in_auth_error() -> None:
         ("rate_limit_error", ErrorKind.RATE_LIMITED, True),
         ("overloaded_error", ErrorKind.OVERLOADED, True),
         ("api_error", ErrorKind.SERVER, True),
-        ("timeout_error", ErrorKind.TIMEOUT, True),
+        ("timeout_error", ErrorKind.SERVER, True),
         ("invalid_request_error", ErrorKind.BAD_REQUEST, False),
         ("authentication_error", ErrorKind.AUTH, False),
     ],

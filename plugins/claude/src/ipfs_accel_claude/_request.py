@@ -188,6 +188,7 @@ def messages_body(call: Call, options: ClaudeOptions, *, stream: bool) -> dict[s
         if not turns:
             raise ConfigurationError("claude needs at least one user or assistant message")
     params = dict(call.params)
+    params.pop("stream", None)  # the operation decides, so the parser matches the answer
     if "system" in params:
         system_parts.insert(0, params.pop("system"))
     body: dict[str, Any] = {"model": call.model, "messages": turns}

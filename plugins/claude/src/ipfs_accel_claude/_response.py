@@ -156,7 +156,8 @@ _TYPES: dict[str, tuple[ErrorKind, bool]] = {
     "rate_limit_error": (ErrorKind.RATE_LIMITED, True),
     "api_error": (ErrorKind.SERVER, True),
     "overloaded_error": (ErrorKind.OVERLOADED, True),
-    "timeout_error": (ErrorKind.TIMEOUT, True),
+    # a 504 from Anthropic's side: an HTTP answer, so a server error rather than our timeout
+    "timeout_error": (ErrorKind.SERVER, True),
 }
 
 _CONTEXT = re.compile(
