@@ -165,6 +165,7 @@ def test_stream_chat_with_usage() -> None:
     chunks = list(b.stream_chat(HI, model="llama3", endpoint_id=endpoint(b), request_id="rid-s"))
     assert rec.requests[0].url.path == "/v3/chat/completions"
     assert rec.requests[0].headers["x-request-id"] == "rid-s"
+    assert rec.requests[0].headers["accept"] == "text/event-stream"
     assert rec.body() == {"model": "llama3", "messages": HI, "stream": True,
                           "stream_options": {"include_usage": True}}
     assert "".join(c.delta for c in chunks) == "Hello!"

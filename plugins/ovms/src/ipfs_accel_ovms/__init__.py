@@ -94,6 +94,8 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     if op in _OPENAI_OPERATIONS:
         options = endpoint.options
         usage = options.stream_usage if isinstance(options, OvmsOptions) else True
+        if op.startswith("stream_"):
+            headers = {**headers, "accept": "text/event-stream"}
         return openai_compat.exchange(call, endpoint, prefix="/v3", headers=headers,
                                       include_usage=usage)
     if op == "rerank":
