@@ -1,0 +1,229 @@
+"""Conformance of the llvm plugin against its own OpenAPI document (Steady mock server).
+
+The llvm contract has no public spec: the plugin ships one (``ipfs_accel_llvm.OPENAPI_PATH``),
+so this module needs nothing from ``../shared`` and skips only when the plugin or the mock
+binary (``npm ci``) is missing. Every operation goes through the real
+``Registry(plugins=[ipfs_accel_llvm])`` backend over real HTTP to a mock that validates each
+request against the document; a recording transport keeps the responses so the mock's
+verdict headers are checked (no rejection, no diagnostic). The answers must parse twice:
+as the document's examples, and as bodies generated from its schemas (examples removed).
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from mockserver import (  # noqa: E402
+    MockPool,
+    MockServer,
+    assert_not_rejected,
+    assert_rejected,
+    mock_pool,  # noqa: F401  (registers the session fixture)
+)
+
+ipfs_accel_llvm = pytest.importorskip("ipfs_accel_llvm")
+
+from ipfs_accel import Backend, ErrorKind, Failure, Registry  # noqa: E402
+from ipfs_accel._wire import decode_json  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+
+def _without_examples(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with every example removed, so the mock generates answers from schemas."""
+    doc = copy.deepcopy(doc)
+
+    def strip(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("example", None)
+            node.pop("examples", None)
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+
+    strip(doc)
+    return doc
+
+
+VARIANTS = {"examples": None, "generated": _without_examples}
+
+
+class _Recording(httpx2.HTTPTransport):
+    """The real HTTP transport, keeping every response to check the mock's verdict."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.seen.append(response)
+        return response
+
+
+class _AsyncRecording(httpx2.AsyncHTTPTransport):
+    """The real async HTTP transport, keeping every response."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(request)
+        self.seen.append(response)
+        return response
+
+
+def _mock(mock_pool: MockPool, variant: str) -> MockServer:  # noqa: F811
+    return mock_pool.get(ipfs_accel_llvm.OPENAPI_PATH, transform=VARIANTS[variant])
+
+
+def _backend(
+    mock: MockServer, seen: list[httpx2.Response], **settings: Any
+) -> tuple[Backend, str]:
+    registry = Registry(
+        plugins=[ipfs_accel_llvm], entry_points=False, transport=_Recording(seen),
+        async_transport=_AsyncRecording(seen), environ={},
+    )
+    backend = registry.get("llvm")
+    eid = backend.create_endpoint(base_url=mock.base_url, max_retries=0, **settings)
+    return backend, eid
+
+
+def _accepted(seen: list[httpx2.Response], matched: str) -> None:
+    assert seen, "no request reached the mock"
+    for response in seen:
+        assert_not_rejected(response)
+        assert response.headers.get("x-steady-matched-path") == matched
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def variant(request: pytest.FixtureRequest) -> str:
+    """Run each test against the document's examples and against schema-generated answers."""
+    return str(request.param)
+
+
+def test_generate_conforms(mock_pool: MockPool, variant: str) -> None:  # noqa: F811
+    """generate with every common param and an extra one, with a Bearer key."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, variant), seen, api_key="llvm-conformance")
+    out = backend.generate(
+        "int main() {", endpoint_id=eid, max_tokens=16, temperature=0.2, top_p=0.9,
+        stop=["}"], seed=7,
+    )
+    _accepted(seen, "/models/{model_id}/infer")
+    assert isinstance(out.text, str)
+    if variant == "examples":
+        assert out.text == "Hello from LLVM"
+        assert out.usage.total_tokens == 9
+
+
+def test_generate_conforms_without_key_and_with_a_named_model(
+    mock_pool: MockPool, variant: str  # noqa: F811
+) -> None:
+    """generate with no key, a model id that needs percent-encoding and a string stop."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, variant), seen)
+    out = backend.generate("hi", model="org/jit 1", endpoint_id=eid, stop="\n")
+    _accepted(seen, "/models/{model_id}/infer")
+    assert isinstance(out.text, str)
+
+
+def test_chat_conforms(mock_pool: MockPool, variant: str) -> None:  # noqa: F811
+    """chat: messages rendered into one prompt, text parts included."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, variant), seen)
+    out = backend.chat(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Compile"}, "this"]},
+        ],
+        endpoint_id=eid, max_tokens=8,
+    )
+    _accepted(seen, "/models/{model_id}/infer")
+    assert isinstance(out.text, str)
+
+
+@pytest.mark.parametrize("value", ["text", {"code": "int main(){}", "lang": "c"}, [1, 2], 3.5])
+def test_infer_conforms(mock_pool: MockPool, variant: str, value: Any) -> None:  # noqa: F811
+    """infer with inputs of every JSON type, plus parameters."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, variant), seen)
+    out = backend.invoke("infer", endpoint_id=eid, input=value, parameters={"opt_level": "O2"})
+    _accepted(seen, "/models/{model_id}/infer")
+    assert isinstance(out.data, dict)
+    assert "result" in out.data
+
+
+def test_batch_infer_conforms(mock_pool: MockPool, variant: str) -> None:  # noqa: F811
+    """batch_infer returns the results list."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, variant), seen)
+    out = backend.invoke("batch_infer", endpoint_id=eid, inputs=["a", "b"], max_tokens=4)
+    _accepted(seen, "/models/{model_id}/batch_infer")
+    assert isinstance(out.data, list)
+
+
+@pytest.mark.parametrize(
+    ("operation", "matched"),
+    [
+        ("list_models", "/models"),
+        ("model_info", "/models/{model_id}"),
+        ("status", "/status"),
+        ("reload", "/models/{model_id}/reload"),
+    ],
+)
+def test_bodyless_operations_conform(
+    mock_pool: MockPool, variant: str, operation: str, matched: str  # noqa: F811
+) -> None:
+    """list_models, model_info, status and reload are accepted and their answers parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, variant), seen, api_key="k")
+    out = backend.invoke(operation, endpoint_id=eid)
+    _accepted(seen, matched)
+    assert isinstance(out.data, dict)
+
+
+@pytest.mark.asyncio
+async def test_async_operations_conform(mock_pool: MockPool) -> None:  # noqa: F811
+    """The async forms send the same accepted requests."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, "examples"), seen)
+    out = await backend.agenerate("hi", endpoint_id=eid)
+    assert out.text == "Hello from LLVM"
+    chat = await backend.achat([{"role": "user", "content": "hi"}], endpoint_id=eid)
+    assert chat.text == "Hello from LLVM"
+    batch = await backend.ainvoke("batch_infer", endpoint_id=eid, inputs=["x"])
+    assert batch.data == ["first answer", "second answer"]
+    assert len(seen) == 3
+    for response in seen:
+        assert_not_rejected(response)
+    await backend.aclose()
+
+
+def test_mock_rejects_a_request_outside_the_document(mock_pool: MockPool) -> None:  # noqa: F811
+    """The mock does validate (an infer body without input is refused), and the plugin reads
+    its {"error": ...} refusal as a bad request that is not retried."""
+    mock = _mock(mock_pool, "examples")
+    response = httpx2.post(mock.url("/models/default/infer"), json={"parameters": {}})
+    assert_rejected(response)
+    failure = Failure(
+        operation="infer", status=response.status_code, headers=response.headers,
+        content=response.content, data=decode_json(response.content),
+    )
+    c = ipfs_accel_llvm.classify_error(failure)
+    assert c.kind is ErrorKind.BAD_REQUEST
+    assert c.retryable is False
+    assert c.message == "Validation failed"
