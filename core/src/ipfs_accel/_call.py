@@ -595,6 +595,9 @@ class _StreamBase:
         if out is None:
             return None
         out.request_id = self.call.request_id
+        if self.server_request_id is None and out.server_request_id:
+            # an ID only the body carries (Gemini's responseId) stands in for a header's
+            self.server_request_id = out.server_request_id
         out.server_request_id = self.server_request_id
         if out.finish_reason is not None:
             self.finish_reason = out.finish_reason

@@ -209,6 +209,8 @@ class StreamChunk(msgspec.Struct, kw_only=True):
 
     ``delta`` is the new text. The plugin sets ``done`` on the event that ends the stream;
     the core then yields one last chunk with ``done=True`` and the call's final ``usage``.
+    A plugin may set ``server_request_id`` from an event when the server sends its ID only
+    in the body; the core then puts it on this and later chunks (a header's ID wins).
     """
 
     delta: str = ""
