@@ -38,9 +38,10 @@ def render_chat(messages: list[dict[str, Any]] | None) -> str:
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
             raise ConfigurationError(f"message {index} must be a dict with 'role' and 'content'")
-        role = message.get("role")  # type: ignore[assignment]  # checked just below
-        if not isinstance(role, str) or not role:
+        given = message.get("role")
+        if not isinstance(given, str) or not given:
             raise ConfigurationError(f"message {index} needs a non-empty string 'role'")
+        role = given
         lines.append(f"{role}: {_content_text(message.get('content'), index)}")
     if role != "assistant":
         lines.append("assistant:")
