@@ -139,6 +139,19 @@ def test_blocked_prompt_reports_the_block_reason() -> None:
     assert (result.text, result.finish_reason, result.server_request_id) == ("", "SAFETY", "r-b")
 
 
+def test_gemini_shaped_messages_pass_through() -> None:
+    """A message given with Gemini ``parts`` keeps them; ``model`` is accepted as a role."""
+    rec = Recorder(json_response(200, generate_response()))
+    b = backend(rec)
+    parts = [{"text": "Look:"}, {"inlineData": {"mimeType": "image/png", "data": "iVBORw0="}}]
+    b.chat([{"role": "user", "parts": parts}, {"role": "model", "content": "I see."}],
+           endpoint_id=endpoint(b))
+    assert rec.body()["contents"] == [
+        {"role": "user", "parts": parts},
+        {"role": "model", "parts": [{"text": "I see."}]},
+    ]
+
+
 def test_unknown_role_is_rejected_before_sending() -> None:
     """A role Gemini has no counterpart for raises ConfigurationError and sends nothing."""
     rec = Recorder(json_response(200, generate_response()))

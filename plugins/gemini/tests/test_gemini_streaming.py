@@ -55,7 +55,7 @@ def test_stream_chat_request_and_chunks() -> None:
     assert last.usage is not None
     assert (last.usage.input_tokens, last.usage.output_tokens) == (9, 3)
     assert all(c.request_id == "req-s" for c in chunks)
-    assert last.raw["responseId"] == "r-s"
+    assert all(c.server_request_id == "r-s" for c in chunks)
 
 
 def test_streamed_usage_is_counted_in_stats() -> None:
@@ -106,6 +106,7 @@ def test_mid_stream_error_raises_not_text() -> None:
     assert received == ["partial"]
     assert info.value.message == "An internal error has occurred."
     assert info.value.code == "INTERNAL"
+    assert info.value.server_request_id == "resp-123"  # the responseId of the chunk before
     assert len(rec.requests) == 1  # text was already yielded: not retried
 
 

@@ -147,4 +147,7 @@ def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
         status = code if isinstance(code, int) and 400 <= code <= 599 else None
         return StreamFailure(data=data, status=status)
     text, reason, _ = _candidate(data)
-    return StreamChunk(delta=text, finish_reason=reason, done=reason is not None, raw=data)
+    return StreamChunk(
+        delta=text, finish_reason=reason, done=reason is not None,
+        server_request_id=_response_id(data), raw=data,
+    )
