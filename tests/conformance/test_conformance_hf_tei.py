@@ -1,0 +1,170 @@
+"""Conformance of the hf_tei plugin against TEI's OpenAPI spec (Steady mock server).
+
+Every operation goes through the real ``Registry(plugins=[ipfs_accel_hf_tei])`` backend and
+real HTTP to a mock that validates each request against ``hf_tei/openapi.json``: a request
+the spec rejects fails the test, and the mock's answers must parse. A recording transport
+keeps every response so the mock's verdict headers can be checked.
+
+The mock answers every ``/embed`` and ``/v1/embeddings`` with ONE vector (the spec's
+example), whatever the batch: batch splitting is driven with ``max_client_batch_size=1`` so
+each slice holds one input, and the ``/info`` probe test checks that both of its requests
+are accepted and that the plugin reports the mock's short answer as a ``ResponseError``
+instead of misaligning vectors. Skipped when the specs folder, the spec or the mock binary
+is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from mockserver import (  # noqa: E402
+    MockPool,
+    assert_not_rejected,
+    mock_pool,  # noqa: F401  (registers the session fixture)
+)
+
+ipfs_accel_hf_tei = pytest.importorskip("ipfs_accel_hf_tei")
+pytest.importorskip("ipfs_accel_hf_tei._batch")
+
+from ipfs_accel import Backend, Registry, ResponseError  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+SPEC = "hf_tei/openapi.json"
+TEXTS = ["Deep Learning is ...", "A cat sat on the mat.", "TEI serves embeddings."]
+
+
+class _Recording(httpx2.HTTPTransport):
+    """The real HTTP transport, keeping every response to check the mock's verdict."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.seen.append(response)
+        return response
+
+
+class _AsyncRecording(httpx2.AsyncHTTPTransport):
+    """The real async HTTP transport, keeping every response."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(request)
+        self.seen.append(response)
+        return response
+
+
+def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
+    mock = pool.get(SPEC)
+    registry = Registry(plugins=[ipfs_accel_hf_tei], entry_points=False,
+                        transport=_Recording(seen), async_transport=_AsyncRecording(seen),
+                        environ={})
+    backend = registry.get("hf_tei")
+    eid = backend.create_endpoint(base_url=mock.base_url, max_retries=0, **settings)
+    return backend, eid
+
+
+def _all_accepted(seen: list[httpx2.Response], *paths: str) -> None:
+    assert seen, "no request reached the mock"
+    assert [r.headers.get("x-steady-matched-path") for r in seen] == list(paths)
+    for response in seen:
+        assert_not_rejected(response)
+
+
+def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """embed of one input with TEI's params is accepted; the answer parses."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.embed(TEXTS[0], endpoint_id=eid, normalize=True, truncate=False,
+                           dimensions=3, prompt_name="query")
+    _all_accepted(seen, "/embed")
+    assert result.vectors == [[0, 1, 2]]
+
+
+def test_embed_split_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """A batch split by max_client_batch_size sends one accepted request per slice."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, max_client_batch_size=1)
+    result = backend.embed(TEXTS, endpoint_id=eid, normalize=False)
+    _all_accepted(seen, "/embed", "/embed", "/embed")
+    assert result.vectors == [[0, 1, 2]] * 3
+
+
+def test_embed_probe_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """The GET /info probe and the /embed after it are accepted."""
+    ipfs_accel_hf_tei._batch.SIZES.clear()
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    # the mock's size is large, so the batch goes in one request; its one-vector example
+    # answer cannot match two inputs, which the plugin must refuse rather than misalign
+    with pytest.raises(ResponseError, match="2 inputs sent, 1 vectors received"):
+        backend.embed(TEXTS[:2], endpoint_id=eid)
+    _all_accepted(seen, "/info", "/embed")
+
+
+def test_embed_openai_api_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """embed with openai_api=True posts an accepted /v1/embeddings; the answer parses."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, openai_api=True)
+    result = backend.embed(TEXTS[0], endpoint_id=eid, model="thenlper/gte-base", dimensions=1)
+    _all_accepted(seen, "/v1/embeddings")
+    assert len(result.vectors) == 1
+    assert result.usage.input_tokens >= 0
+
+
+def test_rerank_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """rerank with its options is accepted; the ranks parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.invoke("rerank", endpoint_id=eid, query="What is Deep Learning?",
+                            texts=TEXTS, raw_scores=False, return_text=True, truncate=True)
+    _all_accepted(seen, "/rerank")
+    assert all("index" in r and "score" in r for r in result.data)
+
+
+def test_openai_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """invoke('openai_embed') is accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.invoke("openai_embed", endpoint_id=eid, input=TEXTS)
+    _all_accepted(seen, "/v1/embeddings")
+    assert result.data["object"] == "list"
+
+
+@pytest.mark.parametrize("operation", ["health", "info"])
+def test_invoke_conforms(mock_pool: MockPool, operation: str) -> None:  # noqa: F811
+    """health and info GET their routes; the answers parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.invoke(operation, endpoint_id=eid)
+    _all_accepted(seen, f"/{operation}")
+    if operation == "info":
+        assert isinstance(result.data["max_client_batch_size"], int)
+    else:
+        assert result.data["healthy"] is True
+
+
+@pytest.mark.asyncio
+async def test_async_embed_split_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """The async path splits and sends the same accepted requests."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, max_client_batch_size=1)
+    result = await backend.aembed(TEXTS[:2], endpoint_id=eid)
+    await backend.aclose()
+    _all_accepted(seen, "/embed", "/embed")
+    assert len(result.vectors) == 2
