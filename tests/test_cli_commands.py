@@ -1,0 +1,230 @@
+"""The ipfs-accel command through its real console script: backends, chat, embed, run, stats."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from _cli_fixtures import FakeAPI, cli, cli_env, make_site, read_jsonl, script
+
+KEY = "sk-clitest-very-secret-0001"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return cli_env(make_site(tmp_path))
+
+
+@pytest.fixture
+def keyed(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "CLITEST_API_KEY": KEY}
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("error:")
+    return lines[0]
+
+
+def test_help_lists_every_command(env: dict[str, str]) -> None:
+    """`ipfs-accel --help` names all the commands and exits 0."""
+    r = cli(["--help"], env=env)
+    assert r.returncode == 0
+    for command in ("backends", "chat", "embed", "run", "stats", "report", "demo"):
+        assert command in r.stdout
+
+
+def test_backends_lists_plugins_key_state_and_broken_ones(env: dict[str, str]) -> None:
+    """`backends` shows distribution, version, operations, env vars, key state, broken plugins."""
+    r = cli(["backends"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "clitest" in r.stdout and "ipfs-accel-clitest" in r.stdout
+    assert "CLITEST_API_KEY" in r.stdout and "missing" in r.stdout
+    assert "broken" in r.stdout and "clitest_no_such_module" in r.stdout
+    r = cli(["backends", "--json"], env={**env, "CLITEST_API_KEY": KEY})
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["clitest"]["key_set"] is True
+    assert rows["clitest"]["operations"] == ["chat", "embed", "stream_chat"]
+    assert "ModuleNotFoundError" in rows["broken"]["error"]
+    assert KEY not in r.stdout + r.stderr
+
+
+def test_chat_streams_the_reply_with_our_request_id_and_key(keyed: dict[str, str]) -> None:
+    """`chat` streams the text, sends --request-id and only the endpoint's key."""
+    with FakeAPI() as api:
+        r = cli(["chat", "-b", "clitest", "-u", api.url, "--request-id", "rid-42", "Hi"],
+                env=keyed)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "Hello from fake\n"
+    (req,) = api.requests
+    assert req["headers"]["X-Request-ID"] == "rid-42"
+    assert req["headers"]["authorization"] == f"Bearer {KEY}"
+    assert req["body"]["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_chat_json_reads_prompt_from_stdin(keyed: dict[str, str]) -> None:
+    """`chat --json` with no prompt argument reads stdin and prints the full result."""
+    with FakeAPI() as api:
+        r = cli(["chat", "-b", "clitest", "-u", api.url, "-m", "m-9", "--json"], env=keyed,
+                stdin="from stdin\n")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["text"] == "echo: from stdin\n"
+    assert data["model"] == "m-9"
+    assert data["usage"] == {"input_tokens": 5, "output_tokens": 7, "total_tokens": 12}
+    assert data["request_id"].startswith("req_")
+
+
+def test_chat_api_key_env_names_another_variable(env: dict[str, str]) -> None:
+    """--api-key-env reads the key from that variable."""
+    with FakeAPI() as api:
+        r = cli(["chat", "-b", "clitest", "-u", api.url, "--api-key-env", "OTHER", "x"],
+                env={**env, "OTHER": "other-key-7"})
+    assert r.returncode == 0, r.stderr
+    assert api.requests[0]["headers"]["authorization"] == "Bearer other-key-7"
+
+
+def test_chat_missing_key_is_one_line_naming_the_variable(env: dict[str, str]) -> None:
+    """No key: exit 2, one line that says which variable to set; no request sent."""
+    r = cli(["chat", "-b", "clitest", "hi"], env=env)
+    assert r.returncode == 2
+    line = _one_error_line(r.stderr)
+    assert "CLITEST_API_KEY" in line and "--api-key-env" in line
+    r = cli(["chat", "-b", "clitest", "--api-key-env", "NOPE_KEY", "hi"], env=env)
+    assert r.returncode == 2
+    assert "NOPE_KEY" in _one_error_line(r.stderr)
+
+
+def test_unknown_backend_is_one_line(keyed: dict[str, str]) -> None:
+    """An unknown backend: exit 2 and the installed ones named."""
+    r = cli(["chat", "-b", "nosuch", "hi"], env=keyed)
+    assert r.returncode == 2
+    line = _one_error_line(r.stderr)
+    assert "nosuch" in line and "clitest" in line
+
+
+def test_unreachable_url_is_one_line_and_debug_shows_traceback(keyed: dict[str, str]) -> None:
+    """Connection refused: one line with backend, endpoint, URL, request ID and a hint."""
+    args = ["chat", "-b", "clitest", "-u", "http://127.0.0.1:9", "--max-retries", "0",
+            "--request-id", "rid-unreach", "hi"]
+    r = cli(args, env=keyed)
+    assert r.returncode == 1
+    line = _one_error_line(r.stderr)
+    for part in ("clitest", "clitest-1", "http://127.0.0.1:9", "rid-unreach", "--endpoint-url"):
+        assert part in line
+    r = cli([*args, "--debug"], env=keyed)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr
+
+
+def test_server_error_never_prints_the_key(keyed: dict[str, str]) -> None:
+    """A 401 whose message echoes the key: the line says auth failed, the key is scrubbed."""
+    with FakeAPI(status=401) as api:
+        r = cli(["chat", "-b", "clitest", "-u", api.url, "hi"], env=keyed)
+    assert r.returncode == 1
+    line = _one_error_line(r.stderr)
+    assert "AuthenticationError" in line and "status 401" in line
+    assert KEY not in r.stdout + r.stderr
+
+
+def test_embed_prints_vectors_and_json(keyed: dict[str, str]) -> None:
+    """`embed` prints one vector per text; --json gives them in full."""
+    with FakeAPI() as api:
+        r = cli(["embed", "-b", "clitest", "-u", api.url, "a", "b"], env=keyed)
+        assert r.returncode == 0, r.stderr
+        assert "dim=2" in r.stdout
+        r = cli(["embed", "-b", "clitest", "-u", api.url, "--json"], env=keyed,
+                stdin="one\ntwo\n\nthree\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["vectors"] == [[0.5, 0.0], [0.5, 1.0], [0.5, 2.0]]
+
+
+def _write_batch(path: Path, n: int, *, bad: dict[int, str] | None = None) -> None:
+    lines = []
+    for i in range(1, n + 1):
+        if bad and i in bad:
+            lines.append(bad[i])
+        elif i % 5 == 0:
+            lines.append(json.dumps({"id": f"e{i}", "input": [f"text {i}"]}))
+        else:
+            lines.append(json.dumps({"id": f"c{i}", "prompt": f"question {i}"}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_run_answers_every_line_in_order_and_reports_bad_lines(
+    keyed: dict[str, str], tmp_path: Path
+) -> None:
+    """`run`: results in input order, bad lines answered with their line number, stats file."""
+    batch = tmp_path / "calls.jsonl"
+    _write_batch(batch, 12, bad={3: "{not json", 7: json.dumps({"id": "x", "mesages": []})})
+    stats = tmp_path / "stats.json"
+    with FakeAPI() as one, FakeAPI() as two:
+        r = cli(["run", str(batch), "-b", "clitest", "-u", one.url, "-u", two.url,
+                 "-c", "4", "--stats-file", str(stats)], env=keyed)
+    assert r.returncode == 1  # two bad lines
+    assert "calls.jsonl:3:" in r.stderr and "calls.jsonl:7:" in r.stderr
+    assert "mesages" in r.stderr
+    results = read_jsonl(tmp_path / "calls.results.jsonl")
+    assert [rec["line"] for rec in results] == list(range(1, 13))
+    assert not results[2]["ok"] and results[2]["error"]["type"] == "BadLine"
+    assert not results[6]["ok"]
+    assert results[0] == {**results[0], "id": "c1", "ok": True, "text": "echo: question 1"}
+    assert results[4]["vectors"] == [[0.5, 0.0]]
+    assert {rec["endpoint"] for rec in results if rec["ok"]} == {"clitest-1", "clitest-2"}
+    assert one.requests and two.requests  # spread over both endpoints
+    r = cli(["stats", str(stats)], env=keyed)
+    assert r.returncode == 0, r.stderr
+    assert "clitest-1" in r.stdout and "clitest-2" in r.stdout and "all" in r.stdout
+    document = json.loads(stats.read_text())
+    assert document["aggregate"]["successful_requests"] == 10
+
+
+def test_run_refuses_to_overwrite_and_stats_rejects_other_files(
+    keyed: dict[str, str], tmp_path: Path
+) -> None:
+    """An existing output needs --resume or --overwrite; `stats` wants a stats file."""
+    batch = tmp_path / "b.jsonl"
+    _write_batch(batch, 1)
+    (tmp_path / "b.results.jsonl").write_text('{"line": 1}\n')
+    r = cli(["run", str(batch), "-b", "clitest"], env=keyed)
+    assert r.returncode == 2
+    assert "--resume" in _one_error_line(r.stderr)
+    r = cli(["stats", str(batch)], env=keyed)
+    assert r.returncode == 2
+    assert "not" in _one_error_line(r.stderr)
+
+
+def test_run_resume_after_kill_answers_every_line_exactly_once(
+    keyed: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL mid-batch, rerun with --resume: every input line answered exactly once."""
+    batch = tmp_path / "slow.jsonl"
+    n = 60
+    _write_batch(batch, n)
+    out = tmp_path / "slow.results.jsonl"
+    with FakeAPI(delay=0.05) as api:
+        proc = subprocess.Popen(
+            [script(), "run", str(batch), "-b", "clitest", "-u", api.url, "-c", "3", "-q"],
+            env=keyed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if out.exists() and out.read_text().count("\n") >= 10:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        first = read_jsonl(out)
+        assert 10 <= len(first) < n, "the kill came too late to test anything"
+        r = cli(["run", str(batch), "-b", "clitest", "-u", api.url, "-c", "8", "--resume"],
+                env=keyed)
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr
+    lines = [rec["line"] for rec in read_jsonl(out)]
+    assert lines == list(range(1, n + 1))  # exactly once each, in input order
+    assert all(rec["ok"] for rec in read_jsonl(out))
