@@ -152,3 +152,12 @@ def test_transport_error_is_retryable() -> None:
     """A connection error is classified retryable."""
     c = classify_error(Failure(operation="embed", exception=httpx2.ConnectError("refused")))
     assert c.retryable and c.kind is ErrorKind.TRANSPORT
+
+
+def test_503_retried_then_success() -> None:
+    """A 503 while the server warms up is retried, then the embed succeeds."""
+    server = Server(httpx2.Response(503, json={"error": "unhealthy", "error_type": "unhealthy"}),
+                    embed_server())
+    b, eid = backend(server)
+    assert b.embed("t3", endpoint_id=eid).vectors == [[3.0, 3.5, -3.0]]
+    assert len(server.requests) == 2
