@@ -27,7 +27,6 @@ import time
 from typing import Any
 
 import httpx2
-
 import ipfs_accel
 from ipfs_accel import BackendInfo, Call, EndpointConfig, Exchange, Registry, openai_compat
 
@@ -149,7 +148,8 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
-    print(f"python {sys.version.split()[0]}, httpx2 {httpx2.__version__ if hasattr(httpx2, '__version__') else '?'}, "
+    version = getattr(httpx2, "__version__", "?")
+    print(f"python {sys.version.split()[0]}, httpx2 {version}, "
           f"client cpus {cpus[:-1] or 'all'}, server cpu {server_cpu}")
     print(f"{'concurrency':>11} {'client':>6} {'calls/s':>9} {'cpu us/call':>12} {'ratio':>6}")
     try:

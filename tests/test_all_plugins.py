@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from ipfs_accel import Registry
 
 BUILT_IN = ["claude", "gemini", "groq", "hf_tei", "hf_tgi", "llvm", "ollama", "openai", "ovms"]

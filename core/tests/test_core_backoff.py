@@ -6,7 +6,6 @@ import email.utils
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from ipfs_accel import backoff_delay, parse_retry_after
 from ipfs_accel._retry import plan_wait
 

@@ -11,9 +11,8 @@ from typing import Any
 
 import _echo_plugin
 import httpx2
-import pytest
-
 import ipfs_accel
+import pytest
 from ipfs_accel import (
     AuthenticationError,
     BadRequestError,

@@ -9,11 +9,10 @@ import threading
 
 import _echo_plugin
 import httpx2
+import ipfs_accel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import ipfs_accel
 from ipfs_accel import Registry, Stats
 
 CANARY = "sk-canary-4f1c9e2b7d"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import _echo_plugin
-import pytest
-
 import ipfs_accel
+import pytest
 from ipfs_accel import Registry
 from ipfs_accel.testing import Drop, FaultServer, Hang, Reply, Stream, TruncatedStream
 
@@ -31,7 +31,7 @@ def make(server: FaultServer, **settings):
 
 def gaps(server: FaultServer) -> list[float]:
     times = [r.received_at for r in server.requests]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_waits_follow_backoff_and_retry_after(server):

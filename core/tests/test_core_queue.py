@@ -10,7 +10,6 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
 from ipfs_accel._queue import _GRANTED, _WAITING, Limiter, QueueFull
 
 

@@ -474,7 +474,9 @@ class Engine:
             usage = reader.usage if reader is not None else None
             stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
 
-    async def astream(self, endpoint: Endpoint, call: Call) -> AsyncIterator[StreamChunk]:
+    async def astream(  # noqa: PLR0915 - one flow: admission, retries, yielding, accounting
+        self, endpoint: Endpoint, call: Call
+    ) -> AsyncIterator[StreamChunk]:
         """Run a streamed call on the running event loop, yielding chunks as they arrive."""
         config = endpoint.config
         start = _monotonic()
@@ -580,15 +582,15 @@ class _StreamBase:
             err.retryable = False  # type: ignore[attr-defined]
             raise err from exc
         if isinstance(out, StreamFailure):
-            err = engine.error(
+            failed = engine.error(
                 self.config, self.call,
                 Failure(operation=self.call.operation, status=out.status or 200,
                         headers=self.headers, data=out.data, in_stream=True),
                 server_request_id=self.server_request_id,
             )
             if self.yielded:
-                err.retryable = False  # type: ignore[attr-defined]
-            raise err
+                failed.retryable = False  # type: ignore[attr-defined]
+            raise failed
         reported = engine.hooks.parse_usage(self.call.operation, event.json)
         if reported is not None:
             self.usage = reported if self.usage is None else self.usage.merged(reported)

@@ -161,7 +161,7 @@ class TransportError(CallError):
     kind = ErrorKind.TRANSPORT
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the name users expect
+class TimeoutError(TransportError, builtins.TimeoutError):
     """An attempt's timeout, the wait in the queue or the call's overall deadline ran out."""
 
     kind = ErrorKind.TIMEOUT

@@ -10,6 +10,7 @@ keeps start order FIFO and stops late arrivals from overtaking the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 
@@ -18,7 +19,7 @@ __all__ = ["Limiter", "QueueFull"]
 _WAITING, _GRANTED, _ABANDONED = 0, 1, 2
 
 
-class QueueFull(Exception):  # noqa: N818 - internal signal, turned into QueueFullError
+class QueueFull(Exception):
     """Raised by :meth:`Limiter.enter` when ``queue_size`` calls are already waiting."""
 
 
@@ -40,10 +41,9 @@ class _Waiter:
         if threading.get_ident() == self.thread:
             self.loop.call_soon(_resolve, self.future)
         else:
-            try:
+            # RuntimeError: its loop is closed, and the waiter is gone with it
+            with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(_resolve, self.future)
-            except RuntimeError:  # its loop is closed: the waiter is gone with it
-                pass
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -130,10 +131,8 @@ class Registry:
     def load_all(self) -> list[PluginStatus]:
         """Import and validate every plugin; return their status (broken ones with errors)."""
         for name in self.names():
-            try:
+            with contextlib.suppress(PluginLoadError):
                 self.hooks(name)
-            except PluginLoadError:
-                pass
         return self.status()
 
     def errors(self) -> dict[str, PluginLoadError]:
@@ -154,6 +153,10 @@ class Registry:
         with self._lock:
             if entry.hooks is None and entry.error is None:
                 self._load(entry)
+        return self._loaded(entry)
+
+    @staticmethod
+    def _loaded(entry: _Entry) -> PluginHooks:
         if entry.error is not None:
             raise entry.error
         assert entry.hooks is not None
