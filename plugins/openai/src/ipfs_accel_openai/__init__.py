@@ -1,0 +1,121 @@
+"""ipfs-accel backend for the OpenAI API (``https://api.openai.com/v1``).
+
+Install ``ipfs-accel-plugin-openai`` and ``Registry().get("openai")`` finds it. The key comes
+from ``api_key=`` or ``OPENAI_API_KEY`` (required), the base URL from ``base_url=``, else
+``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``. The ``OpenAI-Organization`` and
+``OpenAI-Project`` headers are sent when the endpoint options ``organization`` / ``project``
+are set, else when ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID`` are (read at each call).
+
+Operations: ``chat`` and ``stream_chat`` (``POST /chat/completions``; ``max_tokens`` is sent
+as ``max_completion_tokens``), ``generate`` and ``stream_generate`` (the legacy
+``POST /completions``), ``embed`` (``POST /embeddings``). Streams ask for
+``stream_options.include_usage`` so streamed calls are counted too.
+
+One ``default_model`` serves every operation, so when a call's model is the chat default
+(:data:`DEFAULT_MODEL`), ``embed`` uses :data:`EMBEDDING_MODEL` and ``generate`` uses
+:data:`COMPLETION_MODEL` instead, the models those routes accept.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ipfs_accel
+import msgspec
+from ipfs_accel import BackendInfo, Call, Classification, EndpointConfig, Exchange, Failure, Usage
+from ipfs_accel import openai_compat as oa
+
+__all__ = [
+    "COMPLETION_MODEL",
+    "DEFAULT_MODEL",
+    "EMBEDDING_MODEL",
+    "OpenAIOptions",
+    "backend_info",
+    "classify_error",
+    "parse_usage",
+    "send",
+]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+"""The chat model used when neither the call nor the endpoint names one."""
+EMBEDDING_MODEL = "text-embedding-3-small"
+"""What ``embed`` sends instead of :data:`DEFAULT_MODEL`, which cannot embed."""
+COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
+"""What ``generate`` sends instead of :data:`DEFAULT_MODEL`, which ``/completions`` refuses."""
+
+_INSTEAD_OF_DEFAULT = {
+    "embed": EMBEDDING_MODEL,
+    "generate": COMPLETION_MODEL,
+    "stream_generate": COMPLETION_MODEL,
+}
+
+
+class OpenAIOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """OpenAI endpoint settings, given to ``create_endpoint``.
+
+    ``organization`` and ``project`` become the ``OpenAI-Organization`` and
+    ``OpenAI-Project`` headers; when ``None``, ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID``
+    are used if set.
+    """
+
+    organization: str | None = None
+    project: str | None = None
+
+
+@ipfs_accel.hookimpl
+def backend_info() -> BackendInfo:
+    """OpenAI: Bearer key required, server request ID in ``x-request-id``."""
+    return BackendInfo(
+        name="openai",
+        description="OpenAI API (/chat/completions, /completions, /embeddings)",
+        default_base_url="https://api.openai.com/v1",
+        base_url_env=("OPENAI_BASE_URL",),
+        api_key_env=("OPENAI_API_KEY",),
+        api_key_required=True,
+        default_model=DEFAULT_MODEL,
+        operations=frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"}),
+        # OpenAI logs a caller's own ID from this header beside its x-request-id
+        request_id_header="X-Client-Request-Id",
+        server_request_id_headers=("x-request-id",),
+        options=OpenAIOptions,
+    )
+
+
+def _headers(endpoint: EndpointConfig) -> dict[str, str]:
+    headers = oa.bearer_headers(endpoint)
+    options = endpoint.options
+    organization = getattr(options, "organization", None) or os.environ.get("OPENAI_ORG_ID")
+    project = getattr(options, "project", None) or os.environ.get("OPENAI_PROJECT_ID")
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    return headers
+
+
+@ipfs_accel.hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The OpenAI request for one call."""
+    if call.model == DEFAULT_MODEL and call.operation in _INSTEAD_OF_DEFAULT:
+        call = msgspec.structs.replace(call, model=_INSTEAD_OF_DEFAULT[call.operation])
+    return oa.exchange(
+        call, endpoint, headers=_headers(endpoint), max_tokens_field="max_completion_tokens"
+    )
+
+
+@ipfs_accel.hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """``usage`` of a body, or of the last stream chunk (``include_usage``)."""
+    return oa.parse_usage(data)
+
+
+@ipfs_accel.hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """``{"error": {message, type, param, code}}`` over the default classification.
+
+    ``insufficient_quota`` (429) is a :class:`~ipfs_accel.QuotaExceededError`, not retried;
+    ``context_length_exceeded`` a :class:`~ipfs_accel.ContextLengthError`. ``x-should-retry``,
+    ``retry-after-ms`` and ``Retry-After`` are honoured.
+    """
+    return oa.classify_error(failure)

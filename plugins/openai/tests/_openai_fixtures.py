@@ -1,0 +1,128 @@
+"""Fake OpenAI server for the openai plugin's tests: spec-shaped bodies over MockTransport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import ipfs_accel_openai
+from ipfs_accel import Backend, Registry
+
+FAST = {"initial_retry_delay": 0.001, "max_retry_delay": 0.01}
+KEY = "sk-test-0123456789"
+
+# Bodies as the OpenAI spec's examples show them (openapi.transformed.yml).
+CHAT = {
+    "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+    "object": "chat.completion",
+    "created": 1741569952,
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "Hello! How can I assist you today?",
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 19,
+        "completion_tokens": 10,
+        "total_tokens": 29,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "service_tier": "default",
+}
+COMPLETION = {
+    "id": "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7",
+    "object": "text_completion",
+    "created": 1589478378,
+    "model": "gpt-3.5-turbo-instruct",
+    "system_fingerprint": "fp_44709d6fcb",
+    "choices": [
+        {"text": "\n\nThis is indeed a test", "index": 0, "logprobs": None,
+         "finish_reason": "length"}
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+}
+EMBEDDINGS = {
+    "object": "list",
+    "data": [
+        {"object": "embedding", "embedding": [0.5, 0.25], "index": 1},
+        {"object": "embedding", "embedding": [0.0023064255, -0.009327292], "index": 0},
+    ],
+    "model": "text-embedding-3-small",
+    "usage": {"prompt_tokens": 8, "total_tokens": 8},
+}
+
+
+def chunk(content: str | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` (a usage-only chunk when ``extra`` has ``usage``)."""
+    choices = [] if extra.get("usage") else [
+        {"index": 0, "delta": {} if content is None else {"content": content},
+         "logprobs": None, "finish_reason": finish}
+    ]
+    return {"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices": choices,
+            **extra}
+
+
+STREAM_USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+
+
+def sse(*events: Any, done: bool = True) -> bytes:
+    """An SSE body of JSON ``data:`` events, ending with ``data: [DONE]`` when ``done``."""
+    out = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+    return (out + ("data: [DONE]\n\n" if done else "")).encode()
+
+
+def stream_response(body: bytes, request_id: str = "req_stream") -> httpx2.Response:
+    return httpx2.Response(
+        200, headers={"content-type": "text/event-stream", "x-request-id": request_id},
+        content=body,
+    )
+
+
+def error(status: int, message: str, type_: str, code: str | None = None,
+          headers: dict[str, str] | None = None) -> httpx2.Response:
+    """An ``ErrorResponse``: ``{"error": {message, type, param, code}}``."""
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return httpx2.Response(status, json=body, headers=headers or {})
+
+
+class Server:
+    """Answers with the given responses in turn (the last one repeats); records requests."""
+
+    def __init__(self, *responses: httpx2.Response | Callable[[httpx2.Request], httpx2.Response]):
+        self.responses = list(responses)
+        self.requests: list[httpx2.Request] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        answer = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        return answer(request) if callable(answer) else answer
+
+    def body(self, i: int = -1) -> Any:
+        return json.loads(self.requests[i].content)
+
+
+def backend(server: Server, **settings: Any) -> tuple[Backend, str]:
+    """The openai backend over ``server``, with one endpoint (fast retries, key ``KEY``)."""
+    registry = Registry(plugins=[ipfs_accel_openai], entry_points=False,
+                        transport=httpx2.MockTransport(server), environ={})
+    b = registry.get("openai")
+    eid = b.create_endpoint(**{"api_key": KEY, **FAST, **settings})
+    return b, eid

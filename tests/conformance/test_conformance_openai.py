@@ -1,0 +1,131 @@
+"""Conformance of the openai plugin against the OpenAI spec (Steady mock server).
+
+Every operation goes through the real ``Registry(plugins=[ipfs_accel_openai])`` backend and
+real HTTP to a mock of ``openai/openapi.transformed.yml`` that validates each request: a
+request the spec rejects (or accepts with a diagnostic) fails the test, and the mock's
+answers, generated from the spec's schemas, must parse.
+
+The mock serves SSE only when asked with ``Accept: text/event-stream`` (the real API streams
+whatever the header says), so the stream tests send it. Its streams end with
+``event: done`` instead of ``data: [DONE]``, so they check that the request is accepted,
+that the generated chunks parse, and that the missing terminal event is reported as
+``StreamInterruptedError``. Skipped when the spec or the mock binary is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from mockserver import (  # noqa: E402
+    MockPool,
+    assert_not_rejected,
+    mock_pool,  # noqa: F401  (registers the session fixture)
+)
+
+ipfs_accel_openai = pytest.importorskip("ipfs_accel_openai")
+
+from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+SPEC = "openai/openapi.transformed.yml"
+FAST_STREAM = {"X-Steady-Stream-Count": "3", "X-Steady-Stream-Interval-Ms": "0"}
+MESSAGES = [
+    {"role": "developer", "content": "You are terse."},
+    {"role": "user", "content": "Hello!"},
+]
+
+
+class _Recording(httpx2.HTTPTransport):
+    """The real HTTP transport, keeping every response to check the mock's verdict."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.seen.append(response)
+        return response
+
+
+def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
+    mock = pool.get(SPEC)
+    registry = Registry(plugins=[ipfs_accel_openai], entry_points=False,
+                        transport=_Recording(seen), environ={})
+    backend = registry.get("openai")
+    eid = backend.create_endpoint(base_url=mock.base_url, api_key="sk-conformance",
+                                  max_retries=0, organization="org-123", project="proj_123",
+                                  **settings)
+    return backend, eid
+
+
+def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
+    assert seen, "no request reached the mock"
+    for response in seen:
+        assert_not_rejected(response)
+        assert response.headers.get("x-steady-matched-path") == path
+
+
+def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """/chat/completions with the common params (max_completion_tokens) is accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.chat(MESSAGES, endpoint_id=eid, max_tokens=64, temperature=0.2, top_p=0.9,
+                          stop=["\n"], seed=7)
+    _all_accepted(seen, "/chat/completions")
+    assert isinstance(result.text, str)
+    assert result.usage.total_tokens == result.usage.input_tokens + result.usage.output_tokens
+
+
+def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """/completions with the completions model and max_tokens is accepted; the answer parses."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.generate("Say this is a test", endpoint_id=eid, max_tokens=7,
+                              temperature=0)
+    _all_accepted(seen, "/completions")
+    assert isinstance(result.text, str)
+
+
+@pytest.mark.parametrize("params", [{}, {"dimensions": 256, "encoding_format": "float"}])
+def test_embed_conforms(mock_pool: MockPool, params: dict[str, Any]) -> None:  # noqa: F811
+    """/embeddings with the embedding model is accepted; the vectors parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.embed(["The quick brown fox", "jumped"], endpoint_id=eid, **params)
+    _all_accepted(seen, "/embeddings")
+    assert all(isinstance(v, list) for v in result.vectors)
+
+
+def test_stream_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """A chat stream with include_usage is accepted; the mock's chunks parse until its end."""
+    seen: list[httpx2.Response] = []
+    headers = {**FAST_STREAM, "accept": "text/event-stream"}  # replaces the core's default
+    backend, eid = _backend(mock_pool, seen, headers=headers)
+    chunks = []
+    with pytest.raises(StreamInterruptedError):
+        for c in backend.stream_chat(MESSAGES, endpoint_id=eid, max_tokens=8):
+            chunks.append(c)
+    _all_accepted(seen, "/chat/completions")
+    assert seen[0].headers["content-type"].startswith("text/event-stream")
+    assert all(isinstance(c.delta, str) for c in chunks)
+
+
+def test_stream_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """A completions stream with include_usage is accepted (the spec has no SSE for it)."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, headers=FAST_STREAM)
+    with pytest.raises(StreamInterruptedError):
+        for _ in backend.stream_generate("Say this is a test", endpoint_id=eid, max_tokens=7):
+            pass
+    _all_accepted(seen, "/completions")
