@@ -1,0 +1,133 @@
+"""ipfs-accel backend for GroqCloud's OpenAI-compatible API (``https://api.groq.com/openai/v1``).
+
+Install ``ipfs-accel-plugin-groq`` and ``Registry().get("groq")`` finds it. The key comes
+from ``api_key=`` or ``GROQ_API_KEY`` (required), the base URL from ``base_url=``, else
+``GROQ_BASE_URL``, else ``https://api.groq.com/openai/v1``.
+
+Operations: ``chat`` and ``stream_chat`` (``POST /chat/completions``; ``max_tokens`` is sent
+as ``max_completion_tokens``), ``generate`` and ``stream_generate`` as a one-turn chat (Groq
+has no ``/completions``), ``embed`` (``POST /embeddings``; when the call's model is the chat
+default :data:`DEFAULT_MODEL` it sends :data:`EMBEDDING_MODEL` instead).
+
+Usage keeps Groq's timings (``queue_time``, ``prompt_time``, ``completion_time``,
+``total_time``, seconds) in ``Usage.details``. Groq's request schema has no
+``stream_options`` (and refuses unknown fields), so streams do not ask for
+``include_usage``: Groq sends a stream's usage as ``x_groq.usage`` on the final chunk, and
+a top-level ``usage`` is read too where a server sends one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ipfs_accel
+import msgspec
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    EndpointConfig,
+    ErrorKind,
+    Event,
+    Exchange,
+    Failure,
+    StreamChunk,
+    StreamFailure,
+    Usage,
+)
+from ipfs_accel import openai_compat as oa
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDING_MODEL",
+    "backend_info",
+    "classify_error",
+    "parse_usage",
+    "send",
+]
+
+DEFAULT_MODEL = "llama-3.3-70b-versatile"
+"""The chat model used when neither the call nor the endpoint names one."""
+EMBEDDING_MODEL = "nomic-embed-text-v1_5"
+"""What ``embed`` sends instead of :data:`DEFAULT_MODEL` (the spec's embedding model)."""
+
+_FAILED_GENERATION_SHOWN = 1000
+"""How much of ``failed_generation`` goes into the message; all of it stays in ``body``."""
+
+
+@ipfs_accel.hookimpl
+def backend_info() -> BackendInfo:
+    """Groq: Bearer key required, server request ID in ``x-request-id``."""
+    return BackendInfo(
+        name="groq",
+        description="GroqCloud OpenAI-compatible API (/openai/v1/chat/completions, /embeddings)",
+        default_base_url="https://api.groq.com/openai/v1",
+        base_url_env=("GROQ_BASE_URL",),
+        api_key_env=("GROQ_API_KEY",),
+        api_key_required=True,
+        default_model=DEFAULT_MODEL,
+        operations=frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"}),
+        server_request_id_headers=("x-request-id",),
+    )
+
+
+def _x_groq(data: Any) -> Mapping[str, Any]:
+    x_groq = data.get("x_groq") if isinstance(data, Mapping) else None
+    return x_groq if isinstance(x_groq, Mapping) else {}
+
+
+def _parse_event(event: Event) -> StreamChunk | StreamFailure | None:
+    """A chat chunk; one whose ``x_groq.error`` says why the stream stopped is a failure."""
+    if _x_groq(event.json).get("error"):
+        return StreamFailure(data=event.json)
+    return oa.parse_chat_event(event)
+
+
+@ipfs_accel.hookimpl
+def send(call: Call, endpoint: EndpointConfig) -> Exchange:
+    """The Groq request for one call."""
+    if call.operation == "embed" and call.model == DEFAULT_MODEL:
+        call = msgspec.structs.replace(call, model=EMBEDDING_MODEL)
+    exchange = oa.exchange(
+        call, endpoint, max_tokens_field="max_completion_tokens", generate_as_chat=True,
+        include_usage=False,  # not in Groq's schema: x_groq.usage carries a stream's usage
+    )
+    if exchange.stream is not None:
+        exchange.parse_event = _parse_event
+    return exchange
+
+
+@ipfs_accel.hookimpl
+def parse_usage(operation: str, data: Any) -> Usage | None:
+    """``usage`` (timings in ``details``), else a stream's final ``x_groq.usage``."""
+    usage = oa.parse_usage(data)
+    if usage is None:
+        usage = oa.parse_usage(_x_groq(data))
+    return usage
+
+
+@ipfs_accel.hookimpl
+def classify_error(failure: Failure) -> Classification:
+    """OpenAI's error semantics, plus Groq's own.
+
+    498 (``capacity_exceeded``: the flex tier is full) is an overload, retried unless
+    ``x-should-retry: false``. ``failed_generation`` (what the model produced when JSON mode
+    or a tool call failed to validate) is added to the message. A stream stopped by
+    ``x_groq.error`` reports that error.
+    """
+    c = oa.classify_error(failure)
+    if failure.status == 498 and not failure.in_stream:
+        c.kind = ErrorKind.OVERLOADED
+        c.retryable = failure.headers.get("x-should-retry") != "false"
+    stream_error = _x_groq(failure.data).get("error")
+    if isinstance(stream_error, str) and stream_error:
+        c.message = stream_error
+    data = failure.data
+    error = data.get("error") if isinstance(data, Mapping) else None
+    failed = error.get("failed_generation") if isinstance(error, Mapping) else None
+    if isinstance(failed, str) and failed:
+        shown = failed[:_FAILED_GENERATION_SHOWN]
+        more = "..." if len(failed) > len(shown) else ""
+        c.message = f"{c.message} (failed_generation: {shown}{more})"
+    return c

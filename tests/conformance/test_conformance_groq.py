@@ -1,0 +1,120 @@
+"""Conformance of the groq plugin against the GroqCloud spec (Steady mock server).
+
+Every operation goes through the real ``Registry(plugins=[ipfs_accel_groq])`` backend and
+real HTTP to a mock of ``groq/openapi.yaml`` that validates each request (its chat and
+embeddings bodies are ``additionalProperties: false``): a request the spec rejects, or
+accepts with a diagnostic, fails the test, and the mock's answers must parse.
+
+The spec's paths carry the ``/openai/v1`` prefix, so the endpoint's base URL is the mock's
+root plus ``/openai/v1``, as in production. The spec has no ``text/event-stream`` answer,
+so the mock answers a stream request with JSON: the stream tests check that the request is
+accepted and that the missing events are reported as ``StreamInterruptedError``. Skipped
+when the spec or the mock binary is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from mockserver import (  # noqa: E402
+    MockPool,
+    assert_not_rejected,
+    mock_pool,  # noqa: F401  (registers the session fixture)
+)
+
+ipfs_accel_groq = pytest.importorskip("ipfs_accel_groq")
+
+from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+SPEC = "groq/openapi.yaml"
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Explain the importance of fast language models"},
+]
+
+
+class _Recording(httpx2.HTTPTransport):
+    """The real HTTP transport, keeping every response to check the mock's verdict."""
+
+    def __init__(self, seen: list[httpx2.Response]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.seen.append(response)
+        return response
+
+
+def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
+    mock = pool.get(SPEC)
+    registry = Registry(plugins=[ipfs_accel_groq], entry_points=False,
+                        transport=_Recording(seen), environ={})
+    backend = registry.get("groq")
+    eid = backend.create_endpoint(base_url=mock.root_url + "/openai/v1", api_key="gsk_conf",
+                                  max_retries=0, **settings)
+    return backend, eid
+
+
+def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
+    assert seen, "no request reached the mock"
+    for response in seen:
+        assert_not_rejected(response)
+        assert response.headers.get("x-steady-matched-path") == path
+
+
+def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """/openai/v1/chat/completions with the common params is accepted; usage and timings parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.chat(MESSAGES, endpoint_id=eid, max_tokens=64, temperature=0.5,
+                          top_p=0.9, stop=["\n"], seed=1)
+    _all_accepted(seen, "/openai/v1/chat/completions")
+    assert isinstance(result.text, str)
+    assert result.usage.total_tokens == result.usage.input_tokens + result.usage.output_tokens
+
+
+def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """generate is a one-turn chat on /openai/v1/chat/completions, accepted by the spec."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.generate("Say hi", endpoint_id=eid, model="llama-3.1-8b-instant",
+                              max_tokens=8)
+    _all_accepted(seen, "/openai/v1/chat/completions")
+    assert isinstance(result.text, str)
+
+
+@pytest.mark.parametrize("params", [{}, {"encoding_format": "float"}])
+def test_embed_conforms(mock_pool: MockPool, params: dict[str, Any]) -> None:  # noqa: F811
+    """/openai/v1/embeddings with nomic-embed-text-v1_5 is accepted; the vectors parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.embed(["The quick brown fox", "jumped"], endpoint_id=eid, **params)
+    _all_accepted(seen, "/openai/v1/embeddings")
+    assert all(isinstance(v, list) for v in result.vectors)
+
+
+@pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])
+def test_streams_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: F811
+    """Stream requests (with include_usage) are accepted; no SSE from the mock -> interrupted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, headers={"accept": "text/event-stream"})
+    if operation == "stream_chat":
+        stream = backend.stream_chat(MESSAGES, endpoint_id=eid, max_tokens=8)
+    else:
+        stream = backend.stream_generate("Hi", endpoint_id=eid, max_tokens=8)
+    with pytest.raises(StreamInterruptedError):
+        for _ in stream:
+            pass
+    _all_accepted(seen, "/openai/v1/chat/completions")
