@@ -34,8 +34,15 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _width(stream: Any) -> int | None:
+    # rich assumes 80 columns when not on a terminal: too narrow for the tables in logs
+    interactive = hasattr(stream, "isatty") and stream.isatty()
+    return None if interactive or "COLUMNS" in os.environ else 160
+
+
+out = Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
 
 # -- shared options ----------------------------------------------------------------------
 

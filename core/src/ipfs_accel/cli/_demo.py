@@ -162,7 +162,7 @@ def _attempts(server: FaultServer, backends: dict[str, Backend]) -> Counter[int]
 
 def _checks(
     plan: list[_Planned], outcomes: dict[str, list[_Outcome]], agg: Stats,
-    responder: DemoResponder,
+    responder: DemoResponder, attempts: Counter[int],
 ) -> list[tuple[bool, str]]:
     issued = {c.call_id for c in plan}
     answers = sum(len(v) for v in outcomes.values())
@@ -170,6 +170,7 @@ def _checks(
     failed = answers - ok
     twice = [cid for cid, v in outcomes.items() if len(v) != 1]
     missing = issued - set(outcomes)
+    seen = sum(k * n for k, n in attempts.items())
     return [
         (len(plan) == answers,
          f"calls issued == results + errors: {len(plan)} == {ok} + {failed}"),
@@ -181,6 +182,8 @@ def _checks(
          f"{agg.successful_requests} + failed {agg.failed_requests}, none in flight"),
         (agg.successful_requests == ok and agg.failed_requests == failed,
          "stats agree with what the calls returned"),
+        (seen == len(plan) + agg.retries,
+         f"server saw {seen} attempts == {len(plan)} calls + {agg.retries} retries"),
         (not responder.key_violations,
          "every request carried only its own endpoint's key"
          + (f" (violations on {', '.join(sorted(set(responder.key_violations)))})"
@@ -208,7 +211,7 @@ def run_demo(
     if not opened:
         raise CliError("no backend plugin installed for the demo",
                        hint="pip install ipfs-accel-plugin-openai (or any other backend)")
-    responder = DemoResponder(seed=seed, retry_after=_RETRY_AFTER)
+    responder = DemoResponder(seed=seed, retry_after=_RETRY_AFTER, delay=(0.05, 0.3))
     with FaultServer(responder=responder) as server:
         for name, backend in opened.items():
             for i in range(1, endpoints + 1):
@@ -241,14 +244,14 @@ def run_demo(
                    console, out)
 
 
-def _report(
+def _report(  # noqa: PLR0917 - private: one call site passes everything it measured
     plan: list[_Planned], outcomes: dict[str, list[_Outcome]], opened: dict[str, Backend],
     responder: DemoResponder, attempts: Counter[int], elapsed: float,
     stats_file: Path | None, console: Console, out: Console,
 ) -> int:
     document = stats_document(list(opened.values()))
     out.print(stats_table(document))
-    agg = Stats.sum(b.get_stats() for b in opened.values())
+    agg = Stats.sum(b.get_stats(e) for b in opened.values() for e in b.endpoints())
     ok = agg.successful_requests
     out.print(f"[bold]Aggregate[/]: {len(plan)} calls in {elapsed:.1f}s over "
               f"{agg.endpoints_count} endpoints: {ok} ok, {agg.failed_requests} failed; "
@@ -268,7 +271,7 @@ def _report(
                   + ", ".join(f"{n} x {kind}" for kind, n in failures.most_common()))
     if stats_file is not None:
         write_stats_file(stats_file, document)
-    checks = _checks(plan, outcomes, agg, responder)
+    checks = _checks(plan, outcomes, agg, responder, attempts)
     for passed, text in checks:
         out.print(f"  {'[green]ok[/]  ' if passed else '[red]FAIL[/]'} {escape(text)}")
     if all(passed for passed, _ in checks):
