@@ -380,27 +380,18 @@ def report(
     json_out: JsonOpt = False,
     backend: Annotated[list[str] | None, typer.Option(
         "--backend", "-b", help="Only these backends (repeatable).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
-                                      help="Backends checked at once.")] = 4,
 ) -> None:
-    """The Implementation Report: run the conformance checks live for every installed
-    backend (counters, keys, backoff, queue, request ID, classify_error) against a
-    loopback fault-injecting server; a tick only if the check passed now. Exit 1 if any
-    check failed. No keys, no network.
-    """
-    import msgspec
-    import stamina.instrumentation
-
-    from ..testing import build_report, render_markdown
-
-    stamina.instrumentation.set_on_retry_hooks([])  # the checks retry on purpose: no log noise
-    result = build_report(_registry(), backends=backend or None, jobs=jobs)
-    if json_out:
-        out.print_json(msgspec.json.encode(result).decode())
+    """The kit's Implementation Report: the conformance checks run against every installed
+    backend that provides a conformance case (Markdown, or --json)."""
+    try:
+        from ..testing import run_report
+    except ImportError as exc:
+        raise CliError(f"report is not available in this installation ({exc})") from None
+    if backend:
+        text = run_report(_registry(), json=json_out, backends=backend)
     else:
-        out.print(render_markdown(result), markup=False, end="")
-    if not result.passed:
-        raise typer.Exit(1)
+        text = run_report(_registry(), json=json_out)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 # -- demo --------------------------------------------------------------------------------
