@@ -8,6 +8,8 @@ A plugin is a module (or object) with functions marked ``@ipfs_accel.hookimpl``:
 - ``parse_usage(operation, data)``: token usage from a response body or stream event.
 - ``classify_error(failure)``: what kind of error a failed exchange is, and whether and
   when to retry it.
+- ``conformance_case()`` (optional): how ``ipfs_accel.testing`` and ``ipfs-accel report``
+  drive this backend through the conformance checks.
 
 The core builds one plugin manager per backend, so a call for one backend never walks the
 hooks of another. None of the hooks perform I/O: the core sends, and sync and async calls
@@ -23,6 +25,7 @@ import pluggy
 if TYPE_CHECKING:
     from ._endpoint import EndpointConfig
     from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
+    from .testing import Case
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -64,4 +67,15 @@ def classify_error(failure: Failure) -> Classification | None:
 
     Must never raise (the core checks this property). Return ``None`` to use
     :func:`~ipfs_accel.default_classification`, which plugins usually call and refine.
+    """
+
+
+@hookspec(firstresult=True)
+def conformance_case() -> Case:  # type: ignore[empty-body]
+    """Optional: a :class:`ipfs_accel.testing.Case` for the conformance checks.
+
+    The case says how to make one valid call, the API's canned success reply, how the key
+    and the request ID travel. ``ipfs-accel report`` runs the checks live for every
+    installed plugin that implements this hook (the others show as "no case"). Import
+    ``ipfs_accel.testing`` inside the hook, so normal use never loads the kit.
     """

@@ -14,6 +14,7 @@ from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
 
 if TYPE_CHECKING:
     from ._endpoint import EndpointConfig
+    from .testing import Case
 
 __all__ = ["PluginHooks", "make_plugin_manager"]
 
@@ -38,8 +39,9 @@ def _direct(pm: pluggy.PluginManager, name: str) -> Callable[..., Any] | None:
     if not impls:
         return None
     if len(impls) == 1 and not (impls[0].hookwrapper or impls[0].wrapper):
-        return impls[0].function  # type: ignore[no-any-return]
-    return lambda **kw: caller(**kw)
+        function: Callable[..., Any] = impls[0].function
+        return function
+    return caller  # type: ignore[no-any-return]  # pluggy's HookCaller is untyped here
 
 
 class PluginHooks:
@@ -50,10 +52,10 @@ class PluginHooks:
     or a ``backend_info`` that is not a :class:`BackendInfo`.
     """
 
-    __slots__ = ("_classify", "_parse_usage", "_send", "info", "plugin", "pm")
+    __slots__ = ("_case", "_classify", "_parse_usage", "_send", "info", "plugin", "pm")
 
     def __init__(self, plugin: object, *, name: str | None = None, dist: str | None = None):
-        label = name or getattr(plugin, "__name__", repr(plugin))
+        label: str = name or str(getattr(plugin, "__name__", None) or repr(plugin))
         pm = make_plugin_manager()
         try:
             pm.register(plugin, name=label)
@@ -97,6 +99,7 @@ class PluginHooks:
         self._send = send
         self._parse_usage = _direct(pm, "parse_usage")
         self._classify = _direct(pm, "classify_error")
+        self._case = _direct(pm, "conformance_case")
 
     def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
         """The plugin's exchange for ``call``; a wrong answer is a configuration error."""
@@ -125,3 +128,9 @@ class PluginHooks:
             if isinstance(result, Classification):
                 return result
         return default_classification(failure)
+
+    def conformance_case(self) -> Case | None:
+        """The plugin's conformance case, or ``None`` when it offers none (optional hook)."""
+        if self._case is None:
+            return None
+        return self._case()  # type: ignore[no-any-return]

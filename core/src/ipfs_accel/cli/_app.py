@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .._errors import CallError, ConfigurationError, IpfsAccelError
+from .._errors import ConfigurationError, IpfsAccelError
 from .._registry import Registry
 from ._common import CliError, describe_error, exit_code_for, open_backend
 
@@ -200,9 +200,9 @@ def chat(
                     sys.stdout.write(chunk.delta)
                     sys.stdout.flush()
             sys.stdout.write("\n")
-    except CallError as exc:
+    except IpfsAccelError as exc:
         raise CliError(describe_error(exc, action="chat", base_urls=urls, env=env),
-                       code=1) from exc
+                       code=exit_code_for(exc)) from exc
 
 
 def _usage(usage: Any) -> dict[str, int]:
@@ -237,9 +237,9 @@ def embed(
     try:
         with be:
             result = be.embed(inputs, request_id=request_id)
-    except CallError as exc:
+    except IpfsAccelError as exc:
         raise CliError(describe_error(exc, action="embed", base_urls=urls, env=env),
-                       code=1) from exc
+                       code=exit_code_for(exc)) from exc
     if json_out:
         out.print_json(json.dumps({
             "vectors": result.vectors, "model": result.model, "usage": _usage(result.usage),

@@ -3,10 +3,18 @@
 - :class:`FaultServer` answers real HTTP requests on 127.0.0.1 as a test scripts them
   (:class:`Reply`, :class:`Drop`, :class:`Hang`, :class:`Stream`, :class:`TruncatedStream`)
   and records every request it received.
+- :class:`Case` says how to drive one backend; :class:`BackendConformance` is the test class
+  a plugin subclasses to run the :data:`CHECKS` (counters, keys, backoff, queue, request ID,
+  classify_error totality) against a FaultServer; :func:`run_checks` runs them without pytest.
+- :func:`build_report` / :func:`run_report` run the checks for every installed plugin that
+  provides a ``conformance_case`` hook: the Implementation Report (Markdown or JSON).
 
 Everything here is public and stable; plugins outside this repository use it too.
 """
 
+from ._case import Case, CheckResult, chat_call, registry_for
+from ._checks import CHECKS, Check, run_check, run_checks
+from ._report import BackendReport, Report, build_report, render_markdown, run_report
 from ._server import (
     Action,
     Drop,
@@ -19,16 +27,31 @@ from ._server import (
     TruncatedStream,
     with_faults,
 )
+from ._suite import BackendConformance
 
 __all__ = [
+    "CHECKS",
     "Action",
+    "BackendConformance",
+    "BackendReport",
+    "Case",
+    "Check",
+    "CheckResult",
     "Drop",
     "FaultServer",
     "Hang",
     "RecordedRequest",
     "Reply",
+    "Report",
     "Responder",
     "Stream",
     "TruncatedStream",
+    "build_report",
+    "chat_call",
+    "registry_for",
+    "render_markdown",
+    "run_check",
+    "run_checks",
+    "run_report",
     "with_faults",
 ]

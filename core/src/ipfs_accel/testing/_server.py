@@ -110,7 +110,7 @@ class Hang:
     """Say nothing for ``seconds`` (past the client's timeout), then close, or answer ``then``."""
 
     seconds: float
-    then: Reply | None = None
+    then: Reply | Stream | None = None
 
 
 @dataclass(frozen=True)

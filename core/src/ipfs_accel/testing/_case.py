@@ -1,0 +1,89 @@
+"""What a plugin tells the conformance suite about its API: a :class:`Case`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import msgspec
+
+from .._backend import Backend
+from .._registry import Registry
+from ._server import Reply, Stream
+
+__all__ = ["Case", "CheckResult", "chat_call", "registry_for"]
+
+CallFn = Callable[[Backend, str, str], Any]
+
+
+def chat_call(backend: Backend, endpoint_id: str, request_id: str) -> Any:
+    """The usual valid call: a one-message ``chat`` (the endpoint's default model)."""
+    return backend.chat(
+        [{"role": "user", "content": "ping"}], endpoint_id=endpoint_id, request_id=request_id
+    )
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """How to drive one backend through the conformance checks.
+
+    - ``backend``: the backend name (``backend_info().name``).
+    - ``plugin``: the plugin module (or its import name) to register directly; ``None``
+      finds ``backend`` through the installed entry points.
+    - ``call(backend, endpoint_id, request_id)``: make one valid call and return its result
+      (which must carry ``request_id``); :func:`chat_call` by default.
+    - ``success``: the canned success reply of that call, shaped as the real API answers.
+    - ``tokens``: ``(input, output)`` token counts the plugin reads from ``success``.
+    - ``auth``: ``(header, template)``, how the key travels, e.g. ``("authorization",
+      "Bearer {key}")`` or ``("x-api-key", "{key}")``.
+    - ``request_id_header``: the header that carries our request ID to the server.
+    - ``settings``: extra ``create_endpoint`` settings the call needs (a model, options).
+    - ``bad_request``, ``overloaded``, ``rate_limited``: the API's error replies for 400,
+      503/529 and 429 (the checks set ``retry-after`` on ``rate_limited`` themselves).
+    """
+
+    backend: str
+    success: Reply | Stream
+    auth: tuple[str, str] | None
+    tokens: tuple[int, int] = (0, 0)
+    call: CallFn = chat_call
+    plugin: ModuleType | object | str | None = None
+    request_id_header: str = "x-request-id"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    bad_request: Reply = field(
+        default_factory=lambda: Reply(400, json=_error("conformance: bad request")))
+    overloaded: Reply = field(
+        default_factory=lambda: Reply(503, json=_error("conformance: overloaded")))
+    rate_limited: Reply = field(
+        default_factory=lambda: Reply(429, json=_error("conformance: rate limited")))
+
+
+def registry_for(case: Case) -> Registry:
+    """A registry that holds the case's plugin (directly, or through entry points)."""
+    plugin = case.plugin
+    if plugin is None:
+        return Registry()
+    if isinstance(plugin, str):
+        plugin = importlib.import_module(plugin)
+    return Registry(plugins=[plugin], entry_points=False)
+
+
+class CheckResult(msgspec.Struct, kw_only=True, frozen=True):
+    """The outcome of one check on one backend: passed, or failed with the reason.
+
+    ``detail`` says what was verified; neither it nor ``reason`` ever holds an API key.
+    """
+
+    check: str
+    feature: str
+    passed: bool
+    reason: str = ""
+    detail: str = ""
+    seconds: float = 0.0

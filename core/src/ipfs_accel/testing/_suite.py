@@ -1,0 +1,62 @@
+"""The standard test class every backend plugin subclasses: one test per conformance check.
+
+::
+
+    from ipfs_accel.testing import BackendConformance, Case, Reply
+
+    class TestMyAPIConformance(BackendConformance):
+        case = Case(backend="myapi", plugin="ipfs_accel_myapi", auth=("authorization", "Bearer {key}"),
+                    success=Reply(200, json={...}), tokens=(3, 5))
+
+It needs no pytest import: the tests are plain methods that assert, so pytest (or any runner
+that collects ``Test*`` classes) runs them. The checks are :data:`CHECKS`, the same ones
+``ipfs-accel report`` runs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .._registry import Registry
+from ._case import Case, registry_for
+from ._checks import run_check
+
+__all__ = ["BackendConformance"]
+
+
+class BackendConformance:
+    """Subclass it, set ``case``, name the subclass ``Test...``: six conformance tests."""
+
+    case: ClassVar[Case]
+
+    def registry(self) -> Registry:
+        """The registry the checks build backends from (override to customise)."""
+        return registry_for(self.case)
+
+    def _check(self, name: str) -> None:
+        result = run_check(name, self.case, self.registry())
+        assert result.passed, f"{self.case.backend}: {name} check failed: {result.reason}"
+
+    def test_counters(self) -> None:
+        """Per-endpoint counters move exactly, and only on the endpoint that was called."""
+        self._check("counters")
+
+    def test_keys(self) -> None:
+        """Each endpoint sends its own key, only its own, in the API's auth header."""
+        self._check("keys")
+
+    def test_backoff(self) -> None:
+        """Retries wait as configured, honour Retry-After and stop at max_retries + 1."""
+        self._check("backoff")
+
+    def test_queue(self) -> None:
+        """The queue caps concurrency at the server and refuses at once when full."""
+        self._check("queue")
+
+    def test_request_id(self) -> None:
+        """The request ID reaches the server on every attempt and returns on result and error."""
+        self._check("request_id")
+
+    def test_classify_error(self) -> None:
+        """classify_error never raises and always answers a valid Classification."""
+        self._check("classify_error")

@@ -1,0 +1,105 @@
+"""The Implementation Report: ticks only for checks that passed now, crosses with reasons."""
+
+from __future__ import annotations
+
+import json
+import types
+from typing import Any
+
+import _echo_plugin
+import importlib_metadata
+import ipfs_accel.cli._app as cli_app
+import msgspec
+import pytest
+from ipfs_accel import BackendInfo, Registry, hookimpl
+from ipfs_accel._registry import _Entry
+from ipfs_accel.cli._app import run_app
+from ipfs_accel.testing import Case, Reply, build_report, render_markdown, run_report
+
+OK = {
+    "model": "echo-1",
+    "choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+}
+
+
+def _plugin(name: str, *, case: bool = True, rid_header: str = "X-Request-ID") -> Any:
+    """The echo plugin renamed, with or without a case, its request-ID header changeable."""
+    @hookimpl
+    def backend_info() -> BackendInfo:
+        info = _echo_plugin.backend_info()
+        return msgspec.structs.replace(info, name=name, request_id_header=rid_header)
+
+    @hookimpl
+    def conformance_case() -> Case:
+        return Case(backend=name, success=Reply(200, json=OK), tokens=(3, 2),
+                    auth=("authorization", "Bearer {key}"))
+
+    hooks = {"backend_info": backend_info, "send": _echo_plugin.send,
+             "parse_usage": _echo_plugin.parse_usage,
+             "classify_error": _echo_plugin.classify_error}
+    if case:
+        hooks["conformance_case"] = conformance_case
+    return types.SimpleNamespace(**hooks)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry(entry_points=False, plugins=[
+        _plugin("good"), _plugin("nocase", case=False), _plugin("badrid", rid_header="X-Other"),
+    ])
+
+
+def test_report_ticks_crosses_and_no_case(registry: Registry) -> None:
+    """Good backend all ticks; a broken feature a cross with the reason; no hook, no case."""
+    report = build_report(registry)
+    by = {b.name: b for b in report.backends}
+    assert [b.name for b in report.backends] == ["badrid", "good", "nocase"]
+    assert by["good"].passed and len(by["good"].checks) == 6
+    assert by["nocase"].status == "no case" and not by["nocase"].checks
+    failed = [c for c in by["badrid"].checks if not c.passed]
+    assert [c.check for c in failed] == ["request_id"]
+    assert "'x-request-id' on the 3 attempts was [None, None, None]" in failed[0].reason
+    assert not report.passed
+    md = render_markdown(report)
+    assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in md
+    assert "| badrid | ✅ | ✅ | ✅ | ✅ | ❌ 'x-request-id' on the 3 attempts" in md
+    assert "| nocase | no case |" in md
+    assert "## good" in md and "`backoff`" in md
+    assert "sk-conformance-" not in md
+
+
+def test_report_json_and_filter(registry: Registry) -> None:
+    """--json gives the same facts for machines; backends= limits the run."""
+    data = json.loads(run_report(registry, json=True, backends=["good", "nocase"]))
+    assert [b["name"] for b in data["backends"]] == ["good", "nocase"]
+    assert all(c["passed"] for c in data["backends"][0]["checks"])
+    assert data["features"][:5] == ["per-endpoint counters", "per-endpoint API key", "backoff",
+                                    "queue", "request ID"]
+    assert "sk-conformance-" not in json.dumps(data)
+
+
+def test_load_error_is_a_row_not_a_crash() -> None:
+    """A plugin that fails to load shows its error in its row."""
+    reg = Registry(entry_points=False)
+    entries = reg._scan()
+    entry = _Entry("broken")  # what a bad install leaves behind
+    entry.entry_point = importlib_metadata.EntryPoint(
+        name="broken", value="ipfs_accel_no_such_module_x", group="ipfs_accel.backends")
+    entries["broken"] = entry
+    report = build_report(reg)
+    row = report.backends[0]
+    assert row.status == "load error" and "ipfs_accel_no_such_module_x" in (row.error or "")
+    assert not report.passed
+
+
+def test_cli_report(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ipfs-accel report` prints the Markdown and exits 0 when all pass, 1 otherwise."""
+    monkeypatch.setattr(cli_app, "_registry", lambda: Registry(
+        entry_points=False, plugins=[_plugin("good"), _plugin("badrid", rid_header="X-Other")]))
+    assert run_app(["report", "-b", "good"]) == 0
+    out = capsys.readouterr().out
+    assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in out
+    assert run_app(["report", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert {b["name"] for b in data["backends"]} == {"good", "badrid"}
