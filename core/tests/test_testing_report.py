@@ -94,12 +94,12 @@ def test_load_error_is_a_row_not_a_crash() -> None:
 
 
 def test_cli_report(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """`ipfs-accel report` prints the Markdown and exits 0 when all pass, 1 otherwise."""
+    """`ipfs-accel report` prints the kit's Markdown report, or JSON with --json."""
     monkeypatch.setattr(cli_app, "_registry", lambda: Registry(
         entry_points=False, plugins=[_plugin("good"), _plugin("badrid", rid_header="X-Other")]))
-    assert run_app(["report", "-b", "good"]) == 0
+    run_app(["report", "-b", "good"])
     out = capsys.readouterr().out
-    assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in out
-    assert run_app(["report", "--json"]) == 1
+    assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in out and "badrid" not in out
+    run_app(["report", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert {b["name"] for b in data["backends"]} == {"good", "badrid"}
