@@ -111,7 +111,7 @@ def test_unknown_backend_is_one_line(keyed: dict[str, str]) -> None:
 
 def test_unreachable_url_is_one_line_and_debug_shows_traceback(keyed: dict[str, str]) -> None:
     """Connection refused: one line with backend, endpoint, URL, request ID and a hint."""
-    args = ["chat", "-b", "clitest", "-u", "http://127.0.0.1:9", "--max-retries", "0",
+    args = ["chat", "-b", "clitest", "-u", "http://127.0.0.1:9", "--max-retries", "1",
             "--request-id", "rid-unreach", "hi"]
     r = cli(args, env=keyed)
     assert r.returncode == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -431,6 +432,10 @@ def run_app(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return
         args.remove("--debug")
         _State.debug = True
     _State.debug = _State.debug or os.environ.get("IPFS_ACCEL_DEBUG", "") not in ("", "0")
+    if not _State.debug:
+        # stamina logs each scheduled retry as a bare warning line; the progress bar and
+        # the stats already count retries, and an error must stay one line
+        logging.getLogger("stamina").setLevel(logging.ERROR)
     try:
         rv = app(args=args, prog_name="ipfs-accel", standalone_mode=False)
     except typer.Exit as exc:

@@ -68,6 +68,8 @@ def _hint(exc: BaseException, env: str | None) -> str | None:
     for kind, text in hints:
         if isinstance(exc, kind):
             return text
+    if isinstance(exc, ConfigurationError) and "model" in str(exc):
+        return "name one with -m/--model"
     return None
 
 
@@ -102,6 +104,8 @@ def describe_error(
         line = f"{action} failed: {type(exc).__name__}: {detail}"
         if where:
             line += f" [{', '.join(where)}]"
+    elif isinstance(exc, ConfigurationError) and action == "call":
+        line = str(exc)  # raised before anything was sent: the message says it all
     else:
         line = f"{action} failed: {exc}"
     hint = _hint(exc, env)
