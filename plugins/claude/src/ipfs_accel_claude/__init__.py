@@ -28,6 +28,7 @@ from ipfs_accel import (
     hookimpl,
 )
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._request import DEFAULT_MAX_TOKENS, ClaudeOptions, messages_body
 from ._response import classify, parse_event, parse_message, usage_of
 

@@ -28,6 +28,7 @@ from ipfs_accel import (
     hookimpl,
 )
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._classify import classify
 from ._request import embed_request, generate_body, model_id
 from ._response import parse_batch_embed, parse_embed, parse_event, parse_generate, usage_from

@@ -38,6 +38,8 @@ from ipfs_accel import (
 )
 from ipfs_accel import openai_compat as oa
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
+
 __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDING_MODEL",

@@ -41,6 +41,7 @@ from ipfs_accel import (
 )
 
 from ._batch import embed_exchange, header_usage
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 
 __all__ = ["TEIOptions", "backend_info", "classify_error", "parse_usage", "send"]
 

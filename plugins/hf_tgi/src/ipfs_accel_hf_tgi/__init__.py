@@ -37,6 +37,7 @@ from ipfs_accel import (
     openai_compat,
 )
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._generate import (
     generate_body,
     header_usage,

@@ -29,6 +29,7 @@ from ipfs_accel import (
     hookimpl,
 )
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._request import OPERATIONS, build_exchange, render_chat
 from ._response import classify, read_usage
 

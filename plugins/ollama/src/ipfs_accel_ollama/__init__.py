@@ -29,6 +29,7 @@ from ipfs_accel import (
 from ipfs_accel.openai_compat import bearer_headers
 
 from . import _protocol as p
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 
 __all__ = ["OllamaOptions", "backend_info", "classify_error", "parse_usage", "send"]
 

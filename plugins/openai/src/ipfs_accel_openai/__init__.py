@@ -26,6 +26,8 @@ import msgspec
 from ipfs_accel import BackendInfo, Call, Classification, EndpointConfig, Exchange, Failure, Usage
 from ipfs_accel import openai_compat as oa
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
+
 __all__ = [
     "COMPLETION_MODEL",
     "DEFAULT_MODEL",

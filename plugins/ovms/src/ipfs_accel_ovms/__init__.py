@@ -33,6 +33,7 @@ from ipfs_accel import (
     openai_compat,
 )
 
+from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._kserve import KSERVE_OPERATIONS, kserve_exchange
 
 __all__ = ["OvmsOptions", "backend_info", "classify_error", "parse_usage", "send"]

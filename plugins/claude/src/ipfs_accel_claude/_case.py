@@ -1,0 +1,47 @@
+"""The Anthropic Messages backend's case for the conformance suite (``ipfs_accel.testing``).
+
+The canned success is a Messages API answer, shaped as the API's documentation shows it; the
+kit replays it from a loopback server while it checks counters, keys, backoff, queue and
+request IDs. The kit is imported only when the hook is called, never on normal use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ipfs_accel import hookimpl
+
+if TYPE_CHECKING:
+    from ipfs_accel.testing import Case
+
+__all__ = ["conformance_case"]
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+@hookimpl
+def conformance_case() -> Case:
+    """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
+    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+
+    return Case(
+        backend="claude",
+        plugin="ipfs_accel_claude",
+        success=Reply(200, json={
+            "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-6",
+            "content": [{"type": "text", "text": "pong"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 9, "output_tokens": 3},
+        }),
+        tokens=(9, 3),
+        auth=("x-api-key", "{key}"),
+        bad_request=Reply(400, json=_error("invalid_request_error", "conformance: bad request")),
+        overloaded=Reply(529, json=_error("overloaded_error", "Overloaded")),
+        rate_limited=Reply(429, json=_error("rate_limit_error", "conformance: rate limited")),
+    )

@@ -1,0 +1,12 @@
+"""The claude backend through the kit's standard conformance suite, on a real loopback server."""
+
+from __future__ import annotations
+
+import ipfs_accel_claude
+from ipfs_accel.testing import BackendConformance
+
+
+class TestClaudeConformance(BackendConformance):
+    """Counters, keys, backoff, queue, request ID and classify_error, as the report runs them."""
+
+    case = ipfs_accel_claude.conformance_case()

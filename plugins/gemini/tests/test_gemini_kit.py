@@ -1,0 +1,12 @@
+"""The gemini backend through the kit's standard conformance suite, on a real loopback server."""
+
+from __future__ import annotations
+
+import ipfs_accel_gemini
+from ipfs_accel.testing import BackendConformance
+
+
+class TestGeminiConformance(BackendConformance):
+    """Counters, keys, backoff, queue, request ID and classify_error, as the report runs them."""
+
+    case = ipfs_accel_gemini.conformance_case()

@@ -1,0 +1,38 @@
+"""The Text Embeddings Inference backend's case for the conformance suite (``ipfs_accel.testing``).
+
+The canned success is a TEI ``/embed`` answer (no usage: TEI reports none), shaped as the
+API's documentation shows it; the kit replays it from a loopback server while it checks
+counters, keys, backoff, queue and request IDs. The kit is imported only when the hook is
+called, never on normal use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ipfs_accel import hookimpl
+
+if TYPE_CHECKING:
+    from ipfs_accel import Backend
+    from ipfs_accel.testing import Case
+
+__all__ = ["conformance_case"]
+
+
+def _embed(backend: Backend, endpoint_id: str, request_id: str) -> Any:
+    return backend.embed(["ping"], endpoint_id=endpoint_id, request_id=request_id)
+
+
+@hookimpl
+def conformance_case() -> Case:
+    """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
+    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+
+    return Case(
+        backend="hf_tei",
+        plugin="ipfs_accel_hf_tei",
+        success=Reply(200, json=[[0.0123, -0.0456, 0.0789]]),
+        tokens=(0, 0),
+        auth=("authorization", "Bearer {key}"),
+        call=_embed,
+    )

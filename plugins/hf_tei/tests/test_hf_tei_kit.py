@@ -1,0 +1,12 @@
+"""The hf_tei backend through the kit's standard conformance suite, on a real loopback server."""
+
+from __future__ import annotations
+
+import ipfs_accel_hf_tei
+from ipfs_accel.testing import BackendConformance
+
+
+class TestHfTeiConformance(BackendConformance):
+    """Counters, keys, backoff, queue, request ID and classify_error, as the report runs them."""
+
+    case = ipfs_accel_hf_tei.conformance_case()

@@ -1,0 +1,12 @@
+"""The hf_tgi backend through the kit's standard conformance suite, on a real loopback server."""
+
+from __future__ import annotations
+
+import ipfs_accel_hf_tgi
+from ipfs_accel.testing import BackendConformance
+
+
+class TestHfTgiConformance(BackendConformance):
+    """Counters, keys, backoff, queue, request ID and classify_error, as the report runs them."""
+
+    case = ipfs_accel_hf_tgi.conformance_case()

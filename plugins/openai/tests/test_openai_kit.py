@@ -1,0 +1,12 @@
+"""The openai backend through the kit's standard conformance suite, on a real loopback server."""
+
+from __future__ import annotations
+
+import ipfs_accel_openai
+from ipfs_accel.testing import BackendConformance
+
+
+class TestOpenaiConformance(BackendConformance):
+    """Counters, keys, backoff, queue, request ID and classify_error, as the report runs them."""
+
+    case = ipfs_accel_openai.conformance_case()
