@@ -368,3 +368,32 @@ async def test_cancelled_call_ends_once_and_frees_slot():
     assert (stats.total_requests, stats.failed_requests, stats.in_flight, stats.queued) == (3, 3, 0, 0)
     gate.set()
     assert (await b.achat(MSG)).text == "hello"
+
+
+def test_stamina_sees_and_reports_every_retry():
+    """Retries run under stamina: its instrumentation hears of each one, with our waits."""
+    import stamina.instrumentation as instr
+
+    heard: list[float] = []
+    previous = instr.get_on_retry_hooks()
+    instr.set_on_retry_hooks([lambda details: heard.append(details.wait_for)])
+    try:
+        handler, seen = scripted(
+            httpx2.Response(503), httpx2.Response(429, headers={"retry-after": "0.05"}),
+            httpx2.Response(200, json=ok_body()),
+        )
+        b = backend(handler, **FAST)
+        assert b.chat(MSG).text == "hello"
+    finally:
+        instr.set_on_retry_hooks(previous)
+    assert len(seen) == 3 and len(heard) == 2
+    assert heard[1] >= 0.05
+
+
+def test_user_headers_replace_ours_whatever_their_case():
+    """Header names are case-insensitive: an endpoint's "Accept" replaces the default one."""
+    handler, seen = scripted(httpx2.Response(200, json=ok_body()))
+    b = backend(handler, headers={"Accept": "text/plain", "X-Extra": "1"})
+    b.chat(MSG)
+    assert seen[0].headers.get_list("accept") == ["text/plain"]
+    assert seen[0].headers["x-extra"] == "1"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeAlias, TypeVar
 
 import httpx2
 import msgspec
@@ -89,6 +89,71 @@ class _Attempts:
         return wait
 
 
+
+_T = TypeVar("_T")
+
+
+def _first_failure_retryable(exc: CallError, state: _Attempts) -> bool:
+    return bool(getattr(exc, "retryable", False)) and state.settings.max_retries > 0
+
+
+def _retry_sync(state: _Attempts, attempt: Callable[[], _T]) -> _T:
+    """Run ``attempt`` under stamina's retry loop; ``state.hook`` decides each wait.
+
+    The first attempt runs before the loop is built, since most calls succeed at once and
+    stamina's loop costs tens of microseconds; a retryable first failure is replayed as
+    stamina's first attempt, so stamina sees, waits on and reports every attempt.
+    """
+    state.count = 1
+    try:
+        return attempt()
+    except CallError as exc:
+        if not _first_failure_retryable(exc, state):
+            exc.attempts = 1
+            raise
+        pending: CallError | None = exc
+    try:
+        for retry in stamina.retry_context(
+            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
+        ):
+            with retry:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                state.count += 1
+                return attempt()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
+
+
+async def _retry_async(state: _Attempts, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """:func:`_retry_sync` for coroutines."""
+    state.count = 1
+    try:
+        return await attempt()
+    except CallError as exc:
+        if not _first_failure_retryable(exc, state):
+            exc.attempts = 1
+            raise
+        pending: CallError | None = exc
+    try:
+        async for retry in stamina.retry_context(
+            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
+        ):
+            with retry:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                state.count += 1
+                return await attempt()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
+
+
 def _scrub(text: str, config: EndpointConfig) -> str:
     key = config.api_key
     if key is not None and key.reveal() and key.reveal() in text:
@@ -99,12 +164,13 @@ def _scrub(text: str, config: EndpointConfig) -> str:
 class Engine:
     """Runs calls of one backend through its endpoints."""
 
-    __slots__ = ("backend", "hooks", "http", "info", "timeouts")
+    __slots__ = ("backend", "hooks", "http", "info", "rid_header", "timeouts")
 
     def __init__(self, hooks: PluginHooks, http: HTTP) -> None:
         self.hooks = hooks
         self.info = hooks.info
         self.backend = hooks.info.name
+        self.rid_header = hooks.info.request_id_header.lower()
         self.http = http
         self.timeouts: dict[float, httpx2.Timeout] = {}
 
@@ -116,11 +182,11 @@ class Engine:
     ) -> httpx2.Request:
         path = exchange.path
         url = path if path.startswith(("http://", "https://")) else config.base_url + path
-        headers = {"accept": _JSON, self.info.request_id_header: call.request_id}
-        if config.settings.headers:
-            headers.update(config.settings.headers)
-        if exchange.headers:
-            headers.update(exchange.headers)
+        # Header names are case-insensitive: fold them so a user's "Accept" replaces ours.
+        headers = {"accept": _JSON, self.rid_header: call.request_id}
+        for extra in (config.settings.headers, exchange.headers):
+            for name, value in extra.items():
+                headers[name.lower()] = value
         content = None
         if exchange.json is not None:
             content = _encode(exchange.json)
@@ -290,17 +356,7 @@ class Engine:
     ) -> Result:
         first = self.hooks.send(call, config)
         state = _Attempts(endpoint, config, deadline_at)
-        try:
-            for attempt in stamina.retry_context(
-                on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
-            ):
-                with attempt:
-                    state.count += 1
-                    return self._chain_sync(config, call, first)
-        except CallError as exc:
-            exc.attempts = state.count
-            raise
-        raise AssertionError("unreachable")
+        return _retry_sync(state, lambda: self._chain_sync(config, call, first))
 
     def _chain_sync(self, config: EndpointConfig, call: Call, exchange: Exchange) -> Result:
         client = self.http.sync
@@ -370,17 +426,7 @@ class Engine:
     ) -> Result:
         first = self.hooks.send(call, config)
         state = _Attempts(endpoint, config, deadline_at)
-        try:
-            async for attempt in stamina.retry_context(
-                on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
-            ):
-                with attempt:
-                    state.count += 1
-                    return await self._chain_async(config, call, first)
-        except CallError as exc:
-            exc.attempts = state.count
-            raise
-        raise AssertionError("unreachable")
+        return await _retry_async(state, lambda: self._chain_async(config, call, first))
 
     async def _chain_async(self, config: EndpointConfig, call: Call, exchange: Exchange) -> Result:
         client = self.http.for_loop(asyncio.get_running_loop())
@@ -446,20 +492,15 @@ class Engine:
                 queued = False
             try:
                 exchange = self.hooks.send(call, config)
-                state = _Attempts(endpoint, config, deadline_at)
-                try:
-                    for attempt in stamina.retry_context(
-                        on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
-                    ):
-                        with attempt:
-                            state.count += 1
-                            if reader is not None:
-                                reader.close()
-                            reader = _SyncStream(self, config, call, exchange)
-                            first = reader.open()
-                except CallError as exc:
-                    exc.attempts = state.count
-                    raise
+
+                def attempt() -> StreamChunk | None:
+                    nonlocal reader
+                    if reader is not None:
+                        reader.close()
+                    reader = _SyncStream(self, config, call, exchange)
+                    return reader.open()
+
+                first = _retry_sync(_Attempts(endpoint, config, deadline_at), attempt)
                 assert reader is not None
                 if first is not None:
                     reader.yielded = True
@@ -501,20 +542,15 @@ class Engine:
                         stats.started()
                         queued = False
                     exchange = self.hooks.send(call, config)
-                    state = _Attempts(endpoint, config, deadline_at)
-                    try:
-                        async for attempt in stamina.retry_context(
-                            on=state.hook, attempts=config.settings.max_retries + 1, timeout=None
-                        ):
-                            with attempt:
-                                state.count += 1
-                                if reader is not None:
-                                    await reader.aclose()
-                                reader = _AsyncStream(self, config, call, exchange)
-                                first = await reader.open()
-                    except CallError as exc:
-                        exc.attempts = state.count
-                        raise
+
+                    async def attempt() -> StreamChunk | None:
+                        nonlocal reader
+                        if reader is not None:
+                            await reader.aclose()
+                        reader = _AsyncStream(self, config, call, exchange)
+                        return await reader.open()
+
+                    first = await _retry_async(_Attempts(endpoint, config, deadline_at), attempt)
             except builtins_TimeoutError as exc:
                 if isinstance(exc, CallError):
                     raise

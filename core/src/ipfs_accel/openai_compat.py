@@ -50,10 +50,6 @@ __all__ = [
     "parse_usage",
 ]
 
-COMMON = ("max_tokens", "temperature", "top_p", "stop")
-"""The common parameters every backend maps; here they keep their OpenAI names."""
-
-
 def bearer_headers(endpoint: EndpointConfig) -> dict[str, str]:
     """``Authorization: Bearer <key>`` when the endpoint has a key, else nothing."""
     key = endpoint.api_key
@@ -210,9 +206,11 @@ def _event(event: Event, text_of: Callable[[Mapping[str, Any]], str]) -> StreamC
     if event.data == "[DONE]":
         return StreamChunk(done=True)
     data = event.json
+    if event.event == "error":  # an error event is an error whatever its data looks like
+        return StreamFailure(data=data if data is not None else {"error": event.data})
     if not isinstance(data, Mapping):
         return None
-    if data.get("error") or event.event == "error":  # as the SDKs test it: "error": null is fine
+    if data.get("error"):  # as the SDKs test it: "error": null is no failure
         return StreamFailure(data=data)
     choices = data.get("choices") or []
     if not choices or not isinstance(choices[0], Mapping):
