@@ -63,3 +63,31 @@ def lint(session: nox.Session) -> None:
                     *TEST_DEPS)
     session.run("ruff", "check", "core", "plugins", "tests", "bench")
     session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """ipfs-accel against raw httpx2, the openai/anthropic SDKs and litellm (bench/compare.py).
+
+    The peer SDKs are installed in this session only, never as project dependencies. Not in
+    the default set: it takes minutes and its figures depend on the machine. Pass
+    ``-- --quick`` for a shorter run.
+    """
+    session.install("./core", *_plugin_paths(), "openai", "anthropic", "litellm")
+    session.run("python", "bench/compare.py", *session.posargs,
+                env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Regenerate docs/implementation-report.md: the kit's live checks for the nine plugins."""
+    session.install("./core[cli]", *_plugin_paths())
+    session.run("python", "-c", (
+        "import pathlib, sys, stamina.instrumentation as si; si.set_on_retry_hooks([])\n"
+        "from ipfs_accel import Registry\n"
+        "from ipfs_accel.testing import build_report, render_markdown\n"
+        "report = build_report(Registry())\n"
+        "pathlib.Path('docs/implementation-report.md').write_text(render_markdown(report))\n"
+        "print('wrote docs/implementation-report.md; all passed:', report.passed)\n"
+        "sys.exit(0 if report.passed else 1)\n"
+    ))
