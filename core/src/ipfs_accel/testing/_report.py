@@ -106,8 +106,8 @@ def _cell(text: str) -> str:
 
 def render_markdown(report: Report) -> str:
     """The report as Markdown: the summary table, then one section per backend."""
-    head = ["Backend", *[f"`{f}`" if "_" in f else f[:1].upper() + f[1:]
-                         for f in report.features]]
+    head = ["Backend", *[f.replace("classify_error", "`classify_error`") if "_" in f
+                         else f[:1].upper() + f[1:] for f in report.features]]
     lines = [
         "# Implementation Report",
         "",
