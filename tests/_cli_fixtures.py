@@ -144,7 +144,8 @@ class FakeAPI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 with api.lock:
-                    api.requests.append({"path": self.path, "headers": dict(self.headers),
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    api.requests.append({"path": self.path, "headers": headers,
                                          "body": body})
                 if api.delay:
                     time.sleep(api.delay)

@@ -63,7 +63,7 @@ def test_chat_streams_the_reply_with_our_request_id_and_key(keyed: dict[str, str
     assert r.returncode == 0, r.stderr
     assert r.stdout == "Hello from fake\n"
     (req,) = api.requests
-    assert req["headers"]["X-Request-ID"] == "rid-42"
+    assert req["headers"]["x-request-id"] == "rid-42"
     assert req["headers"]["authorization"] == f"Bearer {KEY}"
     assert req["body"]["messages"] == [{"role": "user", "content": "Hi"}]
 

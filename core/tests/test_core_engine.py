@@ -13,6 +13,7 @@ import _echo_plugin
 import httpx2
 import ipfs_accel
 import pytest
+import stamina.instrumentation as instr
 from ipfs_accel import (
     AuthenticationError,
     BadRequestError,
@@ -372,8 +373,6 @@ async def test_cancelled_call_ends_once_and_frees_slot():
 
 def test_stamina_sees_and_reports_every_retry():
     """Retries run under stamina: its instrumentation hears of each one, with our waits."""
-    import stamina.instrumentation as instr
-
     heard: list[float] = []
     previous = instr.get_on_retry_hooks()
     instr.set_on_retry_hooks([lambda details: heard.append(details.wait_for)])

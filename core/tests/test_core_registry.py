@@ -29,9 +29,17 @@ def test_public_surface_is_exactly_what_is_meant():
     assert names == sorted(names, key=lambda n: (not n.isupper(), n))
     for name in names:
         assert hasattr(ipfs_accel, name), name
-    public = {n for n in vars(ipfs_accel) if not n.startswith("_")}
-    modules = {n for n, v in vars(ipfs_accel).items() if isinstance(v, types.ModuleType)}
-    assert public - modules - {"annotations"} == set(names)
+    public = {n for n in dir(ipfs_accel) if not n.startswith("_")}
+    modules = {n for n in public if isinstance(getattr(ipfs_accel, n), types.ModuleType)}
+    assert public - modules - {"annotations", "TYPE_CHECKING", "Any"} == set(names)
+
+
+def test_listing_backends_does_not_import_the_http_machinery():
+    """import ipfs_accel + Registry().names() leaves httpx2, asyncio and stamina unimported."""
+    code = ("import sys, ipfs_accel; ipfs_accel.Registry().names(); "
+            "print(sorted(m for m in ('httpx2', 'asyncio', 'stamina') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_direct_plugins_are_listed_and_loaded():

@@ -9,8 +9,8 @@ Backends are plugins found through the ``ipfs_accel.backends`` entry points; the
 the HTTP client, the per-endpoint queue, retries, API keys, request IDs and statistics.
 """
 
-from ._backend import Backend, new_request_id
-from ._endpoint import EndpointConfig
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -36,7 +36,7 @@ from ._errors import (
 from ._hookspecs import hookimpl
 from ._registry import ENTRY_POINT_GROUP, PluginStatus, Registry
 from ._retry import backoff_delay, default_classification, error_message, parse_retry_after
-from ._settings import EndpointSettings
+from ._settings import EndpointConfig, EndpointSettings
 from ._stats import Stats
 from ._types import (
     BackendInfo,
@@ -108,3 +108,24 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ._backend import Backend, new_request_id
+
+# Listing backends must stay cheap: the HTTP machinery (httpx2, asyncio, stamina) behind
+# Backend is imported on first use, which Registry.get() does anyway.
+_LAZY = {"Backend": "._backend", "new_request_id": "._backend"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ipfs_accel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -515,7 +515,7 @@ class Engine:
             usage = reader.usage if reader is not None else None
             stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
 
-    async def astream(  # noqa: PLR0915 - one flow: admission, retries, yielding, accounting
+    async def astream(
         self, endpoint: Endpoint, call: Call
     ) -> AsyncIterator[StreamChunk]:
         """Run a streamed call on the running event loop, yielding chunks as they arrive."""

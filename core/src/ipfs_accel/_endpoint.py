@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
 from ._queue import Limiter
-from ._settings import EndpointSettings
+from ._settings import EndpointConfig
 from ._stats import StatsCounter
-from ._types import Secret
 
 __all__ = ["Endpoint", "EndpointConfig"]
-
-
-class EndpointConfig(msgspec.Struct, kw_only=True, frozen=True):
-    """What a plugin's ``send`` hook sees of the endpoint it is sending through.
-
-    ``api_key`` is already resolved (endpoint, backend default, env vars) and may be
-    ``None``; ``options`` is the plugin's own options Struct (or ``None``).
-    """
-
-    endpoint_id: str
-    base_url: str
-    api_key: Secret | None
-    model: str | None
-    options: Any
-    settings: EndpointSettings
 
 
 class Endpoint:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from ._endpoint import EndpointConfig
+    from ._settings import EndpointConfig
     from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
     from .testing import Case
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx2
 import importlib_metadata
 import msgspec
 
-from ._backend import Backend
 from ._errors import ConfigurationError, PluginLoadError
-from ._http import HTTP
 from ._plugin import PluginHooks
+
+if TYPE_CHECKING:  # the HTTP machinery is imported when a backend is made, not to list plugins
+    import httpx2
+
+    from ._backend import Backend
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginStatus", "Registry"]
 
@@ -190,6 +192,9 @@ class Registry:
         ``defaults`` are endpoint settings (``api_key``, ``base_url``, ``max_retries``...),
         validated now: an unknown or invalid one raises :class:`ConfigurationError`.
         """
+        from ._backend import Backend  # noqa: PLC0415 - see the TYPE_CHECKING import
+        from ._http import HTTP  # noqa: PLC0415
+
         hooks = self.hooks(name)
         http = HTTP(transport=self._transport, async_transport=self._async_transport)
         return Backend(hooks, http=http, defaults=defaults, environ=self._environ)

@@ -15,8 +15,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx2
-
 from ._errors import ErrorKind
 from ._types import Classification, Failure
 
@@ -159,6 +157,8 @@ def default_classification(failure: Failure) -> Classification:
     """
     exc = failure.exception
     if exc is not None:
+        import httpx2  # noqa: PLC0415 - only failures need it; keeps discovery light
+
         if isinstance(exc, httpx2.TimeoutException):
             return Classification(
                 kind=ErrorKind.TIMEOUT, retryable=True, message=f"timed out ({type(exc).__name__})"

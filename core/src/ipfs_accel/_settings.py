@@ -11,7 +11,7 @@ import msgspec
 from ._errors import ConfigurationError
 from ._types import Secret
 
-__all__ = ["EndpointSettings", "build_settings"]
+__all__ = ["EndpointConfig", "EndpointSettings", "build_settings"]
 
 _T = TypeVar("_T")
 
@@ -124,3 +124,18 @@ def _convert(type_: type[_T], values: dict[str, Any], backend: str) -> _T:
     except msgspec.ValidationError as exc:
         # msgspec names the field as "at `$.name`"; the secret itself is never in the text
         raise ConfigurationError(f"invalid setting for backend {backend!r}: {exc}") from None
+
+
+class EndpointConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """What a plugin's ``send`` hook sees of the endpoint it is sending through.
+
+    ``api_key`` is already resolved (endpoint, backend default, env vars) and may be
+    ``None``; ``options`` is the plugin's own options Struct (or ``None``).
+    """
+
+    endpoint_id: str
+    base_url: str
+    api_key: Secret | None
+    model: str | None
+    options: Any
+    settings: EndpointSettings
