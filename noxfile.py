@@ -62,7 +62,7 @@ def lint(session: nox.Session) -> None:
     """ruff and mypy --strict over the core and every plugin."""
     session.install("ruff", "mypy", "-e", "./core[cli]", *[f"-e{p}" for p in _plugin_paths()],
                     *TEST_DEPS)
-    session.run("ruff", "check", "core", "plugins", "tests", "bench")
+    session.run("ruff", "check", "core", "plugins", "tests", "bench", "examples")
     session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])
 
 
