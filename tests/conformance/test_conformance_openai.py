@@ -25,55 +25,34 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import (  # noqa: E402
+    FAST_STREAM,
+    assert_all_accepted,
+    drain_interrupted,
+    make_backend,
+)
 from mockserver import (  # noqa: E402
     MockPool,
-    assert_not_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_openai = pytest.importorskip("ipfs_accel_openai")
 
-from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+from ipfs_accel import Backend  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
 SPEC = "openai/openapi.transformed.yml"
-FAST_STREAM = {"X-Steady-Stream-Count": "3", "X-Steady-Stream-Interval-Ms": "0"}
 MESSAGES = [
     {"role": "developer", "content": "You are terse."},
     {"role": "user", "content": "Hello!"},
 ]
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
 def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
-    mock = pool.get(SPEC)
-    registry = Registry(plugins=[ipfs_accel_openai], entry_points=False,
-                        transport=_Recording(seen), environ={})
-    backend = registry.get("openai")
-    eid = backend.create_endpoint(base_url=mock.base_url, api_key="sk-conformance",
-                                  max_retries=0, organization="org-123", project="proj_123",
-                                  **settings)
-    return backend, eid
-
-
-def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
-    assert seen, "no request reached the mock"
-    for response in seen:
-        assert_not_rejected(response)
-        assert response.headers.get("x-steady-matched-path") == path
+    return make_backend(ipfs_accel_openai, "openai", pool.get(SPEC).base_url, seen,
+                        api_key="sk-conformance", organization="org-123", project="proj_123",
+                        **settings)
 
 
 def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
@@ -82,7 +61,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = backend.chat(MESSAGES, endpoint_id=eid, max_tokens=64, temperature=0.2, top_p=0.9,
                           stop=["\n"], seed=7)
-    _all_accepted(seen, "/chat/completions")
+    assert_all_accepted(seen, "/chat/completions")
     assert isinstance(result.text, str)
     assert result.usage.total_tokens == result.usage.input_tokens + result.usage.output_tokens
 
@@ -93,7 +72,7 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = backend.generate("Say this is a test", endpoint_id=eid, max_tokens=7,
                               temperature=0)
-    _all_accepted(seen, "/completions")
+    assert_all_accepted(seen, "/completions")
     assert isinstance(result.text, str)
 
 
@@ -103,7 +82,7 @@ def test_embed_conforms(mock_pool: MockPool, params: dict[str, Any]) -> None:  #
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen)
     result = backend.embed(["The quick brown fox", "jumped"], endpoint_id=eid, **params)
-    _all_accepted(seen, "/embeddings")
+    assert_all_accepted(seen, "/embeddings")
     assert all(isinstance(v, list) for v in result.vectors)
 
 
@@ -112,11 +91,8 @@ def test_stream_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     seen: list[httpx2.Response] = []
     headers = {**FAST_STREAM, "accept": "text/event-stream"}  # replaces the core's default
     backend, eid = _backend(mock_pool, seen, headers=headers)
-    chunks = []
-    with pytest.raises(StreamInterruptedError):
-        for c in backend.stream_chat(MESSAGES, endpoint_id=eid, max_tokens=8):
-            chunks.append(c)
-    _all_accepted(seen, "/chat/completions")
+    chunks = drain_interrupted(backend.stream_chat(MESSAGES, endpoint_id=eid, max_tokens=8))
+    assert_all_accepted(seen, "/chat/completions")
     assert seen[0].headers["content-type"].startswith("text/event-stream")
     assert all(isinstance(c.delta, str) for c in chunks)
 
@@ -125,7 +101,5 @@ def test_stream_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     """A completions stream with include_usage is accepted (the spec has no SSE for it)."""
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen, headers=FAST_STREAM)
-    with pytest.raises(StreamInterruptedError):
-        for _ in backend.stream_generate("Say this is a test", endpoint_id=eid, max_tokens=7):
-            pass
-    _all_accepted(seen, "/completions")
+    drain_interrupted(backend.stream_generate("Say this is a test", endpoint_id=eid, max_tokens=7))
+    assert_all_accepted(seen, "/completions")
