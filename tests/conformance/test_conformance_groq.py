@@ -25,15 +25,15 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import assert_all_accepted, drain_interrupted, make_backend  # noqa: E402
 from mockserver import (  # noqa: E402
     MockPool,
-    assert_not_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_groq = pytest.importorskip("ipfs_accel_groq")
 
-from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+from ipfs_accel import Backend  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -44,34 +44,9 @@ MESSAGES = [
 ]
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
 def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
-    mock = pool.get(SPEC)
-    registry = Registry(plugins=[ipfs_accel_groq], entry_points=False,
-                        transport=_Recording(seen), environ={})
-    backend = registry.get("groq")
-    eid = backend.create_endpoint(base_url=mock.root_url + "/openai/v1", api_key="gsk_conf",
-                                  max_retries=0, **settings)
-    return backend, eid
-
-
-def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
-    assert seen, "no request reached the mock"
-    for response in seen:
-        assert_not_rejected(response)
-        assert response.headers.get("x-steady-matched-path") == path
+    return make_backend(ipfs_accel_groq, "groq", pool.get(SPEC).root_url + "/openai/v1", seen,
+                        api_key="gsk_conf", **settings)
 
 
 def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
@@ -80,7 +55,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = backend.chat(MESSAGES, endpoint_id=eid, max_tokens=64, temperature=0.5,
                           top_p=0.9, stop=["\n"], seed=1)
-    _all_accepted(seen, "/openai/v1/chat/completions")
+    assert_all_accepted(seen, "/openai/v1/chat/completions")
     assert isinstance(result.text, str)
     assert result.usage.total_tokens == result.usage.input_tokens + result.usage.output_tokens
 
@@ -91,7 +66,7 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = backend.generate("Say hi", endpoint_id=eid, model="llama-3.1-8b-instant",
                               max_tokens=8)
-    _all_accepted(seen, "/openai/v1/chat/completions")
+    assert_all_accepted(seen, "/openai/v1/chat/completions")
     assert isinstance(result.text, str)
 
 
@@ -101,7 +76,7 @@ def test_embed_conforms(mock_pool: MockPool, params: dict[str, Any]) -> None:  #
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen)
     result = backend.embed(["The quick brown fox", "jumped"], endpoint_id=eid, **params)
-    _all_accepted(seen, "/openai/v1/embeddings")
+    assert_all_accepted(seen, "/openai/v1/embeddings")
     assert all(isinstance(v, list) for v in result.vectors)
 
 
@@ -114,7 +89,5 @@ def test_streams_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: 
         stream = backend.stream_chat(MESSAGES, endpoint_id=eid, max_tokens=8)
     else:
         stream = backend.stream_generate("Hi", endpoint_id=eid, max_tokens=8)
-    with pytest.raises(StreamInterruptedError):
-        for _ in stream:
-            pass
-    _all_accepted(seen, "/openai/v1/chat/completions")
+    drain_interrupted(stream)
+    assert_all_accepted(seen, "/openai/v1/chat/completions")

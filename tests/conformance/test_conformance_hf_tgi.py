@@ -26,20 +26,24 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import (  # noqa: E402
+    FAST_STREAM,
+    assert_all_accepted,
+    drain_interrupted,
+    make_backend,
+)
 from mockserver import (  # noqa: E402
     MockPool,
-    assert_not_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_hf_tgi = pytest.importorskip("ipfs_accel_hf_tgi")
 
-from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+from ipfs_accel import Backend  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
 SPEC = "hf_tgi/openapi.json"
-FAST_STREAM = {"X-Steady-Stream-Count": "3", "X-Steady-Stream-Interval-Ms": "0"}
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "What is Deep Learning?"},
@@ -48,48 +52,9 @@ MESSAGES = [
 ]
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
-class _AsyncRecording(httpx2.AsyncHTTPTransport):
-    """The real async HTTP transport, keeping every response."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await super().handle_async_request(request)
-        self.seen.append(response)
-        return response
-
-
 def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
-    mock = pool.get(SPEC)
-    registry = Registry(plugins=[ipfs_accel_hf_tgi], entry_points=False,
-                        transport=_Recording(seen), async_transport=_AsyncRecording(seen),
-                        environ={})
-    backend = registry.get("hf_tgi")
     settings.setdefault("headers", FAST_STREAM)
-    eid = backend.create_endpoint(base_url=mock.base_url, max_retries=0, **settings)
-    return backend, eid
-
-
-def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
-    assert seen, "no request reached the mock"
-    for response in seen:
-        assert_not_rejected(response)
-        assert response.headers.get("x-steady-matched-path") == path
+    return make_backend(ipfs_accel_hf_tgi, "hf_tgi", pool.get(SPEC).base_url, seen, **settings)
 
 
 def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
@@ -101,7 +66,7 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
         stop="\n", top_k=10, repetition_penalty=1.03, do_sample=True, seed=42,
         return_full_text=False, decoder_input_details=True,
     )
-    _all_accepted(seen, "/generate")
+    assert_all_accepted(seen, "/generate")
     assert result.text == "test"
 
 
@@ -110,7 +75,7 @@ def test_generate_with_key_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen, api_key="hf_conformance")
     backend.generate("Hello", endpoint_id=eid)
-    _all_accepted(seen, "/generate")
+    assert_all_accepted(seen, "/generate")
 
 
 def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
@@ -119,7 +84,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = backend.chat(MESSAGES, endpoint_id=eid, max_tokens=32, temperature=1.0,
                           top_p=0.95, stop=["\n\n"], seed=42, frequency_penalty=0.1)
-    _all_accepted(seen, "/v1/chat/completions")
+    assert_all_accepted(seen, "/v1/chat/completions")
     assert isinstance(result.text, str)
     assert result.usage.input_tokens >= 0
 
@@ -130,7 +95,7 @@ def test_invoke_conforms(mock_pool: MockPool, operation: str) -> None:  # noqa: 
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen)
     result = backend.invoke(operation, endpoint_id=eid)
-    _all_accepted(seen, f"/{operation}")
+    assert_all_accepted(seen, f"/{operation}")
     if operation == "info":
         assert isinstance(result.data["model_id"], str)
     else:
@@ -148,12 +113,9 @@ def test_streams_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: 
     else:
         stream = backend.stream_generate("Hello", endpoint_id=eid, max_tokens=16, stop=["x"])
         path = "/generate_stream"
-    chunks = []
-    with pytest.raises(StreamInterruptedError):
-        for chunk in stream:
-            chunks.append(chunk)
-            assert not chunk.done
-    _all_accepted(seen, path)
+    chunks = drain_interrupted(stream)
+    assert not any(chunk.done for chunk in chunks)
+    assert_all_accepted(seen, path)
     assert seen[0].headers["content-type"].startswith("text/event-stream")
     if operation == "stream_chat":
         assert chunks and all(isinstance(c.delta, str) and c.delta for c in chunks)
@@ -166,5 +128,5 @@ async def test_async_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F8
     backend, eid = _backend(mock_pool, seen)
     result = await backend.agenerate("Hello", endpoint_id=eid, max_tokens=4)
     await backend.aclose()
-    _all_accepted(seen, "/generate")
+    assert_all_accepted(seen, "/generate")
     assert result.text == "test"

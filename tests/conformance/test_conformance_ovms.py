@@ -26,21 +26,25 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import (  # noqa: E402
+    FAST_STREAM,
+    assert_all_accepted,
+    drain_interrupted,
+    make_backend,
+)
 from mockserver import (  # noqa: E402
     MockPool,
-    assert_not_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_ovms = pytest.importorskip("ipfs_accel_ovms")
 
-from ipfs_accel import Backend, Registry, StreamInterruptedError  # noqa: E402
+from ipfs_accel import Backend  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
 KSERVE = "ovms/rest_predict_v2.yaml"
 OPENAI = "openai/openapi.transformed.yml"
-FAST_STREAM = {"X-Steady-Stream-Count": "3", "X-Steady-Stream-Interval-Ms": "0"}
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "What is OpenVINO?"},
@@ -48,35 +52,10 @@ MESSAGES = [
 TENSOR = {"name": "input0", "shape": [2, 2], "datatype": "UINT32", "data": [1, 2, 3, 4]}
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
 def _backend(pool: MockPool, seen: list[httpx2.Response], spec: str, *, prefix: str = "",
              **settings: Any) -> tuple[Backend, str]:
-    mock = pool.get(spec, prefix=prefix)
-    registry = Registry(plugins=[ipfs_accel_ovms], entry_points=False,
-                        transport=_Recording(seen), environ={})
-    backend = registry.get("ovms")
-    eid = backend.create_endpoint(base_url=mock.root_url, max_retries=0, headers=FAST_STREAM,
-                                  **settings)
-    return backend, eid
-
-
-def _all_accepted(seen: list[httpx2.Response], path: str) -> None:
-    assert seen, "no request reached the mock"
-    for response in seen:
-        assert_not_rejected(response)
-        assert response.headers.get("x-steady-matched-path") == path
+    return make_backend(ipfs_accel_ovms, "ovms", pool.get(spec, prefix=prefix).root_url, seen,
+                        headers=FAST_STREAM, **settings)
 
 
 # -- KServe v2 ------------------------------------------------------------------------
@@ -91,7 +70,7 @@ def test_infer_conforms(mock_pool: MockPool, version: str | None) -> None:  # no
     result = backend.invoke("infer", model="mymodel", endpoint_id=eid, inputs=[TENSOR],
                             outputs=[{"name": "output0"}], parameters={"priority": 1}, **extra)
     path = "/v2/models/{MODEL_NAME}" + ("" if version is None else "/versions/{MODEL_VERSION}")
-    _all_accepted(seen, path + "/infer")
+    assert_all_accepted(seen, path + "/infer")
     assert isinstance(result.data, list)
 
 
@@ -115,9 +94,7 @@ def test_kserve_gets_conform(mock_pool: MockPool, operation: str,  # noqa: F811
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen, KSERVE)
     result = backend.invoke(operation, endpoint_id=eid, **params)
-    assert seen
-    for response in seen:
-        assert_not_rejected(response)
+    assert_all_accepted(seen)
     assert seen[0].headers.get("x-steady-matched-path") in (path, path + "/")
     assert result.data is not None
 
@@ -131,7 +108,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen, OPENAI, prefix="/v3")
     result = backend.chat(MESSAGES, model="llama3", endpoint_id=eid, max_tokens=64,
                           temperature=0.2, top_p=0.9, stop=["\n"])
-    _all_accepted(seen, "/v3/chat/completions")
+    assert_all_accepted(seen, "/v3/chat/completions")
     assert isinstance(result.text, str)
 
 
@@ -140,7 +117,7 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen, OPENAI, prefix="/v3")
     result = backend.generate("The sky is", model="llama3", endpoint_id=eid, max_tokens=8)
-    _all_accepted(seen, "/v3/completions")
+    assert_all_accepted(seen, "/v3/completions")
     assert isinstance(result.text, str)
 
 
@@ -149,7 +126,7 @@ def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen, OPENAI, prefix="/v3")
     result = backend.embed(["a", "b"], model="gte", endpoint_id=eid)
-    _all_accepted(seen, "/v3/embeddings")
+    assert_all_accepted(seen, "/v3/embeddings")
     assert isinstance(result.vectors, list)
 
 
@@ -162,9 +139,5 @@ def test_streams_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: 
         stream = backend.stream_chat(MESSAGES, model="llama3", endpoint_id=eid, max_tokens=8)
     else:
         stream = backend.stream_generate("Hi", model="llama3", endpoint_id=eid, max_tokens=8)
-    with pytest.raises(StreamInterruptedError):
-        for _ in stream:
-            pass
-    assert seen
-    for response in seen:
-        assert_not_rejected(response)
+    drain_interrupted(stream)
+    assert_all_accepted(seen)
