@@ -27,6 +27,18 @@ from ipfs_accel import (
 
 
 @hookimpl
+def conformance_case() -> Any:
+    # Deliberately wrong: the plugin sends its key as a bearer token, the case says x-api-key,
+    # so the report's key check must fail for this backend.
+    from ipfs_accel.testing import Case, Reply
+
+    body = {"model": "m-1", "choices": [{"message": {"content": "pong"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 1}}
+    return Case(backend="clitest", success=Reply(200, json=body), tokens=(2, 1),
+                auth=("x-api-key", "{key}"))
+
+
+@hookimpl
 def backend_info() -> BackendInfo:
     return BackendInfo(
         name="clitest", description="CLI test backend", default_base_url="http://127.0.0.1:9",

@@ -228,3 +228,18 @@ def test_run_resume_after_kill_answers_every_line_exactly_once(
     lines = [rec["line"] for rec in read_jsonl(out)]
     assert lines == list(range(1, n + 1))  # exactly once each, in input order
     assert all(rec["ok"] for rec in read_jsonl(out))
+
+
+def test_report_passes_for_a_sound_plugin_and_fails_for_a_broken_one(
+        env: dict[str, str]) -> None:
+    """`report` exits 0 with ticks for llvm, and 1 with the failing check's reason for a plugin
+    whose key does not travel where its case says."""
+    good = cli(["report", "-b", "llvm", "--json"], env=env, timeout=120)
+    assert good.returncode == 0, good.stdout + good.stderr
+    data = json.loads(good.stdout)
+    (llvm,) = data["backends"]
+    assert llvm["name"] == "llvm" and all(c["passed"] for c in llvm["checks"])
+    bad = cli(["report", "-b", "clitest"], env=env, timeout=120)
+    assert bad.returncode == 1
+    assert "❌" in bad.stdout and "x-api-key" in bad.stdout
+    assert "Traceback" not in bad.stdout + bad.stderr

@@ -383,16 +383,21 @@ def report(
         "--backend", "-b", help="Only these backends (repeatable).")] = None,
 ) -> None:
     """The kit's Implementation Report: the conformance checks run against every installed
-    backend that provides a conformance case (Markdown, or --json)."""
+    backend that provides a conformance case (Markdown, or --json). Exits 1 when a check fails."""
     try:
-        from ..testing import run_report
+        from ..testing import build_report, render_markdown
     except ImportError as exc:
         raise CliError(f"report is not available in this installation ({exc})") from None
-    if backend:
-        text = run_report(_registry(), json=json_out, backends=backend)
+    import msgspec
+
+    result = build_report(_registry(), backends=backend or None)
+    if json_out:
+        text = msgspec.json.format(msgspec.json.encode(result).decode(), indent=2)
     else:
-        text = run_report(_registry(), json=json_out)
+        text = render_markdown(result)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 # -- demo --------------------------------------------------------------------------------
