@@ -6,14 +6,18 @@
 - :class:`Case` says how to drive one backend; :class:`BackendConformance` is the test class
   a plugin subclasses to run the :data:`CHECKS` (counters, keys, backoff, queue, request ID,
   classify_error totality) against a FaultServer; :func:`run_checks` runs them without pytest.
+- :class:`Recorder` (a scripted, recording MockTransport handler), :func:`mock_backend` and
+  :data:`FAST_RETRIES` make a plugin's unit tests fast and network-free;
+  :func:`openai_chat_case` is the :class:`Case` of an OpenAI-compatible chat backend.
 - :func:`build_report` / :func:`run_report` run the checks for every installed plugin that
   provides a ``conformance_case`` hook: the Implementation Report (Markdown or JSON).
 
 Everything here is public and stable; plugins outside this repository use it too.
 """
 
-from ._case import Case, CheckResult, chat_call, registry_for
+from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
+from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend
 from ._report import BackendReport, Report, build_report, render_markdown, run_report
 from ._server import (
     Action,
@@ -31,7 +35,9 @@ from ._suite import BackendConformance
 
 __all__ = [
     "CHECKS",
+    "FAST_RETRIES",
     "Action",
+    "Answer",
     "BackendConformance",
     "BackendReport",
     "Case",
@@ -41,6 +47,7 @@ __all__ = [
     "FaultServer",
     "Hang",
     "RecordedRequest",
+    "Recorder",
     "Reply",
     "Report",
     "Responder",
@@ -48,6 +55,8 @@ __all__ = [
     "TruncatedStream",
     "build_report",
     "chat_call",
+    "mock_backend",
+    "openai_chat_case",
     "registry_for",
     "render_markdown",
     "run_check",

@@ -14,7 +14,7 @@ from .._backend import Backend
 from .._registry import Registry
 from ._server import Reply, Stream
 
-__all__ = ["Case", "CheckResult", "chat_call", "registry_for"]
+__all__ = ["Case", "CheckResult", "chat_call", "openai_chat_case", "registry_for"]
 
 CallFn = Callable[[Backend, str, str], Any]
 
@@ -63,6 +63,45 @@ class Case:
         default_factory=lambda: Reply(503, json=_error("conformance: overloaded")))
     rate_limited: Reply = field(
         default_factory=lambda: Reply(429, json=_error("conformance: rate limited")))
+
+
+def openai_chat_case(
+    *,
+    backend: str,
+    plugin: ModuleType | object | str | None = None,
+    model: str,
+    auth: tuple[str, str] | None = ("authorization", "Bearer {key}"),
+    extra: Mapping[str, Any] | None = None,
+    call: CallFn = chat_call,
+    request_id_header: str = "x-request-id",
+    settings: Mapping[str, Any] | None = None,
+) -> Case:
+    """A :class:`Case` for a backend that answers chat in the OpenAI Chat Completions shape.
+
+    The canned success is a ``chat.completion`` naming ``model`` whose one choice says
+    ``"pong"``, with ``usage`` of 9 prompt and 3 completion tokens (so ``tokens=(9, 3)``);
+    ``extra`` adds the server's own top-level fields (``system_fingerprint``, ``x_groq``...).
+    The error replies are the kit's defaults (``{"error": {"message": ...}}``). The other
+    arguments are those of :class:`Case`; the key travels as a bearer token by default.
+    """
+    body: dict[str, Any] = {
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "created": 1764201600,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "pong"},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+        **(extra or {}),
+    }
+    return Case(
+        backend=backend, plugin=plugin, success=Reply(200, json=body), tokens=(9, 3),
+        auth=auth, call=call, request_id_header=request_id_header, settings=dict(settings or {}),
+    )
 
 
 def registry_for(case: Case) -> Registry:
