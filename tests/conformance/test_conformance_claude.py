@@ -26,9 +26,14 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import (  # noqa: E402
+    adrain_interrupted,
+    assert_all_accepted,
+    drain_interrupted,
+    make_backend,
+)
 from mockserver import (  # noqa: E402
     MockPool,
-    assert_not_rejected,
     assert_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
@@ -38,8 +43,6 @@ ipfs_accel_claude = pytest.importorskip("ipfs_accel_claude")
 from ipfs_accel import (  # noqa: E402
     Backend,
     BadRequestError,
-    Registry,
-    StreamInterruptedError,
     UnsupportedOperationError,
 )
 
@@ -47,6 +50,7 @@ pytestmark = pytest.mark.conformance
 
 SPEC = "anthropic/openapi.yaml"
 EXAMPLE_TEXT = "Hi! My name is Claude."  # the spec's Message example
+MATCHED = "/v1/messages"  # the spec path every request must match
 
 CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},
@@ -68,32 +72,6 @@ TOOLS = [{"name": "get_weather", "description": "Weather of a city",
                            "required": ["city"]}}]
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
-class _AsyncRecording(httpx2.AsyncHTTPTransport):
-    """The real async HTTP transport, keeping every response."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await super().handle_async_request(request)
-        self.seen.append(response)
-        return response
-
-
 _OPEN: list[Backend] = []
 
 
@@ -107,23 +85,10 @@ def _close_backends() -> Iterator[None]:
 
 def _backend(mock_pool: MockPool, seen: list[httpx2.Response],  # noqa: F811
              **settings: Any) -> tuple[Backend, str]:
-    mock = mock_pool.get(SPEC)
-    registry = Registry(plugins=[ipfs_accel_claude], entry_points=False,
-                        transport=_Recording(seen), async_transport=_AsyncRecording(seen),
-                        environ={})
-    backend = registry.get("claude")
+    backend, eid = make_backend(ipfs_accel_claude, "claude", mock_pool.get(SPEC).base_url, seen,
+                                api_key="sk-ant-conformance", **settings)
     _OPEN.append(backend)
-    eid = backend.create_endpoint(
-        base_url=mock.base_url, api_key="sk-ant-conformance", max_retries=0, **settings
-    )
     return backend, eid
-
-
-def _all_accepted(seen: list[httpx2.Response]) -> None:
-    assert seen, "no request reached the mock"
-    for response in seen:
-        assert_not_rejected(response)
-        assert response.headers.get("x-steady-matched-path") == "/v1/messages"
 
 
 def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
@@ -133,7 +98,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     result = backend.chat(CONVERSATION, endpoint_id=eid, max_tokens=300, temperature=0.3,
                           top_p=0.9, stop=["###"], top_k=20, tools=TOOLS,
                           metadata={"user_id": "u-1"})
-    _all_accepted(seen)
+    assert_all_accepted(seen, MATCHED)
     assert result.text == EXAMPLE_TEXT
     assert result.finish_reason == "end_turn"
     assert (result.usage.input_tokens, result.usage.output_tokens) == (2095, 503)
@@ -147,7 +112,7 @@ def test_chat_bearer_version_and_beta_conform(mock_pool: MockPool) -> None:  # n
                             anthropic_beta=["token-efficient-tools-2025-02-19"])
     assert backend.chat([{"role": "user", "content": "Hi"}], endpoint_id=eid,
                         system="Be nice.", stop="\n").text == EXAMPLE_TEXT
-    _all_accepted(seen)
+    assert_all_accepted(seen, MATCHED)
 
 
 @pytest.mark.asyncio
@@ -157,7 +122,7 @@ async def test_achat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = await backend.achat(CONVERSATION, endpoint_id=eid)
     await backend.aclose()
-    _all_accepted(seen)
+    assert_all_accepted(seen, MATCHED)
     assert result.text == EXAMPLE_TEXT
 
 
@@ -166,7 +131,7 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen)
     result = backend.generate("Say hi.", endpoint_id=eid, model="claude-opus-4-6")
-    _all_accepted(seen)
+    assert_all_accepted(seen, MATCHED)
     assert result.text == EXAMPLE_TEXT
     assert result.model == "claude-opus-4-6"
 
@@ -178,7 +143,7 @@ async def test_agenerate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen)
     result = await backend.agenerate("Say hi.", endpoint_id=eid, temperature=0.0)
     await backend.aclose()
-    _all_accepted(seen)
+    assert_all_accepted(seen, MATCHED)
     assert result.text == EXAMPLE_TEXT
 
 
@@ -192,10 +157,9 @@ def test_stream_requests_conform(mock_pool: MockPool, operation: str) -> None:  
         chunks = backend.stream_chat(CONVERSATION, endpoint_id=eid, max_tokens=64)
     else:
         chunks = backend.stream_generate("Say hi.", endpoint_id=eid, stop="\n")
-    with pytest.raises(StreamInterruptedError):
-        for chunk in chunks:
-            assert not chunk.delta, "a JSON body must not leak out as stream text"
-    _all_accepted(seen)
+    for chunk in drain_interrupted(chunks):
+        assert not chunk.delta, "a JSON body must not leak out as stream text"
+    assert_all_accepted(seen, MATCHED)
 
 
 @pytest.mark.asyncio
@@ -203,11 +167,9 @@ async def test_astream_chat_request_conforms(mock_pool: MockPool) -> None:  # no
     """astream_chat's request is accepted too."""
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen)
-    with pytest.raises(StreamInterruptedError):
-        async for _ in backend.astream_chat(CONVERSATION, endpoint_id=eid):
-            pass
+    await adrain_interrupted(backend.astream_chat(CONVERSATION, endpoint_id=eid))
     await backend.aclose()
-    _all_accepted(seen)
+    assert_all_accepted(seen, MATCHED)
 
 
 def test_embed_not_offered(mock_pool: MockPool) -> None:  # noqa: F811

@@ -26,16 +26,16 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import assert_all_accepted, make_backend, matched_paths  # noqa: E402
 from mockserver import (  # noqa: E402
     MockPool,
-    assert_not_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_hf_tei = pytest.importorskip("ipfs_accel_hf_tei")
 pytest.importorskip("ipfs_accel_hf_tei._batch")
 
-from ipfs_accel import Backend, Registry, ResponseError  # noqa: E402
+from ipfs_accel import Backend, ResponseError  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -43,47 +43,14 @@ SPEC = "hf_tei/openapi.json"
 TEXTS = ["Deep Learning is ...", "A cat sat on the mat.", "TEI serves embeddings."]
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
-class _AsyncRecording(httpx2.AsyncHTTPTransport):
-    """The real async HTTP transport, keeping every response."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await super().handle_async_request(request)
-        self.seen.append(response)
-        return response
-
-
 def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
-    mock = pool.get(SPEC)
-    registry = Registry(plugins=[ipfs_accel_hf_tei], entry_points=False,
-                        transport=_Recording(seen), async_transport=_AsyncRecording(seen),
-                        environ={})
-    backend = registry.get("hf_tei")
-    eid = backend.create_endpoint(base_url=mock.base_url, max_retries=0, **settings)
-    return backend, eid
+    return make_backend(ipfs_accel_hf_tei, "hf_tei", pool.get(SPEC).base_url, seen, **settings)
 
 
 def _all_accepted(seen: list[httpx2.Response], *paths: str) -> None:
-    assert seen, "no request reached the mock"
-    assert [r.headers.get("x-steady-matched-path") for r in seen] == list(paths)
-    for response in seen:
-        assert_not_rejected(response)
+    """The recorded requests matched exactly ``paths``, in order, and were all accepted."""
+    assert matched_paths(seen) == list(paths)
+    assert_all_accepted(seen)
 
 
 def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811

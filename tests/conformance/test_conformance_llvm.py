@@ -23,17 +23,17 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from _conformance import assert_all_accepted, make_backend  # noqa: E402
 from mockserver import (  # noqa: E402
     MockPool,
     MockServer,
-    assert_not_rejected,
     assert_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_llvm = pytest.importorskip("ipfs_accel_llvm")
 
-from ipfs_accel import Backend, ErrorKind, Failure, Registry  # noqa: E402
+from ipfs_accel import Backend, ErrorKind, Failure  # noqa: E402
 from ipfs_accel._wire import decode_json  # noqa: E402
 
 pytestmark = pytest.mark.conformance
@@ -60,32 +60,6 @@ def _without_examples(doc: dict[str, Any]) -> dict[str, Any]:
 VARIANTS = {"examples": None, "generated": _without_examples}
 
 
-class _Recording(httpx2.HTTPTransport):
-    """The real HTTP transport, keeping every response to check the mock's verdict."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = super().handle_request(request)
-        self.seen.append(response)
-        return response
-
-
-class _AsyncRecording(httpx2.AsyncHTTPTransport):
-    """The real async HTTP transport, keeping every response."""
-
-    def __init__(self, seen: list[httpx2.Response]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await super().handle_async_request(request)
-        self.seen.append(response)
-        return response
-
-
 def _mock(mock_pool: MockPool, variant: str) -> MockServer:  # noqa: F811
     return mock_pool.get(ipfs_accel_llvm.OPENAPI_PATH, transform=VARIANTS[variant])
 
@@ -93,20 +67,7 @@ def _mock(mock_pool: MockPool, variant: str) -> MockServer:  # noqa: F811
 def _backend(
     mock: MockServer, seen: list[httpx2.Response], **settings: Any
 ) -> tuple[Backend, str]:
-    registry = Registry(
-        plugins=[ipfs_accel_llvm], entry_points=False, transport=_Recording(seen),
-        async_transport=_AsyncRecording(seen), environ={},
-    )
-    backend = registry.get("llvm")
-    eid = backend.create_endpoint(base_url=mock.base_url, max_retries=0, **settings)
-    return backend, eid
-
-
-def _accepted(seen: list[httpx2.Response], matched: str) -> None:
-    assert seen, "no request reached the mock"
-    for response in seen:
-        assert_not_rejected(response)
-        assert response.headers.get("x-steady-matched-path") == matched
+    return make_backend(ipfs_accel_llvm, "llvm", mock.base_url, seen, **settings)
 
 
 @pytest.fixture(params=sorted(VARIANTS))
@@ -123,7 +84,7 @@ def test_generate_conforms(mock_pool: MockPool, variant: str) -> None:  # noqa: 
         "int main() {", endpoint_id=eid, max_tokens=16, temperature=0.2, top_p=0.9,
         stop=["}"], seed=7,
     )
-    _accepted(seen, "/models/{model_id}/infer")
+    assert_all_accepted(seen, "/models/{model_id}/infer")
     assert isinstance(out.text, str)
     if variant == "examples":
         assert out.text == "Hello from LLVM"
@@ -137,7 +98,7 @@ def test_generate_conforms_without_key_and_with_a_named_model(
     seen: list[httpx2.Response] = []
     backend, eid = _backend(_mock(mock_pool, variant), seen)
     out = backend.generate("hi", model="org/jit 1", endpoint_id=eid, stop="\n")
-    _accepted(seen, "/models/{model_id}/infer")
+    assert_all_accepted(seen, "/models/{model_id}/infer")
     assert isinstance(out.text, str)
 
 
@@ -152,7 +113,7 @@ def test_chat_conforms(mock_pool: MockPool, variant: str) -> None:  # noqa: F811
         ],
         endpoint_id=eid, max_tokens=8,
     )
-    _accepted(seen, "/models/{model_id}/infer")
+    assert_all_accepted(seen, "/models/{model_id}/infer")
     assert isinstance(out.text, str)
 
 
@@ -162,7 +123,7 @@ def test_infer_conforms(mock_pool: MockPool, variant: str, value: Any) -> None: 
     seen: list[httpx2.Response] = []
     backend, eid = _backend(_mock(mock_pool, variant), seen)
     out = backend.invoke("infer", endpoint_id=eid, input=value, parameters={"opt_level": "O2"})
-    _accepted(seen, "/models/{model_id}/infer")
+    assert_all_accepted(seen, "/models/{model_id}/infer")
     assert isinstance(out.data, dict)
     assert "result" in out.data
 
@@ -172,7 +133,7 @@ def test_batch_infer_conforms(mock_pool: MockPool, variant: str) -> None:  # noq
     seen: list[httpx2.Response] = []
     backend, eid = _backend(_mock(mock_pool, variant), seen)
     out = backend.invoke("batch_infer", endpoint_id=eid, inputs=["a", "b"], max_tokens=4)
-    _accepted(seen, "/models/{model_id}/batch_infer")
+    assert_all_accepted(seen, "/models/{model_id}/batch_infer")
     assert isinstance(out.data, list)
 
 
@@ -192,7 +153,7 @@ def test_bodyless_operations_conform(
     seen: list[httpx2.Response] = []
     backend, eid = _backend(_mock(mock_pool, variant), seen, api_key="k")
     out = backend.invoke(operation, endpoint_id=eid)
-    _accepted(seen, matched)
+    assert_all_accepted(seen, matched)
     assert isinstance(out.data, dict)
 
 
@@ -208,8 +169,7 @@ async def test_async_operations_conform(mock_pool: MockPool) -> None:  # noqa: F
     batch = await backend.ainvoke("batch_infer", endpoint_id=eid, inputs=["x"])
     assert batch.data == ["first answer", "second answer"]
     assert len(seen) == 3
-    for response in seen:
-        assert_not_rejected(response)
+    assert_all_accepted(seen)
     await backend.aclose()
 
 
