@@ -21,26 +21,11 @@ __all__ = ["conformance_case"]
 @hookimpl
 def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
-    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+    from ipfs_accel.testing import openai_chat_case  # noqa: PLC0415 - the kit loads only here
 
-    return Case(
+    return openai_chat_case(
         backend="groq",
         plugin="ipfs_accel_groq",
-        success=Reply(200, json={
-            "id": "chatcmpl-abc123",
-            "object": "chat.completion",
-            "created": 1764201600,
-            "model": "llama-3.3-70b-versatile",
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": "pong"},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }],
-            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-            "system_fingerprint": "fp_a1b2c3",
-            "x_groq": {"id": "req_01jd5x"},
-        }),
-        tokens=(9, 3),
-        auth=("authorization", "Bearer {key}"),
+        model="llama-3.3-70b-versatile",
+        extra={"system_fingerprint": "fp_a1b2c3", "x_groq": {"id": "req_01jd5x"}},
     )

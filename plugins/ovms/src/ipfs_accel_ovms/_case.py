@@ -27,25 +27,11 @@ def _chat(backend: Backend, endpoint_id: str, request_id: str) -> Any:
 @hookimpl
 def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
-    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+    from ipfs_accel.testing import openai_chat_case  # noqa: PLC0415 - the kit loads only here
 
-    return Case(
+    return openai_chat_case(
         backend="ovms",
         plugin="ipfs_accel_ovms",
-        success=Reply(200, json={
-            "id": "chatcmpl-abc123",
-            "object": "chat.completion",
-            "created": 1764201600,
-            "model": "m",
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": "pong"},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }],
-            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-        }),
-        tokens=(9, 3),
-        auth=("authorization", "Bearer {key}"),
+        model="m",
         call=_chat,
     )
