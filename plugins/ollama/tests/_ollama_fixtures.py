@@ -1,16 +1,17 @@
-"""Shared helpers of the ollama plugin tests: a recording fake server and spec-shaped bodies."""
+"""Shared helpers of the ollama plugin tests: spec-shaped bodies, a backend
+over the kit's Recorder.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import httpx2
 import ipfs_accel_ollama
-from ipfs_accel import Backend, Registry
-
-Handler = Callable[[httpx2.Request], httpx2.Response]
+from ipfs_accel import Backend
+from ipfs_accel.testing import FAST_RETRIES, Recorder, mock_backend
 
 # Bodies copied from the spec's examples (api.md, openapi.yaml).
 CHAT_RESPONSE: dict[str, Any] = {
@@ -112,39 +113,12 @@ def ndjson(lines: Iterable[dict[str, Any] | str]) -> httpx2.Response:
     )
 
 
-class Recorder:
-    """A fake Ollama: answers ``responses`` in turn (the last repeats); records requests."""
-
-    def __init__(self, *responses: httpx2.Response | Handler) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        i = min(len(self.requests) - 1, len(self.responses) - 1)
-        answer = self.responses[i]
-        if callable(answer) and not isinstance(answer, httpx2.Response):
-            return answer(request)
-        assert isinstance(answer, httpx2.Response)
-        return httpx2.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-    def body(self, i: int = -1) -> Any:
-        """The JSON body of request ``i``."""
-        return json.loads(self.requests[i].content)
-
-
 def backend(recorder: Recorder, environ: dict[str, str] | None = None) -> Backend:
     """An ollama backend whose HTTP goes to ``recorder``."""
-    registry = Registry(
-        plugins=[ipfs_accel_ollama], entry_points=False,
-        transport=httpx2.MockTransport(recorder), environ=environ or {},
-    )
-    return registry.get("ollama")
+    return mock_backend(ipfs_accel_ollama, recorder, environ=environ)
 
 
 def endpoint(b: Backend, **settings: Any) -> str:
     """An endpoint with fast but real retries."""
-    settings.setdefault("initial_retry_delay", 0.001)
-    settings.setdefault("max_retry_delay", 0.01)
-    settings.setdefault("base_url", "http://ollama.test:11434")
-    return b.create_endpoint(**settings)
+    base = {**FAST_RETRIES, "base_url": "http://ollama.test:11434"}
+    return b.create_endpoint(**{**base, **settings})

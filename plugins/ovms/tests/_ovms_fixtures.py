@@ -1,16 +1,16 @@
-"""Shared helpers of the ovms plugin tests: a recording fake server and spec-shaped bodies."""
+"""Shared helpers of the ovms plugin tests: spec-shaped bodies, a backend
+over the kit's Recorder.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import ipfs_accel_ovms
-from ipfs_accel import Backend, Registry
-
-Handler = Callable[[httpx2.Request], httpx2.Response]
+from ipfs_accel import Backend
+from ipfs_accel.testing import FAST_RETRIES, Recorder, mock_backend
 
 # Bodies copied from the spec's examples (model_server_rest_api_*.md, required_api.md).
 CHAT_RESPONSE: dict[str, Any] = {
@@ -71,39 +71,11 @@ def sse(events: list[dict[str, Any] | str], *, done: bool = True) -> httpx2.Resp
                            headers={"content-type": "text/event-stream"})
 
 
-class Recorder:
-    """A fake OVMS: answers ``responses`` in turn (the last repeats); records requests."""
-
-    def __init__(self, *responses: httpx2.Response | Handler) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        i = min(len(self.requests) - 1, len(self.responses) - 1)
-        answer = self.responses[i]
-        if callable(answer) and not isinstance(answer, httpx2.Response):
-            return answer(request)
-        assert isinstance(answer, httpx2.Response)
-        return httpx2.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-    def body(self, i: int = -1) -> Any:
-        """The JSON body of request ``i``."""
-        return json.loads(self.requests[i].content)
-
-
 def backend(recorder: Recorder, environ: dict[str, str] | None = None) -> Backend:
-    """An ollama backend whose HTTP goes to ``recorder``."""
-    registry = Registry(
-        plugins=[ipfs_accel_ovms], entry_points=False,
-        transport=httpx2.MockTransport(recorder), environ=environ or {},
-    )
-    return registry.get("ovms")
+    """An ovms backend whose HTTP goes to ``recorder``."""
+    return mock_backend(ipfs_accel_ovms, recorder, environ=environ)
 
 
 def endpoint(b: Backend, **settings: Any) -> str:
     """An endpoint with fast but real retries."""
-    settings.setdefault("initial_retry_delay", 0.001)
-    settings.setdefault("max_retry_delay", 0.01)
-    settings.setdefault("base_url", "http://ovms.test:8000")
-    return b.create_endpoint(**settings)
+    return b.create_endpoint(**{**FAST_RETRIES, "base_url": "http://ovms.test:8000", **settings})
