@@ -121,6 +121,14 @@ def test_mock_backend_reads_only_the_given_environ() -> None:
     assert recorder.last.headers["authorization"] == "Bearer only-this"
 
 
+def test_mock_backend_applies_endpoint_defaults() -> None:
+    """Keyword defaults reach every endpoint of the backend, as with Registry.get."""
+    recorder = Recorder(httpx2.Response(200, json=OK))
+    backend = mock_backend(_echo_plugin, recorder, api_key="from-defaults", **FAST_RETRIES)
+    chat_call(backend, backend.create_endpoint(), "req-5")
+    assert recorder.last.headers["authorization"] == "Bearer from-defaults"
+
+
 def test_mock_backend_surfaces_a_transport_failure() -> None:
     """An exception answer becomes the core's TransportError after the retries."""
     recorder = Recorder(httpx2.ConnectError("refused"))

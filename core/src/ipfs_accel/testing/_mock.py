@@ -79,13 +79,15 @@ def mock_backend(
     handler: Callable[[httpx2.Request], httpx2.Response],
     *,
     environ: Mapping[str, str] | None = None,
+    **defaults: Any,
 ) -> Backend:
     """The ``plugin``'s backend with its HTTP going to ``handler`` (e.g. a :class:`Recorder`).
 
     Only ``plugin`` is registered (no entry points); ``environ`` replaces the process
-    environment (empty by default, so no real key leaks in).
+    environment (empty by default, so no real key leaks in); ``defaults`` are endpoint
+    settings for every endpoint of the backend, as for :meth:`Registry.get`.
     """
     registry = Registry(plugins=[plugin], entry_points=False,
                         transport=httpx2.MockTransport(handler), environ=dict(environ or {}))
     (name,) = registry.names()  # one plugin, one backend
-    return registry.get(name)
+    return registry.get(name, **defaults)
