@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import ipfs_accel_groq
-from ipfs_accel import Backend, Registry
+from ipfs_accel import Backend
+from ipfs_accel.testing import FAST_RETRIES, mock_backend
+from ipfs_accel.testing import Recorder as Server
 
-FAST = {"initial_retry_delay": 0.001, "max_retry_delay": 0.01}
 KEY = "gsk_test_0123456789"
 
 # Bodies as the GroqCloud spec's examples and schemas show them (groq/openapi.yaml).
@@ -89,26 +89,8 @@ def error(status: int, message: str, type_: str, code: str | None = None,
     return httpx2.Response(status, json=body, headers=headers or {})
 
 
-class Server:
-    """Answers with the given responses in turn (the last one repeats); records requests."""
-
-    def __init__(self, *responses: httpx2.Response | Callable[[httpx2.Request], httpx2.Response]):
-        self.responses = list(responses)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        answer = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
-        return answer(request) if callable(answer) else answer
-
-    def body(self, i: int = -1) -> Any:
-        return json.loads(self.requests[i].content)
-
-
 def backend(server: Server, **settings: Any) -> tuple[Backend, str]:
     """The groq backend over ``server``, with one endpoint (fast retries, key ``KEY``)."""
-    registry = Registry(plugins=[ipfs_accel_groq], entry_points=False,
-                        transport=httpx2.MockTransport(server), environ={})
-    b = registry.get("groq")
-    eid = b.create_endpoint(**{"api_key": KEY, **FAST, **settings})
+    b = mock_backend(ipfs_accel_groq, server)
+    eid = b.create_endpoint(**{"api_key": KEY, **FAST_RETRIES, **settings})
     return b, eid

@@ -8,36 +8,19 @@ from typing import Any
 
 import httpx2
 import ipfs_accel_hf_tgi
-from ipfs_accel import Backend, Registry
+from ipfs_accel import Backend
+from ipfs_accel.testing import FAST_RETRIES, mock_backend
+from ipfs_accel.testing import Recorder as Server
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
-
-
-class Server:
-    """A MockTransport handler that records requests and answers from a script."""
-
-    def __init__(self, *answers: httpx2.Response | Handler) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return answer(request) if callable(answer) else answer
-
-    def body(self, i: int = -1) -> Any:
-        """The JSON body of request ``i``."""
-        return json.loads(self.requests[i].content)
 
 
 def backend(
     server: Server, *, environ: dict[str, str] | None = None, **settings: Any
 ) -> tuple[Backend, str]:
     """The hf_tgi backend over ``server`` and one endpoint with fast retries."""
-    b = Registry(plugins=[ipfs_accel_hf_tgi], entry_points=False,
-                 transport=httpx2.MockTransport(server), environ=environ or {}).get("hf_tgi")
-    settings.setdefault("base_url", "http://tgi.test")
-    eid = b.create_endpoint(initial_retry_delay=0.001, max_retry_delay=0.01, **settings)
+    b = mock_backend(ipfs_accel_hf_tgi, server, environ=environ)
+    eid = b.create_endpoint(**{**FAST_RETRIES, "base_url": "http://tgi.test", **settings})
     return b, eid
 
 
