@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,43 +24,22 @@ from ipfs_accel import (
     NotFoundError,
     OverloadedError,
     RateLimitError,
-    Registry,
     ServerError,
     TimeoutError,
     TransportError,
 )
 from ipfs_accel._wire import decode_json
+from ipfs_accel.testing import FAST_RETRIES, mock_backend
+from ipfs_accel.testing import Recorder as Script
 
 OK = {"result": "fine", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-
-
-class Script:
-    """Answers requests from a list of responses (the last one repeats), recording them."""
-
-    def __init__(self, *answers: httpx2.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx2.Request] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        with self.lock:
-            self.requests.append(request)
-            answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def make_backend(
     handler: Callable[[httpx2.Request], httpx2.Response], **settings: Any
 ) -> tuple[Backend, str]:
-    registry = Registry(
-        plugins=[ipfs_accel_llvm], entry_points=False, transport=httpx2.MockTransport(handler),
-        environ={},
-    )
-    backend = registry.get("llvm")
-    settings.setdefault("base_url", "http://llvm.test")
-    eid = backend.create_endpoint(initial_retry_delay=0.001, max_retry_delay=0.01, **settings)
+    backend = mock_backend(ipfs_accel_llvm, handler)
+    eid = backend.create_endpoint(**{**FAST_RETRIES, "base_url": "http://llvm.test", **settings})
     return backend, eid
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,10 +16,11 @@ from ipfs_accel import (
     ChatResult,
     ConfigurationError,
     InvokeResult,
-    Registry,
     ResponseError,
     UnsupportedOperationError,
 )
+from ipfs_accel.testing import FAST_RETRIES, Answer, mock_backend
+from ipfs_accel.testing import Recorder as KitRecorder
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
@@ -32,39 +32,18 @@ INFER_ANSWER = {
 }
 
 
-class Recorder:
-    """A MockTransport handler that records requests and answers from a function."""
+class Recorder(KitRecorder):
+    """The kit's scripted, recording handler; with no answers it answers an infer call."""
 
-    def __init__(self, answer: Callable[[httpx2.Request], httpx2.Response] | None = None) -> None:
-        self.requests: list[httpx2.Request] = []
-        self.answer = answer or (lambda request: httpx2.Response(200, json=INFER_ANSWER))
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        with self.lock:
-            self.requests.append(request)
-        return self.answer(request)
-
-    @property
-    def last(self) -> httpx2.Request:
-        return self.requests[-1]
-
-    def body(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index].content)
+    def __init__(self, *answers: Answer) -> None:
+        super().__init__(*(answers or (httpx2.Response(200, json=INFER_ANSWER),)))
 
 
 def make_backend(
     handler: Handler, *, environ: Mapping[str, str] | None = None, **settings: Any
 ) -> tuple[Backend, str]:
-    registry = Registry(
-        plugins=[ipfs_accel_llvm],
-        entry_points=False,
-        transport=httpx2.MockTransport(handler),
-        environ=environ if environ is not None else {},
-    )
-    backend = registry.get("llvm")
-    settings.setdefault("base_url", "http://llvm.test")
-    eid = backend.create_endpoint(initial_retry_delay=0.001, max_retry_delay=0.01, **settings)
+    backend = mock_backend(ipfs_accel_llvm, handler, environ=environ)
+    eid = backend.create_endpoint(**{**FAST_RETRIES, "base_url": "http://llvm.test", **settings})
     return backend, eid
 
 
