@@ -90,10 +90,12 @@ def test_recorder_is_thread_safe() -> None:
     assert len(recorder.requests) == 50
 
 
-def test_recorder_needs_an_answer() -> None:
-    """A Recorder with nothing to answer is a mistake caught at once."""
-    with pytest.raises(ValueError, match="at least one answer"):
-        Recorder()
+def test_recorder_without_answers_fails_a_request_it_gets() -> None:
+    """A Recorder with no answers (no request expected) records one and then refuses it."""
+    recorder = Recorder()
+    with _client(recorder) as client, pytest.raises(LookupError, match="no answer for GET"):
+        client.get("http://x.test/")
+    assert len(recorder.requests) == 1
 
 
 def test_mock_backend_routes_http_to_the_handler_with_fast_retries() -> None:

@@ -32,13 +32,13 @@ class Recorder:
     ``Recorder(*answers)`` answers the first request with the first answer, the second with
     the second, and so on; the last answer repeats. An answer is an ``httpx2.Response``
     (a fresh copy each time, so a repeated answer can be read again), a handler called with
-    the request, or an exception, which is raised (a transport failure). Thread-safe: calls
+    the request, or an exception, which is raised (a transport failure). With no answers at
+    all, a request is recorded and then fails with :class:`LookupError` (for tests that
+    expect no request to be sent). Thread-safe: calls
     from several threads are recorded in the order they arrived.
     """
 
     def __init__(self, *answers: Answer) -> None:
-        if not answers:
-            raise ValueError("Recorder needs at least one answer")
         self.answers: list[Answer] = list(answers)
         self.requests: list[httpx2.Request] = []
         self._lock = threading.Lock()
@@ -47,6 +47,8 @@ class Recorder:
         request.read()
         with self._lock:
             self.requests.append(request)
+            if not self.answers:
+                raise LookupError(f"the Recorder has no answer for {request.method} {request.url}")
             answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
         if isinstance(answer, BaseException):
             raise answer
