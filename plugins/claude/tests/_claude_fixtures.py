@@ -12,21 +12,18 @@ from typing import Any
 
 import httpx2
 import ipfs_accel_claude
-from ipfs_accel import Backend, Registry
+from ipfs_accel import Backend
+from ipfs_accel.testing import FAST_RETRIES, mock_backend
 
 KEY = "sk-ant-test-key-0123456789"
-FAST = {"initial_retry_delay": 0.001, "max_retry_delay": 0.01}
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
 def make_backend(handler: Handler, **settings: Any) -> tuple[Backend, str]:
     """The claude backend over a MockTransport, and one endpoint with fast retries."""
-    registry = Registry(
-        plugins=[ipfs_accel_claude], entry_points=False, transport=httpx2.MockTransport(handler)
-    )
-    backend = registry.get("claude")
-    eid = backend.create_endpoint(**{"api_key": KEY, **FAST, **settings})
+    backend = mock_backend(ipfs_accel_claude, handler)
+    eid = backend.create_endpoint(**{"api_key": KEY, **FAST_RETRIES, **settings})
     return backend, eid
 
 
@@ -119,25 +116,3 @@ def sse_response(events: Iterable[dict[str, Any]], status: int = 200) -> httpx2.
         status, content=sse(events),
         headers={"content-type": "text/event-stream", "request-id": "req_server_stream"},
     )
-
-
-class Recorder:
-    """A handler that answers from a list (the last one repeats) and keeps the requests."""
-
-    def __init__(self, *responses: httpx2.Response | Callable[[], httpx2.Response]) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        request.read()
-        self.requests.append(request)
-        index = min(len(self.requests), len(self.responses)) - 1
-        answer = self.responses[index]
-        if callable(answer):
-            return answer()
-        # a fresh copy each time: a response object is consumed by the client that reads it
-        return httpx2.Response(answer.status_code, headers=answer.headers, content=answer.read())
-
-    def body(self, i: int = -1) -> Any:
-        """The JSON body of request ``i``."""
-        return json.loads(self.requests[i].content)

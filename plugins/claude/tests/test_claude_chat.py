@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx2
 import ipfs_accel_claude
 import pytest
-from _claude_fixtures import KEY, Recorder, json_response, make_backend, message, usage
+from _claude_fixtures import KEY, json_response, make_backend, message, usage
 from ipfs_accel import ConfigurationError, Registry, ResponseError, UnsupportedOperationError
+from ipfs_accel.testing import Recorder
 
 HI = [{"role": "user", "content": "Hello, world"}]
 

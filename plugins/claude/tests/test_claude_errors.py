@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 import ipfs_accel_claude
 import pytest
-from _claude_fixtures import KEY, Recorder, error_body, json_response, make_backend, message
+from _claude_fixtures import KEY, error_body, json_response, make_backend, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ipfs_accel import (
@@ -26,6 +26,7 @@ from ipfs_accel import (
     TransportError,
 )
 from ipfs_accel._wire import decode_json
+from ipfs_accel.testing import Recorder
 
 HI = [{"role": "user", "content": "Hello"}]
 

@@ -6,7 +6,6 @@ import httpx2
 import pytest
 from _claude_fixtures import (
     KEY,
-    Recorder,
     error_body,
     make_backend,
     sse,
@@ -14,6 +13,7 @@ from _claude_fixtures import (
     stream_events,
 )
 from ipfs_accel import OverloadedError, ServerError, StreamInterruptedError
+from ipfs_accel.testing import Recorder
 
 HI = [{"role": "user", "content": "Hello"}]
 

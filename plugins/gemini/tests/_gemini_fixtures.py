@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx2
 import ipfs_accel_gemini
-from ipfs_accel import Backend, Registry
+from ipfs_accel import Backend
+from ipfs_accel.testing import FAST_RETRIES, Recorder, mock_backend
 
 KEY = "AIzaTEST-key-0123456789abcdef"
 OTHER_KEY = "AIzaOTHER-key-fedcba9876543210"
@@ -17,42 +18,14 @@ BASE = "https://generativelanguage.googleapis.com"
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-class Recorder:
-    """A MockTransport handler that records requests and answers from a list (last repeats)."""
-
-    def __init__(self, *responses: httpx2.Response | Handler) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        request.read()
-        self.requests.append(request)
-        index = min(len(self.requests), len(self.responses)) - 1
-        answer = self.responses[index]
-        return answer(request) if callable(answer) else answer
-
-    @property
-    def last(self) -> httpx2.Request:
-        return self.requests[-1]
-
-    def body(self, i: int = -1) -> Any:
-        return json.loads(self.requests[i].content)
-
-
 def backend(recorder: Recorder, environ: dict[str, str] | None = None, **defaults: Any) -> Backend:
     """A gemini backend whose HTTP goes to ``recorder``."""
-    registry = Registry(
-        plugins=[ipfs_accel_gemini], entry_points=False,
-        transport=httpx2.MockTransport(recorder), environ=environ or {},
-    )
-    return registry.get("gemini", **defaults)
+    return mock_backend(ipfs_accel_gemini, recorder, environ=environ, **defaults)
 
 
 def endpoint(b: Backend, key: str = KEY, **settings: Any) -> str:
     """An endpoint with fast, real retries."""
-    return b.create_endpoint(
-        api_key=key, initial_retry_delay=0.001, max_retry_delay=0.01, **settings
-    )
+    return b.create_endpoint(**{"api_key": key, **FAST_RETRIES, **settings})
 
 
 def usage_metadata(prompt: int = 11, candidates: int = 5, **extra: int) -> dict[str, int]:
