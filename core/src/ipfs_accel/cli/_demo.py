@@ -260,7 +260,7 @@ def _report(  # noqa: PLR0917 - private: one call site passes everything it meas
               f"{agg.latency_seconds_max:.2f}s")
     injected = ", ".join(f"{n} x {what}" for what, n in responder.injected.most_common())
     out.print(f"[bold]Server[/]: {responder.requests} requests; injected {injected or 'nothing'}")
-    spread = ", ".join(f"{n} calls x {k} attempt{'s' if k > 1 else ''}"
+    spread = ", ".join(f"{n} call{'s' if n != 1 else ''} x {k} attempt{'s' if k > 1 else ''}"
                        for k, n in sorted(attempts.items()))
     out.print(f"[bold]Core[/]: {agg.retries} retries, {agg.retry_wait_seconds:.1f}s waited in "
               f"all (backoff and Retry-After); {spread}")

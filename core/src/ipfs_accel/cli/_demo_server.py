@@ -100,7 +100,9 @@ def success(path: str, method: str, body: Any, n: int) -> Reply:  # noqa: PLR091
                            "tokenization_workers": 1, "version": "1.5.0"})
     if path.endswith("/embed") and not path.endswith("/api/embed"):
         count = _count_inputs(body, "inputs")
-        return Reply(json=[_vector(n + i) for i in range(count)])
+        # TEI reports the tokens it embedded in a header, not in the body
+        return Reply(json=[_vector(n + i) for i in range(count)],
+                     headers={"x-compute-tokens": str(tin * count)})
     ollama = {"model": model, "created_at": "2026-11-27T12:00:00Z", "done": True,
               "done_reason": "stop", "total_duration": 2_000_000, "load_duration": 100_000,
               "prompt_eval_count": tin, "prompt_eval_duration": 500_000,
