@@ -16,6 +16,7 @@ from ipfs_accel.testing import (
     chat_call,
     mock_backend,
     openai_chat_case,
+    openai_sse,
 )
 
 OK = {
@@ -186,6 +187,15 @@ def test_openai_chat_case_passes_the_case_fields_through() -> None:
     assert case.call is call
     assert case.request_id_header == "x-client-request-id"
     assert dict(case.settings) == {"model": "m"}
+
+
+def test_openai_sse_encodes_events_and_ends_with_done() -> None:
+    """JSON events each on a data: line, a str as it is, then data: [DONE] unless cut."""
+    assert openai_sse({"a": 1}, "{not json") == (
+        b'data: {"a": 1}\n\ndata: {not json\n\ndata: [DONE]\n\n'
+    )
+    assert openai_sse({"a": 1}, done=False) == b'data: {"a": 1}\n\n'
+    assert openai_sse(done=False) == b""
 
 
 class TestOpenAIChatCaseConformance(BackendConformance):

@@ -8,7 +8,8 @@
   classify_error totality) against a FaultServer; :func:`run_checks` runs them without pytest.
 - :class:`Recorder` (a scripted, recording MockTransport handler), :func:`mock_backend` and
   :data:`FAST_RETRIES` make a plugin's unit tests fast and network-free;
-  :func:`openai_chat_case` is the :class:`Case` of an OpenAI-compatible chat backend.
+  :func:`openai_chat_case` is the :class:`Case` of an OpenAI-compatible chat backend and
+  :func:`openai_sse` the body of its streams.
 - :func:`build_report` / :func:`run_report` run the checks for every installed plugin that
   provides a ``conformance_case`` hook: the Implementation Report (Markdown or JSON).
 
@@ -17,7 +18,7 @@ Everything here is public and stable; plugins outside this repository use it too
 
 from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
-from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend
+from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
 from ._report import BackendReport, Report, build_report, render_markdown, run_report
 from ._server import (
     Action,
@@ -57,6 +58,7 @@ __all__ = [
     "chat_call",
     "mock_backend",
     "openai_chat_case",
+    "openai_sse",
     "registry_for",
     "render_markdown",
     "run_check",

@@ -17,7 +17,7 @@ import httpx2
 from .._backend import Backend
 from .._registry import Registry
 
-__all__ = ["FAST_RETRIES", "Answer", "Recorder", "mock_backend"]
+__all__ = ["FAST_RETRIES", "Answer", "Recorder", "mock_backend", "openai_sse"]
 
 Answer: TypeAlias = httpx2.Response | Callable[[httpx2.Request], httpx2.Response] | BaseException
 """What a :class:`Recorder` answers with: a response, a handler, or an exception to raise."""
@@ -93,3 +93,14 @@ def mock_backend(
                         transport=httpx2.MockTransport(handler), environ=dict(environ or {}))
     (name,) = registry.names()  # one plugin, one backend
     return registry.get(name, **defaults)
+
+
+def openai_sse(*events: Any, done: bool = True) -> bytes:
+    """An OpenAI-style server-sent events body: one ``data:`` event per item.
+
+    Each event is JSON-encoded, except a ``str``, which is sent as it is (a malformed event
+    on purpose); ``data: [DONE]`` ends the stream when ``done`` (``False`` for a truncated
+    stream). Put it in a response with ``content-type: text/event-stream``.
+    """
+    out = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
+    return (out + ("data: [DONE]\n\n" if done else "")).encode()
