@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx2
 import ipfs_accel_groq
 from ipfs_accel import Backend
-from ipfs_accel.testing import FAST_RETRIES, mock_backend
+from ipfs_accel.testing import FAST_RETRIES, mock_backend, openai_sse
 from ipfs_accel.testing import Recorder as Server
 
 KEY = "gsk_test_0123456789"
@@ -69,10 +68,7 @@ def chunk(content: str | None = None, finish: str | None = None, **extra: Any) -
             "choices": choices, **extra}
 
 
-def sse(*events: Any, done: bool = True) -> bytes:
-    """An SSE body of JSON ``data:`` events, ending with ``data: [DONE]`` when ``done``."""
-    out = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
-    return (out + ("data: [DONE]\n\n" if done else "")).encode()
+sse = openai_sse  # what the tests call it
 
 
 def stream_response(body: bytes, request_id: str = "req_stream") -> httpx2.Response:

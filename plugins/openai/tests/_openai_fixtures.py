@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx2
 import ipfs_accel_openai
 from ipfs_accel import Backend
-from ipfs_accel.testing import FAST_RETRIES, mock_backend
+from ipfs_accel.testing import FAST_RETRIES, mock_backend, openai_sse
 from ipfs_accel.testing import Recorder as Server
 
 KEY = "sk-test-0123456789"
@@ -83,10 +82,7 @@ def chunk(content: str | None = None, finish: str | None = None, **extra: Any) -
 STREAM_USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
 
 
-def sse(*events: Any, done: bool = True) -> bytes:
-    """An SSE body of JSON ``data:`` events, ending with ``data: [DONE]`` when ``done``."""
-    out = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
-    return (out + ("data: [DONE]\n\n" if done else "")).encode()
+sse = openai_sse  # what the tests call it
 
 
 def stream_response(body: bytes, request_id: str = "req_stream") -> httpx2.Response:

@@ -4,13 +4,12 @@ over the kit's Recorder.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx2
 import ipfs_accel_ovms
 from ipfs_accel import Backend
-from ipfs_accel.testing import FAST_RETRIES, Recorder, mock_backend
+from ipfs_accel.testing import FAST_RETRIES, Recorder, mock_backend, openai_sse
 
 # Bodies copied from the spec's examples (model_server_rest_api_*.md, required_api.md).
 CHAT_RESPONSE: dict[str, Any] = {
@@ -64,10 +63,7 @@ METADATA_RESPONSE: dict[str, Any] = {
 
 def sse(events: list[dict[str, Any] | str], *, done: bool = True) -> httpx2.Response:
     """A 200 SSE response of these data events, ended by data: [DONE] when done."""
-    parts = ["data: " + (e if isinstance(e, str) else json.dumps(e)) + "\n\n" for e in events]
-    if done:
-        parts.append("data: [DONE]\n\n")
-    return httpx2.Response(200, content="".join(parts).encode(),
+    return httpx2.Response(200, content=openai_sse(*events, done=done),
                            headers={"content-type": "text/event-stream"})
 
 
