@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pickle
 import threading
@@ -157,3 +158,45 @@ def test_reset_stats_keeps_live_calls():
     backend.reset_stats()
     assert backend.get_stats().total_requests == 0
     assert dict(backend.get_stats())["successful_requests"] == 0
+
+
+def test_snapshots_taken_mid_run_always_add_up():
+    """Every snapshot, even while calls are queued and running, has total == ok + failed +
+    in flight + queued, and in flight never exceeds the limit."""
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.headers["x-request-id"].endswith("7"):
+            return httpx2.Response(400, json={"error": {"message": "bad"}})
+        return httpx2.Response(200, json={"choices": [{"message": {"content": "x"}}],
+                                          "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+
+    backend = Registry(plugins=[_echo_plugin], entry_points=False,
+                       transport=httpx2.MockTransport(handler)).get(
+        "echo", max_concurrent_requests=3, queue_size=1000)
+    eid = backend.create_endpoint()
+    done = threading.Event()
+    samples: list[Stats] = []
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(backend.get_stats(eid))
+
+    def calls(k: int) -> None:
+        for i in range(40):
+            with contextlib.suppress(ipfs_accel.BadRequestError):
+                backend.chat(MSG, endpoint_id=eid, request_id=f"c{k}-{i}")
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    workers = [threading.Thread(target=calls, args=(k,)) for k in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    done.set()
+    sampler.join()
+    assert len(samples) > 10
+    for s in samples:
+        assert s.total_requests == s.successful_requests + s.failed_requests + s.in_flight + s.queued
+        assert s.in_flight <= 3
+    final = backend.get_stats(eid)
+    assert (final.total_requests, final.failed_requests) == (320, 32)

@@ -176,14 +176,14 @@ class Backend:
     def get_stats(self, endpoint_id: str | None = None) -> Stats:
         """One endpoint's stats, or (no ID) the sum over all endpoints with ``endpoints_count``."""
         if endpoint_id is not None:
-            return self._endpoint(endpoint_id).stats.snapshot()
-        return Stats.sum(e.stats.snapshot() for e in list(self._endpoints.values()))
+            return self._endpoint(endpoint_id).snapshot()
+        return Stats.sum(e.snapshot() for e in list(self._endpoints.values()))
 
     def reset_stats(self, endpoint_id: str | None = None) -> None:
         """Zero the counters of one endpoint, or of all."""
         targets = [self._endpoint(endpoint_id)] if endpoint_id else list(self._endpoints.values())
         for endpoint in targets:
-            endpoint.stats.reset()
+            endpoint.reset_stats()
 
     # -- operations --------------------------------------------------------------------
 

@@ -325,10 +325,8 @@ class Engine:
         config = endpoint.config
         start = _monotonic()
         deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
-        stats = endpoint.stats
         waiter = self._admit(endpoint, config, call)
-        queued = waiter is not None
-        stats.admitted(queued=queued)
+        holding = waiter is None
         ok = False
         usage = None
         try:
@@ -339,17 +337,13 @@ class Engine:
                     )
                 except TimeoutError:
                     raise self._deadline_error(config, call, "waiting in the queue") from None
-                stats.started()
-                queued = False
-            try:
-                result = self._attempts_sync(endpoint, config, call, deadline_at)
-            finally:
-                endpoint.limiter.leave()
+                holding = True
+            result = self._attempts_sync(endpoint, config, call, deadline_at)
             ok = True
             usage = result.usage
             return result
         finally:
-            stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage)
 
     def _attempts_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None
@@ -381,45 +375,33 @@ class Engine:
         start = _monotonic()
         deadline = config.settings.deadline
         deadline_at = None if deadline is None else start + deadline
-        stats = endpoint.stats
         waiter = self._admit(endpoint, config, call)
-        queued = waiter is not None
-        stats.admitted(queued=queued)
+        holding = waiter is None
         ok = False
         usage = None
         try:
             if deadline_at is None:
                 if waiter is not None:
                     await endpoint.limiter.await_slot(waiter)
-                    stats.started()
-                    queued = False
-                try:
-                    result = await self._attempts_async(endpoint, config, call, None)
-                finally:
-                    endpoint.limiter.leave()
+                    holding = True
+                result = await self._attempts_async(endpoint, config, call, None)
             else:
-                holding = waiter is None
                 try:
                     async with asyncio.timeout_at(_loop_deadline(deadline_at)):
                         if waiter is not None:
                             await endpoint.limiter.await_slot(waiter)
                             holding = True
-                            stats.started()
-                            queued = False
                         result = await self._attempts_async(endpoint, config, call, deadline_at)
                 except builtins_TimeoutError as exc:
                     if isinstance(exc, CallError):
                         raise
-                    where = "waiting in the queue" if not holding else "running"
+                    where = "running" if holding else "waiting in the queue"
                     raise self._deadline_error(config, call, where) from None
-                finally:
-                    if holding:
-                        endpoint.limiter.leave()
             ok = True
             usage = result.usage
             return result
         finally:
-            stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage)
 
     async def _attempts_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None
@@ -449,9 +431,8 @@ class Engine:
 
     def _admit(self, endpoint: Endpoint, config: EndpointConfig, call: Call) -> Any:
         try:
-            return endpoint.limiter.admit()
+            return endpoint.admit()
         except QueueFull:
-            endpoint.stats.rejected_now()
             raise QueueFullError(
                 f"queue full: {config.settings.queue_size} calls already waiting",
                 backend=self.backend,
@@ -474,10 +455,8 @@ class Engine:
         config = endpoint.config
         start = _monotonic()
         deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
-        stats = endpoint.stats
         waiter = self._admit(endpoint, config, call)
-        queued = waiter is not None
-        stats.admitted(queued=queued)
+        holding = waiter is None
         ok = False
         reader: _SyncStream | None = None
         try:
@@ -488,32 +467,30 @@ class Engine:
                     )
                 except TimeoutError:
                     raise self._deadline_error(config, call, "waiting in the queue") from None
-                stats.started()
-                queued = False
-            try:
-                exchange = self.hooks.send(call, config)
+                holding = True
+            exchange = self.hooks.send(call, config)
 
-                def attempt() -> StreamChunk | None:
-                    nonlocal reader
-                    if reader is not None:
-                        reader.close()
-                    reader = _SyncStream(self, config, call, exchange)
-                    return reader.open()
-
-                first = _retry_sync(_Attempts(endpoint, config, deadline_at), attempt)
-                assert reader is not None
-                if first is not None:
-                    reader.yielded = True
-                    yield first
-                yield from reader.rest()
-                ok = True
-            finally:
+            def attempt() -> StreamChunk | None:
+                nonlocal reader
                 if reader is not None:
                     reader.close()
-                endpoint.limiter.leave()
+                reader = _SyncStream(self, config, call, exchange)
+                return reader.open()
+
+            first = _retry_sync(_Attempts(endpoint, config, deadline_at), attempt)
+            assert reader is not None
+            if first is not None:
+                reader.yielded = True
+                yield first
+            yield from reader.rest()
+            ok = True
         finally:
-            usage = reader.usage if reader is not None else None
-            stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+            try:
+                if reader is not None:
+                    reader.close()
+            finally:
+                usage = reader.usage if reader is not None else None
+                endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage)
 
     async def astream(
         self, endpoint: Endpoint, call: Call
@@ -522,13 +499,10 @@ class Engine:
         config = endpoint.config
         start = _monotonic()
         deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
-        stats = endpoint.stats
         waiter = self._admit(endpoint, config, call)
-        queued = waiter is not None
-        stats.admitted(queued=queued)
+        holding = waiter is None
         ok = False
         reader: _AsyncStream | None = None
-        holding = waiter is None
         try:
             try:
                 # The deadline covers the queue wait and opening the stream (up to its first
@@ -539,8 +513,6 @@ class Engine:
                     if waiter is not None:
                         await endpoint.limiter.await_slot(waiter)
                         holding = True
-                        stats.started()
-                        queued = False
                     exchange = self.hooks.send(call, config)
 
                     async def attempt() -> StreamChunk | None:
@@ -568,10 +540,8 @@ class Engine:
                 if reader is not None:
                     await reader.aclose()
             finally:
-                if holding:
-                    endpoint.limiter.leave()
                 usage = reader.usage if reader is not None else None
-                stats.finished(ok=ok, was_queued=queued, latency=_monotonic() - start, usage=usage)
+                endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage)
 
 
 builtins_TimeoutError = builtins.TimeoutError  # ours shadows the name in this module

@@ -2,24 +2,70 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._queue import Limiter
 from ._settings import EndpointConfig
-from ._stats import StatsCounter
+from ._stats import Stats, StatsCounter
+
+if TYPE_CHECKING:
+    from ._queue import _Waiter
+    from ._types import Usage
 
 __all__ = ["Endpoint", "EndpointConfig"]
 
 
 class Endpoint:
-    """The live state of one endpoint. Created and owned by a :class:`Backend`."""
+    """The live state of one endpoint. Created and owned by a :class:`Backend`.
 
-    __slots__ = ("config", "endpoint_id", "limiter", "stats")
+    The queue and the counters share one lock, so admitting a call and counting it, or
+    finishing it and handing its slot to the next, is a single step: a snapshot never sees
+    a call half-way, and a call costs two lock round trips, not four.
+    """
+
+    __slots__ = ("_lock", "config", "endpoint_id", "limiter", "stats")
 
     def __init__(self, config: EndpointConfig) -> None:
         self.endpoint_id = config.endpoint_id
         self.config = config
         s = config.settings
         self.limiter = Limiter(s.max_concurrent_requests, s.queue_size)
-        self.stats = StatsCounter()
+        self._lock = self.limiter.lock
+        self.stats = StatsCounter(self._lock)
+
+    def admit(self) -> _Waiter | None:
+        """Count a new call and take a slot (``None``) or a place in the queue (the waiter).
+
+        Raises :class:`~ipfs_accel._queue.QueueFull` (the call counted as rejected).
+        """
+        with self._lock:
+            try:
+                waiter = self.limiter.admit_locked()
+            except BaseException:
+                self.stats.rejected_locked()
+                raise
+            self.stats.admitted_locked()
+            return waiter
+
+    def finish(self, *, holding: bool, ok: bool, latency: float, usage: Usage | None) -> None:
+        """Count a call's end and, if it held a slot, hand the slot on."""
+        with self._lock:
+            self.stats.finished_locked(ok=ok, latency=latency, usage=usage)
+            waiter = self.limiter.leave_locked() if holding else None
+        if waiter is not None:
+            waiter.wake()
+
+    def snapshot(self) -> Stats:
+        """The endpoint's stats now, with the queue's own counts of waiting and running."""
+        with self._lock:
+            return self.stats.snapshot_locked(
+                queued=self.limiter.waiting, in_flight=self.limiter.in_flight
+            )
+
+    def reset_stats(self) -> None:
+        """Zero the finished-call counters; calls queued or in flight stay counted."""
+        with self._lock:
+            self.stats.reset_locked(live=self.limiter.waiting + self.limiter.in_flight)
 
     def reconfigure(self, config: EndpointConfig) -> None:
         """Swap in new settings; calls already running keep the ones they started with."""

@@ -62,11 +62,17 @@ class Limiter:
     __slots__ = ("_lock", "_waiters", "in_flight", "limit", "queue_size")
 
     def __init__(self, limit: int, queue_size: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # shared with the endpoint's counters (see ``lock``)
         self._waiters: deque[_Waiter] = deque()
         self.limit = limit
         self.queue_size = queue_size
         self.in_flight = 0
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock guarding the queue; the endpoint's counters change under it too, so a
+        call's admission and its counting (and its end and the hand-over) are one step."""
+        return self._lock
 
     @property
     def waiting(self) -> int:
@@ -95,14 +101,18 @@ class Limiter:
         must then be passed to :meth:`wait` or :meth:`await_slot`.
         """
         with self._lock:
-            if self.in_flight < self.limit and not self._waiters:
-                self.in_flight += 1
-                return None
-            if len(self._waiters) >= self.queue_size:
-                raise QueueFull
-            waiter = _Waiter()
-            self._waiters.append(waiter)
-            return waiter
+            return self.admit_locked()
+
+    def admit_locked(self) -> _Waiter | None:
+        """:meth:`admit` for a caller that holds :attr:`lock`."""
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return None
+        if len(self._waiters) >= self.queue_size:
+            raise QueueFull
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        return waiter
 
     def _abandon(self, waiter: _Waiter) -> bool:
         """Leave the queue. False if the slot was already granted (the caller holds it)."""
@@ -164,11 +174,18 @@ class Limiter:
     def leave(self) -> None:
         """Give the slot back: to the oldest waiter if there is one."""
         with self._lock:
-            if self.in_flight > self.limit or not self._waiters:
-                self.in_flight -= 1
-                return
-            waiter = self._waiters.popleft()
-            waiter.state = _GRANTED
-            if waiter.lock is None and waiter.future is None:
-                return  # granted before it started waiting: wait()/await_slot() will see it
-        waiter.wake()
+            waiter = self.leave_locked()
+        if waiter is not None:
+            waiter.wake()
+
+    def leave_locked(self) -> _Waiter | None:
+        """:meth:`leave` for a caller that holds :attr:`lock`; it must then ``wake()`` the
+        waiter returned (outside the lock), if any."""
+        if self.in_flight > self.limit or not self._waiters:
+            self.in_flight -= 1
+            return None
+        waiter = self._waiters.popleft()
+        waiter.state = _GRANTED
+        if waiter.lock is None and waiter.future is None:
+            return None  # granted before it started waiting: wait()/await_slot() will see it
+        return waiter

@@ -76,17 +76,20 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class StatsCounter:
-    """The live counters of one endpoint. Every update takes the lock once."""
+    """The counters of one endpoint's finished calls.
+
+    They change under the endpoint's lock, the one its queue uses (see :class:`Endpoint`),
+    so a call is admitted and counted, or finished and its slot handed over, in one step;
+    calls queued and in flight are read from the queue itself.
+    """
 
     __slots__ = (
         "_lock",
         "failed",
-        "in_flight",
         "input_tokens",
         "latency_max",
         "latency_total",
         "output_tokens",
-        "queued",
         "rejected",
         "retries",
         "retry_wait",
@@ -94,40 +97,28 @@ class StatsCounter:
         "total",
     )
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.queued = self.in_flight = 0
-        self.reset()
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self.total = 0
+        self.reset_locked(live=0)
 
-    def reset(self) -> None:
-        """Zero the counters of finished calls; calls queued or in flight stay counted."""
-        with self._lock:
-            self.total = self.queued + self.in_flight
-            self.successful = self.failed = self.rejected = self.retries = 0
-            self.input_tokens = self.output_tokens = 0
-            self.retry_wait = self.latency_total = self.latency_max = 0.0
+    def reset_locked(self, *, live: int) -> None:
+        """Zero the counters of finished calls; the ``live`` calls (queued or in flight)
+        stay counted in the total."""
+        self.total = live
+        self.successful = self.failed = self.rejected = self.retries = 0
+        self.input_tokens = self.output_tokens = 0
+        self.retry_wait = self.latency_total = self.latency_max = 0.0
 
-    def admitted(self, *, queued: bool) -> None:
-        """A call entered: straight into flight, or into the queue."""
-        with self._lock:
-            self.total += 1
-            if queued:
-                self.queued += 1
-            else:
-                self.in_flight += 1
+    def admitted_locked(self) -> None:
+        """A call entered (into flight or the queue)."""
+        self.total += 1
 
-    def started(self) -> None:
-        """A queued call got its slot."""
-        with self._lock:
-            self.queued -= 1
-            self.in_flight += 1
-
-    def rejected_now(self) -> None:
+    def rejected_locked(self) -> None:
         """A call found the queue full."""
-        with self._lock:
-            self.total += 1
-            self.failed += 1
-            self.rejected += 1
+        self.total += 1
+        self.failed += 1
+        self.rejected += 1
 
     def retried(self, wait: float) -> None:
         """An attempt failed and another follows after ``wait`` seconds."""
@@ -135,41 +126,33 @@ class StatsCounter:
             self.retries += 1
             self.retry_wait += wait
 
-    def finished(
-        self, *, ok: bool, was_queued: bool, latency: float, usage: Usage | None
-    ) -> None:
+    def finished_locked(self, *, ok: bool, latency: float, usage: Usage | None) -> None:
         """A call ended, with a result (``ok``) or an error."""
-        with self._lock:
-            if was_queued:
-                self.queued -= 1
-            else:
-                self.in_flight -= 1
-            if ok:
-                self.successful += 1
-            else:
-                self.failed += 1
-            if usage is not None:
-                self.input_tokens += usage.input_tokens
-                self.output_tokens += usage.output_tokens
-            self.latency_total += latency
-            self.latency_max = max(self.latency_max, latency)
+        if ok:
+            self.successful += 1
+        else:
+            self.failed += 1
+        if usage is not None:
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+        self.latency_total += latency
+        self.latency_max = max(self.latency_max, latency)
 
-    def snapshot(self) -> Stats:
+    def snapshot_locked(self, *, queued: int, in_flight: int) -> Stats:
         """The counters now, as a frozen :class:`Stats`."""
-        with self._lock:
-            return Stats(
-                total_requests=self.total,
-                successful_requests=self.successful,
-                failed_requests=self.failed,
-                rejected=self.rejected,
-                retries=self.retries,
-                queued=self.queued,
-                in_flight=self.in_flight,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                total_tokens=self.input_tokens + self.output_tokens,
-                retry_wait_seconds=self.retry_wait,
-                latency_seconds_total=self.latency_total,
-                latency_seconds_max=self.latency_max,
-                endpoints_count=1,
-            )
+        return Stats(
+            total_requests=self.total,
+            successful_requests=self.successful,
+            failed_requests=self.failed,
+            rejected=self.rejected,
+            retries=self.retries,
+            queued=queued,
+            in_flight=in_flight,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.input_tokens + self.output_tokens,
+            retry_wait_seconds=self.retry_wait,
+            latency_seconds_total=self.latency_total,
+            latency_seconds_max=self.latency_max,
+            endpoints_count=1,
+        )
