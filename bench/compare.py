@@ -4,6 +4,7 @@ A loopback server (``_server.py``: OpenAI- and Anthropic-shaped replies with usa
 request-ID headers, optionally a share of 429s with Retry-After) runs in its own process
 on its own core where there are two or more. Each client then runs in a fresh subprocess
 (so peak RSS is its own), warms up, and makes the same chat calls at concurrency 1 and 64,
+(rounds interleaved across clients; a ratio is the median of per-round ratios),
 async (coroutines) and sync (threads):
 
 - ``raw-openai`` / ``raw-anthropic``: bare ``httpx2`` post + JSON (the floor),
@@ -127,28 +128,36 @@ def main() -> int:
 
 
 def _table(url: str, clients: list[str], args: argparse.Namespace, failures: list[str]) -> None:
+    # Rounds are interleaved across clients (round 1 of every client, then round 2...), and a
+    # client's ratio is the median of its per-round ratios to the raw client measured next to
+    # it: drift on a shared machine then hits both sides of a ratio alike.
     print(f"{'mode':>5} {'c':>3} {'client':<20} {'calls/s':>8} {'cpu us/call':>11} "
           f"{'peak RSS MB':>11} {'ratio':>6}")
     skipped: dict[str, str] = {}
     for mode in ("async", "sync"):
         for concurrency in (1, 64):
-            rows: dict[str, dict[str, Any]] = {}
+            runs: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+            for _ in range(args.rounds):
+                for client in clients:
+                    if client in skipped:
+                        continue
+                    r = _run("_clients.py", client, mode, concurrency, url, args.calls, 1)
+                    if "skip" in r:
+                        skipped[client] = r["skip"]
+                    else:
+                        runs[client].append(r)
             for client in clients:
                 if client in skipped:
-                    rows[client] = {"skip": skipped[client]}
-                else:
-                    rows[client] = _run("_clients.py", client, mode, concurrency, url,
-                                        args.calls, args.rounds)
-                r = rows[client]
-                if "skip" in r:
-                    skipped.setdefault(client, r["skip"])
-                    print(f"{mode:>5} {concurrency:>3} {client:<20} skipped: {r['skip']}")
+                    print(f"{mode:>5} {concurrency:>3} {client:<20} skipped: {skipped[client]}")
                     continue
-                raw = rows.get(_raw_of(client), {})
-                ratio = r["cpu_us"] / raw["cpu_us"] if "cpu_us" in raw else float("nan")
-                print(f"{mode:>5} {concurrency:>3} {client:<20} {r['rps']:>8.0f} "
-                      f"{r['cpu_us']:>11.0f} {r['rss_kb'] / 1024:>11.1f} {ratio:>6.2f}",
-                      flush=True)
+                mine, raws = runs[client], runs.get(_raw_of(client), [])
+                ratios = [m["cpu_us"] / r["cpu_us"] for m, r in zip(mine, raws, strict=False)]
+                ratio = statistics.median(ratios) if ratios else float("nan")
+                rps = statistics.median(m["rps"] for m in mine)
+                cpu = statistics.median(m["cpu_us"] for m in mine)
+                rss = max(m["rss_kb"] for m in mine)
+                print(f"{mode:>5} {concurrency:>3} {client:<20} {rps:>8.0f} "
+                      f"{cpu:>11.0f} {rss / 1024:>11.1f} {ratio:>6.2f}", flush=True)
                 if client.startswith("accel-") and not ratio <= TARGET_CPU:
                     failures.append(f"{client} {mode} c={concurrency}: CPU ratio {ratio:.2f} "
                                     f"> {TARGET_CPU}")
