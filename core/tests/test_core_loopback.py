@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import _echo_plugin
 import ipfs_accel
@@ -117,3 +118,14 @@ def test_stream_over_sockets(server):
     chunks = list(b.stream_chat(MSG, endpoint_id=eid))
     assert "".join(c.delta for c in chunks) == "ab"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 4
+
+
+def test_sync_deadline_bounds_a_hanging_attempt(server):
+    """A thread's call ends at its deadline even when one attempt would hang for longer."""
+    server.script([Hang(3.0)])
+    b, eid = make(server, timeout=10, deadline=0.5, initial_retry_delay=0.01)
+    start = time.monotonic()
+    with pytest.raises(ipfs_accel.TimeoutError):
+        b.chat(MSG, endpoint_id=eid)
+    assert time.monotonic() - start < 1.5
+    assert b.get_stats(eid).failed_requests == 1

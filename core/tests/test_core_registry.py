@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import types
 import venv
 from pathlib import Path
 
 import _echo_plugin
+import httpx2
 import ipfs_accel
 import pytest
 from ipfs_accel import (
@@ -242,3 +244,26 @@ def test_entry_point_discovery_in_a_fresh_venv(tmp_path):
 def test_python_is_the_test_python():
     """The suite runs on a supported Python."""
     assert sys.version_info >= (3, 11)
+
+
+def test_first_use_from_many_threads_makes_one_default_endpoint():
+    """Calls without an endpoint_id from several threads at once share one default endpoint."""
+    backend = Registry(plugins=[_echo_plugin], entry_points=False, transport=httpx2.MockTransport(
+        lambda r: httpx2.Response(200, json={"choices": [{"message": {"content": "x"}}]})
+    )).get("echo")
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            backend.chat([{"role": "user", "content": "hi"}])
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert backend.endpoints() == ["default"]
+    assert backend.get_stats().successful_requests == 16

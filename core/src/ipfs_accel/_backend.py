@@ -114,20 +114,23 @@ class Backend:
         when the ID is taken.
         """
         with self._lock:
-            if endpoint_id is None:
+            return self._create_locked(endpoint_id, settings)
+
+    def _create_locked(self, endpoint_id: str | None, settings: Mapping[str, Any]) -> str:
+        if endpoint_id is None:
+            self._counter += 1
+            endpoint_id = f"{self.name}-{self._counter}"
+            while endpoint_id in self._endpoints:
                 self._counter += 1
                 endpoint_id = f"{self.name}-{self._counter}"
-                while endpoint_id in self._endpoints:
-                    self._counter += 1
-                    endpoint_id = f"{self.name}-{self._counter}"
-            elif endpoint_id in self._endpoints:
-                raise ConfigurationError(f"endpoint {endpoint_id!r} already exists on {self.name!r}")
-            if not isinstance(endpoint_id, str) or not endpoint_id:
-                raise ConfigurationError("endpoint_id must be a non-empty string")
-            self._endpoints[endpoint_id] = Endpoint(self._config(endpoint_id, settings))
-            self._values[endpoint_id] = dict(settings)
-            if self._default_id is None:
-                self._default_id = endpoint_id
+        elif endpoint_id in self._endpoints:
+            raise ConfigurationError(f"endpoint {endpoint_id!r} already exists on {self.name!r}")
+        if not isinstance(endpoint_id, str) or not endpoint_id:
+            raise ConfigurationError("endpoint_id must be a non-empty string")
+        self._endpoints[endpoint_id] = Endpoint(self._config(endpoint_id, settings))
+        self._values[endpoint_id] = dict(settings)
+        if self._default_id is None:
+            self._default_id = endpoint_id
         return endpoint_id
 
     def get_endpoint(self, endpoint_id: str | None = None) -> EndpointConfig:
@@ -158,11 +161,10 @@ class Backend:
         if endpoint_id is None:
             endpoint_id = self._default_id
             if endpoint_id is None:
-                with self._lock:
-                    has_default = self._default_id is not None
-                if not has_default:
-                    self.create_endpoint("default")
-                endpoint_id = self._default_id
+                with self._lock:  # first use from several threads at once makes one default
+                    if self._default_id is None:
+                        self._create_locked("default", {})
+                    endpoint_id = self._default_id
                 assert endpoint_id is not None
         try:
             return self._endpoints[endpoint_id]

@@ -178,7 +178,7 @@ class Engine:
 
     def _request(
         self, client: httpx2.Client | httpx2.AsyncClient, config: EndpointConfig, call: Call,
-        exchange: Exchange,
+        exchange: Exchange, deadline_at: float | None = None,
     ) -> httpx2.Request:
         path = exchange.path
         url = path if path.startswith(("http://", "https://")) else config.base_url + path
@@ -196,6 +196,15 @@ class Engine:
             timeout = self.timeouts[config.settings.timeout] = httpx2.Timeout(
                 config.settings.timeout
             )
+        if deadline_at is not None:
+            # Threads have no cancel scope: an attempt may wait no longer than the call has left.
+            remaining = deadline_at - _monotonic()
+            if remaining <= 0:
+                err = self._deadline_error(config, call, "running")
+                err.retryable = False  # type: ignore[attr-defined]
+                raise err
+            if remaining < config.settings.timeout:
+                timeout = httpx2.Timeout(remaining)
         return client.build_request(
             exchange.method, url, content=content, params=exchange.params, headers=headers,
             timeout=timeout,
@@ -350,13 +359,15 @@ class Engine:
     ) -> Result:
         first = self.hooks.send(call, config)
         state = _Attempts(endpoint, config, deadline_at)
-        return _retry_sync(state, lambda: self._chain_sync(config, call, first))
+        return _retry_sync(state, lambda: self._chain_sync(config, call, first, deadline_at))
 
-    def _chain_sync(self, config: EndpointConfig, call: Call, exchange: Exchange) -> Result:
+    def _chain_sync(
+        self, config: EndpointConfig, call: Call, exchange: Exchange, deadline_at: float | None
+    ) -> Result:
         client = self.http.sync
         usage: Usage | None = None
         while True:
-            request = self._request(client, config, call, exchange)
+            request = self._request(client, config, call, exchange, deadline_at)
             try:
                 resp = client.send(request)
             except httpx2.HTTPError as exc:
@@ -475,7 +486,7 @@ class Engine:
                 if reader is not None:
                     reader.close()
                 reader = _SyncStream(self, config, call, exchange)
-                return reader.open()
+                return reader.open(deadline_at)
 
             first = _retry_sync(_Attempts(endpoint, config, deadline_at), attempt)
             assert reader is not None
@@ -637,11 +648,11 @@ class _StreamBase:
 class _SyncStream(_StreamBase):
     __slots__ = ("_cm", "_events")
 
-    def open(self) -> StreamChunk | None:
+    def open(self, deadline_at: float | None = None) -> StreamChunk | None:
         """Send the request and read up to the first chunk worth yielding."""
         engine = self.engine
         client = engine.http.sync
-        request = engine._request(client, self.config, self.call, self.exchange)
+        request = engine._request(client, self.config, self.call, self.exchange, deadline_at)
         try:
             resp = client.send(request, stream=True)
         except httpx2.HTTPError as exc:
