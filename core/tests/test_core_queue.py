@@ -14,18 +14,17 @@ from ipfs_accel._queue import _GRANTED, _WAITING, Limiter, QueueFull
 
 
 class LimiterModel(RuleBasedStateMachine):
-    """Admit, leave and abandon in any order; the limiter must match a simple model."""
+    """Admit, leave and abandon in any order; the limiter must match a simple model, and at
+    the end every admitted call has ended exactly once."""
 
     def __init__(self) -> None:
         super().__init__()
         self.limiter: Limiter | None = None
-        self.holders = 0
-        self.waiting: list[object] = []  # model queue, oldest first
+        self.holders: list[int] = []  # call ids holding a slot
+        self.waiting: list[tuple[int, object]] = []  # (call id, waiter), oldest first
         self.granted_order: list[int] = []
-        self.admitted_order: list[int] = []
-        self.ids: dict[int, int] = {}
-        self.next_id = 0
-        self.ended: dict[int, int] = {}
+        self.admitted: list[int] = []
+        self.ended: list[int] = []
 
     @precondition(lambda self: self.limiter is None)
     @rule(limit=st.integers(1, 4), queue_size=st.integers(0, 4))
@@ -37,57 +36,67 @@ class LimiterModel(RuleBasedStateMachine):
     @rule()
     def admit(self) -> None:
         assert self.limiter is not None
-        full = len(self.waiting) >= self.queue_size and (
-            self.holders >= self.limit or self.waiting
-        )
+        immediate = len(self.holders) < self.limit and not self.waiting
+        full = not immediate and len(self.waiting) >= self.queue_size
         try:
             waiter = self.limiter.admit()
         except QueueFull:
             assert full, "rejected although there was room"
             return
         assert not full, "admitted although the queue was full"
-        call_id = self.next_id
-        self.next_id += 1
-        self.admitted_order.append(call_id)
+        call_id = len(self.admitted)
+        self.admitted.append(call_id)
         if waiter is None:
-            assert self.holders < self.limit and not self.waiting
-            self.holders += 1
+            assert immediate
+            self.holders.append(call_id)
             self.granted_order.append(call_id)
         else:
-            self.ids[id(waiter)] = call_id
-            self.waiting.append(waiter)
+            self.waiting.append((call_id, waiter))
 
-    @precondition(lambda self: self.limiter is not None and self.holders > 0)
-    @rule()
-    def leave(self) -> None:
+    @precondition(lambda self: self.limiter is not None and bool(self.holders))
+    @rule(index=st.integers(0, 10))
+    def leave(self, index: int) -> None:
         assert self.limiter is not None
+        self._end(self.holders.pop(index % len(self.holders)))
         self.limiter.leave()
-        self.ended[len(self.ended)] = 1
         if self.waiting:
-            waiter = self.waiting.pop(0)
+            call_id, waiter = self.waiting.pop(0)
             assert waiter.state == _GRANTED  # type: ignore[attr-defined]
-            self.granted_order.append(self.ids[id(waiter)])
-        else:
-            self.holders -= 1
+            self.holders.append(call_id)
+            self.granted_order.append(call_id)
 
     @precondition(lambda self: self.limiter is not None and bool(self.waiting))
     @rule(index=st.integers(0, 10))
     def abandon(self, index: int) -> None:
         assert self.limiter is not None
-        waiter = self.waiting.pop(index % len(self.waiting))
+        call_id, waiter = self.waiting.pop(index % len(self.waiting))
         assert self.limiter._abandon(waiter)  # type: ignore[arg-type]
+        self._end(call_id)
+
+    def _end(self, call_id: int) -> None:
+        assert call_id not in self.ended, f"call {call_id} ended twice"
+        self.ended.append(call_id)
 
     @invariant()
     def matches_model(self) -> None:
         if self.limiter is None:
             return
-        assert self.limiter.in_flight == self.holders <= self.limit
+        assert self.limiter.in_flight == len(self.holders) <= self.limit
         assert self.limiter.waiting == len(self.waiting) <= self.queue_size
-        assert all(w.state == _WAITING for w in self.waiting)  # type: ignore[attr-defined]
+        assert all(w.state == _WAITING for _, w in self.waiting)  # type: ignore[attr-defined]
 
     @invariant()
     def starts_are_fifo(self) -> None:
         assert self.granted_order == sorted(self.granted_order)
+
+    def teardown(self) -> None:
+        """Drain: every admitted call must end exactly once and the limiter be empty."""
+        if self.limiter is None:
+            return
+        while self.holders:
+            self.leave(0)
+        assert sorted(self.ended) == self.admitted
+        assert self.limiter.in_flight == 0 and self.limiter.waiting == 0
 
 
 LimiterModel.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
