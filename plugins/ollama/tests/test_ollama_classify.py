@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import ipfs_accel_ollama
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from ipfs_accel import Classification, ErrorKind, Failure
 from ipfs_accel._wire import decode_json
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-_error_bodies = st.builds(
-    lambda v: {"error": v}, st.one_of(st.text(), st.integers(), st.none(), _json)
-)
-_bodies = st.one_of(
-    st.binary(max_size=200),
-    _json.map(lambda v: json.dumps(v).encode()),
-    _error_bodies.map(lambda v: json.dumps(v).encode()),
-    st.tuples(_error_bodies.map(json.dumps), st.integers(0, 50)).map(
-        lambda t: t[0][: t[1]].encode()  # truncated JSON
-    ),
-)
-_headers = st.dictionaries(
-    st.sampled_from(["retry-after", "retry-after-ms", "x-should-retry", "content-type"])
-    | st.text(min_size=1, max_size=10),
-    st.text(max_size=40),
-    max_size=4,
-)
+from ipfs_accel.testing import strategies
+from ipfs_accel.testing.strategies import assert_total
 
 
 def _failure(status: int, body: bytes, *, in_stream: bool = False) -> Failure:
@@ -40,15 +16,10 @@ def _failure(status: int, body: bytes, *, in_stream: bool = False) -> Failure:
 
 
 @settings(max_examples=300, deadline=None)
-@given(status=st.integers(100, 599), headers=_headers, body=_bodies, in_stream=st.booleans(),
-       operation=st.sampled_from(["chat", "stream_chat", "embed", "list_models"]))
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], body: bytes, in_stream: bool, operation: str
-) -> None:
+@given(failure=strategies.failures(operations=["chat", "stream_chat", "embed", "list_models"]))
+def test_classify_error_is_total(failure: Failure) -> None:
     """Any status, headers and body give a Classification; classify_error never raises."""
-    failure = Failure(operation=operation, status=status, headers=headers, content=body,
-                      data=decode_json(body), in_stream=in_stream)
-    c = ipfs_accel_ollama.classify_error(failure)
+    c = assert_total(ipfs_accel_ollama.classify_error, failure)
     assert isinstance(c, Classification)
     assert isinstance(c.kind, ErrorKind)
 
