@@ -18,7 +18,6 @@ from _openai_fixtures import (
     stream_response,
 )
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from ipfs_accel import (
     AuthenticationError,
     BadRequestError,
@@ -34,7 +33,8 @@ from ipfs_accel import (
     StreamInterruptedError,
     TimeoutError,
 )
-from ipfs_accel._wire import decode_json
+from ipfs_accel.testing import strategies
+from ipfs_accel.testing.strategies import assert_total
 from ipfs_accel_openai import classify_error
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -219,39 +219,11 @@ def test_stream_status_error_before_events() -> None:
 
 # -- classify_error is total ---------------------------------------------------------------
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=3),
-    max_leaves=10,
-)
-_error_bodies = st.fixed_dictionaries(
-    {"error": st.dictionaries(st.sampled_from(["message", "type", "param", "code"]), _json)}
-).map(lambda d: json.dumps(d).encode())
-_bodies = st.one_of(
-    st.binary(max_size=200),
-    _json.map(lambda v: json.dumps(v).encode()),
-    _error_bodies,
-    _error_bodies.map(lambda b: b[: len(b) // 2]),  # truncated JSON
-)
-_headers = st.dictionaries(
-    st.sampled_from(["retry-after", "retry-after-ms", "x-should-retry", "x-request-id"])
-    | st.text(max_size=10),
-    st.text(max_size=30),
-    max_size=4,
-)
-
-
 @settings(max_examples=300, deadline=None)
-@given(status=st.integers(100, 599), headers=_headers, content=_bodies,
-       in_stream=st.booleans())
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], content: bytes, in_stream: bool
-) -> None:
+@given(failure=strategies.failures())
+def test_classify_error_is_total(failure: Failure) -> None:
     """Any status, headers and body (JSON or not, truncated) classify without raising."""
-    failure = Failure(operation="chat", status=status, headers=headers, content=content,
-                      data=decode_json(content), in_stream=in_stream)
-    result = classify_error(failure)
+    result = assert_total(classify_error, failure)
     assert isinstance(result, Classification)
     assert isinstance(result.kind, ErrorKind)
     assert isinstance(result.retryable, bool)
