@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx2
 import pytest
 from _hf_tei_fixtures import Server, backend, embed_server, error
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, settings
 from ipfs_accel import (
     BadRequestError,
     Classification,
@@ -18,7 +15,8 @@ from ipfs_accel import (
     OverloadedError,
     ServerError,
 )
-from ipfs_accel._wire import decode_json
+from ipfs_accel.testing import strategies
+from ipfs_accel.testing.strategies import assert_total
 from ipfs_accel_hf_tei import classify_error
 
 
@@ -103,46 +101,11 @@ def test_openai_route_error_shape() -> None:
     assert got.value.message == "Batch size error" and got.value.code == "Validation"
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=12,
-)
-_error_like = st.fixed_dictionaries(
-    {"error": st.one_of(st.text(), st.integers(), st.none(), _json)},
-    optional={"error_type": st.one_of(st.text(), st.integers(), st.none(), _json,
-                                      st.sampled_from(["Overloaded", "validation", "Backend"])),
-              "message": _json},
-)
-
-
-@st.composite
-def _bodies(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["raw", "json", "error", "truncated"]))
-    if kind == "raw":
-        return draw(st.binary(max_size=200))
-    doc = draw(_error_like if kind == "error" else _json)
-    text = json.dumps(doc).encode()
-    if kind == "truncated" and text:
-        return text[: draw(st.integers(0, len(text) - 1))]
-    return text
-
-
-@given(
-    status=st.integers(100, 599),
-    headers=st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5),
-    content=_bodies(),
-    in_stream=st.booleans(),
-    operation=st.sampled_from(["embed", "rerank", "openai_embed", "health", "info"]),
-)
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], content: bytes, in_stream: bool, operation: str
-) -> None:
+@settings(deadline=None)
+@given(failure=strategies.failures(operations=["embed", "rerank", "openai_embed", "health", "info"]))
+def test_classify_error_is_total(failure: Failure) -> None:
     """classify_error returns a Classification for any status, headers and body."""
-    failure = Failure(operation=operation, status=status, headers=headers, content=content,
-                      data=decode_json(content), in_stream=in_stream)
-    c = classify_error(failure)
+    c = assert_total(classify_error, failure)
     assert isinstance(c, Classification)
     assert isinstance(c.kind, ErrorKind)
     assert isinstance(c.retryable, bool)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx2
 import pytest
 from _hf_tgi_fixtures import CHAT, GENERATE, STREAM, Server, backend, error, sse
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, settings
 from ipfs_accel import (
     BadRequestError,
     Classification,
@@ -21,7 +18,8 @@ from ipfs_accel import (
     ServerError,
     TransportError,
 )
-from ipfs_accel._wire import decode_json
+from ipfs_accel.testing import strategies
+from ipfs_accel.testing.strategies import assert_total
 from ipfs_accel_hf_tgi import classify_error
 
 
@@ -161,52 +159,17 @@ def test_classify_in_stream_overloaded() -> None:
     assert c.kind is ErrorKind.OVERLOADED
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=12,
-)
-_error_like = st.fixed_dictionaries(
-    {"error": st.one_of(st.text(), st.integers(), st.none(), _json)},
-    optional={"error_type": st.one_of(st.text(), st.integers(), st.none(),
-                                      st.sampled_from(["overloaded", "validation",
-                                                       "generation", "Overloaded"]))},
-)
-
-
-@st.composite
-def _bodies(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["raw", "json", "error", "truncated"]))
-    if kind == "raw":
-        return draw(st.binary(max_size=200))
-    doc = draw(_error_like if kind == "error" else _json)
-    text = json.dumps(doc).encode()
-    if kind == "truncated" and text:
-        return text[: draw(st.integers(0, len(text) - 1))]
-    return text
-
-
-@given(
-    status=st.integers(100, 599),
-    headers=st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5),
-    content=_bodies(),
-    in_stream=st.booleans(),
-    operation=st.sampled_from(["chat", "generate", "stream_chat", "stream_generate", "info"]),
-)
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], content: bytes, in_stream: bool, operation: str
-) -> None:
+@settings(deadline=None)
+@given(failure=strategies.failures(operations=["chat", "generate", "stream_chat", "stream_generate", "info"]))
+def test_classify_error_is_total(failure: Failure) -> None:
     """classify_error returns a Classification for any status, headers and body."""
-    failure = Failure(operation=operation, status=status, headers=headers, content=content,
-                      data=decode_json(content), in_stream=in_stream)
-    c = classify_error(failure)
+    c = assert_total(classify_error, failure)
     assert isinstance(c, Classification)
     assert isinstance(c.kind, ErrorKind)
     assert isinstance(c.retryable, bool)
 
 
-@given(exc=st.sampled_from([httpx2.ConnectError("x"), httpx2.ReadTimeout("t"), OSError()]))
+@given(exc=strategies.transport_exceptions())
 def test_classify_error_exceptions(exc: Exception) -> None:
     """Transport exceptions are classified (retryable) without raising."""
     c = classify_error(Failure(operation="generate", exception=exc))
