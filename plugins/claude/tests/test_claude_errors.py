@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx2
@@ -25,8 +24,8 @@ from ipfs_accel import (
     ServerError,
     TransportError,
 )
-from ipfs_accel._wire import decode_json
-from ipfs_accel.testing import Recorder
+from ipfs_accel.testing import Recorder, strategies
+from ipfs_accel.testing.strategies import assert_total
 
 HI = [{"role": "user", "content": "Hello"}]
 
@@ -223,12 +222,8 @@ def test_unknown_error_type_falls_back_to_status() -> None:
     )
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-_error_shaped = st.builds(
+_json = strategies.json_values()
+_error_shaped = st.builds(  # Anthropic's own shape: {"type": "error", "error": {"type", "message"}}
     lambda t, m, extra: {"type": "error", "error": {"type": t, "message": m, **extra}},
     st.sampled_from(["rate_limit_error", "overloaded_error", "invalid_request_error",
                      "api_error", "x"]) | _json,
@@ -237,33 +232,11 @@ _error_shaped = st.builds(
 )
 
 
-def _content(value: Any, cut: int) -> bytes:
-    """``value`` as JSON bytes, cut short (truncated JSON) unless ``cut`` is 0."""
-    raw = json.dumps(value).encode()
-    return raw[: cut % (len(raw) + 1)] if cut else raw
-
-
 @settings(max_examples=300, deadline=None)
-@given(
-    status=st.integers(min_value=100, max_value=599),
-    headers=st.dictionaries(
-        st.sampled_from(["retry-after", "retry-after-ms", "x-should-retry", "request-id"])
-        | st.text(min_size=1), st.text(), max_size=4,
-    ),
-    body=st.one_of(
-        st.binary(max_size=64),
-        st.builds(_content, _json, st.integers(min_value=0, max_value=200)),
-        st.builds(_content, _error_shaped, st.integers(min_value=0, max_value=200)),
-    ),
-    in_stream=st.booleans(),
-)
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], body: bytes, in_stream: bool
-) -> None:
+@given(failure=strategies.failures(bodies=strategies.bodies(documents=_error_shaped)))
+def test_classify_error_is_total(failure: Failure) -> None:
     """classify_error returns a Classification for any status, headers and body; never raises."""
-    failure = Failure(operation="chat", status=status, headers=headers, content=body,
-                      data=decode_json(body), in_stream=in_stream)
-    c = ipfs_accel_claude.classify_error(failure)
+    c = assert_total(ipfs_accel_claude.classify_error, failure)
     assert isinstance(c, Classification)
     assert isinstance(c.kind, ErrorKind)
     assert isinstance(c.message, str)

@@ -34,6 +34,8 @@ from ipfs_accel import (
     ServerError,
 )
 from ipfs_accel._wire import decode_json
+from ipfs_accel.testing import strategies
+from ipfs_accel.testing.strategies import assert_total
 
 HI = [{"role": "user", "content": "Hi"}]
 
@@ -187,12 +189,7 @@ def test_key_never_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     assert all(KEY not in str(r.url) for r in rec.requests)
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                  max_size=4),
-    max_leaves=20,
-)
+_json = strategies.json_values()
 _detail = st.one_of(
     _json,
     st.fixed_dictionaries({
@@ -206,34 +203,18 @@ _detail = st.one_of(
         "reason": _json,
     }),
 )
-_error = st.fixed_dictionaries({}, optional={
+_error = st.fixed_dictionaries({}, optional={  # Google's error object, details and all
     "code": _json, "message": _json,
     "status": st.sampled_from(["RESOURCE_EXHAUSTED", "INVALID_ARGUMENT", "UNAVAILABLE"]) | _json,
     "details": st.lists(_detail, max_size=4) | _json,
 })
-_bodies = st.one_of(
-    st.binary(max_size=200),
-    _json.map(lambda v: json.dumps(v).encode()),
-    _error.map(lambda e: json.dumps({"error": e}).encode()),
-    _error.map(lambda e: json.dumps([{"error": e}]).encode()),
-    _error.map(lambda e: json.dumps({"error": e}).encode()[:-3]),  # truncated JSON
-)
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    status=st.integers(100, 599),
-    headers=st.dictionaries(st.text(max_size=20), st.text(max_size=30), max_size=4),
-    content=_bodies,
-    in_stream=st.booleans(),
-)
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], content: bytes, in_stream: bool
-) -> None:
+@given(failure=strategies.failures(bodies=strategies.bodies(errors=_error)))
+def test_classify_error_is_total(failure: Failure) -> None:
     """Any status, headers and body (odd JSON, broken JSON, bytes) gives a Classification."""
-    failure = Failure(operation="chat", status=status, headers=headers, content=content,
-                      data=decode_json(content), in_stream=in_stream)
-    c = ipfs_accel_gemini.classify_error(failure)
+    c = assert_total(ipfs_accel_gemini.classify_error, failure)
     assert isinstance(c, Classification)
     assert isinstance(c.kind, ErrorKind)
     assert c.retry_after is None or 0 <= c.retry_after <= 86_400
