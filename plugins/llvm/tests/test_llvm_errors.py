@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx2
 import ipfs_accel_llvm
-import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,8 +28,9 @@ from ipfs_accel import (
     TransportError,
 )
 from ipfs_accel._wire import decode_json
-from ipfs_accel.testing import FAST_RETRIES, mock_backend
+from ipfs_accel.testing import FAST_RETRIES, mock_backend, strategies
 from ipfs_accel.testing import Recorder as Script
+from ipfs_accel.testing.strategies import assert_total
 
 OK = {"result": "fine", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
 
@@ -236,69 +236,40 @@ def test_key_never_in_error_str_or_repr() -> None:
 
 # -- classify_error is total ---------------------------------------------------------
 
-_json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-_json = st.recursive(
-    _json_leaf,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-_error_shaped = st.fixed_dictionaries(
-    {"error": _json}, optional={"code": _json, "message": _json, "detail": _json}
-)
-
-
-def _encoded(value: Any) -> bytes:
-    return msgspec.json.encode(value)
-
-
-_bodies = st.one_of(
-    st.binary(max_size=200),
-    _json.map(_encoded),
-    _error_shaped.map(_encoded),
-    st.tuples(_error_shaped.map(_encoded), st.integers(0, 50)).map(
-        lambda pair: pair[0][: max(0, len(pair[0]) - 1 - pair[1])]  # truncated JSON
-    ),
-    st.just(b'{"error": "context length exceeded"}'),
-)
+def _lowered(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    status=st.integers(100, 599),
-    headers=st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5),
-    content=_bodies,
-    operation=st.sampled_from(sorted(ipfs_accel_llvm.backend_info().operations)),
-)
-def test_classify_error_is_total(
-    status: int, headers: dict[str, str], content: bytes, operation: str
-) -> None:
+@given(failure=strategies.failures(
+    operations=sorted(ipfs_accel_llvm.backend_info().operations),
+    headers=strategies.headers().map(_lowered),
+    bodies=strategies.bodies(documents=st.just({"error": "context length exceeded"})),
+    in_stream=False,  # the status rules below are for error responses, not stream events
+))
+def test_classify_error_is_total(failure: Failure) -> None:
     """classify_error returns a Classification for any status, headers and body; never raises."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    failure = Failure(
-        operation=operation, status=status, headers=lowered, content=content,
-        data=decode_json(content),
-    )
-    c = ipfs_accel_llvm.classify_error(failure)
+    c = assert_total(ipfs_accel_llvm.classify_error, failure)
     assert isinstance(c, Classification)
     assert isinstance(c.kind, ErrorKind)
     assert isinstance(c.message, str)
-    if 400 <= status < 500 and status not in (408, 429) and lowered.get("x-should-retry") != "true":
+    status, should_retry = failure.status, failure.headers.get("x-should-retry")
+    if status is None:  # a transport exception, no response
+        return
+    if 400 <= status < 500 and status not in (408, 429) and should_retry != "true":
         assert c.retryable is False
-    if status in (429, 503) and lowered.get("x-should-retry") != "false":
+    if status in (429, 503) and should_retry != "false":
         assert c.retryable is True
 
 
 @settings(max_examples=50, deadline=None)
-@given(message=st.text(max_size=40))
-def test_classify_error_is_total_for_transport_failures(message: str) -> None:
+@given(exc=strategies.transport_exceptions())
+def test_classify_error_is_total_for_transport_failures(exc: BaseException) -> None:
     """Transport exceptions classify as retryable transport or timeout errors."""
-    for exc in (httpx2.ConnectError(message), httpx2.ReadTimeout(message), OSError(message)):
-        c = ipfs_accel_llvm.classify_error(Failure(operation="generate", exception=exc))
-        assert isinstance(c, Classification)
-        assert c.retryable is True
-        assert c.kind in (ErrorKind.TRANSPORT, ErrorKind.TIMEOUT)
+    c = assert_total(ipfs_accel_llvm.classify_error, Failure(operation="generate", exception=exc))
+    assert isinstance(c, Classification)
+    assert c.retryable is True
+    assert c.kind in (ErrorKind.TRANSPORT, ErrorKind.TIMEOUT)
 
 
 def test_truncated_json_error_body() -> None:
