@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeAlias
 
 import httpx2
 import msgspec
-import stamina
 
+from ._attempts import Attempts, retry_async, retry_sync
 from ._endpoint import Endpoint, EndpointConfig
 from ._errors import (
     ERROR_CLASSES,
@@ -25,13 +25,12 @@ from ._errors import (
     ErrorKind,
     QueueFullError,
     ResponseError,
-    StreamInterruptedError,
     TimeoutError,
 )
 from ._http import HTTP
 from ._plugin import PluginHooks
 from ._queue import QueueFull
-from ._retry import plan_wait
+from ._stream import AsyncStream, SyncStream, _scrub
 from ._types import (
     Call,
     ChatResult,
@@ -42,10 +41,9 @@ from ._types import (
     InvokeResult,
     Response,
     StreamChunk,
-    StreamFailure,
     Usage,
 )
-from ._wire import Event, aiter_events, decode_json, iter_events
+from ._wire import decode_json
 
 __all__ = ["Engine"]
 
@@ -53,112 +51,6 @@ Result: TypeAlias = ChatResult | EmbedResult | InvokeResult
 _encode = msgspec.json.encode
 _monotonic = time.monotonic
 _JSON = "application/json"
-
-
-class _Attempts:
-    """Per-call retry state; its :meth:`hook` is stamina's ``on=`` backoff hook."""
-
-    __slots__ = ("count", "deadline_at", "endpoint", "settings")
-
-    def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None):
-        self.endpoint = endpoint
-        self.settings = config.settings
-        self.deadline_at = deadline_at
-        self.count = 0
-
-    def hook(self, exc: Exception) -> bool | float:
-        """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
-        if not isinstance(exc, CallError) or not getattr(exc, "retryable", False):
-            return False
-        s = self.settings
-        if self.count > s.max_retries:  # that was the last attempt: nothing to wait for
-            return False
-        remaining = None if self.deadline_at is None else self.deadline_at - _monotonic()
-        wait = plan_wait(
-            self.count,
-            initial=s.initial_retry_delay,
-            factor=s.backoff_factor,
-            max_delay=s.max_retry_delay,
-            jitter=s.retry_jitter,
-            retry_after=exc.retry_after if s.honor_retry_after else None,
-            remaining=remaining,
-        )
-        if wait is None:
-            return False
-        self.endpoint.stats.retried(wait)
-        return wait
-
-
-
-_T = TypeVar("_T")
-
-
-def _first_failure_retryable(exc: CallError, state: _Attempts) -> bool:
-    return bool(getattr(exc, "retryable", False)) and state.settings.max_retries > 0
-
-
-def _retry_sync(state: _Attempts, attempt: Callable[[], _T]) -> _T:
-    """Run ``attempt`` under stamina's retry loop; ``state.hook`` decides each wait.
-
-    The first attempt runs before the loop is built, since most calls succeed at once and
-    stamina's loop costs tens of microseconds; a retryable first failure is replayed as
-    stamina's first attempt, so stamina sees, waits on and reports every attempt.
-    """
-    state.count = 1
-    try:
-        return attempt()
-    except CallError as exc:
-        if not _first_failure_retryable(exc, state):
-            exc.attempts = 1
-            raise
-        pending: CallError | None = exc
-    try:
-        for retry in stamina.retry_context(
-            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
-        ):
-            with retry:
-                if pending is not None:
-                    failed, pending = pending, None
-                    raise failed
-                state.count += 1
-                return attempt()
-    except CallError as exc:
-        exc.attempts = state.count
-        raise
-    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
-
-
-async def _retry_async(state: _Attempts, attempt: Callable[[], Awaitable[_T]]) -> _T:
-    """:func:`_retry_sync` for coroutines."""
-    state.count = 1
-    try:
-        return await attempt()
-    except CallError as exc:
-        if not _first_failure_retryable(exc, state):
-            exc.attempts = 1
-            raise
-        pending: CallError | None = exc
-    try:
-        async for retry in stamina.retry_context(
-            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
-        ):
-            with retry:
-                if pending is not None:
-                    failed, pending = pending, None
-                    raise failed
-                state.count += 1
-                return await attempt()
-    except CallError as exc:
-        exc.attempts = state.count
-        raise
-    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
-
-
-def _scrub(text: str, config: EndpointConfig) -> str:
-    key = config.api_key
-    if key is not None and key.reveal() and key.reveal() in text:
-        return text.replace(key.reveal(), "********")
-    return text
 
 
 class Engine:
@@ -358,8 +250,8 @@ class Engine:
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None
     ) -> Result:
         first = self.hooks.send(call, config)
-        state = _Attempts(endpoint, config, deadline_at)
-        return _retry_sync(state, lambda: self._chain_sync(config, call, first, deadline_at))
+        state = Attempts(endpoint, config, deadline_at)
+        return retry_sync(state, lambda: self._chain_sync(config, call, first, deadline_at))
 
     def _chain_sync(
         self, config: EndpointConfig, call: Call, exchange: Exchange, deadline_at: float | None
@@ -418,8 +310,8 @@ class Engine:
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None
     ) -> Result:
         first = self.hooks.send(call, config)
-        state = _Attempts(endpoint, config, deadline_at)
-        return await _retry_async(state, lambda: self._chain_async(config, call, first))
+        state = Attempts(endpoint, config, deadline_at)
+        return await retry_async(state, lambda: self._chain_async(config, call, first))
 
     async def _chain_async(self, config: EndpointConfig, call: Call, exchange: Exchange) -> Result:
         client = self.http.for_loop(asyncio.get_running_loop())
@@ -469,7 +361,7 @@ class Engine:
         waiter = self._admit(endpoint, config, call)
         holding = waiter is None
         ok = False
-        reader: _SyncStream | None = None
+        reader: SyncStream | None = None
         try:
             if waiter is not None:
                 try:
@@ -485,10 +377,10 @@ class Engine:
                 nonlocal reader
                 if reader is not None:
                     reader.close()
-                reader = _SyncStream(self, config, call, exchange)
+                reader = SyncStream(self, config, call, exchange)
                 return reader.open(deadline_at)
 
-            first = _retry_sync(_Attempts(endpoint, config, deadline_at), attempt)
+            first = retry_sync(Attempts(endpoint, config, deadline_at), attempt)
             assert reader is not None
             if first is not None:
                 reader.yielded = True
@@ -513,7 +405,7 @@ class Engine:
         waiter = self._admit(endpoint, config, call)
         holding = waiter is None
         ok = False
-        reader: _AsyncStream | None = None
+        reader: AsyncStream | None = None
         try:
             try:
                 # The deadline covers the queue wait and opening the stream (up to its first
@@ -530,10 +422,10 @@ class Engine:
                         nonlocal reader
                         if reader is not None:
                             await reader.aclose()
-                        reader = _AsyncStream(self, config, call, exchange)
+                        reader = AsyncStream(self, config, call, exchange)
                         return await reader.open()
 
-                    first = await _retry_async(_Attempts(endpoint, config, deadline_at), attempt)
+                    first = await retry_async(Attempts(endpoint, config, deadline_at), attempt)
             except builtins_TimeoutError as exc:
                 if isinstance(exc, CallError):
                     raise
@@ -562,191 +454,3 @@ def _loop_deadline(deadline_at: float) -> float:
     """``deadline_at`` (on ``time.monotonic``) on the running loop's clock."""
     loop = asyncio.get_running_loop()
     return loop.time() + (deadline_at - _monotonic())
-
-
-class _StreamBase:
-    """What the sync and async stream readers share: turning events into chunks."""
-
-    __slots__ = ("call", "config", "done", "engine", "exchange", "finish_reason", "headers",
-                 "response", "server_request_id", "usage", "yielded")
-
-    def __init__(self, engine: Engine, config: EndpointConfig, call: Call, exchange: Exchange):
-        self.engine = engine
-        self.config = config
-        self.call = call
-        self.exchange = exchange
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.yielded = False
-        self.server_request_id: str | None = None
-        self.headers: httpx2.Headers = httpx2.Headers()
-
-    def event(self, event: Event) -> StreamChunk | None:
-        engine = self.engine
-        parse = self.exchange.parse_event
-        assert parse is not None
-        try:
-            out = parse(event)
-        except CallError:
-            raise
-        except Exception as exc:
-            err = StreamInterruptedError(
-                _scrub(f"could not read a stream event: {type(exc).__name__}: {exc}", self.config),
-                backend=engine.backend, endpoint_id=self.config.endpoint_id,
-                request_id=self.call.request_id, server_request_id=self.server_request_id,
-            )
-            err.retryable = False  # type: ignore[attr-defined]
-            raise err from exc
-        if isinstance(out, StreamFailure):
-            failed = engine.error(
-                self.config, self.call,
-                Failure(operation=self.call.operation, status=out.status or 200,
-                        headers=self.headers, data=out.data, in_stream=True),
-                server_request_id=self.server_request_id,
-            )
-            if self.yielded:
-                failed.retryable = False  # type: ignore[attr-defined]
-            raise failed
-        reported = engine.hooks.parse_usage(self.call.operation, event.json)
-        if reported is not None:
-            self.usage = reported if self.usage is None else self.usage.merged(reported)
-        if out is None:
-            return None
-        out.request_id = self.call.request_id
-        if self.server_request_id is None and out.server_request_id:
-            # an ID only the body carries (Gemini's responseId) stands in for a header's
-            self.server_request_id = out.server_request_id
-        out.server_request_id = self.server_request_id
-        if out.finish_reason is not None:
-            self.finish_reason = out.finish_reason
-        if out.done:
-            self.done = True
-            return self.final(out)
-        if not out.delta and out.finish_reason is None:
-            return None
-        return out
-
-    def final(self, last: StreamChunk) -> StreamChunk:
-        last.usage = self.usage or last.usage or Usage()
-        self.usage = last.usage
-        if last.finish_reason is None:
-            last.finish_reason = self.finish_reason
-        return last
-
-    def interrupted(self, cause: BaseException | None) -> CallError:
-        err = StreamInterruptedError(
-            "the stream ended before its final event"
-            + (f" ({type(cause).__name__}: {cause})" if cause is not None else ""),
-            backend=self.engine.backend, endpoint_id=self.config.endpoint_id,
-            request_id=self.call.request_id, server_request_id=self.server_request_id,
-        )
-        err.retryable = not self.yielded  # type: ignore[attr-defined]
-        return err
-
-
-class _SyncStream(_StreamBase):
-    __slots__ = ("_cm", "_events")
-
-    def open(self, deadline_at: float | None = None) -> StreamChunk | None:
-        """Send the request and read up to the first chunk worth yielding."""
-        engine = self.engine
-        client = engine.http.sync
-        request = engine._request(client, self.config, self.call, self.exchange, deadline_at)
-        try:
-            resp = client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
-            raise engine._transport_error(self.config, self.call, exc) from exc
-        self.response = resp
-        self.headers = resp.headers
-        self.server_request_id = engine._server_request_id(resp.headers)
-        if resp.status_code >= 400:
-            try:
-                resp.read()
-            except httpx2.HTTPError as exc:
-                raise engine._transport_error(self.config, self.call, exc) from exc
-            finally:
-                resp.close()
-            raise engine._status_error(self.config, self.call, resp)
-        kind = self.exchange.stream or "sse"
-        self._events = iter_events(resp.iter_lines(), kind)
-        return self._next()
-
-    def _next(self) -> StreamChunk | None:
-        while not self.done:
-            try:
-                event = next(self._events)
-            except StopIteration:
-                raise self.interrupted(None) from None
-            except httpx2.HTTPError as exc:
-                raise self.interrupted(exc) from exc
-            chunk = self.event(event)
-            if chunk is not None:
-                return chunk
-        return None
-
-    def rest(self) -> Iterator[StreamChunk]:
-        while not self.done:
-            chunk = self._next()
-            if chunk is None:
-                break
-            self.yielded = True
-            yield chunk
-
-    def close(self) -> None:
-        response = getattr(self, "response", None)
-        if response is not None:
-            response.close()
-
-
-class _AsyncStream(_StreamBase):
-    __slots__ = ("_events",)
-
-    async def open(self) -> StreamChunk | None:
-        engine = self.engine
-        client = engine.http.for_loop(asyncio.get_running_loop())
-        request = engine._request(client, self.config, self.call, self.exchange)
-        try:
-            resp = await client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
-            raise engine._transport_error(self.config, self.call, exc) from exc
-        self.response = resp
-        self.headers = resp.headers
-        self.server_request_id = engine._server_request_id(resp.headers)
-        if resp.status_code >= 400:
-            try:
-                await resp.aread()
-            except httpx2.HTTPError as exc:
-                raise engine._transport_error(self.config, self.call, exc) from exc
-            finally:
-                await resp.aclose()
-            raise engine._status_error(self.config, self.call, resp)
-        kind = self.exchange.stream or "sse"
-        self._events = aiter_events(resp.aiter_lines(), kind)
-        return await self._next()
-
-    async def _next(self) -> StreamChunk | None:
-        while not self.done:
-            try:
-                event = await self._events.__anext__()
-            except StopAsyncIteration:
-                raise self.interrupted(None) from None
-            except httpx2.HTTPError as exc:
-                raise self.interrupted(exc) from exc
-            chunk = self.event(event)
-            if chunk is not None:
-                return chunk
-        return None
-
-    async def rest(self) -> AsyncIterator[StreamChunk]:
-        while not self.done:
-            chunk = await self._next()
-            if chunk is None:
-                break
-            self.yielded = True
-            yield chunk
-
-    async def aclose(self) -> None:
-        response = getattr(self, "response", None)
-        if response is not None:
-            await response.aclose()

@@ -1,0 +1,121 @@
+"""The retry loop: stamina drives the attempts, :class:`Attempts` decides each wait.
+
+The first attempt runs before stamina's loop is built, since most calls succeed at once and
+the loop costs tens of microseconds; a retryable first failure is replayed as stamina's first
+attempt, so stamina sees, waits on and reports every attempt (its instrumentation included).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import stamina
+
+from ._endpoint import Endpoint
+from ._errors import CallError
+from ._retry import plan_wait
+from ._settings import EndpointConfig
+
+__all__ = ["Attempts", "retry_async", "retry_sync"]
+
+_monotonic = time.monotonic
+
+class Attempts:
+    """Per-call retry state; its :meth:`hook` is stamina's ``on=`` backoff hook."""
+
+    __slots__ = ("count", "deadline_at", "endpoint", "settings")
+
+    def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None):
+        self.endpoint = endpoint
+        self.settings = config.settings
+        self.deadline_at = deadline_at
+        self.count = 0
+
+    def hook(self, exc: Exception) -> bool | float:
+        """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
+        if not isinstance(exc, CallError) or not getattr(exc, "retryable", False):
+            return False
+        s = self.settings
+        if self.count > s.max_retries:  # that was the last attempt: nothing to wait for
+            return False
+        remaining = None if self.deadline_at is None else self.deadline_at - _monotonic()
+        wait = plan_wait(
+            self.count,
+            initial=s.initial_retry_delay,
+            factor=s.backoff_factor,
+            max_delay=s.max_retry_delay,
+            jitter=s.retry_jitter,
+            retry_after=exc.retry_after if s.honor_retry_after else None,
+            remaining=remaining,
+        )
+        if wait is None:
+            return False
+        self.endpoint.stats.retried(wait)
+        return wait
+
+
+
+_T = TypeVar("_T")
+
+
+def _first_failure_retryable(exc: CallError, state: Attempts) -> bool:
+    return bool(getattr(exc, "retryable", False)) and state.settings.max_retries > 0
+
+
+def retry_sync(state: Attempts, attempt: Callable[[], _T]) -> _T:
+    """Run ``attempt`` under stamina's retry loop; ``state.hook`` decides each wait.
+
+    The first attempt runs before the loop is built, since most calls succeed at once and
+    stamina's loop costs tens of microseconds; a retryable first failure is replayed as
+    stamina's first attempt, so stamina sees, waits on and reports every attempt.
+    """
+    state.count = 1
+    try:
+        return attempt()
+    except CallError as exc:
+        if not _first_failure_retryable(exc, state):
+            exc.attempts = 1
+            raise
+        pending: CallError | None = exc
+    try:
+        for retry in stamina.retry_context(
+            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
+        ):
+            with retry:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                state.count += 1
+                return attempt()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
+
+
+async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """:func:`retry_sync` for coroutines."""
+    state.count = 1
+    try:
+        return await attempt()
+    except CallError as exc:
+        if not _first_failure_retryable(exc, state):
+            exc.attempts = 1
+            raise
+        pending: CallError | None = exc
+    try:
+        async for retry in stamina.retry_context(
+            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
+        ):
+            with retry:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                state.count += 1
+                return await attempt()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
