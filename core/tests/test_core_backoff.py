@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ipfs_accel import backoff_delay, parse_retry_after
 from ipfs_accel._retry import plan_wait
@@ -16,6 +16,7 @@ jitters = st.floats(min_value=0, max_value=1)
 rands = st.floats(min_value=0, max_value=0.999999)
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(attempts, delays, factors, delays, jitters, rands)
 def test_backoff_never_exceeds_max(n, initial, factor, max_delay, jitter, rand):
     """No delay is above max_retry_delay, whatever the attempt and jitter."""
@@ -23,6 +24,7 @@ def test_backoff_never_exceeds_max(n, initial, factor, max_delay, jitter, rand):
     assert 0 < d <= max_delay
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(attempts, delays, factors, delays)
 def test_backoff_without_jitter_is_the_formula(n, initial, factor, max_delay):
     """Without jitter, delay n is min(initial * factor**(n-1), max)."""
@@ -34,6 +36,7 @@ def test_backoff_without_jitter_is_the_formula(n, initial, factor, max_delay):
     assert d == expected
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(attempts, delays, factors, delays, jitters, rands)
 def test_backoff_grows_monotonically(n, initial, factor, max_delay, jitter, rand):
     """Delay n+1 is never shorter than delay n (same jitter draw)."""
@@ -41,6 +44,7 @@ def test_backoff_grows_monotonically(n, initial, factor, max_delay, jitter, rand
     assert backoff_delay(n + 1, **kw) >= backoff_delay(n, **kw)
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(attempts, delays, factors, delays, jitters, rands)
 def test_jitter_is_bounded(n, initial, factor, max_delay, jitter, rand):
     """Jitter adds at most `jitter` of the base delay."""
@@ -49,6 +53,7 @@ def test_jitter_is_bounded(n, initial, factor, max_delay, jitter, rand):
     assert base <= d <= base * (1 + jitter) + 1e-9
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(attempts, delays, delays, st.floats(min_value=0, max_value=1000), rands)
 def test_retry_after_longer_than_backoff_wins(n, initial, max_delay, retry_after, rand):
     """A server's Retry-After longer than the backoff is what the core waits."""
@@ -60,6 +65,7 @@ def test_retry_after_longer_than_backoff_wins(n, initial, max_delay, retry_after
                                                jitter=0.1, rand=rand))
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(attempts, delays, delays, st.one_of(st.none(), st.floats(0, 1000)),
        st.floats(min_value=0, max_value=1000), rands)
 def test_never_waits_past_the_deadline(n, initial, max_delay, retry_after, remaining, rand):
@@ -84,6 +90,7 @@ def test_retry_after_forms():
     assert parse_retry_after({}) is None
 
 
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(st.dictionaries(st.sampled_from(["retry-after", "retry-after-ms", "x"]), st.text()))
 def test_retry_after_parser_is_total(headers):
     """Any header text gives a non-negative number or None, never an exception."""
