@@ -87,6 +87,7 @@ def test_plugin_shapes_go_in() -> None:
     assert body["x_groq"] == {"id": "x"}
 
 
+@settings(deadline=None)
 @given(exc=strategies.transport_exceptions(), headers=strategies.headers())
 def test_exceptions_and_headers(exc: BaseException, headers: dict[str, str]) -> None:
     """Transport exceptions are exceptions; headers are str to str."""

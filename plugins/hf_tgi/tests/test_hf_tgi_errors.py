@@ -169,6 +169,7 @@ def test_classify_error_is_total(failure: Failure) -> None:
     assert isinstance(c.retryable, bool)
 
 
+@settings(deadline=None)
 @given(exc=strategies.transport_exceptions())
 def test_classify_error_exceptions(exc: Exception) -> None:
     """Transport exceptions are classified (retryable) without raising."""
