@@ -35,7 +35,7 @@ class Attempts:
 
     def hook(self, exc: Exception) -> bool | float:
         """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
-        if not isinstance(exc, CallError) or not getattr(exc, "retryable", False):
+        if not isinstance(exc, CallError) or not exc.retryable:
             return False
         s = self.settings
         if self.count > s.max_retries:  # that was the last attempt: nothing to wait for
@@ -61,7 +61,7 @@ _T = TypeVar("_T")
 
 
 def _first_failure_retryable(exc: CallError, state: Attempts) -> bool:
-    return bool(getattr(exc, "retryable", False)) and state.settings.max_retries > 0
+    return exc.retryable and state.settings.max_retries > 0
 
 
 def retry_sync(state: Attempts, attempt: Callable[[], _T]) -> _T:

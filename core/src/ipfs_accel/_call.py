@@ -93,7 +93,7 @@ class Engine:
             remaining = deadline_at - _monotonic()
             if remaining <= 0:
                 err = self._deadline_error(config, call, "running")
-                err.retryable = False  # type: ignore[attr-defined]
+                err.retryable = False
                 raise err
             if remaining < config.settings.timeout:
                 timeout = httpx2.Timeout(remaining)
@@ -148,7 +148,7 @@ class Engine:
             retry_after=c.retry_after,
             body=body,
         )
-        exc.retryable = c.retryable  # type: ignore[attr-defined]
+        exc.retryable = c.retryable
         return exc
 
     def _transport_error(
@@ -203,7 +203,7 @@ class Engine:
                 backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
                 server_request_id=self._server_request_id(resp.headers), status=resp.status_code,
             )
-            err.retryable = False  # type: ignore[attr-defined]
+            err.retryable = False
             raise err from exc
         reported = self.hooks.parse_usage(call.operation, response.data)
         if isinstance(result, Exchange):

@@ -101,9 +101,14 @@ class UnsupportedOperationError(ConfigurationError):
 
 
 class CallError(IpfsAccelError):
-    """One call failed. Carries where and why, never the API key."""
+    """One call failed. Carries where and why, never the API key.
+
+    ``retryable`` is what the classification decided for the failure that raised it (the
+    retry loop reads it; a call that ran out of attempts may still say ``True``).
+    """
 
     kind: ErrorKind | None = None
+    retryable: bool = False
 
     def __init__(
         self,

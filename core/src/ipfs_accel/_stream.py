@@ -64,7 +64,7 @@ class _StreamBase:
                 backend=engine.backend, endpoint_id=self.config.endpoint_id,
                 request_id=self.call.request_id, server_request_id=self.server_request_id,
             )
-            err.retryable = False  # type: ignore[attr-defined]
+            err.retryable = False
             raise err from exc
         if isinstance(out, StreamFailure):
             failed = engine.error(
@@ -74,7 +74,7 @@ class _StreamBase:
                 server_request_id=self.server_request_id,
             )
             if self.yielded:
-                failed.retryable = False  # type: ignore[attr-defined]
+                failed.retryable = False
             raise failed
         reported = engine.hooks.parse_usage(self.call.operation, event.json)
         if reported is not None:
@@ -109,7 +109,7 @@ class _StreamBase:
             backend=self.engine.backend, endpoint_id=self.config.endpoint_id,
             request_id=self.call.request_id, server_request_id=self.server_request_id,
         )
-        err.retryable = not self.yielded  # type: ignore[attr-defined]
+        err.retryable = not self.yielded
         return err
 
 
