@@ -30,7 +30,7 @@ from ._errors import (
 from ._http import HTTP
 from ._plugin import PluginHooks
 from ._queue import QueueFull
-from ._stream import AsyncStream, SyncStream, _scrub
+from ._stream import AsyncStream, SyncStream
 from ._types import (
     Call,
     ChatResult,
@@ -138,7 +138,7 @@ class Engine:
             except (TypeError, msgspec.EncodeError):
                 body = None
         exc = ERROR_CLASSES[kind](
-            _scrub(c.message or kind.value, config),
+            config.scrub(c.message or kind.value),
             backend=self.backend,
             endpoint_id=config.endpoint_id,
             request_id=call.request_id,
@@ -198,8 +198,8 @@ class Engine:
             raise
         except Exception as exc:  # a body the plugin cannot read is the server's fault
             err = ResponseError(
-                _scrub(f"could not read the {call.operation} response: "
-                       f"{type(exc).__name__}: {exc}", config),
+                config.scrub(f"could not read the {call.operation} response: "
+                             f"{type(exc).__name__}: {exc}"),
                 backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
                 server_request_id=self._server_request_id(resp.headers), status=resp.status_code,
             )

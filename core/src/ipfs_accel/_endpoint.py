@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._queue import Limiter
+from ._queue import Limiter, QueueFull
 from ._settings import EndpointConfig
 from ._stats import Stats, StatsCounter
 
@@ -41,7 +41,7 @@ class Endpoint:
         with self._lock:
             try:
                 waiter = self.limiter.admit_locked()
-            except BaseException:
+            except QueueFull:
                 self.stats.rejected_locked()
                 raise
             self.stats.admitted_locked()

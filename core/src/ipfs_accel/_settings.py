@@ -139,3 +139,8 @@ class EndpointConfig(msgspec.Struct, kw_only=True, frozen=True):
     model: str | None
     options: Any
     settings: EndpointSettings
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this endpoint's key masked: for messages that quote a server's words."""
+        key = self.api_key.reveal() if self.api_key is not None else ""
+        return text.replace(key, "********") if key and key in text else text

@@ -25,13 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncStream", "SyncStream"]
 
 
-def _scrub(text: str, config: EndpointConfig) -> str:
-    key = config.api_key
-    if key is not None and key.reveal() and key.reveal() in text:
-        return text.replace(key.reveal(), "********")
-    return text
-
-
 class _StreamBase:
     """What the sync and async stream readers share: turning events into chunks."""
 
@@ -60,7 +53,7 @@ class _StreamBase:
             raise
         except Exception as exc:
             err = StreamInterruptedError(
-                _scrub(f"could not read a stream event: {type(exc).__name__}: {exc}", self.config),
+                self.config.scrub(f"could not read a stream event: {type(exc).__name__}: {exc}"),
                 backend=engine.backend, endpoint_id=self.config.endpoint_id,
                 request_id=self.call.request_id, server_request_id=self.server_request_id,
             )
