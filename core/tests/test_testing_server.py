@@ -14,6 +14,7 @@ from ipfs_accel.testing import (
     Drop,
     FaultServer,
     Hang,
+    Hold,
     RecordedRequest,
     Reply,
     Stream,
@@ -153,21 +154,73 @@ def test_broken_responder_answers_500() -> None:
 
 
 def test_many_concurrent_keepalive_connections() -> None:
-    """96 concurrent delayed requests over keep-alive are all answered and all recorded."""
+    """96 requests held until all have arrived, twice over keep-alive: all in flight at once."""
     async def run(base: str) -> list[int]:
         async with httpx2.AsyncClient(limits=httpx2.Limits(max_connections=None)) as client:
             for _ in range(2):  # twice, so the second round reuses the connections
                 codes = await asyncio.gather(
-                    *[client.get(f"{base}/{i}", timeout=10) for i in range(96)]
+                    *[client.get(f"{base}/{i}", timeout=30) for i in range(96)]
                 )
             return [r.status_code for r in codes]
 
-    with FaultServer(default=Reply(200, body=b"ok", delay=0.2)) as server:
+    ok = Reply(200, body=b"ok")
+    with FaultServer() as server:
+        # No request is answered before every one of its round is in: the peak is exact.
+        server.script([Hold(arrived=96, then=ok)] * 96 + [Hold(arrived=192, then=ok)] * 96)
         codes = asyncio.run(run(server.base_url))
         assert codes == [200] * 96
         assert len(server.requests) == 192
-        assert server.peak_concurrency >= 64
+        assert server.peak_concurrency == 96
         assert len({r.connection for r in server.requests}) <= 96 + 8
+
+
+def test_hold_waits_for_arrivals_and_release() -> None:
+    """Hold answers only once enough requests arrived and its event is set."""
+    release = threading.Event()
+    with FaultServer() as server:
+        server.script([Hold(arrived=2, then=Reply(200, body=b"a")),
+                       Hold(release=release, then=Reply(200, body=b"b"))])
+        bodies: dict[str, bytes] = {}
+
+        def get(name: str) -> None:
+            bodies[name] = httpx2.get(server.base_url + "/" + name, timeout=30).content
+
+        first = threading.Thread(target=get, args=("first",))
+        first.start()
+        assert server.wait_for(1)
+        assert server.in_progress == 1 and not bodies  # held: only one request so far
+        second = threading.Thread(target=get, args=("second",))
+        second.start()
+        first.join(30)
+        assert bodies == {"first": b"a"}  # the second arrival let the first go
+        assert server.in_progress == 1  # the second waits for its event
+        release.set()
+        second.join(30)
+        assert bodies == {"first": b"a", "second": b"b"}
+
+
+def test_hold_times_out_and_close_ends_it() -> None:
+    """A Hold nobody releases cuts the connection at its timeout, or at close."""
+    with FaultServer() as server:
+        server.script([Hold(release=threading.Event(), timeout=0.05, then=Reply(200))])
+        with pytest.raises(httpx2.RemoteProtocolError):
+            httpx2.get(server.base_url + "/", timeout=30)
+    server = FaultServer().start()
+    server.script([Hold(arrived=5, then=Reply(200))])
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            httpx2.get(server.base_url + "/", timeout=30)
+        except httpx2.HTTPError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=call)
+    t.start()
+    assert server.wait_for(1)
+    server.close()
+    t.join(30)
+    assert not t.is_alive() and errors
 
 
 def test_reset_forgets() -> None:

@@ -1,8 +1,8 @@
 """The plugin author's kit: a fault-injecting loopback server and the conformance suite.
 
 - :class:`FaultServer` answers real HTTP requests on 127.0.0.1 as a test scripts them
-  (:class:`Reply`, :class:`Drop`, :class:`Hang`, :class:`Stream`, :class:`TruncatedStream`)
-  and records every request it received.
+  (:class:`Reply`, :class:`Drop`, :class:`Hang`, :class:`Hold`, :class:`Stream`,
+  :class:`TruncatedStream`) and records every request it received.
 - :class:`Case` says how to drive one backend; :class:`BackendConformance` is the test class
   a plugin subclasses to run the :data:`CHECKS` (counters, keys, backoff, queue, request ID,
   classify_error totality) against a FaultServer; :func:`run_checks` runs them without pytest.
@@ -25,6 +25,7 @@ from ._server import (
     Drop,
     FaultServer,
     Hang,
+    Hold,
     RecordedRequest,
     Reply,
     Responder,
@@ -47,6 +48,7 @@ __all__ = [
     "Drop",
     "FaultServer",
     "Hang",
+    "Hold",
     "RecordedRequest",
     "Recorder",
     "Reply",

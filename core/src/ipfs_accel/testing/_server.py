@@ -13,6 +13,8 @@ The API, in one screen::
             Drop(),                                   # close the connection, no response
             Hang(5.0),                                # say nothing for 5 s, then close
             Hang(0.3, then=Reply(200, json={})),      # ...or then answer
+            Hold(arrived=8, then=Reply(200, json={})),  # wait until 8 requests came in
+            Hold(release=event, then=Reply(200)),     # wait until the test sets event
             Stream(["data: {}", "", "data: [DONE]", ""]),  # chunked, one line per chunk
             TruncatedStream(["data: {}", ""]),        # chunked, cut before the last chunk
         ])
@@ -51,6 +53,7 @@ __all__ = [
     "Drop",
     "FaultServer",
     "Hang",
+    "Hold",
     "RecordedRequest",
     "Reply",
     "Responder",
@@ -114,6 +117,23 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Keep the request in progress until the test lets it go, then answer ``then``.
+
+    It goes when the server has received ``arrived`` requests in all (since start or
+    :meth:`FaultServer.reset`) and ``release`` (if given) is set: a barrier for "all N
+    calls are in flight at once" and a gate the test opens, without guessing at timings.
+    After ``timeout`` seconds, or when the server closes, the connection is cut instead,
+    so a test that forgets to release fails rather than hangs. ``then=None`` cuts too.
+    """
+
+    then: Reply | Stream | None = None
+    arrived: int = 0
+    release: threading.Event | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Stream:
     """A chunked 200 streaming ``lines``: each line (plus ``"\\n"``) is one chunk.
 
@@ -133,7 +153,7 @@ class TruncatedStream(Stream):
     """Like :class:`Stream`, then the connection is cut before the terminating chunk."""
 
 
-Action: TypeAlias = Reply | Drop | Hang | Stream
+Action: TypeAlias = Reply | Drop | Hang | Hold | Stream
 Responder: TypeAlias = Callable[[RecordedRequest], Action]
 
 _DEFAULT = Reply(404, json={"error": {"message": "FaultServer: nothing scripted for this request"}})
@@ -234,6 +254,11 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(action, Hang):
             stop.wait(action.seconds)
             if action.then is None or stop.is_set():
+                self._cut()
+                return
+            action = action.then
+        if isinstance(action, Hold):
+            if not self.server.owner._held(action) or action.then is None:
                 self._cut()
                 return
             action = action.then
@@ -365,6 +390,8 @@ class FaultServer:
         if httpd is None:
             return
         self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()  # held requests see the stop at once
         httpd.shutdown()
         httpd.server_close()
         with self._lock:
@@ -469,6 +496,22 @@ class FaultServer:
     def _end(self) -> None:
         with self._lock:
             self._active -= 1
+
+    def _held(self, hold: Hold) -> bool:
+        """Wait until ``hold`` may go; False if it timed out or the server is closing."""
+        end = time.monotonic() + hold.timeout
+        with self._changed:
+            while not self._stopping.is_set():
+                if len(self._requests) >= hold.arrived and (
+                    hold.release is None or hold.release.is_set()
+                ):
+                    return True
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                # An Event cannot notify this condition: look again every 20 ms.
+                self._changed.wait(min(left, 0.02) if hold.release is not None else left)
+        return False
 
     def _next_action(self, request: RecordedRequest) -> Action:
         with self._lock:
