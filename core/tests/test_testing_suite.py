@@ -6,6 +6,7 @@ import types
 from typing import Any
 
 import _echo_plugin
+import ipfs_accel._attempts
 import ipfs_accel._endpoint
 import msgspec
 import pytest
@@ -14,6 +15,7 @@ from ipfs_accel import (
     Call,
     Classification,
     EndpointConfig,
+    ErrorKind,
     Exchange,
     Failure,
     Usage,
@@ -121,7 +123,71 @@ def test_backoff_fails_without_retries_or_retry_after() -> None:
         return msgspec.structs.replace(default_classification(failure), retry_after=None)
 
     r = _run("backoff", _variant(classify_error=no_retry_after))
-    assert not r.passed and "wait 3 was 0.4" in r.reason and "Retry-After: 1 not honoured" in r.reason
+    assert not r.passed and "wait 3 was planned at 0.400s" in r.reason
+    assert "Retry-After: 1 not honoured" in r.reason
+
+
+def _patched_plan_wait(monkeypatch: pytest.MonkeyPatch, **fixed: float) -> None:
+    """The core's retry loop with some of its backoff settings replaced (a feature removed)."""
+    real = ipfs_accel._attempts.plan_wait
+
+    def plan_wait(attempt: int, **kw: Any) -> float | None:
+        return real(attempt, **{**kw, **fixed})
+
+    monkeypatch.setattr(ipfs_accel._attempts, "plan_wait", plan_wait)
+
+
+def test_backoff_fails_without_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry loop that ignores retry_jitter fails the backoff check, naming the waits."""
+    _patched_plan_wait(monkeypatch, jitter=0.0)
+    r = _run("backoff", _echo_plugin)
+    assert not r.passed
+    assert "retry_jitter=1.0, yet the waits 0.020, 0.040, 0.080, 0.100, 0.100s" in r.reason
+    assert "no jitter was added" in r.reason
+
+
+def test_backoff_fails_without_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry loop that ignores max_retry_delay fails the backoff check at the first wait over it."""
+    _patched_plan_wait(monkeypatch, max_delay=1e9)
+    r = _run("backoff", _echo_plugin)
+    assert not r.passed
+    assert "wait 3 was planned at" in r.reason and "above max_retry_delay=0.1" in r.reason
+
+
+def test_backoff_fails_with_unbounded_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jitter added on top of the cap (or beyond its fraction) fails the backoff check."""
+    real = ipfs_accel._attempts.plan_wait
+
+    def plan_wait(attempt: int, **kw: Any) -> float | None:
+        wait = real(attempt, **{**kw, "jitter": 0.0})
+        return None if wait is None else wait * (1 + kw["jitter"] * 0.999)
+
+    monkeypatch.setattr(ipfs_accel._attempts, "plan_wait", plan_wait)
+    r = _run("backoff", _echo_plugin)
+    assert not r.passed and "wait 3 was planned at 0.160s, above max_retry_delay=0.1" in r.reason
+
+
+def test_backoff_fails_when_planned_waits_are_not_reported() -> None:
+    """The check reads the planned waits from stamina's hooks: none reported is a cross."""
+    import stamina.instrumentation as si  # noqa: PLC0415 - only this test swaps the hooks
+
+    before = si.get_on_retry_hooks()
+    si.set_on_retry_hooks([])
+    try:
+        from ipfs_accel.testing import _waits  # noqa: PLC0415 - to stop its re-install
+
+        r = run_check("backoff", ECHO_CASE, registry_for(ECHO_CASE))
+        assert r.passed  # the check installs its recorder beside whatever hooks are set
+        si.set_on_retry_hooks([])
+        real = _waits.set_on_retry_hooks
+        _waits.set_on_retry_hooks = lambda hooks: None  # type: ignore[assignment]
+        try:
+            r = run_check("backoff", ECHO_CASE, registry_for(ECHO_CASE))
+        finally:
+            _waits.set_on_retry_hooks = real
+        assert not r.passed and "reported 0 planned waits" in r.reason
+    finally:
+        si.set_on_retry_hooks(before)
 
 
 def test_queue_fails_without_the_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +199,24 @@ def test_queue_fails_without_the_limiter(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(ipfs_accel._endpoint, "Limiter", unlimited)
     r = _run("queue", _echo_plugin)
-    assert not r.passed and "did not settle into 2 running + 2 queued" in r.reason
+    assert not r.passed and "call 3 did not wait in the queue with 2 calls running" in r.reason
+
+
+def test_queue_fails_when_not_fifo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limiter that hands a freed slot to the newest waiter fails: start order is FIFO."""
+    real = Limiter
+
+    class Lifo(real):  # type: ignore[misc, valid-type]
+        def leave_locked(self) -> Any:  # the endpoint frees slots under its lock
+            self._waiters.reverse()
+            try:
+                return super().leave_locked()
+            finally:
+                self._waiters.reverse()
+
+    monkeypatch.setattr(ipfs_accel._endpoint, "Limiter", Lifo)
+    r = _run("queue", _echo_plugin)
+    assert not r.passed and "did not start in the order they arrived (FIFO)" in r.reason
 
 
 def test_request_id_fails_on_the_wrong_header() -> None:
@@ -152,11 +235,64 @@ def test_classify_fails_when_it_raises() -> None:
     @hookimpl
     def classify_error(failure: Failure) -> Classification:
         message = failure.data["error"]["message"] if failure.data else "x"
-        return Classification(kind=default_classification(failure).kind, retryable=False,
-                               message=str(message))
+        return msgspec.structs.replace(default_classification(failure), message=str(message))
 
     r = _run("classify_error", _variant(classify_error=classify_error))
     assert not r.passed and "classify_error raised" in r.reason and "body=" in r.reason
+
+
+def test_classify_fails_without_a_hook() -> None:
+    """A plugin with no classify_error hook gets a cross, not a tick for nothing checked."""
+    plugin = types.SimpleNamespace(**{n: getattr(_echo_plugin, n)
+                                      for n in ("backend_info", "send", "parse_usage")})
+    r = _run("classify_error", plugin)
+    assert not r.passed and "no classify_error hook" in r.reason
+
+
+def test_classify_fails_when_it_answers_nothing() -> None:
+    """A classifier that always returns None (the core's default decides) fails."""
+    @hookimpl
+    def classify_error(failure: Failure) -> Classification | None:
+        return None
+
+    r = _run("classify_error", _variant(classify_error=classify_error))
+    assert not r.passed
+    assert "answered None for the API's own bad request reply (400)" in r.reason
+
+
+def test_classify_fails_on_wrong_kinds() -> None:
+    """The API's own 429 taken for a bad request, or its Retry-After dropped, fails."""
+    @hookimpl
+    def all_bad(failure: Failure) -> Classification:
+        return Classification(kind=ErrorKind.BAD_REQUEST, retryable=False)
+
+    r = _run("classify_error", _variant(classify_error=all_bad))
+    assert not r.passed and "kind=bad_request, retryable=False for the API's own overloaded" in r.reason
+
+    @hookimpl
+    def no_retry_after(failure: Failure) -> Classification:
+        return msgspec.structs.replace(default_classification(failure), retry_after=None)
+
+    r = _run("classify_error", _variant(classify_error=no_retry_after))
+    assert not r.passed and "retry_after=None for the API's own rate limited reply" in r.reason
+
+
+def test_counters_fail_for_a_case_without_usage() -> None:
+    """A case that declares no tokens cannot show usage is read: the counters check fails."""
+    case = Case(backend="echo", plugin=_echo_plugin, success=Reply(200, json=OK), tokens=(0, 0),
+                auth=("authorization", "Bearer {key}"))
+    r = run_check("counters", case, registry_for(case))
+    assert not r.passed and "the case declares tokens=(0, 0)" in r.reason
+
+
+def test_counters_fail_without_usage_parsing() -> None:
+    """With parse_usage gone, the exact token counts are missing from the counters."""
+    @hookimpl
+    def parse_usage(operation: str, data: Any) -> Usage | None:
+        return None
+
+    r = _run("counters", _variant(parse_usage=parse_usage))
+    assert not r.passed and "input_tokens=0 (expected 9)" in r.reason
 
 
 def test_classify_fails_on_a_bad_answer() -> None:
@@ -172,7 +308,7 @@ def test_classify_fails_on_a_bad_answer() -> None:
 def test_unexpected_error_is_a_failure_not_a_crash() -> None:
     """A check that hits an unexpected exception reports it as the reason."""
     case = Case(backend="echo", plugin=_echo_plugin, success=Reply(200, json={"nope": 1}),
-                auth=("authorization", "Bearer {key}"))
+                tokens=(3, 2), auth=("authorization", "Bearer {key}"))
     r = run_check("counters", case, registry_for(case))
     assert not r.passed and "ResponseError" in r.reason
 

@@ -8,14 +8,14 @@ feature promises. A check returns a :class:`CheckResult`; it never raises.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
-import math
-import random
+import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import httpx2
@@ -23,10 +23,12 @@ import httpx2
 from .._backend import Backend
 from .._errors import CallError, ErrorKind, QueueFullError
 from .._registry import Registry
-from .._types import Classification, Failure
+from .._types import Failure
 from .._wire import decode_json
 from ._case import Case, CheckResult
-from ._server import Action, FaultServer, Hang, RecordedRequest, Reply
+from ._server import Action, FaultServer, Hold, RecordedRequest, Reply
+from ._totality import failures, invalid
+from ._waits import planned_waits
 
 __all__ = ["CHECKS", "Check", "run_check", "run_checks"]
 
@@ -124,6 +126,10 @@ def _retry_after(reply: Reply, seconds: str) -> Reply:
 def check_counters(run: _Run) -> str:
     """4 calls on one endpoint (3 succeed, 1 fails): its counters exact, the other's zero."""
     case = run.case
+    tin, tout = case.tokens
+    _expect(tin > 0 or tout > 0,
+            f"the case declares tokens={case.tokens}: with no usage in its success reply the "
+            "token counters are not checked (declare the usage the reply carries)")
     backend = run.backend()
     with _server(case.success, case.success, case.bad_request, case.success) as server:
         used = run.endpoint(backend, server, max_retries=0)
@@ -134,7 +140,6 @@ def check_counters(run: _Run) -> str:
         run.call(backend, used)
         _expect(len(server.requests) == 4, f"4 calls sent {len(server.requests)} requests")
     s = backend.get_stats(used)
-    tin, tout = case.tokens
     got = (s.total_requests, s.successful_requests, s.failed_requests,
            s.input_tokens, s.output_tokens, s.total_tokens)
     want = (4, 3, 1, 3 * tin, 3 * tout, 3 * (tin + tout))
@@ -198,94 +203,177 @@ def check_keys(run: _Run) -> str:
 # -- backoff ------------------------------------------------------------------------------
 
 
+def _backoff_rounds(run: _Run, backend: Backend, script: tuple[Action, ...],
+                    **settings: Any) -> tuple[list[float], list[float]]:
+    """One call through ``script``: the waits the core planned, and the gaps the server saw."""
+    rid = _rid()
+    with _server(*script) as server, planned_waits(rid) as planned:
+        eid = run.endpoint(backend, server, **settings)
+        run.call(backend, eid, rid)
+        times = [r.received_at for r in server.requests]
+    _expect(len(times) == len(script),
+            f"expected {len(script)} attempts ({len(script) - 1} retries), "
+            f"the server saw {len(times)}")
+    _expect(len(planned) == len(script) - 1,
+            f"{len(script) - 1} retries, but the retry loop reported {len(planned)} planned "
+            "waits through stamina's on_retry hooks")
+    return list(planned), [b - a for a, b in itertools.pairwise(times)]
+
+
+def _waited_as_planned(planned: list[float], gaps: list[float]) -> None:
+    for n, (want, gap) in enumerate(zip(planned, gaps, strict=True), 1):
+        _expect(want - 0.01 <= gap <= want + _SLACK,
+                f"wait {n} planned {want:.3f}s, but the next attempt came {gap:.3f}s later")
+
+
+def _seconds(values: list[float]) -> str:
+    return ", ".join(f"{v:.3f}" for v in values)
+
+
 def check_backoff(run: _Run) -> str:
-    """503, 503, 429 Retry-After: 1, success: waits 0.1, 0.2, 1.0 s; gives up after 3 tries."""
+    """Waits grow from the initial delay, honour Retry-After, jitter within bounds, stop at the
+    cap, and the call gives up after max_retries + 1 attempts."""
     case = run.case
     backend = run.backend()
-    settings: dict[str, Any] = {"max_retries": 3, "initial_retry_delay": 0.1, "backoff_factor": 2.0,
-                "max_retry_delay": 0.4, "retry_jitter": 0.0}
+    # 1. No jitter: exactly 0.1, 0.2, then Retry-After: 1 beats the backoff of 0.4.
     script = (case.overloaded, case.overloaded, _retry_after(case.rate_limited, "1"), case.success)
-    with _server(*script) as server:
-        eid = run.endpoint(backend, server, **settings)
-        run.call(backend, eid)
-        times = [r.received_at for r in server.requests]
-    _expect(len(times) == 4, f"expected 4 attempts (3 retries), the server saw {len(times)}")
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    planned = [0.1, 0.2, 1.0]  # the third backoff would be 0.4: Retry-After says 1
-    for n, (gap, want) in enumerate(zip(gaps, planned, strict=True), 1):
-        _expect(want - 0.01 <= gap <= want + _SLACK,
-                f"wait {n} was {gap:.3f}s, configured {want:.3f}s"
+    planned, gaps = _backoff_rounds(
+        run, backend, script, max_retries=3, initial_retry_delay=0.1, backoff_factor=2.0,
+        max_retry_delay=0.4, retry_jitter=0.0)
+    for n, (got, want) in enumerate(zip(planned, (0.1, 0.2, 1.0), strict=True), 1):
+        _expect(abs(got - want) < 1e-6,
+                f"wait {n} was planned at {got:.3f}s, configured {want:.3f}s"
                 + (" (Retry-After: 1 not honoured)" if n == 3 else ""))
+    _waited_as_planned(planned, gaps)
+    # 2. Jitter 1.0 and a cap of 0.1: bases 0.02, 0.04, 0.08, then 0.1 (not 0.16, 0.32).
+    initial, cap = 0.02, 0.1
+    script2 = (*[case.overloaded] * 5, case.success)
+    jittered, gaps2 = _backoff_rounds(
+        run, backend, script2, max_retries=5, initial_retry_delay=initial, backoff_factor=2.0,
+        max_retry_delay=cap, retry_jitter=1.0)
+    bases = [min(initial * 2 ** n, cap) for n in range(5)]
+    for n, (got, base) in enumerate(zip(jittered, bases, strict=True), 1):
+        _expect(got <= cap + 1e-9,
+                f"wait {n} was planned at {got:.3f}s, above max_retry_delay={cap}")
+        _expect(base - 1e-9 <= got <= 2 * base + 1e-9,
+                f"wait {n} was planned at {got:.3f}s: with retry_jitter=1.0 it must lie "
+                f"between {base:.3f}s and {2 * base:.3f}s")
+    below_cap = [(got, base) for got, base in zip(jittered, bases, strict=True) if base < cap]
+    _expect(any(got > base + 1e-9 for got, base in below_cap),
+            f"retry_jitter=1.0, yet the waits {_seconds(jittered)}s are exactly the "
+            "base delays: no jitter was added")
+    _waited_as_planned(jittered, gaps2)
+    # 3. max_retries=2: three attempts, then the error says so.
     with _server(*[case.overloaded] * 4) as server:
-        eid = run.endpoint(backend, server, **{**settings, "max_retries": 2})
+        eid = run.endpoint(backend, server, max_retries=2, initial_retry_delay=0.01,
+                           max_retry_delay=0.02, retry_jitter=0.0)
         err = run.fail_call(backend, eid)
         seen = len(server.requests)
     _expect(seen == 3, f"max_retries=2 made {seen} attempts, expected 3")
     _expect(err.attempts == 3, f"the error says attempts={err.attempts}, expected 3")
     retries = backend.get_stats().retries
-    _expect(retries == 5, f"stats count {retries} retries, expected 3 + 2")
-    waits = ", ".join(f"{g:.2f}" for g in gaps)
-    return (f"waits {waits}s for configured 0.10, 0.20 and Retry-After 1.00; "
+    _expect(retries == 10, f"stats count {retries} retries, expected 3 + 5 + 2")
+    return (f"waits {_seconds(gaps)}s for configured 0.10, 0.20 and Retry-After 1.00; "
+            f"jitter 1.0 under a 0.10 s cap planned {_seconds(jittered)}s; "
             "gave up after max_retries+1 = 3 attempts")
 
 
 # -- queue --------------------------------------------------------------------------------
 
 
-def _poll(cond: Callable[[], bool], timeout: float) -> bool:
+def _poll(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Wait until ``cond()`` holds (the endpoint offers no event to wait on)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
             return True
-        time.sleep(0.005)
+        time.sleep(0.002)
     return cond()
 
 
+def _queued(backend: Backend, endpoint_id: str, count: int) -> bool:
+    return backend.get_stats(endpoint_id).queued == count
+
+
+def _refused(run: _Run, backend: Backend, endpoint_id: str) -> float:
+    """A call on a full queue fails at once: how long it took to be refused."""
+    start = time.monotonic()
+    try:
+        run.call(backend, endpoint_id)
+    except QueueFullError:
+        refused = time.monotonic() - start
+    else:
+        raise _Fail("a 5th call with 2 running and 2 queued was not refused")
+    _expect(refused < 1.0, f"the 5th call was refused only after {refused:.3f}s")
+    return refused
+
+
 def check_queue(run: _Run) -> str:
-    """2 slots, 2 queue places: the server never sees 3 at once; a 5th call is refused at once."""
+    """2 slots, 2 queue places: the server never sees 3 at once, a 5th call is refused at
+    once, and queued calls start in the order they arrived."""
     case = run.case
     backend = run.backend()
-    slow = Hang(0.4, then=case.success)
-    with _server(slow, slow, slow, slow) as server:
-        eid = run.endpoint(backend, server, max_concurrent_requests=2, queue_size=2, max_retries=0)
-        outcomes: list[str] = []
-        lock = threading.Lock()
+    gates = [threading.Event() for _ in range(4)]  # one per request, in arrival order
+    outcomes: dict[int, str] = {}
+    done: queue.Queue[int] = queue.Queue()  # calls, in the order they ended
 
-        def one() -> None:
-            try:
-                run.call(backend, eid)
-                outcome = "ok"
-            except Exception as exc:  # reported below, with its type
-                outcome = f"{type(exc).__name__}: {run.scrub(str(exc))}"
-            with lock:
-                outcomes.append(outcome)
-
-        threads = [threading.Thread(target=one, daemon=True) for _ in range(4)]
-        for t in threads:
-            t.start()
-        ready = _poll(lambda: (s := backend.get_stats(eid)).in_flight == 2 and s.queued == 2, 3)
-        _expect(ready, f"4 calls did not settle into 2 running + 2 queued: {backend.get_stats(eid)}")
-        start = time.monotonic()
+    def finished() -> int:
         try:
-            run.call(backend, eid)
-        except QueueFullError:
-            refused = time.monotonic() - start
-        else:
-            raise _Fail("a 5th call with 2 running and 2 queued was not refused")
-        _expect(refused < 0.1, f"the 5th call was refused only after {refused:.3f}s")
-        seen_then = len(server.requests)
-        for t in threads:
-            t.join(10)
-        peak = server.peak_concurrency
-        seen = len(server.requests)
-    _expect(seen_then <= 2, f"the server saw {seen_then} requests while only 2 could run")
-    _expect(outcomes == ["ok"] * 4, f"queued calls did not all succeed: {outcomes}")
+            return done.get(timeout=10)
+        except queue.Empty:
+            raise _Fail(f"a released call did not end: {backend.get_stats(eid)}") from None
+
+    try:
+        with _server(*[Hold(release=gate, then=case.success) for gate in gates]) as server:
+            eid = run.endpoint(backend, server, max_concurrent_requests=2, queue_size=2,
+                               max_retries=0)
+
+            def one(n: int) -> None:
+                try:
+                    run.call(backend, eid)
+                    outcomes[n] = "ok"
+                except Exception as exc:  # reported below, with its type
+                    outcomes[n] = f"{type(exc).__name__}: {run.scrub(str(exc))}"
+                done.put(n)
+
+            threads = [threading.Thread(target=one, args=(n,), daemon=True) for n in range(4)]
+            for n in (0, 1):
+                threads[n].start()
+            _expect(server.wait_for(2, 10), "2 calls on 2 free slots did not reach the server")
+            for n in (2, 3):  # one at a time, so the queue's order is known
+                threads[n].start()
+                _expect(_poll(functools.partial(_queued, backend, eid, n - 1)),
+                        f"call {n + 1} did not wait in the queue with 2 calls running: "
+                        f"{backend.get_stats(eid)}, the server saw {len(server.requests)}")
+            refused = _refused(run, backend, eid)
+            # Free one slot at a time; the call that takes it ends when its request is let go.
+            order = []
+            for running, queued in ((0, 2), (1, 3)):
+                gates[running].set()
+                finished()
+                _expect(server.wait_for(queued + 1, 10),
+                        f"a slot was freed, but no queued call reached the server: "
+                        f"{backend.get_stats(eid)}")
+                gates[queued].set()
+                order.append(finished() + 1)
+            _expect(order == [3, 4],
+                    "queued calls did not start in the order they arrived (FIFO): call "
+                    f"{order[0]} took the first free slot, while call 3 had waited longer")
+            for t in threads:
+                t.join(10)
+            peak = server.peak_concurrency
+            seen = len(server.requests)
+    finally:
+        for gate in gates:  # a failed expectation must not leave calls held
+            gate.set()
+    _expect([outcomes.get(n) for n in range(4)] == ["ok"] * 4,
+            f"queued calls did not all succeed: {outcomes}")
     _expect(seen == 4, f"the server saw {seen} requests for 4 admitted calls")
     _expect(peak == 2, f"the server saw {peak} requests at once with max_concurrent_requests=2")
     rejected = backend.get_stats(eid).rejected
     _expect(rejected == 1, f"stats count {rejected} rejected calls, expected 1")
-    return (f"peak concurrency at the server 2 of 4 calls; 5th call refused in "
-            f"{refused * 1000:.0f} ms with QueueFullError")
+    return (f"peak concurrency at the server 2 of 4 calls; queued calls started first in, "
+            f"first out; 5th call refused in {refused * 1000:.0f} ms with QueueFullError")
 
 
 # -- request ID ---------------------------------------------------------------------------
@@ -323,113 +411,48 @@ def check_request_id(run: _Run) -> str:
 
 # -- classify_error -----------------------------------------------------------------------
 
-_BODIES: tuple[bytes, ...] = (
-    b"", b"{", b"[", b"null", b"[]", b'"text"', b"123", b"1e999", b"true", b"{}",
-    b'{"error": null}', b'{"error": 5}', b'{"error": []}', b'{"error": "plain"}',
-    b'{"error": {"message": null, "code": {}, "type": [], "status": 1}}',
-    b'{"error": {"message": "m", "code": "context_length_exceeded", "type": "invalid"}}',
-    b'{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [{}]}}',
-    b'{"type": "error", "error": {"type": "overloaded_error"}}', b'{"message": []}',
-    b'{"detail": [{"msg": "x", "loc": ["body"]}]}', b'{"error_type": {"a": 1}}',
-    b"\xff\xfe\x00 not utf-8", b"<html><body>502 Bad Gateway</body></html>",
-    b'{"error": {"message": "' + b"x" * 5000 + b'"}}', b"[" * 200 + b"]" * 200,
-    b'{"error": {"message": "\\ud800"}}',
-)
-_HEADERS: tuple[dict[str, str], ...] = (
-    {}, {"retry-after": "1"}, {"retry-after": "abc"}, {"retry-after": "-5"},
-    {"retry-after": "1e309"}, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"},
-    {"retry-after-ms": "nan", "x-should-retry": "maybe"}, {"content-type": "text/html"},
-)
-_STATUSES = (100, 200, 204, 301, 400, 401, 403, 404, 408, 409, 413, 422, 429, 499, 500,
-             502, 503, 504, 529, 599)
-_EXCEPTIONS: tuple[BaseException, ...] = (
-    httpx2.ConnectError("refused"), httpx2.ReadTimeout("slow"), httpx2.RemoteProtocolError("cut"),
-    httpx2.ReadError(""), ValueError("odd"), Exception(),
-)
-
-
-def _truncations(content: bytes) -> list[bytes]:
-    cuts = sorted({1, 2, len(content) // 3, len(content) // 2, len(content) - 1})
-    return [content[:c] for c in cuts if 0 < c < len(content)]
-
-
-def _random_json(rng: random.Random, depth: int = 0) -> Any:  # noqa: PLR0911 - one per shape
-    pick = rng.randrange(8 if depth < 3 else 5)
-    if pick == 0:
-        return None
-    if pick == 1:
-        return rng.choice([True, False, 0, -1, 2**70, 1.5, math.inf])
-    if pick == 2:
-        return "".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(rng.randrange(12)))
-    if pick == 3:
-        return rng.choice(["error", "message", "code", "type", "status", "detail"])
-    if pick == 4:
-        return rng.randrange(100, 600)
-    if pick == 5:
-        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(3))]
-    keys = ["error", "message", "code", "type", "status", "detail", "details", "reason"]
-    return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
-
-
-def _failures(case: Case, operations: list[str]) -> Iterator[Failure]:
-    success = case.success
-    bodies = list(_BODIES)
-    if isinstance(success, Reply):
-        raw = success.body or (httpx2.Response(200, json=success.json).content
-                               if success.json is not None else b"")
-        bodies += _truncations(raw)
-    for reply in (case.bad_request, case.overloaded, case.rate_limited):
-        raw = httpx2.Response(200, json=reply.json).content if reply.json is not None else b""
-        bodies += [raw, *_truncations(raw)]
-    for op in operations:
-        for exc in _EXCEPTIONS:
-            yield Failure(operation=op, exception=exc)
-    op = operations[0]
-    for body in bodies:
-        data = decode_json(body)
-        for status in _STATUSES:
-            for headers in _HEADERS:
-                yield Failure(operation=op, status=status, headers=headers, content=body, data=data)
-        yield Failure(operation=op, status=200, content=body, data=data, in_stream=True)
-    rng = random.Random(20261127)  # noqa: S311 - reproducible fuzzing, not crypto
-    for _ in range(400):
-        value = _random_json(rng)
-        body = rng.choice([b"", bytes(rng.randrange(256) for _ in range(rng.randrange(40)))])
-        with suppress(ValueError, TypeError):  # inf and friends are not JSON: keep the bytes
-            body = httpx2.Response(200, json=value).content
-        yield Failure(
-            operation=rng.choice(operations), status=rng.randrange(100, 600),
-            headers={"retry-after": str(rng.choice([0, -1, 1.5, "x", 10**20]))},
-            content=body, data=decode_json(body), in_stream=rng.random() < 0.1,
-        )
-
-
-def _valid(c: Any) -> str | None:
-    if c is None:
-        return None
-    if not isinstance(c, Classification):
-        return f"returned {type(c).__name__}, not a Classification"
-    kind: Any = c.kind  # typed, but a plugin may answer anything: check at runtime
-    retryable: Any = c.retryable
-    ra: Any = c.retry_after
-    if not isinstance(kind, ErrorKind):
-        return f"kind {kind!r} is not an ErrorKind"
-    if not isinstance(retryable, bool):
-        return "retryable is not a bool"
-    if ra is not None and not (isinstance(ra, int | float) and 0 <= ra < math.inf):
-        return f"retry_after {ra!r} is not a finite number of seconds >= 0"
-    return None
+def _own_failure(reply: Reply, operation: str) -> Failure:
+    raw = reply.body or (httpx2.Response(200, json=reply.json).content
+                         if reply.json is not None else b"")
+    return Failure(operation=operation, status=reply.status, headers=dict(reply.headers),
+                   content=raw, data=decode_json(raw))
 
 
 def check_classify(run: _Run) -> str:
-    """classify_error is total: odd statuses, headers, bodies (truncated JSON) never raise."""
-    hooks = run.registry.hooks(run.case.backend)
+    """classify_error answers the API's own errors rightly, and is total: odd statuses,
+    headers, bodies (truncated JSON) and exceptions never make it raise."""
+    case = run.case
+    hooks = run.registry.hooks(case.backend)
     caller = hooks.pm.hook.classify_error
-    if not caller.get_hookimpls():
-        return "no classify_error hook: the core's default classification (total) applies"
+    _expect(bool(caller.get_hookimpls()),
+            "no classify_error hook: the API's errors are left to the core's default "
+            "classification, so there is nothing of the plugin's to check")
     operations = sorted(hooks.info.operations) or ["chat"]
+    op = operations[0]
+    own = (
+        ("bad request", case.bad_request, {ErrorKind.BAD_REQUEST}, False, None),
+        ("overloaded", case.overloaded, {ErrorKind.OVERLOADED, ErrorKind.SERVER}, True, None),
+        # TEI and TGI answer 429 when their queue is full: overloaded is a fair reading too.
+        ("rate limited", _retry_after(case.rate_limited, "7"),
+         {ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED}, True, 7.0),
+    )
+    for name, reply, kinds, retryable, retry_after in own:
+        where = f"the API's own {name} reply ({reply.status})"
+        try:
+            c = caller(failure=_own_failure(reply, op))
+        except Exception as exc:
+            raise _Fail(f"classify_error raised {type(exc).__name__}: {exc} for {where}") from None
+        _expect(c is not None, f"classify_error answered None for {where}: it classifies nothing")
+        problem = invalid(c)
+        _expect(problem is None, f"classify_error {problem} for {where}")
+        _expect(c.kind in kinds and c.retryable is retryable,
+                f"classify_error said kind={c.kind.value}, retryable={c.retryable} for {where}; "
+                f"expected {'/'.join(sorted(k.value for k in kinds))}, retryable={retryable}")
+        _expect(retry_after is None or c.retry_after == retry_after,
+                f"classify_error said retry_after={c.retry_after} for {where} with "
+                "Retry-After: 7")
     count = 0
-    for failure in _failures(run.case, operations):
+    for failure in failures(case, operations):
         count += 1
         exc_name = type(failure.exception).__name__ if failure.exception else None
         where = (f"status={failure.status} exception={exc_name} "
@@ -438,9 +461,11 @@ def check_classify(run: _Run) -> str:
             result = caller(failure=failure)
         except Exception as exc:
             raise _Fail(f"classify_error raised {type(exc).__name__}: {exc} for {where}") from None
-        problem = _valid(result)
+        problem = invalid(result)
         _expect(problem is None, f"classify_error {problem} for {where}")
-    return f"{count} odd failures (statuses, headers, truncated/non-JSON bodies, exceptions)"
+    return (f"the API's 400, {case.overloaded.status} and 429 (Retry-After: 7) classified as "
+            f"such; {count} odd failures (statuses, headers, truncated/non-JSON bodies, "
+            "exceptions) answered without raising")
 
 
 # -- running ------------------------------------------------------------------------------
