@@ -1,9 +1,10 @@
 """The Text Embeddings Inference backend's case for the conformance suite (``ipfs_accel.testing``).
 
-The canned success is a TEI ``/embed`` answer (no usage: TEI reports none), shaped as the
-API's documentation shows it; the kit replays it from a loopback server while it checks
-counters, keys, backoff, queue and request IDs. The kit is imported only when the hook is
-called, never on normal use.
+The canned success is a TEI ``/embed`` answer, shaped as the API's documentation shows it:
+a bare list of vectors, with the input token count in the ``x-compute-tokens`` header (TEI
+reports no output tokens). The kit replays it from a loopback server while it checks
+counters (so the header's usage must be read), keys, backoff, queue and request IDs. The
+kit is imported only when the hook is called, never on normal use.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ def conformance_case() -> Case:
     return Case(
         backend="hf_tei",
         plugin="ipfs_accel_hf_tei",
-        success=Reply(200, json=[[0.0123, -0.0456, 0.0789]]),
-        tokens=(0, 0),
+        success=Reply(200, json=[[0.0123, -0.0456, 0.0789]], headers={
+            "x-compute-tokens": "3", "x-compute-characters": "4", "x-total-time": "2",
+            "x-tokenization-time": "0", "x-queue-time": "0", "x-inference-time": "1",
+        }),
+        tokens=(3, 0),
         auth=("authorization", "Bearer {key}"),
         call=_embed,
     )
