@@ -14,7 +14,15 @@ import pytest
 from ipfs_accel import BackendInfo, Registry, hookimpl
 from ipfs_accel._registry import _Entry
 from ipfs_accel.cli._app import run_app
-from ipfs_accel.testing import Case, Reply, build_report, render_markdown, run_report
+from ipfs_accel.testing import (
+    BackendReport,
+    Case,
+    Reply,
+    Report,
+    build_report,
+    render_markdown,
+    run_report,
+)
 
 OK = {
     "model": "echo-1",
@@ -64,9 +72,30 @@ def test_report_ticks_crosses_and_no_case(registry: Registry) -> None:
     md = render_markdown(report)
     assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in md
     assert "| badrid | ✅ | ✅ | ✅ | ✅ | ❌ 'x-request-id' on the 3 attempts" in md
-    assert "| nocase | no case |" in md
+    assert "| nocase | no case (not checked) |" in md
+    assert "**Not passed**: checks failed for badrid; not checked: nocase." in md
     assert "## good" in md and "`backoff`" in md
     assert "sk-conformance-" not in md
+
+
+def test_report_passes_only_when_everything_was_checked(registry: Registry) -> None:
+    """A backend without a case, or no backend at all, makes the report not pass."""
+    good = build_report(registry, backends=["good"])
+    assert good.passed
+    assert "**Passed**: all 1 backends were checked and passed every check." in (
+        render_markdown(good))
+    unchecked = build_report(registry, backends=["good", "nocase"])
+    assert by_name(unchecked)["good"].passed and not unchecked.passed
+    assert "**Not passed**: not checked: nocase." in render_markdown(unchecked)
+    empty = build_report(registry, backends=[])
+    assert empty.backends == [] and not empty.passed
+    assert "**Not passed**: no backend was checked." in render_markdown(empty)
+    row = BackendReport(name="x", status="checked")  # checked, yet no check ran
+    assert not row.passed
+
+
+def by_name(report: Report) -> dict[str, BackendReport]:
+    return {b.name: b for b in report.backends}
 
 
 def test_report_json_and_filter(registry: Registry) -> None:

@@ -2,7 +2,9 @@
 
 A tick means the check passed in this run, against a loopback :class:`FaultServer`; a
 cross carries the failing check's reason. Plugins without a ``conformance_case`` hook
-show as "no case"; plugins that fail to load show their load error. Nothing here ever
+show as "no case" (not checked); plugins that fail to load show their load error. The
+report passes only when every backend in it was checked and passed every check: a row
+nothing was checked for, or a report with no rows, is not a pass. Nothing here ever
 prints an API key (the checks use throwaway keys and scrub them from every reason).
 """
 
@@ -39,8 +41,9 @@ class BackendReport(msgspec.Struct, kw_only=True, frozen=True):
 
     @property
     def passed(self) -> bool:
-        """Checked, and every check passed."""
-        return self.status == "checked" and all(c.passed for c in self.checks)
+        """Checked, and every check passed (a row with no checks run is not a pass)."""
+        return self.status == "checked" and bool(self.checks) and all(
+            c.passed for c in self.checks)
 
 
 class Report(msgspec.Struct, kw_only=True, frozen=True):
@@ -52,8 +55,12 @@ class Report(msgspec.Struct, kw_only=True, frozen=True):
 
     @property
     def passed(self) -> bool:
-        """Every backend that has a case passed every check (and none failed to load)."""
-        return all(b.passed or b.status == "no case" for b in self.backends)
+        """At least one backend, and every backend checked and passing every check.
+
+        A backend with no case was not checked, so it is not a pass: the report says what
+        was verified, never what was merely installed.
+        """
+        return bool(self.backends) and all(b.passed for b in self.backends)
 
 
 def _one(registry: Registry, name: str, dist: str | None, version: str | None) -> BackendReport:
@@ -100,6 +107,25 @@ def build_report(
     )
 
 
+_NOT_CHECKED = {"no case": "no case (not checked)"}
+
+
+def _verdict(report: Report) -> str:
+    if report.passed:
+        return (f"**Passed**: all {len(report.backends)} backends were checked and passed "
+                "every check.")
+    if not report.backends:
+        return "**Not passed**: no backend was checked."
+    failing = [b.name for b in report.backends if b.status == "checked" and not b.passed]
+    unchecked = [b.name for b in report.backends if b.status != "checked"]
+    parts = []
+    if failing:
+        parts.append("checks failed for " + ", ".join(failing))
+    if unchecked:
+        parts.append("not checked: " + ", ".join(unchecked))
+    return "**Not passed**: " + "; ".join(parts) + "."
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
@@ -116,12 +142,15 @@ def render_markdown(report: Report) -> str:
         "(`ipfs_accel.testing.FaultServer`): ✅ means it passed in this run; ❌ carries the "
         "reason it failed.",
         "",
+        _verdict(report),
+        "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
     for b in report.backends:
         if b.status != "checked":
-            note = b.status if b.error is None else f"{b.status}: {b.error}"
+            note = _NOT_CHECKED.get(b.status, b.status)
+            note = note if b.error is None else f"{note}: {b.error}"
             cells = [_cell(note)] + [""] * (len(report.features) - 1)
         else:
             by_feature = {c.feature: c for c in b.checks}
@@ -137,7 +166,8 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"## {b.name}", ""]
         origin = f"{b.distribution} {b.version}" if b.distribution else "registered directly"
         if b.status != "checked":
-            lines.append(f"{origin}: {b.status}" + (f" ({_cell(b.error)})" if b.error else "."))
+            note = _NOT_CHECKED.get(b.status, b.status)
+            lines.append(f"{origin}: {note}" + (f" ({_cell(b.error)})" if b.error else "."))
             continue
         ok = sum(c.passed for c in b.checks)
         lines += [
