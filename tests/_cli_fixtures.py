@@ -137,12 +137,19 @@ class FakeAPI:
     """An OpenAI-shaped loopback server: chat (JSON or SSE), embeddings; records requests.
 
     ``delay`` slows every answer; ``status`` makes every answer that error (with the
-    request's bearer token echoed in the message, to test scrubbing).
+    request's bearer token echoed in the message, to test scrubbing). A chat whose last
+    message is ``hold`` waits until the test sets ``release`` (``held`` is set when it
+    arrives); one whose last message is in ``fail`` gets a 400.
     """
 
-    def __init__(self, *, delay: float = 0.0, status: int = 200) -> None:
+    def __init__(self, *, delay: float = 0.0, status: int = 200, hold: str | None = None,
+                 fail: set[str] | None = None) -> None:
         self.delay = delay
         self.status = status
+        self.hold = hold
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.fail = fail if fail is not None else set()
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         api = self
@@ -161,7 +168,13 @@ class FakeAPI:
                                          "body": body})
                 if api.delay:
                     time.sleep(api.delay)
-                if api.status != 200:
+                last = (body.get("messages") or [{}])[-1].get("content")
+                if api.hold is not None and last == api.hold:
+                    api.held.set()
+                    api.release.wait(timeout=120)  # a safety net: tests set it well before
+                if last in api.fail:
+                    self._send(400, {"error": {"message": f"refused {last}"}})
+                elif api.status != 200:
                     token = self.headers.get("authorization", "")
                     self._send(api.status, {"error": {"message": f"bad key {token}"}})
                 elif self.path.endswith("/embeddings"):
@@ -199,6 +212,7 @@ class FakeAPI:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -157,10 +157,10 @@ def _write_batch(path: Path, n: int, *, bad: dict[int, str] | None = None) -> No
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_run_answers_every_line_in_order_and_reports_bad_lines(
+def test_run_answers_every_line_and_reports_bad_lines(
     keyed: dict[str, str], tmp_path: Path
 ) -> None:
-    """`run`: results in input order, bad lines answered with their line number, stats file."""
+    """`run`: one result per line, bad lines answered with their line number, stats file."""
     batch = tmp_path / "calls.jsonl"
     _write_batch(batch, 12, bad={3: "{not json", 7: json.dumps({"id": "x", "mesages": []})})
     stats = tmp_path / "stats.json"
@@ -170,7 +170,7 @@ def test_run_answers_every_line_in_order_and_reports_bad_lines(
     assert r.returncode == 1  # two bad lines
     assert "calls.jsonl:3:" in r.stderr and "calls.jsonl:7:" in r.stderr
     assert "mesages" in r.stderr
-    results = read_jsonl(tmp_path / "calls.results.jsonl")
+    results = sorted(read_jsonl(tmp_path / "calls.results.jsonl"), key=lambda r: r["line"])
     assert [rec["line"] for rec in results] == list(range(1, 13))
     assert not results[2]["ok"] and results[2]["error"]["type"] == "BadLine"
     assert not results[6]["ok"]
@@ -221,13 +221,125 @@ def test_run_resume_after_kill_answers_every_line_exactly_once(
         proc.wait()
         first = read_jsonl(out)
         assert 10 <= len(first) < n, "the kill came too late to test anything"
-        r = cli(["run", str(batch), "-b", "clitest", "-u", api.url, "-c", "8", "--resume"],
-                env=keyed)
+        r = cli(["run", str(batch), "-b", "clitest", "-u", api.url, "-c", "8", "--resume",
+                 "--ordered"], env=keyed)
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
     lines = [rec["line"] for rec in read_jsonl(out)]
-    assert lines == list(range(1, n + 1))  # exactly once each, in input order
+    assert lines == list(range(1, n + 1))  # exactly once each, sorted by --ordered
     assert all(rec["ok"] for rec in read_jsonl(out))
+
+
+def _wait_for_records(path: Path, n: int, proc: subprocess.Popen[bytes]) -> None:
+    # waits for the file, not for time: the deadline only stops a broken run hanging the suite
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.read_bytes().count(b"\n") >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never held {n} results (exit code {proc.poll()})")
+
+
+def test_run_writes_each_answer_as_it_ends_so_a_kill_costs_only_the_slow_line(
+    keyed: dict[str, str], tmp_path: Path
+) -> None:
+    """One line held by the server: every later line is written meanwhile; SIGKILL, a torn
+    last line, then --resume sends only the held line again."""
+    batch = tmp_path / "b.jsonl"
+    n = 40
+    _write_batch(batch, n)
+    out = tmp_path / "b.results.jsonl"
+    with FakeAPI(hold="question 2") as api:
+        proc = subprocess.Popen(
+            [script(), "run", str(batch), "-b", "clitest", "-u", api.url, "-c", "4", "-q"],
+            env=keyed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_records(out, n - 1, proc)
+            assert api.held.is_set()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        first = read_jsonl(out)
+        assert sorted(rec["line"] for rec in first) == [i for i in range(1, n + 1) if i != 2]
+        with out.open("a") as f:
+            f.write('{"line": 2, "id": "c2", "ok": tr')  # a write the kill cut short
+        before = len(api.requests)
+        api.release.set()
+        r = cli(["run", str(batch), "-b", "clitest", "-u", api.url, "--resume"], env=keyed)
+        assert r.returncode == 0, r.stderr
+        assert f"{n - 1} lines already answered" in r.stderr and "1 to go" in r.stderr
+        resent = api.requests[before:]
+    assert [req["body"]["messages"][-1]["content"] for req in resent] == ["question 2"]
+    results = read_jsonl(out)
+    assert sorted(rec["line"] for rec in results) == list(range(1, n + 1))
+    assert results[-1]["line"] == 2 and all(rec["ok"] for rec in results)
+
+
+def test_run_ordered_sorts_the_file_by_line_once_the_batch_is_done(
+    keyed: dict[str, str], tmp_path: Path
+) -> None:
+    """--ordered: answers still written as they end (line 1 last), the file then sorted."""
+    batch = tmp_path / "o.jsonl"
+    n = 20
+    _write_batch(batch, n)
+    out = tmp_path / "o.results.jsonl"
+    with FakeAPI(hold="question 1") as api:
+        proc = subprocess.Popen(
+            [script(), "run", str(batch), "-b", "clitest", "-u", api.url, "-c", "3", "-q",
+             "--ordered"], env=keyed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_for_records(out, n - 1, proc)
+            assert 1 not in {rec["line"] for rec in read_jsonl(out)}
+            api.release.set()
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert [rec["line"] for rec in read_jsonl(out)] == list(range(1, n + 1))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_run_retry_failed_runs_failed_lines_again_one_result_each(
+    keyed: dict[str, str], tmp_path: Path
+) -> None:
+    """--resume keeps failed lines as answered (and says so); --retry-failed runs only those
+    again and leaves one result per line, the new one."""
+    batch = tmp_path / "f.jsonl"
+    n = 10
+    _write_batch(batch, n)
+    out = tmp_path / "f.results.jsonl"
+    run = ["run", str(batch), "-b", "clitest", "--max-retries", "0", "-c", "3"]
+    with FakeAPI(fail={"question 3", "question 7"}) as api:
+        run += ["-u", api.url]
+        r = cli(run, env=keyed)
+        assert r.returncode == 1
+        assert sorted(rec["line"] for rec in read_jsonl(out) if not rec["ok"]) == [3, 7]
+        sent = len(api.requests)
+        api.fail.clear()
+        r = cli([*run, "--resume"], env=keyed)
+        assert r.returncode == 0, r.stderr
+        assert len(api.requests) == sent
+        assert "2 failed: --retry-failed" in r.stderr
+        r = cli([*run, "--resume", "--retry-failed"], env=keyed)
+        assert r.returncode == 0, r.stderr
+        resent = sorted(req["body"]["messages"][-1]["content"] for req in api.requests[sent:])
+    assert resent == ["question 3", "question 7"]
+    results = read_jsonl(out)
+    assert sorted(rec["line"] for rec in results) == list(range(1, n + 1))
+    assert all(rec["ok"] for rec in results)
+
+
+def test_run_accepts_a_bom_before_line_one(keyed: dict[str, str], tmp_path: Path) -> None:
+    """A file saved with a UTF-8 BOM: line 1 is an ordinary call, not a bad line."""
+    batch = tmp_path / "bom.jsonl"
+    batch.write_text('\ufeff{"id": "a", "prompt": "first"}\n{"id": "b", "prompt": "next"}\n',
+                     encoding="utf-8")
+    with FakeAPI() as api:
+        r = cli(["run", str(batch), "-b", "clitest", "-u", api.url, "-q"], env=keyed)
+    assert r.returncode == 0, r.stderr
+    first = next(rec for rec in read_jsonl(tmp_path / "bom.results.jsonl") if rec["line"] == 1)
+    assert first["ok"] and first["id"] == "a" and first["text"] == "echo: first"
 
 
 def test_report_passes_for_a_sound_plugin_and_fails_for_a_broken_one(

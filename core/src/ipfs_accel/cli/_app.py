@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.table import Table
 from .._errors import ConfigurationError, IpfsAccelError
 from .._registry import Registry
 from ._common import CliError, describe_error, exit_code_for, open_backend
+
+if TYPE_CHECKING:
+    from ._run import Answers
 
 __all__ = ["app", "run_app"]
 
@@ -257,6 +260,14 @@ def embed(
 # -- run ---------------------------------------------------------------------------------
 
 
+def _resume_note(answers: Answers, output: Path, to_go: int, *, retry_failed: bool) -> str:
+    failed = len(answers.failed)
+    again = (f", {failed} failed ones again" if retry_failed
+             else f" ({failed} failed: --retry-failed runs them again)" if failed else "")
+    return (f"resuming: {len(answers.ok | answers.failed)} lines already answered in "
+            f"{output}, {to_go} to go{again}")
+
+
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="JSONL input, one call per line.",
@@ -270,7 +281,14 @@ def run(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1,
                                              help="Calls in flight at once.")] = 8,
     resume: Annotated[bool, typer.Option("--resume", help="Skip the lines OUTPUT already "
-                                         "answers and append the rest.")] = False,
+                                         "answers, wherever they are in it, and append the "
+                                         "rest.")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="With --resume (implied): run again the lines whose latest "
+        "result in OUTPUT is an error; the new result replaces the old one.")] = False,
+    ordered: Annotated[bool, typer.Option(
+        "--ordered", help="When the batch completes, rewrite OUTPUT in input order, one "
+        "result per line (streaming, memory bounded).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it "
                                             "exists.")] = False,
     model: ModelOpt = None,
@@ -283,22 +301,24 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or stats "
                                         "table.")] = False,
 ) -> None:
-    """Run a batch of calls from a JSONL file, results as JSONL in input order.
+    """Run a batch of calls from a JSONL file, results as JSONL as each call ends.
 
     Each line is {"id": ..., "messages": [...]} (chat), {"prompt": "..."} or
     {"input": "..." | [...]} (embed), with optional "model", "params", "request_id".
     Each result line is {"line": n, "id": ..., "ok": true, "text"/"vectors", "usage",
     "request_id"} or {"line": n, "ok": false, "error": {"type", "message", "status",
     "request_id"}}. Bad lines are answered with an error and do not stop the batch.
-    Results are fsynced as written: after a crash or Ctrl-C, rerun with --resume.
+    Results are written and fsynced as each call ends, so they come in completion order
+    (--ordered sorts them by line at the end): after a crash or Ctrl-C, rerun with --resume.
     At the end the per-endpoint stats table is printed (and written with --stats-file).
     Exit code 1 when any line failed.
     """
-    from ._run import BatchCounters, answered_lines, parse_lines, run_batch
+    from . import _run
     from ._view import stats_document, stats_table, write_stats_file
 
     if not file.is_file():
         raise CliError(f"input file {file} not found")
+    resume = resume or retry_failed
     output = output or file.with_name(file.name.removesuffix(".jsonl") + ".results.jsonl")
     if output.exists() and not (resume or overwrite) and output.stat().st_size > 0:
         raise CliError(f"output {output} already exists",
@@ -308,19 +328,19 @@ def run(
         model=model, settings={**_settings(timeout, max_retries),
                                "max_concurrent_requests": concurrency,
                                "queue_size": max(100, concurrency)})
-    done = answered_lines(output) if resume else set()
-    items = [i for i in parse_lines(file, be.info.operations) if i.line not in done]
-    counters = BatchCounters(len(items))
-    if done:
-        err.print(f"resuming: {len(done)} lines already answered in {output}, "
-                  f"{len(items)} to go")
+    answers = _run.read_answers(output) if resume else _run.Answers()
+    skip = answers.ok if retry_failed else answers.ok | answers.failed
+    counters = _run.BatchCounters(_run.count_lines(file, skip=skip))
+    if answers.ok or answers.failed:
+        err.print(_resume_note(answers, output, counters.total, retry_failed=retry_failed))
 
     def bad_line(item: Any) -> None:
         err.print(f"[yellow]{escape(str(file))}:{item.line}: skipped, {escape(item.error)}[/]")
 
     interrupted = False
+    items = _run.parse_lines(file, be.info.operations, skip=skip)
     with output.open("a" if resume else "w", encoding="utf-8") as f:
-        coro = run_batch(be, ids, items, f, concurrency=concurrency, counters=counters,
+        coro = _run.run_batch(be, ids, items, f, concurrency=concurrency, counters=counters,
                          on_bad_line=bad_line)
         try:
             if quiet:
@@ -331,15 +351,18 @@ def run(
                 run_with_progress(coro, counters, [be], err)
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            items.close()
+    if not interrupted:
+        _run.finish_results(output, answers, ordered=ordered, retried=retry_failed)
     if not quiet:
         document = stats_document([be], urls=urls)
         err.print(stats_table(document))
     if stats_file is not None:
         write_stats_file(stats_file, stats_document([be], urls=urls))
-    total = len(done) + counters.written
     if interrupted:
-        err.print(f"interrupted: {total} lines answered in {output}; rerun with --resume "
-                  "to finish")
+        err.print(f"interrupted: {counters.written} more lines answered in {output}; rerun "
+                  "with --resume to finish")
         raise typer.Exit(130)
     err.print(f"{counters.ok} ok, {counters.failed} failed, {counters.bad} bad lines; "
               f"results in {output}")

@@ -1,30 +1,39 @@
 """``ipfs-accel run``: a JSONL file of calls through one backend's endpoints.
 
-Input, one call per line (blank lines are skipped)::
+Input, one call per line (blank lines are skipped, a UTF-8 BOM on line 1 is ignored)::
 
     {"id": "q1", "messages": [{"role": "user", "content": "Hi"}]}     chat
     {"id": "q2", "prompt": "Say hi"}               chat with one user message (or generate)
     {"id": "q3", "input": "text" | ["a", "b"]}     embed
     optional on each: "model", "params" (keyword parameters), "request_id"
 
-Output, one line per input line, in input order::
+Output, one line per input line, in the order the calls finish::
 
     {"line": 3, "id": "q3", "ok": true, "text": ..., "usage": {...}, "request_id": ...}
     {"line": 4, "id": null, "ok": false, "error": {"type", "message", "status", "request_id"}}
 
-Results are written strictly in input order (completions that arrive early wait in memory),
-each line flushed and fsynced when written, so the file is always a prefix of the answers:
-a crash or Ctrl-C loses only calls not yet written, and ``--resume`` skips the lines the
-file already answers and appends the rest.
+Each result is written, flushed and fsynced the moment its call ends, so a slow line holds
+back nothing and a crash or Ctrl-C loses only the calls in flight. What is held in memory
+does not grow with the file: the input is read lazily, at most ``concurrency`` calls are in
+flight, and no finished call waits unwritten. ``--resume`` (:func:`read_answers`) skips every line the
+file answers, wherever it stands; with ``--retry-failed`` it runs again the lines whose
+latest result is an error. When a line has several results the later one wins: a run that
+completes rewrites the file without the superseded ones (:func:`compact_results`), and
+``--ordered`` rewrites it in input order (:func:`sort_results`, an external merge sort
+holding one chunk of records in memory at a time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import os
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Generator, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,7 +41,18 @@ from .._backend import Backend
 from .._errors import CallError, IpfsAccelError
 from .._types import ChatResult, EmbedResult
 
-__all__ = ["BatchCounters", "Item", "answered_lines", "parse_lines", "run_batch"]
+__all__ = [
+    "Answers",
+    "BatchCounters",
+    "Item",
+    "compact_results",
+    "count_lines",
+    "finish_results",
+    "parse_lines",
+    "read_answers",
+    "run_batch",
+    "sort_results",
+]
 
 _FIELDS = ("id", "input", "messages", "model", "params", "prompt", "request_id")
 
@@ -104,36 +124,186 @@ def _parse(line: int, text: str, operations: frozenset[str]) -> Item:  # noqa: P
     return Item(line, id=ident, method=method, kwargs=kwargs)
 
 
-def parse_lines(path: Path, operations: frozenset[str]) -> Iterator[Item]:
-    """The items of a JSONL file, numbered by physical line (1-based); blank lines skipped."""
-    with path.open(encoding="utf-8", errors="replace") as f:
+def _numbered(path: Path, skip: Container[int]) -> Iterator[tuple[int, str]]:
+    # utf-8-sig: a BOM that an editor put before line 1 is not part of the JSON
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
         for number, text in enumerate(f, start=1):
-            if text.strip():
-                yield _parse(number, text, operations)
+            if text.strip() and number not in skip:
+                yield number, text
 
 
-def answered_lines(path: Path) -> set[int]:
-    """The input lines an earlier run's output already answers.
+def parse_lines(path: Path, operations: frozenset[str], *,
+                skip: Container[int] = frozenset()) -> Generator[Item, None, None]:
+    """The items of a JSONL file, read lazily, numbered by physical line (1-based).
 
-    A last line cut off by a crash (no newline, not JSON) is truncated away, so appending
-    starts on a clean line.
+    Blank lines and the line numbers in ``skip`` are left out.
     """
-    if not path.exists():
-        return set()
-    raw = path.read_bytes()
-    end = raw.rfind(b"\n") + 1
-    if end < len(raw):
-        with path.open("r+b") as f:
-            f.truncate(end)
-    done = set()
-    for chunk in raw[:end].splitlines():
+    for number, text in _numbered(path, skip):
+        yield _parse(number, text, operations)
+
+
+def count_lines(path: Path, *, skip: Container[int] = frozenset()) -> int:
+    """How many items :func:`parse_lines` yields for the same arguments (one streaming pass)."""
+    return sum(1 for _ in _numbered(path, skip))
+
+
+class Answers:
+    """What a results file already says: lines answered ok, lines whose latest result is an
+    error, and whether some line has more than one result."""
+
+    __slots__ = ("failed", "ok", "repeated")
+
+    def __init__(self) -> None:
+        self.ok: set[int] = set()
+        self.failed: set[int] = set()
+        self.repeated = False
+
+
+def _records(f: IO[bytes]) -> Iterator[tuple[int | None, bool, bytes]]:
+    # (line number or None when the record has none, ok?, the raw line with its newline)
+    for raw in f:
         try:
-            record = json.loads(chunk)
-        except json.JSONDecodeError:
+            record = json.loads(raw)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            yield None, False, raw
             continue
-        if isinstance(record, dict) and isinstance(record.get("line"), int):
-            done.add(record["line"])
-    return done
+        line = record.get("line") if isinstance(record, dict) else None
+        ok = isinstance(record, dict) and record.get("ok") is True
+        # bool is an int subclass; true is not a line number
+        yield (line if type(line) is int else None), ok, raw
+
+
+def _cut_torn_tail(path: Path) -> None:
+    # a kill mid-write leaves a last line without its newline: cut it so appending starts on
+    # a clean line (that line's call runs again); read backwards, never the whole file
+    with path.open("r+b") as f:
+        size = end = f.seek(0, os.SEEK_END)
+        keep = 0
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            newline = f.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        if keep < size:
+            f.truncate(keep)
+
+
+def read_answers(path: Path) -> Answers:
+    """The input lines an earlier run's results file answers; the later of two results wins.
+
+    A last line cut off by a crash (no newline) is truncated away first.
+    """
+    answers = Answers()
+    if not path.exists():
+        return answers
+    _cut_torn_tail(path)
+    with path.open("rb") as f:
+        for line, ok, _raw in _records(f):
+            if line is None:
+                continue
+            if line in answers.ok or line in answers.failed:
+                answers.repeated = True
+            (answers.ok if ok else answers.failed).add(line)
+            (answers.failed if ok else answers.ok).discard(line)
+    return answers
+
+
+def _replace(path: Path, lines: Iterable[bytes]) -> None:
+    # write beside the file and rename over it: a crash leaves the old file or the new one
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for raw in lines:
+                f.write(raw if raw.endswith(b"\n") else raw + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, path.stat().st_mode & 0o7777)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def compact_results(path: Path) -> bool:
+    """Drop every result a later result for the same line supersedes, keeping file order.
+
+    Two streaming passes; returns whether the file was rewritten.
+    """
+    seen: set[int] = set()
+    latest: dict[int, int] = {}  # only lines with several results: ordinal of the last one
+    with path.open("rb") as f:
+        for ordinal, (line, _ok, _raw) in enumerate(_records(f)):
+            if line is not None:
+                if line in seen:
+                    latest[line] = ordinal
+                seen.add(line)
+    del seen
+    if not latest:
+        return False
+
+    def kept() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            for ordinal, (line, _ok, raw) in enumerate(_records(f)):
+                if line is None or latest.get(line, ordinal) == ordinal:
+                    yield raw
+
+    _replace(path, kept())
+    return True
+
+
+_LAST = sys.maxsize  # the sort key of records without a line number: after all the others
+
+
+def _write_run(folder: str, index: int, chunk: list[tuple[int, int, bytes]]) -> Path:
+    chunk.sort()  # (line, ordinal) pairs are unique, so the raw bytes never get compared
+    run = Path(folder) / f"run-{index}"
+    with run.open("wb") as f:
+        for line, ordinal, raw in chunk:
+            f.write(b"%d %d %s" % (line, ordinal, raw if raw.endswith(b"\n") else raw + b"\n"))
+    return run
+
+
+def _read_run(f: IO[bytes]) -> Iterator[tuple[int, int, bytes]]:
+    for row in f:
+        line, ordinal, raw = row.split(b" ", 2)
+        yield int(line), int(ordinal), raw
+
+
+def _latest_per_line(rows: Iterable[tuple[int, int, bytes]]) -> Iterator[bytes]:
+    # rows come sorted by (line, ordinal): of each line's results keep the last one written
+    held: tuple[int, bytes] | None = None
+    for line, _ordinal, raw in rows:
+        if held is not None and (held[0] != line or line == _LAST):
+            yield held[1]
+        held = (line, raw)
+    if held is not None:
+        yield held[1]
+
+
+def sort_results(path: Path, *, chunk_records: int = 20_000) -> None:
+    """Rewrite a results file in input-line order, one result per line (the later wins).
+
+    An external merge sort: chunks of at most ``chunk_records`` records are sorted in memory
+    and written to temporary files beside ``path``, then merged into a file that replaces
+    ``path`` in one rename. Records without a line number go last, in file order.
+    """
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        runs: list[Path] = []
+        chunk: list[tuple[int, int, bytes]] = []
+        with path.open("rb") as f:
+            for ordinal, (line, _ok, raw) in enumerate(_records(f)):
+                chunk.append((_LAST if line is None else line, ordinal, raw))
+                if len(chunk) >= chunk_records:
+                    runs.append(_write_run(folder, len(runs), chunk))
+                    chunk = []
+        if chunk:
+            runs.append(_write_run(folder, len(runs), chunk))
+        with ExitStack() as stack:
+            readers = [_read_run(stack.enter_context(run.open("rb"))) for run in runs]
+            _replace(path, _latest_per_line(heapq.merge(*readers)))
 
 
 class BatchCounters:
@@ -192,43 +362,49 @@ def _error_record(item: Item, exc: BaseException | str, endpoint: str | None) ->
     return {"line": item.line, "id": item.id, "ok": False, "error": error}
 
 
-class _OrderedWriter:
-    """Writes records in the order of ``lines``, holding back those that finish early."""
+def finish_results(path: Path, answers: Answers, *, ordered: bool, retried: bool) -> None:
+    """After a completed batch: leave one result per line, in input order if ``ordered``.
 
-    def __init__(self, out: IO[str], lines: list[int], counters: BatchCounters) -> None:
+    ``answers`` is what the file held before the batch; ``retried`` says its failed lines
+    were run again, so their old results are now superseded.
+    """
+    if ordered:
+        sort_results(path)
+    elif answers.repeated or (retried and answers.failed):
+        compact_results(path)
+
+
+class _Writer:
+    """Writes each record the moment it is ready."""
+
+    def __init__(self, out: IO[str], counters: BatchCounters) -> None:
         self.out = out
-        self.lines = lines
-        self.next = 0
-        self.held: dict[int, dict[str, Any]] = {}
         self.counters = counters
 
     def put(self, record: dict[str, Any]) -> None:
-        self.held[record["line"]] = record
-        wrote = False
-        while self.next < len(self.lines) and self.lines[self.next] in self.held:
-            rec = self.held.pop(self.lines[self.next])
-            # one write per record: a kill leaves whole lines (a torn tail is cut on --resume)
-            self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            self.next += 1
-            self.counters.written += 1
-            wrote = True
-        if wrote:
-            self.out.flush()
-            os.fsync(self.out.fileno())
+        # one write per record: a kill leaves whole lines (a torn tail is cut on --resume)
+        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.counters.written += 1
 
 
 async def run_batch(
     backend: Backend,
     endpoints: list[str],
-    items: list[Item],
+    items: Iterable[Item],
     out: IO[str],
     *,
     concurrency: int,
     counters: BatchCounters,
     on_bad_line: Callable[[Item], None] = lambda item: None,
 ) -> None:
-    """Answer every item exactly once, at most ``concurrency`` calls in flight."""
-    writer = _OrderedWriter(out, [item.line for item in items], counters)
+    """Answer every item exactly once, writing each result as its call ends.
+
+    ``items`` is consumed lazily: an item is taken only when one of the ``concurrency``
+    workers is free, so at most ``concurrency`` items are in flight and none waits unwritten.
+    """
+    writer = _Writer(out, counters)
     pending = iter(items)
     load = dict.fromkeys(endpoints, 0)
     turn = 0

@@ -1,0 +1,157 @@
+"""`ipfs-accel run`'s batch loop and results file, in process: window, resume, compact, sort."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ipfs_accel import ChatResult, Usage
+from ipfs_accel.cli._run import (
+    BatchCounters,
+    Item,
+    compact_results,
+    parse_lines,
+    read_answers,
+    run_batch,
+    sort_results,
+)
+
+
+def _write(path: Path, records: list[dict[str, Any] | str]) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n"
+                            for r in records))
+
+
+def _lines(path: Path) -> list[Any]:
+    return [json.loads(raw).get("line") for raw in path.read_text().splitlines()]
+
+
+class _Counters(BatchCounters):
+    """Sets ``others_written`` once every line but one is in the file."""
+
+    def __init__(self, total: int) -> None:
+        self.others_written = asyncio.Event()
+        super().__init__(total)
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @written.setter
+    def written(self, value: int) -> None:
+        self._written = value
+        if value >= self.total - 1:
+            self.others_written.set()
+
+
+class _SlowFirst:
+    """A backend whose call for line 1 waits until every other line is written."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.pulled = 0
+        self.counters: _Counters | None = None
+        self.widest = 0  # most items taken from the input and not yet written
+
+    async def achat(self, *, endpoint_id: str, messages: Any) -> ChatResult:
+        assert self.counters is not None
+        self.widest = max(self.widest, self.pulled - self.counters.written)
+        if messages == "line 1":
+            await self.counters.others_written.wait()
+        else:
+            await asyncio.sleep(0)
+        return ChatResult(text="t", usage=Usage(input_tokens=1, output_tokens=1))
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_run_batch_reads_lazily_and_leaves_nothing_unwritten(tmp_path: Path) -> None:
+    """A slow first line never makes the batch take more than `concurrency` items ahead of
+    the file: later answers are written as they end, the input is pulled only as slots free."""
+    total, concurrency = 500, 4
+    backend = _SlowFirst(total)
+
+    def items() -> Iterator[Item]:
+        for n in range(1, total + 1):
+            backend.pulled += 1
+            yield Item(n, id=n, method="achat", kwargs={"messages": f"line {n}"})
+
+    counters = _Counters(total)
+    backend.counters = counters
+    out = tmp_path / "r.jsonl"
+    with out.open("w") as f:
+        asyncio.run(run_batch(backend, ["e1"], items(), f,  # type: ignore[arg-type]
+                              concurrency=concurrency, counters=counters))
+    lines = _lines(out)
+    assert sorted(lines) == list(range(1, total + 1))
+    assert lines[-1] == 1  # the slow line was written last, after all the others
+    assert backend.widest <= concurrency
+    assert counters.ok == counters.written == total
+
+
+def test_parse_lines_ignores_a_bom_and_skips_given_lines(tmp_path: Path) -> None:
+    """A BOM before line 1 is not part of the JSON; `skip` leaves lines out, numbers kept."""
+    path = tmp_path / "in.jsonl"
+    path.write_text('\ufeff{"prompt": "a"}\n\n{"prompt": "b"}\n{"prompt": "c"}\n',
+                    encoding="utf-8")
+    items = list(parse_lines(path, frozenset({"chat"}), skip={3}))
+    assert [(i.line, i.error) for i in items] == [(1, None), (4, None)]
+
+
+def test_read_answers_later_result_wins_and_a_torn_tail_is_cut(tmp_path: Path) -> None:
+    """The latest result of a line decides ok or failed; a cut-off last line is removed."""
+    path = tmp_path / "r.jsonl"
+    _write(path, [{"line": 1, "ok": True}, {"line": 2, "ok": False}, {"line": 3, "ok": True},
+                  {"line": 2, "ok": True}, {"line": 3, "ok": False}, "not json",
+                  {"line": True, "ok": True}])
+    with path.open("a") as f:
+        f.write('{"line": 4, "ok": tr')
+    answers = read_answers(path)
+    assert answers.ok == {1, 2}
+    assert answers.failed == {3}
+    assert answers.repeated
+    assert path.read_text().endswith('{"line": true, "ok": true}\n')
+    assert not read_answers(tmp_path / "missing.jsonl").repeated
+
+
+def test_compact_results_keeps_the_later_result_in_file_order(tmp_path: Path) -> None:
+    """Superseded results go, everything else stays where it was; nothing to do is a no-op."""
+    path = tmp_path / "r.jsonl"
+    _write(path, [{"line": 5, "ok": False, "n": 0}, {"line": 2, "ok": True, "n": 1},
+                  "junk", {"line": 5, "ok": False, "n": 2}, {"line": 1, "ok": True, "n": 3},
+                  {"line": 5, "ok": True, "n": 4}])
+    path.chmod(0o640)
+    assert compact_results(path)
+    kept = path.read_text().splitlines()
+    assert kept[1] == "junk"
+    assert [json.loads(k)["n"] for k in kept if k != "junk"] == [1, 3, 4]
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert not compact_results(path)
+    assert not [p for p in tmp_path.iterdir() if p.name != "r.jsonl"]  # no temp files left
+
+
+def test_sort_results_merges_chunks_into_input_order_later_wins(tmp_path: Path) -> None:
+    """An external merge sort over many small chunks: by line, one result each (the later),
+    records without a line number last in file order; no temp files left behind."""
+    path = tmp_path / "r.jsonl"
+    order = [7, 3, 9, 1, 3, 12, 5, 2, 8, 7, 4, 11, 6, 10, 1]
+    records: list[dict[str, Any] | str] = [{"line": n, "n": i} for i, n in enumerate(order)]
+    records[5:5] = ["junk-a"]
+    records.append("junk-b")
+    _write(path, records)
+    for chunk in (1, 3, 50):
+        copy = tmp_path / f"c{chunk}.jsonl"
+        copy.write_text(path.read_text())
+        sort_results(copy, chunk_records=chunk)
+        rows = copy.read_text().splitlines()
+        assert rows[-2:] == ["junk-a", "junk-b"]
+        parsed = [json.loads(r) for r in rows[:-2]]
+        assert [r["line"] for r in parsed] == list(range(1, 13))
+        latest = {n: i for i, n in enumerate(order)}
+        assert all(r["n"] == latest[r["line"]] for r in parsed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c1.jsonl", "c3.jsonl", "c50.jsonl", "r.jsonl"]
