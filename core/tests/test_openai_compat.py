@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import struct
 
 import pytest
@@ -78,3 +79,42 @@ def test_chat_event_error_object_is_a_failure() -> None:
     """A chunk carrying an error object ends the stream as a failure."""
     out = oa.parse_chat_event(_sse('{"error": {"message": "boom", "type": "server_error"}}'))
     assert isinstance(out, StreamFailure)
+
+
+def _rows(*indexes: object) -> dict[str, object]:
+    return {"object": "list", "model": "m",
+            "data": [{"index": i, "embedding": [float(n)]} for n, i in enumerate(indexes)]}
+
+
+def test_embeddings_rows_are_placed_by_index() -> None:
+    """Rows that arrive shuffled are put back where their index says."""
+    result = oa.parse_embeddings(_response(_rows(2, 0, 1)), count=3)
+    assert result.vectors == [[1.0], [2.0], [0.0]]
+
+
+def test_embeddings_without_index_keep_their_position() -> None:
+    """A row without an index stays where it came."""
+    body = {"data": [{"embedding": [1.0]}, {"embedding": [2.0]}]}
+    assert oa.parse_embeddings(_response(body)).vectors == [[1.0], [2.0]]
+
+
+@pytest.mark.parametrize(
+    ("body", "count", "words"),
+    [
+        (_rows(0, 1), 3, "2 embeddings in 'data' for 3 inputs"),
+        (_rows(), 2, "0 embeddings in 'data' for 2 inputs"),
+        (_rows(0, 0, 1), 3, "data[1].index 0 repeats"),
+        (_rows(0, 3, 1), 3, "data[1].index 3 is out of range"),
+        (_rows(0, -1), 2, "data[1].index -1 is out of range"),
+        (_rows(0, "1"), 2, "data[1].index of type str"),
+        (_rows(0, True), 2, "data[1].index of type bool"),
+        ({"data": [{"index": 0, "embedding": [1.0]}, None]}, 2, "data[1] of type NoneType"),
+        ({"data": [{"index": 0, "embedding": None}]}, 1, "data[0].embedding of type NoneType"),
+        ({"data": [{"index": 0, "embedding": {"a": 1}}]}, 1, "data[0].embedding of type dict"),
+    ],
+)
+def test_embeddings_that_cannot_be_placed_raise(body: object, count: int, words: str) -> None:
+    """A short list, a repeated, out-of-range or non-int index, or a row that is not one, raises."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        oa.parse_embeddings(_response(body), count=count)
+

@@ -13,6 +13,7 @@ are counted too.
 from __future__ import annotations
 
 import base64
+import functools
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -181,25 +182,49 @@ def parse_completion(resp: Response) -> ChatResult:
     )
 
 
-def _vector(embedding: Any) -> list[float]:
+def _vector(embedding: Any, i: int) -> list[Any]:
     """One embedding: a list of floats, or (``encoding_format="base64"``) the base64 of
-    little-endian float32s, as the official SDKs decode it."""
+    little-endian float32s, as the official SDKs decode it. The core checks the numbers."""
     if isinstance(embedding, str):  # bad base64 raises, and the core reports a ResponseError
         raw = base64.b64decode(embedding, validate=True)
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    return list(embedding or [])
+    if isinstance(embedding, list):
+        return embedding
+    raise ValueError(
+        f"data[{i}].embedding of type {type(embedding).__name__}, expected a list of numbers"
+    )
 
 
-def parse_embeddings(resp: Response) -> EmbedResult:
-    """An embeddings list into an :class:`EmbedResult`, vectors in input order."""
+def parse_embeddings(resp: Response, *, count: int | None = None) -> EmbedResult:
+    """An embeddings list into an :class:`EmbedResult`, vectors in input order.
+
+    Each row goes where its ``index`` says (a row without one keeps its position), so a
+    server that answers out of order is put back in order. ``count`` is the number of
+    inputs sent (``exchange`` passes it): a different number of rows is an error, and so is
+    a row that is not an object, or an index that is not an int, out of range or repeated.
+    """
     data = resp.data
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), list):
         raise ValueError("the body has no 'data' list")
-    rows = [r for r in data["data"] if isinstance(r, Mapping)]
-    rows.sort(key=lambda r: r.get("index", 0))
-    return EmbedResult(
-        vectors=[_vector(r.get("embedding")) for r in rows], model=data.get("model"), raw=data
-    )
+    rows = data["data"]
+    size = len(rows) if count is None else count
+    if len(rows) != size:
+        raise ValueError(f"{len(rows)} embeddings in 'data' for {size} inputs")
+    vectors: list[Any] = [None] * size
+    placed = [False] * size
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"data[{i}] of type {type(row).__name__}, expected an object")
+        index = row.get("index", i)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"data[{i}].index of type {type(index).__name__}, expected an int")
+        if not 0 <= index < size:
+            raise ValueError(f"data[{i}].index {index} is out of range for {size} inputs")
+        if placed[index]:
+            raise ValueError(f"data[{i}].index {index} repeats an earlier row's")
+        placed[index] = True
+        vectors[index] = _vector(row.get("embedding"), i)
+    return EmbedResult(vectors=vectors, model=data.get("model"), raw=data)
 
 
 def _event(event: Event, text_of: Callable[[Mapping[str, Any]], str]) -> StreamChunk | StreamFailure | None:
@@ -315,6 +340,6 @@ def exchange(
     if op == "embed":
         return Exchange(
             path=f"{prefix}/embeddings", json=embeddings_body(call, require_model=require_model),
-            headers=hdrs, parse=parse_embeddings,
+            headers=hdrs, parse=functools.partial(parse_embeddings, count=len(call.inputs or [])),
         )
     raise UnsupportedOperationError(f"operation {op!r} has no OpenAI-compatible route")
