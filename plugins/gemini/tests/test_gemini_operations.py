@@ -230,7 +230,12 @@ async def test_aembed_with_the_endpoint_embed_model_option() -> None:
 
 def test_each_endpoint_sends_only_its_own_key() -> None:
     """Two endpoints, two keys: every request carries its own endpoint's key and no other."""
-    rec = Recorder(json_response(200, generate_response()))
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if "embed" in request.url.path.lower():
+            return json_response(200, {"embedding": {"values": [1.0]}})
+        return json_response(200, generate_response())
+
+    rec = Recorder(answer)
     b = backend(rec)
     first, second = endpoint(b, KEY), endpoint(b, OTHER_KEY)
     b.chat([{"role": "user", "content": "1"}], endpoint_id=first)

@@ -101,33 +101,44 @@ def parse_generate(resp: Response) -> ChatResult:
     )
 
 
-def _values(embedding: Any) -> list[float]:
+def _values(embedding: Any, where: str) -> list[Any]:
+    """A ``ContentEmbedding``'s ``values``, as sent: the core checks they are finite numbers
+    (a string such as ``"0.5"`` is refused there, not quietly converted)."""
     if not isinstance(embedding, dict):
-        raise TypeError("an embedding is not a JSON object")
-    values = embedding.get("values", [])
+        raise TypeError(f"{where} of type {type(embedding).__name__}, expected an object")
+    values = embedding.get("values")
     if not isinstance(values, list):
-        raise TypeError("embedding values are not a list")
-    return [float(v) for v in values]
+        raise TypeError(f"{where}.values of type {type(values).__name__}, expected a list")
+    return values
 
 
 def parse_embed(resp: Response) -> EmbedResult:
     """An ``EmbedContentResponse`` (one input) into an :class:`EmbedResult`."""
     data = _object(resp)
-    vectors = [_values(data["embedding"])] if "embedding" in data else []
-    return EmbedResult(vectors=vectors, raw=data)
+    if "embedding" not in data:
+        raise ValueError("the response has no 'embedding' for its one input")
+    return EmbedResult(vectors=[_values(data["embedding"], "embedding")], raw=data)
 
 
 def parse_batch_embed(count: int) -> Callable[[Response], EmbedResult]:
-    """The parser of a ``BatchEmbedContentsResponse`` for ``count`` inputs."""
+    """The parser of a ``BatchEmbedContentsResponse`` for ``count`` inputs.
+
+    The embeddings carry no index: the API answers in request order, so the i-th one is the
+    i-th input's, and a different number of them is an error, never a shifted result.
+    """
 
     def parse(resp: Response) -> EmbedResult:
         data = _object(resp)
-        embeddings = data.get("embeddings", [])
+        embeddings = data.get("embeddings")
         if not isinstance(embeddings, list):
-            raise TypeError("'embeddings' is not a list")
-        if embeddings and len(embeddings) != count:
+            raise TypeError(
+                f"embeddings of type {type(embeddings).__name__}, expected a list"
+            )
+        if len(embeddings) != count:
             raise ValueError(f"{len(embeddings)} embeddings for {count} inputs")
-        return EmbedResult(vectors=[_values(e) for e in embeddings], raw=data)
+        return EmbedResult(
+            vectors=[_values(e, f"embeddings[{i}]") for i, e in enumerate(embeddings)], raw=data
+        )
 
     return parse
 
