@@ -138,13 +138,18 @@ def parse_generate(resp: Response) -> ChatResult:
 
 
 def parse_embed(resp: Response) -> EmbedResult:
-    """An ``/api/embed`` answer: ``embeddings`` holds one vector per input, in order."""
+    """An ``/api/embed`` answer: ``embeddings`` holds one vector per input, in order.
+
+    The rows carry no index, so they are kept as sent, every one of them: the core refuses
+    a row that is not a list of numbers, or a count that differs from the inputs', instead
+    of dropping a row and shifting the rest onto the wrong inputs.
+    """
     data = _object(resp)
     vectors = data.get("embeddings")
     if not isinstance(vectors, list):
         raise TypeError("the body has no 'embeddings' list")
     return EmbedResult(
-        vectors=[list(v) for v in vectors if isinstance(v, list)],
+        vectors=list(vectors),
         model=_str(data.get("model")),
         raw=data,
     )
