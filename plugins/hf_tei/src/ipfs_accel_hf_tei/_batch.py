@@ -119,9 +119,7 @@ def _step(plan: _Plan, start: int, vectors: list[list[float]], usage: Usage) -> 
     def parse(resp: Response) -> EmbedResult | Exchange:
         model = None
         if plan.openai:
-            got = openai_compat.parse_embeddings(resp)
-            if len(got.vectors) != len(part):
-                raise ValueError(f"{len(part)} inputs sent, {len(got.vectors)} vectors received")
+            got = openai_compat.parse_embeddings(resp, count=len(part))  # rows placed by index
             more, model = got.vectors, got.model
             # the body's ``usage`` is read by parse_usage and summed over the chain by the core
             so_far = usage
