@@ -78,7 +78,7 @@ def test_embed_keeps_a_chosen_model() -> None:
     """A model other than the chat default is sent as given."""
     server = Server(httpx2.Response(200, json=EMBEDDINGS))
     b, eid = backend(server)
-    b.embed("a", endpoint_id=eid, model="some-embedder")
+    b.embed(["a", "b"], endpoint_id=eid, model="some-embedder")  # EMBEDDINGS holds two rows
     assert server.body()["model"] == "some-embedder"
 
 
