@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from _cli_fixtures import cli, cli_env
 from ipfs_accel import Registry
+from ipfs_accel.testing import require_or_skip
 
 _INSTALLED = set(Registry().names())
 
@@ -29,9 +29,10 @@ def test_import_ipfs_accel_does_not_import_typer_or_rich() -> None:
     assert r.stdout.strip() == "[]"
 
 
-@pytest.mark.skipif(not _INSTALLED, reason="no backend plugin installed")
 def test_demo_finishes_every_call_exactly_once(tmp_path: Path) -> None:
     """The demo runs offline through every installed backend and proves nothing was lost."""
+    if not _INSTALLED:
+        require_or_skip("no backend plugin installed")
     stats = tmp_path / "demo-stats.json"
     r = cli(["demo", "--calls", "90", "--seed", "3", "--stats-file", str(stats)],
             env=_env(tmp_path))
@@ -46,9 +47,10 @@ def test_demo_finishes_every_call_exactly_once(tmp_path: Path) -> None:
     assert agg["retries"] > 0  # faults were injected and retried
 
 
-@pytest.mark.skipif("ollama" not in _INSTALLED, reason="ollama plugin not installed")
 def test_demo_backend_option_narrows(tmp_path: Path) -> None:
     """`demo --backend ollama` uses only ollama endpoints."""
+    if "ollama" not in _INSTALLED:
+        require_or_skip("ollama plugin not installed")
     r = cli(["demo", "--backend", "ollama", "--calls", "20"], env=_env(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ollama-1" in r.stdout

@@ -42,7 +42,8 @@ fixture (import it into the test module or a conftest.py)::
     def test_chat(mock_pool: MockPool) -> None:
         mock = mock_pool.get("openai/openapi.transformed.yml", prefix="/v3")
 
-Stdlib only (plus pytest for the skip helpers and the fixture).
+Stdlib only (plus pytest for the fixture, and the kit's ``require_or_skip``: a missing
+specs folder or mock server skips on a user's machine and fails under ``CI=true``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from types import TracebackType
 from typing import Any, Final, Protocol
 
 import pytest
+from ipfs_accel.testing import require_or_skip
 
 __all__ = [
     "AUTO_FIXUP",
@@ -148,10 +150,10 @@ def specs_dir() -> Path:
 
 
 def require_specs_dir() -> Path:
-    """Return :func:`specs_dir`, or ``pytest.skip`` if it does not exist."""
+    """Return :func:`specs_dir`, or :func:`require_or_skip` if it does not exist."""
     d = specs_dir()
     if not d.is_dir():
-        pytest.skip(
+        require_or_skip(
             f"OpenAPI specs folder not found: {d} "
             f"(set {SPECS_ENV_VAR} or provide ../shared/specs beside the repo)"
         )
@@ -160,18 +162,18 @@ def require_specs_dir() -> Path:
 
 def require_spec(relpath: str | os.PathLike[str]) -> Path:
     """Absolute path of ``relpath`` inside the specs folder (e.g.
-    ``"openai/openapi.transformed.yml"``), or ``pytest.skip`` naming the
+    ``"openai/openapi.transformed.yml"``), or :func:`require_or_skip` naming the
     missing folder or file."""
     p = require_specs_dir() / relpath
     if not p.is_file():
-        pytest.skip(f"OpenAPI spec not found: {p}")
+        require_or_skip(f"OpenAPI spec not found: {p}")
     return p
 
 
 def require_mock_binary() -> Path:
-    """The Steady launcher path, or ``pytest.skip`` if it is not installed."""
+    """The Steady launcher path, or :func:`require_or_skip` if it is not installed."""
     if not STEADY_BIN.exists():
-        pytest.skip(
+        require_or_skip(
             f"mock server binary not found: {STEADY_BIN} "
             f"(run `npm ci` in {REPO_ROOT} to install @stdy/cli)"
         )

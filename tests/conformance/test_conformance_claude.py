@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from ipfs_accel.testing import import_or_skip
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -38,7 +39,7 @@ from mockserver import (  # noqa: E402
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
-ipfs_accel_claude = pytest.importorskip("ipfs_accel_claude")
+ipfs_accel_claude = import_or_skip("ipfs_accel_claude")
 
 from ipfs_accel import (  # noqa: E402
     Backend,

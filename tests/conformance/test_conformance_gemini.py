@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from ipfs_accel.testing import import_or_skip
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -34,7 +35,7 @@ if _HERE not in sys.path:
 import mockserver as ms  # noqa: E402
 from _conformance import FAST_STREAM, drain_interrupted, make_backend  # noqa: E402
 
-ipfs_accel_gemini = pytest.importorskip("ipfs_accel_gemini")
+ipfs_accel_gemini = import_or_skip("ipfs_accel_gemini")
 
 from ipfs_accel import Backend  # noqa: E402
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from ipfs_accel.testing import import_or_skip
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -32,8 +33,8 @@ from mockserver import (  # noqa: E402
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
-ipfs_accel_hf_tei = pytest.importorskip("ipfs_accel_hf_tei")
-pytest.importorskip("ipfs_accel_hf_tei._batch")
+ipfs_accel_hf_tei = import_or_skip("ipfs_accel_hf_tei")
+import_or_skip("ipfs_accel_hf_tei._batch")
 
 from ipfs_accel import Backend, ResponseError  # noqa: E402
 

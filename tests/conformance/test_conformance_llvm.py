@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from ipfs_accel.testing import import_or_skip
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -31,7 +32,7 @@ from mockserver import (  # noqa: E402
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
-ipfs_accel_llvm = pytest.importorskip("ipfs_accel_llvm")
+ipfs_accel_llvm = import_or_skip("ipfs_accel_llvm")
 
 from ipfs_accel import Backend, ErrorKind, Failure  # noqa: E402
 from ipfs_accel._wire import decode_json  # noqa: E402

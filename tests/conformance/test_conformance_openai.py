@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from ipfs_accel.testing import import_or_skip
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -36,7 +37,7 @@ from mockserver import (  # noqa: E402
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
-ipfs_accel_openai = pytest.importorskip("ipfs_accel_openai")
+ipfs_accel_openai = import_or_skip("ipfs_accel_openai")
 
 from ipfs_accel import Backend  # noqa: E402
 

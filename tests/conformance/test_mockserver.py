@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ipfs_accel.testing import import_or_skip
 
 # mockserver.py sits beside this file; make it importable whatever pytest's
 # import mode (no __init__.py files in tests/).
@@ -484,7 +485,7 @@ def test_helpers_with_httpx_response(pool: MockPool) -> None:
     try:
         httpx = importlib.import_module("httpx2")  # same API as httpx
     except ImportError:
-        httpx = pytest.importorskip("httpx", reason="neither httpx2 nor httpx installed")
+        httpx = import_or_skip("httpx")
     mock = pool.get("hf_tei/openapi.json")
     with httpx.Client(base_url=mock.base_url, timeout=30) as client:
         ms.assert_not_rejected(client.post("/embed", json={"inputs": ["a", "b"]}))
@@ -493,6 +494,13 @@ def test_helpers_with_httpx_response(pool: MockPool) -> None:
         assert ms.diagnostics(r)[0].startswith("E3007")
 
 
+@pytest.fixture
+def user_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a CI run: missing components skip."""
+    monkeypatch.delenv("CI", raising=False)
+
+
+@pytest.mark.usefixtures("user_machine")
 def test_require_spec_skips_when_specs_dir_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -503,6 +511,7 @@ def test_require_spec_skips_when_specs_dir_missing(
         ms.require_spec("openai/openapi.transformed.yml")
 
 
+@pytest.mark.usefixtures("user_machine")
 def test_require_spec_skips_when_file_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -511,6 +520,7 @@ def test_require_spec_skips_when_file_missing(
         ms.require_spec("llvm/openapi.yaml")
 
 
+@pytest.mark.usefixtures("user_machine")
 def test_require_mock_binary_skips_with_npm_ci_hint(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -519,6 +529,22 @@ def test_require_mock_binary_skips_with_npm_ci_hint(
         ms.require_mock_binary()
     with pytest.raises(pytest.skip.Exception, match="npm ci"):
         ms.start_mock(tmp_path / "whatever.yaml")
+
+
+def test_missing_specs_or_mock_fail_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With CI=true a missing specs folder, spec file or mock server fails the test."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv(ms.SPECS_ENV_VAR, str(tmp_path / "no-specs"))
+    with pytest.raises(pytest.fail.Exception, match=r"specs folder not found: .*CI=true"):
+        ms.require_spec("openai/openapi.transformed.yml")
+    monkeypatch.setenv(ms.SPECS_ENV_VAR, str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match=r"spec not found: .*CI=true"):
+        ms.require_spec("llvm/openapi.yaml")
+    monkeypatch.setattr(ms, "STEADY_BIN", tmp_path / "node_modules" / ".bin" / "steady")
+    with pytest.raises(pytest.fail.Exception, match=r"npm ci.*CI=true"):
+        ms.require_mock_binary()
 
 
 def test_default_specs_dir_is_beside_repo(monkeypatch: pytest.MonkeyPatch) -> None:

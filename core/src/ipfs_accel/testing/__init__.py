@@ -12,6 +12,8 @@
   :func:`openai_sse` the body of its streams.
 - :func:`build_report` / :func:`run_report` run the checks for every installed plugin that
   provides a ``conformance_case`` hook: the Implementation Report (Markdown or JSON).
+- :func:`require_or_skip` / :func:`import_or_skip`: a test that finds a component missing
+  (specs, a mock server, an optional plugin) skips, or fails under CI (``CI=true``).
 
 Everything here is public and stable; plugins outside this repository use it too.
 """
@@ -20,6 +22,7 @@ from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
 from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
 from ._report import BackendReport, Report, build_report, render_markdown, run_report
+from ._require import import_or_skip, require_or_skip, under_ci
 from ._server import (
     Action,
     Drop,
@@ -58,13 +61,16 @@ __all__ = [
     "TruncatedStream",
     "build_report",
     "chat_call",
+    "import_or_skip",
     "mock_backend",
     "openai_chat_case",
     "openai_sse",
     "registry_for",
     "render_markdown",
+    "require_or_skip",
     "run_check",
     "run_checks",
     "run_report",
+    "under_ci",
     "with_faults",
 ]
