@@ -103,38 +103,54 @@ LimiterModel.TestCase.settings = settings(max_examples=200, stateful_step_count=
 TestLimiterModel = LimiterModel.TestCase
 
 
+def _until(predicate, timeout: float = 10.0) -> None:
+    """Wait for a state the limiter reaches without notifying anyone (its queue length)."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "the limiter never reached the expected state"
+        time.sleep(0.001)
+
+
 def test_threads_never_exceed_limit_and_start_fifo():
     """Real threads: at most `limit` inside at once, and they start in arrival order."""
     limiter = Limiter(2, 100)
     inside = 0
     peak = 0
-    lock = threading.Lock()
+    changed = threading.Condition()
     started: list[int] = []
-    gate = threading.Event()
+    gates = [threading.Event() for _ in range(30)]
 
     def worker(i: int) -> None:
         nonlocal inside, peak
         limiter.enter()
-        with lock:
+        with changed:
             started.append(i)
             inside += 1
             peak = max(peak, inside)
-        gate.wait(0.002)
-        with lock:
+            changed.notify_all()
+        gates[i].wait(30)
+        with changed:
             inside -= 1
         limiter.leave()
 
-    threads = []
-    for i in range(30):
-        t = threading.Thread(target=worker, args=(i,))
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(30)]
+    for i, t in enumerate(threads):
         t.start()
-        threads.append(t)
-        time.sleep(0.001)  # arrival order = i
+        if i < 2:
+            with changed:
+                assert changed.wait_for(lambda n=i + 1: len(started) == n, 10)
+        else:  # known arrival order: thread i is the (i-1)th in the queue before i+1 starts
+            _until(lambda n=i - 1: limiter.waiting == n)
+    for k in range(30):  # free one slot at a time: exactly one waiter may start
+        gates[started[k]].set()
+        if k + 2 < 30:
+            with changed:
+                assert changed.wait_for(lambda n=k + 3: len(started) == n, 10)
     for t in threads:
         t.join()
-    assert peak <= 2
+    assert peak == 2
+    assert started[2:] == list(range(2, 30))
     assert limiter.in_flight == 0 and limiter.waiting == 0
-    assert len(started) == 30
 
 
 def test_thread_timeout_leaves_the_queue():
