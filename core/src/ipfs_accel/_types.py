@@ -29,7 +29,60 @@ __all__ = [
     "StreamChunk",
     "StreamFailure",
     "Usage",
+    "looks_secret",
+    "mask_secret_values",
 ]
+
+MASK = "********"
+_SECRET_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential",
+                 "signature", "session")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a header or query parameter called ``name`` may carry a credential.
+
+    True when the name, in any case, contains ``auth``, ``key``, ``token``, ``secret``,
+    ``cookie``, ``password``, ``credential``, ``signature`` or ``session``: this covers
+    ``authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``, ``proxy-authorization``
+    and the like. A false positive only hides a harmless value from a repr.
+    """
+    lowered = name.lower()
+    return any(part in lowered for part in _SECRET_PARTS)
+
+
+def mask_secret_values(values: Mapping[str, str] | None) -> dict[str, str] | None:
+    """``values`` (headers or query parameters) with the secret-looking ones masked."""
+    if values is None:
+        return None
+    return {k: MASK if looks_secret(k) else v for k, v in values.items()}
+
+
+class _Shown:
+    """A stand-in whose repr is a fixed text (``<12 bytes>``), for masked reprs."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _summary(value: Any) -> _Shown:
+    if value is None:
+        return _Shown("None")
+    if isinstance(value, bytes | bytearray):
+        return _Shown(f"<{len(value)} bytes>")
+    return _Shown(f"<{type(value).__name__}>")
+
+
+def _names(headers: Mapping[str, str]) -> _Shown:
+    return _Shown(f"<headers {sorted(headers)!r}>" if headers else "{}")
+
+
+def _repr(obj: object, fields: list[tuple[str, Any]]) -> str:
+    return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in fields)})"
 
 
 class Secret:
@@ -116,12 +169,25 @@ class Response(msgspec.Struct, kw_only=True):
     """One HTTP response as plugins see it: status, headers, raw body and decoded JSON.
 
     ``data`` is the body decoded as JSON, or ``None`` when it is empty or not JSON.
+    The repr shows the status, the header names and the body's size, never a header value
+    or the body: a server may echo the key in either.
     """
 
     status: int
     headers: Mapping[str, str]
     content: bytes
     data: Any = None
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("status", self.status),
+            ("headers", _names(self.headers)),
+            ("content", _summary(self.content)),
+            ("data", _summary(self.data)),
+        ]
+
+    def __repr__(self) -> str:
+        return _repr(self, self.__rich_repr__())
 
 
 class Usage(msgspec.Struct, kw_only=True):
@@ -232,6 +298,15 @@ class StreamFailure(msgspec.Struct, kw_only=True):
     data: Any
     status: int | None = None
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("data", _summary(self.data)),  # an error event may quote the key back
+            ("status", self.status),
+        ]
+
+    def __repr__(self) -> str:
+        return _repr(self, self.__rich_repr__())
+
 
 ResponseParser: TypeAlias = Callable[[Response], "ChatResult | EmbedResult | InvokeResult | Exchange"]
 EventParser: TypeAlias = Callable[[Any], "StreamChunk | StreamFailure | None"]
@@ -256,13 +331,31 @@ class Exchange(msgspec.Struct, kw_only=True):
     parse: ResponseParser | None = None
     parse_event: EventParser | None = None
 
+    # The repr masks headers and query parameters whose names look secret (the auth
+    # header is here): an exchange sits in the locals of every frame on a failing call.
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("method", self.method),
+            ("path", self.path),
+            ("json", self.json),
+            ("params", mask_secret_values(self.params)),
+            ("headers", mask_secret_values(self.headers)),
+            ("stream", self.stream),
+            ("parse", self.parse),
+            ("parse_event", self.parse_event),
+        ]
+
+    def __repr__(self) -> str:
+        return _repr(self, self.__rich_repr__())
+
 
 class Failure(msgspec.Struct, kw_only=True):
     """A failed exchange, handed to ``classify_error``.
 
     Either ``exception`` is set (no usable response: a transport error or timeout) or
     ``status``, ``headers``, ``content`` and ``data`` describe the error response.
-    ``in_stream`` is true for an error event received inside a 2xx stream.
+    ``in_stream`` is true for an error event received inside a 2xx stream. Like
+    :class:`Response`, the repr shows header names and sizes, never values or the body.
     """
 
     operation: str
@@ -272,6 +365,20 @@ class Failure(msgspec.Struct, kw_only=True):
     data: Any = None
     exception: BaseException | None = None
     in_stream: bool = False
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("operation", self.operation),
+            ("status", self.status),
+            ("headers", _names(self.headers)),
+            ("content", _summary(self.content)),
+            ("data", _summary(self.data)),
+            ("exception", self.exception),
+            ("in_stream", self.in_stream),
+        ]
+
+    def __repr__(self) -> str:
+        return _repr(self, self.__rich_repr__())
 
 
 class Classification(msgspec.Struct, kw_only=True):
