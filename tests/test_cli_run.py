@@ -9,15 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ipfs_accel import ChatResult, Usage
-from ipfs_accel.cli._run import (
-    BatchCounters,
-    Item,
-    compact_results,
-    parse_lines,
-    read_answers,
-    run_batch,
-    sort_results,
-)
+from ipfs_accel.cli._results import compact_results, read_answers, sort_results
+from ipfs_accel.cli._run import BatchCounters, Item, parse_lines, run_batch
 
 
 def _write(path: Path, records: list[dict[str, Any] | str]) -> None:
