@@ -4,12 +4,20 @@ Every operation goes through the real ``Registry(plugins=[ipfs_accel_gemini])`` 
 real HTTP to the Steady mock: a request the spec rejects (or lets through with a
 diagnostic) fails the test, and the mock's generated answers must parse.
 
-Two fix-ups are applied to a temporary copy of the spec (never to the file itself):
+Fix-ups are applied to a temporary copy of the spec (never to the file itself):
 
 - ``EmbedContentRequest`` gets the ``model`` property. The community spec omits it and
   forbids unknown properties, but the authoritative proto (``generative_service.proto``,
   ``EmbedContentRequest.model``, REQUIRED, "Format: models/{model}") has it, and
   ``batchEmbedContents`` needs it on every request.
+- For the embed tests that parse vectors, ``EmbedContentResponse.embedding``,
+  ``BatchEmbedContentsResponse.embeddings`` and ``ContentEmbedding.values`` are required.
+  The spec makes them optional, so the mock answers ``{}``; the proto marks them
+  OUTPUT_ONLY (the server fills them) and says the batch's embeddings come one per
+  request, in order, so the batch test also asks the mock for exactly three
+  (``X-Steady-Array-Size: 3``, the count it sends), and the one-input test for the
+  ``outputDimensionality`` it sends (8 values). Against the spec as it is, the
+  requests are still checked and the plugin must refuse the empty answers.
 - For one stream test only, the ``text/event-stream`` schema (typed ``string`` in the spec,
   which makes Steady send ``data: "LV"``) becomes the ``GenerateContentResponse`` named by
   the operation's ``x-gemini-stream-event-schema``, with candidates and ``finishReason``
@@ -37,7 +45,7 @@ from _conformance import FAST_STREAM, drain_interrupted, make_backend  # noqa: E
 
 ipfs_accel_gemini = import_or_skip("ipfs_accel_gemini")
 
-from ipfs_accel import Backend  # noqa: E402
+from ipfs_accel import Backend, ResponseError  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -59,6 +67,15 @@ def _embed_model_field(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _embeddings_present(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = _embed_model_field(doc)
+    schemas = doc["components"]["schemas"]
+    schemas["EmbedContentResponse"]["required"] = ["embedding"]
+    schemas["BatchEmbedContentsResponse"]["required"] = ["embeddings"]
+    schemas["ContentEmbedding"]["required"] = ["values"]
+    return doc
+
+
 def _typed_stream_events(doc: dict[str, Any]) -> dict[str, Any]:
     doc = _embed_model_field(doc)
     schemas = doc["components"]["schemas"]
@@ -77,16 +94,16 @@ def _typed_stream_events(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Mock:
-    """A backend with one endpoint (key in its header) in front of ``server``, recording
-    every response in ``seen``."""
+    """A backend with one endpoint (key in its header, plus ``headers`` for the mock) in
+    front of ``server``, recording every response in ``seen``."""
 
-    def __init__(self, server: ms.MockServer) -> None:
+    def __init__(self, server: ms.MockServer, **headers: str) -> None:
         self.server = server
         self.seen: list[httpx2.Response] = []
         self.backend: Backend
         self.backend, self.eid = make_backend(
             ipfs_accel_gemini, "gemini", server.base_url, self.seen, api_key=KEY,
-            headers=FAST_STREAM,
+            headers={**FAST_STREAM, **headers},
         )
 
     def check(self, path_suffix: str) -> None:
@@ -106,6 +123,13 @@ def mock() -> Iterator[_Mock]:
     spec = ms.require_spec(SPEC)
     with ms.start_mock(spec, transform=_embed_model_field) as server:
         yield _Mock(server)
+
+
+@pytest.fixture(scope="module")
+def embeddings_server() -> Iterator[ms.MockServer]:
+    spec = ms.require_spec(SPEC)
+    with ms.start_mock(spec, transform=_embeddings_present) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +158,38 @@ def test_generate(mock: _Mock) -> None:
     assert isinstance(result.text, str)
 
 
-def test_embed_one(mock: _Mock) -> None:
-    """embed of one input with the optional EmbedContentRequest fields."""
+def test_embed_one(embeddings_server: ms.MockServer) -> None:
+    """embed of one input with the optional EmbedContentRequest fields; its vector parses."""
+    mock = _Mock(embeddings_server, **{"X-Steady-Array-Size": "8"})  # outputDimensionality
     result = mock.backend.embed("hello", endpoint_id=mock.eid, task_type="RETRIEVAL_DOCUMENT",
                                 title="Doc", output_dimensionality=8)
     mock.check(":embedContent")
-    assert isinstance(result.vectors, list)
+    assert result.vectors == [mock.seen[-1].json()["embedding"]["values"]]
+    assert len(result.vectors[0]) == 8
 
 
-def test_embed_batch(mock: _Mock) -> None:
-    """embed of several inputs through batchEmbedContents."""
+def test_embed_batch(embeddings_server: ms.MockServer) -> None:
+    """embed of three inputs through batchEmbedContents; the mock's three vectors parse."""
+    mock = _Mock(embeddings_server, **{"X-Steady-Array-Size": "3"})
     result = mock.backend.embed(["a", "b", "c"], endpoint_id=mock.eid)
     mock.check(":batchEmbedContents")
-    assert isinstance(result.vectors, list)
+    assert result.vectors == [e["values"] for e in mock.seen[-1].json()["embeddings"]]
+
+
+def test_embed_one_without_embedding_is_refused(mock: _Mock) -> None:
+    """The spec's answer may omit ``embedding`` (the mock sends ``{}``): the request is
+    accepted and the plugin refuses the empty answer, naming what is missing."""
+    with pytest.raises(ResponseError, match="no 'embedding'"):
+        mock.backend.embed("hello", endpoint_id=mock.eid, output_dimensionality=8)
+    mock.check(":embedContent")
+
+
+def test_embed_batch_without_embeddings_is_refused(mock: _Mock) -> None:
+    """The spec's batch answer may omit ``embeddings`` (``{}``): the request is accepted and
+    the plugin refuses the answer, naming the missing list."""
+    with pytest.raises(ResponseError, match="embeddings of type NoneType"):
+        mock.backend.embed(["a", "b", "c"], endpoint_id=mock.eid)
+    mock.check(":batchEmbedContents")
 
 
 @pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])

@@ -8,8 +8,10 @@ accepts with a diagnostic, fails the test, and the mock's answers must parse.
 The spec's paths carry the ``/openai/v1`` prefix, so the endpoint's base URL is the mock's
 root plus ``/openai/v1``, as in production. The spec has no ``text/event-stream`` answer,
 so the mock answers a stream request with JSON: the stream tests check that the request is
-accepted and that the missing events are reported as ``StreamInterruptedError``. Skipped
-when the spec or the mock binary is missing.
+accepted and that the missing events are reported as ``StreamInterruptedError``. The
+embed test narrows the spec (``embeddings_in_order``) to the answer a server gives its two
+inputs, two rows indexed 0 and 1: from the schema alone the mock sends one row with an
+index drawn from 0..100. Skipped when the spec or the mock binary is missing.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from _conformance import assert_all_accepted, drain_interrupted, make_backend  # noqa: E402
+from _conformance import (  # noqa: E402
+    assert_all_accepted,
+    drain_interrupted,
+    embeddings_in_order,
+    make_backend,
+)
 from mockserver import (  # noqa: E402
     MockPool,
+    SpecTransform,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
@@ -45,8 +53,10 @@ MESSAGES = [
 ]
 
 
-def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
-    return make_backend(ipfs_accel_groq, "groq", pool.get(SPEC).root_url + "/openai/v1", seen,
+def _backend(pool: MockPool, seen: list[httpx2.Response], *,
+             transform: SpecTransform | None = None, **settings: Any) -> tuple[Backend, str]:
+    mock = pool.get(SPEC, transform=transform)
+    return make_backend(ipfs_accel_groq, "groq", mock.root_url + "/openai/v1", seen,
                         api_key="gsk_conf", **settings)
 
 
@@ -73,12 +83,14 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
 
 @pytest.mark.parametrize("params", [{}, {"encoding_format": "float"}])
 def test_embed_conforms(mock_pool: MockPool, params: dict[str, Any]) -> None:  # noqa: F811
-    """/openai/v1/embeddings with nomic-embed-text-v1_5 is accepted; the vectors parse."""
+    """/openai/v1/embeddings with nomic-embed-text-v1_5 is accepted; one row per input parses
+    in order."""
     seen: list[httpx2.Response] = []
-    backend, eid = _backend(mock_pool, seen)
+    backend, eid = _backend(mock_pool, seen,
+                            transform=embeddings_in_order("/openai/v1/embeddings", 2))
     result = backend.embed(["The quick brown fox", "jumped"], endpoint_id=eid, **params)
     assert_all_accepted(seen, "/openai/v1/embeddings")
-    assert all(isinstance(v, list) for v in result.vectors)
+    assert result.vectors == [row["embedding"] for row in seen[0].json()["data"]]
 
 
 @pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])

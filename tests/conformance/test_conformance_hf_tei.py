@@ -5,12 +5,14 @@ real HTTP to a mock that validates each request against ``hf_tei/openapi.json``:
 the spec rejects fails the test, and the mock's answers must parse. A recording transport
 keeps every response so the mock's verdict headers can be checked.
 
-The mock answers every ``/embed`` and ``/v1/embeddings`` with ONE vector (the spec's
-example), whatever the batch: batch splitting is driven with ``max_client_batch_size=1`` so
-each slice holds one input, and the ``/info`` probe test checks that both of its requests
-are accepted and that the plugin reports the mock's short answer as a ``ResponseError``
-instead of misaligning vectors. Skipped when the specs folder, the spec or the mock binary
-is missing.
+The mock answers every ``/embed`` with ONE vector (the spec's example), whatever the
+batch: batch splitting is driven with ``max_client_batch_size=1`` so each slice holds one
+input, and the ``/info`` probe test checks that both of its requests are accepted and that
+the plugin reports the mock's short answer as a ``ResponseError`` instead of misaligning
+vectors. ``/v1/embeddings`` is generated from the schema, whose one row has an ``index``
+drawn from 0..100; its test narrows the spec (``embeddings_in_order``) to the answer a
+server gives one input: one row with index 0. Skipped when the specs folder, the spec or
+the mock binary is missing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from _conformance import assert_all_accepted, make_backend, matched_paths  # noqa: E402
+from _conformance import (  # noqa: E402
+    assert_all_accepted,
+    embeddings_in_order,
+    make_backend,
+    matched_paths,
+)
 from mockserver import (  # noqa: E402
     MockPool,
     mock_pool,  # noqa: F401  (registers the session fixture)
@@ -86,12 +93,14 @@ def test_embed_probe_conforms(mock_pool: MockPool) -> None:  # noqa: F811
 
 
 def test_embed_openai_api_conforms(mock_pool: MockPool) -> None:  # noqa: F811
-    """embed with openai_api=True posts an accepted /v1/embeddings; the answer parses."""
+    """embed with openai_api=True posts an accepted /v1/embeddings; its one row parses."""
     seen: list[httpx2.Response] = []
-    backend, eid = _backend(mock_pool, seen, openai_api=True)
+    mock = mock_pool.get(SPEC, transform=embeddings_in_order("/v1/embeddings", 1))
+    backend, eid = make_backend(ipfs_accel_hf_tei, "hf_tei", mock.base_url, seen,
+                                openai_api=True)
     result = backend.embed(TEXTS[0], endpoint_id=eid, model="thenlper/gte-base", dimensions=1)
     _all_accepted(seen, "/v1/embeddings")
-    assert len(result.vectors) == 1
+    assert result.vectors == [seen[0].json()["data"][0]["embedding"]]
     assert result.usage.input_tokens >= 0
 
 

@@ -9,6 +9,11 @@ Streams: the mock sends NDJSON (the plugin asks with ``Accept: application/x-ndj
 but its lines hold only ``{"_stream": ...}`` (the event schema has no required fields, so
 no ``done``): the stream tests check that the request is accepted and that the plugin
 reports the missing terminal line as ``StreamInterruptedError``, never as text.
+
+Embeddings: the mock always answers ``/api/embed`` with the spec's example, one
+10-dimensional vector (the answer to the example's one-input request). So the embed test
+sends one input, as that request did, and a two-input test checks that the request is
+accepted and that the plugin refuses the one-vector answer as a ``ResponseError``.
 Skipped when the specs folder, the spec or the mock binary is missing.
 """
 
@@ -39,7 +44,7 @@ from mockserver import (  # noqa: E402
 
 ipfs_accel_ollama = import_or_skip("ipfs_accel_ollama")
 
-from ipfs_accel import Backend  # noqa: E402
+from ipfs_accel import Backend, ResponseError  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -80,13 +85,27 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
 
 
 def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
-    """embed with a list of inputs and dimensions is accepted; the answer parses."""
+    """embed of one input with dimensions and truncate is accepted; the example's vector parses."""
     seen: list[httpx2.Response] = []
     backend, eid = _backend(mock_pool, seen)
-    result = backend.embed(["Why is the sky blue?", "Why is the grass green?"],
-                           model="all-minilm", endpoint_id=eid, dimensions=8, truncate=True)
+    result = backend.embed(["Generate embeddings for this text"], model="embeddinggemma",
+                           endpoint_id=eid, dimensions=10, truncate=True)
     assert_all_accepted(seen, "/api/embed")
-    assert all(isinstance(v, list) for v in result.vectors)
+    assert result.vectors == seen[0].json()["embeddings"]
+    assert len(result.vectors[0]) == 10
+
+
+def test_embed_batch_answered_by_the_one_vector_example_is_refused(
+    mock_pool: MockPool,  # noqa: F811
+) -> None:
+    """A two-input embed is accepted; the example's single vector cannot answer it, so the
+    plugin refuses it rather than return a short or misaligned result."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    with pytest.raises(ResponseError, match="1 vectors for 2 inputs"):
+        backend.embed(["Why is the sky blue?", "Why is the grass green?"], model="all-minilm",
+                      endpoint_id=eid, dimensions=8, truncate=True)
+    assert_all_accepted(seen, "/api/embed")
 
 
 def test_list_models_conforms(mock_pool: MockPool) -> None:  # noqa: F811

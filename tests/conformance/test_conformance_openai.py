@@ -5,6 +5,11 @@ real HTTP to a mock of ``openai/openapi.transformed.yml`` that validates each re
 request the spec rejects (or accepts with a diagnostic) fails the test, and the mock's
 answers, generated from the spec's schemas, must parse.
 
+The schema alone gives an embeddings answer of one row whose ``index`` is drawn from
+0..100: the embed test narrows the spec to what a server sends for its two inputs (two rows,
+indexed 0 and 1, as long as the ``dimensions`` asked for), and a second test checks that the
+schema-only answer is refused, naming the index, after an accepted request.
+
 The mock serves SSE only when asked with ``Accept: text/event-stream`` (the real API streams
 whatever the header says), so the stream tests send it. Its streams end with
 ``event: done`` instead of ``data: [DONE]``, so they check that the request is accepted,
@@ -30,16 +35,18 @@ from _conformance import (  # noqa: E402
     FAST_STREAM,
     assert_all_accepted,
     drain_interrupted,
+    embeddings_in_order,
     make_backend,
 )
 from mockserver import (  # noqa: E402
     MockPool,
+    SpecTransform,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
 ipfs_accel_openai = import_or_skip("ipfs_accel_openai")
 
-from ipfs_accel import Backend  # noqa: E402
+from ipfs_accel import Backend, ResponseError  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -50,8 +57,10 @@ MESSAGES = [
 ]
 
 
-def _backend(pool: MockPool, seen: list[httpx2.Response], **settings: Any) -> tuple[Backend, str]:
-    return make_backend(ipfs_accel_openai, "openai", pool.get(SPEC).base_url, seen,
+def _backend(pool: MockPool, seen: list[httpx2.Response], *,
+             transform: SpecTransform | None = None, **settings: Any) -> tuple[Backend, str]:
+    mock = pool.get(SPEC, transform=transform)
+    return make_backend(ipfs_accel_openai, "openai", mock.base_url, seen,
                         api_key="sk-conformance", organization="org-123", project="proj_123",
                         **settings)
 
@@ -79,12 +88,24 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
 
 @pytest.mark.parametrize("params", [{}, {"dimensions": 256, "encoding_format": "float"}])
 def test_embed_conforms(mock_pool: MockPool, params: dict[str, Any]) -> None:  # noqa: F811
-    """/embeddings with the embedding model is accepted; the vectors parse."""
+    """/embeddings with the embedding model is accepted; one row per input parses in order."""
     seen: list[httpx2.Response] = []
-    backend, eid = _backend(mock_pool, seen)
+    size = params.get("dimensions", 1)  # vectors as long as the dimensions asked for
+    backend, eid = _backend(mock_pool, seen, transform=embeddings_in_order("/embeddings", 2),
+                            headers={"X-Steady-Array-Size": str(size)})
     result = backend.embed(["The quick brown fox", "jumped"], endpoint_id=eid, **params)
     assert_all_accepted(seen, "/embeddings")
-    assert all(isinstance(v, list) for v in result.vectors)
+    assert result.vectors == [row["embedding"] for row in seen[0].json()["data"]]
+    assert [len(v) for v in result.vectors] == [size, size]
+
+
+def test_embed_of_schema_only_rows_is_refused(mock_pool: MockPool) -> None:  # noqa: F811
+    """The schema-only answer (index drawn from 0..100) is refused, naming the index."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    with pytest.raises(ResponseError, match=r"data\[0\]\.index \d+ is out of range"):
+        backend.embed(["The quick brown fox"], endpoint_id=eid)
+    assert_all_accepted(seen, "/embeddings")
 
 
 def test_stream_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811

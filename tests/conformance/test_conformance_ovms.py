@@ -10,7 +10,10 @@ Not covered here, for want of a spec: ``rerank`` (Cohere-style ``/v3/rerank``, n
 OpenAI spec) and the TF-Serving ``predict`` (prose docs only); the unit tests cover both.
 The mock's SSE streams have no ``data: [DONE]``, so stream tests check that the request is
 accepted and that the plugin reports the missing terminal event as
-``StreamInterruptedError``. Skipped when a spec or the mock binary is missing.
+``StreamInterruptedError``. The embed test narrows the OpenAI spec
+(``embeddings_in_order``) to the answer a server gives its two inputs, two rows indexed 0
+and 1: from the schema alone the mock sends one row with an index drawn from 0..100.
+Skipped when a spec or the mock binary is missing.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from _conformance import (  # noqa: E402
     FAST_STREAM,
     assert_all_accepted,
     drain_interrupted,
+    embeddings_in_order,
     make_backend,
 )
 from mockserver import (  # noqa: E402
@@ -123,12 +127,13 @@ def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
 
 
 def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
-    """/v3/embeddings is accepted; the answer parses."""
+    """/v3/embeddings is accepted; one row per input parses in order."""
     seen: list[httpx2.Response] = []
-    backend, eid = _backend(mock_pool, seen, OPENAI, prefix="/v3")
+    mock = mock_pool.get(OPENAI, prefix="/v3", transform=embeddings_in_order("/embeddings", 2))
+    backend, eid = make_backend(ipfs_accel_ovms, "ovms", mock.root_url, seen)
     result = backend.embed(["a", "b"], model="gte", endpoint_id=eid)
     assert_all_accepted(seen, "/v3/embeddings")
-    assert isinstance(result.vectors, list)
+    assert result.vectors == [row["embedding"] for row in seen[0].json()["data"]]
 
 
 @pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])
