@@ -13,7 +13,7 @@ from ._endpoint import Endpoint, EndpointConfig
 from ._errors import ConfigurationError, UnsupportedOperationError
 from ._http import HTTP
 from ._plugin import PluginHooks
-from ._settings import build_settings
+from ._settings import api_key_problem, build_settings, check_base_url
 from ._stats import Stats
 from ._types import (
     BackendInfo,
@@ -26,9 +26,21 @@ from ._types import (
     StreamChunk,
 )
 
-__all__ = ["Backend", "new_request_id"]
+__all__ = ["Backend", "hide_key", "new_request_id"]
 
 _token_hex = secrets.token_hex
+
+
+def hide_key(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of keyword settings with a str ``api_key`` wrapped in :class:`Secret`.
+
+    Rebinding the caller's local to it keeps the raw key out of frame locals, so a traceback
+    printed with them (Sentry, ``pytest -l``) of a refused setting does not show it.
+    """
+    out = dict(settings)
+    if isinstance(out.get("api_key"), str):
+        out["api_key"] = Secret(out["api_key"])
+    return out
 
 
 def new_request_id() -> str:
@@ -59,7 +71,7 @@ class Backend:
         self._http = http or HTTP()
         self._engine = Engine(hooks, self._http)
         self._environ = os.environ if environ is None else environ
-        self._defaults = dict(defaults or {})
+        self._defaults = defaults = hide_key(defaults or {})
         build_settings(self._defaults, options_type=self.info.options, backend=self.name)
         self._endpoints: dict[str, Endpoint] = {}
         self._values: dict[str, dict[str, Any]] = {}  # as given, for update_endpoint
@@ -80,6 +92,10 @@ class Backend:
             for var in self.info.api_key_env:
                 if self._environ.get(var):
                     api_key = Secret(self._environ[var])
+                    problem = api_key_problem(api_key.reveal())
+                    if problem is not None:
+                        raise ConfigurationError(f"environment variable {var} (the API key "
+                                                 f"of backend {self.name!r}) {problem}")
                     break
         if api_key is None and self.info.api_key_required:
             env = " or ".join(self.info.api_key_env) or "an environment variable"
@@ -87,17 +103,21 @@ class Backend:
                 f"backend {self.name!r} needs an API key: pass api_key= or set {env}"
             )
         base_url = settings.base_url
+        source = "setting 'base_url'"
         if base_url is None:
             for var in self.info.base_url_env:
                 if self._environ.get(var):
                     base_url = self._environ[var]
+                    source = f"environment variable {var}"
                     break
         if base_url is None:
             base_url = self.info.default_base_url
+            source = f"the default base URL of backend {self.name!r}"
         if not base_url:
             raise ConfigurationError(f"backend {self.name!r} needs base_url= (it has no default)")
         if not base_url.startswith(("http://", "https://")):
             base_url = "http://" + base_url  # OLLAMA_HOST=localhost:11434 is common
+        check_base_url(base_url, source)
         return EndpointConfig(
             endpoint_id=endpoint_id,
             base_url=base_url.rstrip("/"),
@@ -113,6 +133,7 @@ class Backend:
         Raises :class:`ConfigurationError` naming any unknown or invalid setting, and
         when the ID is taken.
         """
+        settings = hide_key(settings)
         with self._lock:
             return self._create_locked(endpoint_id, settings)
 
@@ -139,6 +160,7 @@ class Backend:
 
     def update_endpoint(self, endpoint_id: str, **settings: Any) -> None:
         """Change some settings of an endpoint; calls already running finish as they were."""
+        settings = hide_key(settings)
         endpoint = self._endpoint(endpoint_id)
         values = {**self._values[endpoint_id], **settings}
         endpoint.reconfigure(self._config(endpoint_id, values))
@@ -350,11 +372,20 @@ class Backend:
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the HTTP connections this backend opened from sync calls."""
+        """Close the HTTP connections of this backend's sync calls (``chat``, ``stream_chat``...).
+
+        Async calls keep their connections: each event loop has its own, closed by
+        :meth:`aclose` on that loop, or when the loop ends under ``asyncio.run``. A sync call
+        made after ``close`` opens new connections.
+        """
         self._http.close()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of the running loop and the sync ones."""
+        """Close the HTTP connections of the running event loop's async calls.
+
+        Sync calls (perhaps running in other threads) and other loops keep theirs; use
+        :meth:`close` for the sync ones. An async call made after ``aclose`` opens new ones.
+        """
         await self._http.aclose()
 
     def __enter__(self) -> Backend:

@@ -192,9 +192,11 @@ class Registry:
         ``defaults`` are endpoint settings (``api_key``, ``base_url``, ``max_retries``...),
         validated now: an unknown or invalid one raises :class:`ConfigurationError`.
         """
-        from ._backend import Backend  # noqa: PLC0415 - see the TYPE_CHECKING import
+        from ._backend import Backend, hide_key  # noqa: PLC0415 - see the TYPE_CHECKING import
         from ._http import HTTP  # noqa: PLC0415
 
+        # first: a refused setting's traceback must not show the raw key among our locals
+        defaults = hide_key(defaults)
         hooks = self.hooks(name)
         http = HTTP(transport=self._transport, async_transport=self._async_transport)
         return Backend(hooks, http=http, defaults=defaults, environ=self._environ)

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import traceback
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, quote_plus, urlsplit
 
 import msgspec
 
 from ._errors import ConfigurationError
-from ._types import Secret
+from ._types import Secret, looks_secret, mask_secret_values
 
-__all__ = ["EndpointConfig", "EndpointSettings", "build_settings"]
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "EndpointConfig",
+    "EndpointSettings",
+    "api_key_problem",
+    "build_settings",
+    "check_base_url",
+    "redact_cause",
+]
 
 _T = TypeVar("_T")
 
@@ -19,8 +34,20 @@ _T = TypeVar("_T")
 class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     """How one endpoint is reached and how calls to it are queued and retried.
 
-    Times are in seconds. ``timeout`` bounds one attempt; ``deadline`` bounds the whole
-    call, from admission through queue wait, attempts and backoff (``None``: no deadline).
+    Times are in seconds, and each one is a bound on wall-clock time, however slowly a
+    server sends its bytes:
+
+    - ``timeout`` bounds one attempt: one HTTP request until its whole response is read
+      (for a stream, until its first chunk). An attempt past it is a retryable
+      :class:`~ipfs_accel.TimeoutError`.
+    - ``deadline`` bounds the whole call, from admission through queue wait, attempts,
+      backoff and (for a stream) every chunk up to the last (``None``: no deadline).
+    - ``stream_idle_timeout`` bounds the silence between two data events of a stream once
+      it has started; keep-alive comments and ``ping`` events are not progress.
+    - ``max_retry_after`` caps a wait the server asks for (``Retry-After``, rate-limit
+      headers): a longer one fails the call at once with the server's ``retry_after`` on
+      the error, for the caller to decide.
+
     Retry delay n (1-based) is ``min(initial_retry_delay * backoff_factor**(n-1),
     max_retry_delay)`` plus up to ``retry_jitter`` of that (never above
     ``max_retry_delay``), unless the server's Retry-After asks for longer.
@@ -31,6 +58,8 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     model: str | None = None
     timeout: float = 60.0
     deadline: float | None = None
+    stream_idle_timeout: float = 60.0
+    max_retry_after: float = 300.0
     max_retries: int = 5
     initial_retry_delay: float = 1.0
     backoff_factor: float = 2.0
@@ -44,6 +73,18 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         _check(self)
 
+    # ``headers`` may carry a credential of the user's own (a proxy's token): mask the
+    # values whose names look secret, in the repr and in rich's pretty-printing alike.
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            (name, mask_secret_values(self.headers) if name == "headers" else getattr(self, name))
+            for name in self.__struct_fields__
+        ]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
+
 
 def _bad(name: str, value: object, need: str) -> ConfigurationError:
     return ConfigurationError(f"setting {name!r} must be {need}, got {value!r}")
@@ -54,12 +95,14 @@ def _finite(value: float) -> bool:
 
 
 def _check(s: EndpointSettings) -> None:
-    for name in ("timeout", "initial_retry_delay", "max_retry_delay"):
+    for name in ("timeout", "initial_retry_delay", "max_retry_delay", "stream_idle_timeout"):
         value = getattr(s, name)
         if not (value > 0 and _finite(value)):
             raise _bad(name, value, "a positive number of seconds")
     if s.deadline is not None and not (s.deadline > 0 and _finite(s.deadline)):
         raise _bad("deadline", s.deadline, "a positive number of seconds or None")
+    if not (s.max_retry_after >= 0 and _finite(s.max_retry_after)):
+        raise _bad("max_retry_after", s.max_retry_after, "a number of seconds >= 0")
     if not (s.backoff_factor >= 1 and _finite(s.backoff_factor)):
         raise _bad("backoff_factor", s.backoff_factor, "a number >= 1")
     if not (0 <= s.retry_jitter <= 1):
@@ -70,8 +113,79 @@ def _check(s: EndpointSettings) -> None:
         raise _bad("queue_size", s.queue_size, "an integer >= 0")
     if s.max_concurrent_requests < 1:
         raise _bad("max_concurrent_requests", s.max_concurrent_requests, "an integer >= 1")
-    if s.base_url is not None and not s.base_url.startswith(("http://", "https://")):
-        raise _bad("base_url", s.base_url, "an http:// or https:// URL")
+    if s.base_url is not None:
+        if not s.base_url.startswith(("http://", "https://")):
+            raise _bad("base_url", s.base_url, "an http:// or https:// URL")
+        check_base_url(s.base_url, "setting 'base_url'")
+    _check_sent(s)
+
+
+def _check_sent(s: EndpointSettings) -> None:
+    """What goes on the wire as it is (the key, the headers) must be sendable: refuse it
+    here rather than fail, and be retried, at call time."""
+    if s.api_key is not None:
+        problem = api_key_problem(s.api_key.reveal())
+        if problem is not None:
+            raise ConfigurationError(f"setting 'api_key' {problem}")
+    for name, value in s.headers.items():
+        _check_header(name, value)
+
+
+# RFC 9110: a header name is a token; a value is visible ASCII, spaces and tabs inside.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VISIBLE = re.compile(r"[\x21-\x7e]+")
+_FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?")
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot go into an auth header, or ``None`` when it can.
+
+    A key is one or more visible ASCII characters: no whitespace, line break, control
+    character or non-ASCII character. The answer never quotes the key.
+    """
+    if not key:
+        return "is empty (leave it out, or pass None, for no key)"
+    if _VISIBLE.fullmatch(key):
+        return None
+    if key != key.strip():
+        return ("has whitespace or a line break at its start or end (a key read from a file"
+                " or a mounted secret keeps its trailing newline: strip it)")
+    if not key.isascii():
+        return "contains non-ASCII characters (an HTTP header cannot carry them)"
+    return "contains whitespace or control characters"
+
+
+def _check_header(name: str, value: str) -> None:
+    # the name may be quoted (escaped by repr); the value never is: it may be a credential
+    if not _TOKEN.fullmatch(name):
+        raise ConfigurationError(
+            f"setting 'headers' has an invalid header name {name!r}: a name is letters, "
+            "digits and !#$%&'*+-.^_`|~ only"
+        )
+    if _FIELD_VALUE.fullmatch(value):
+        return
+    if not value.isascii():
+        problem = "contains non-ASCII characters (an HTTP header cannot carry them)"
+    elif value != value.strip(" \t"):
+        problem = "starts or ends with whitespace"
+    else:
+        problem = "contains a line break or control character"
+    raise ConfigurationError(f"setting 'headers': the value of header {name!r} {problem}")
+
+
+def check_base_url(url: str, source: str) -> None:
+    """Raise :class:`ConfigurationError` naming ``source`` unless ``url`` is a usable
+    http(s) URL with a host (no whitespace, a valid port and IPv6 literal)."""
+    if any(c.isspace() for c in url) or not url.isprintable():
+        raise ConfigurationError(f"{source} is not a valid URL: it contains whitespace "
+                                 "or control characters")
+    try:  # urllib, not httpx2: listing backends must not import the HTTP stack
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it (a ValueError when out of range)
+    except ValueError as exc:
+        raise ConfigurationError(f"{source} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ConfigurationError(f"{source} is not a valid URL: it has no host")
 
 
 _FIELDS = frozenset(EndpointSettings.__struct_fields__)
@@ -141,6 +255,101 @@ class EndpointConfig(msgspec.Struct, kw_only=True, frozen=True):
     settings: EndpointSettings
 
     def scrub(self, text: str) -> str:
-        """``text`` with this endpoint's key masked: for messages that quote a server's words."""
-        key = self.api_key.reveal() if self.api_key is not None else ""
-        return text.replace(key, "********") if key and key in text else text
+        """``text`` with this endpoint's key masked: for messages that quote a server's words.
+
+        The rule: a key shorter than :data:`MIN_SECRET_LENGTH` (8) characters is left alone
+        (``"k"``, ``"none"``, ``"EMPTY"``: the dummy keys local servers take are no secret,
+        and masking them would mangle ordinary words); a longer key is replaced by
+        ``********`` wherever it stands as a whole token (no letter or digit glued to
+        either side), as it is or in an escaped form: ``repr`` of the str or of its bytes,
+        JSON, ``unicode_escape`` and URL encodings.
+        """
+        for form in _key_forms(self.api_key):
+            if form in text:
+                text = _mask_tokens(text, form)
+        return text
+
+    def quotes_key(self, text: str) -> bool:
+        """Whether :meth:`scrub` would mask something in ``text``."""
+        return self.scrub(text) != text
+
+
+MIN_SECRET_LENGTH = 8
+"""Keys shorter than this are not scrubbed from messages (see :meth:`EndpointConfig.scrub`)."""
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _key_forms(key: Secret | None) -> list[str]:
+    # No cache: a module-level cache (re's included) would keep keys after their endpoint.
+    value = key.reveal() if key is not None else ""
+    if len(value) < MIN_SECRET_LENGTH:
+        return []
+    forms = {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        value.encode("unicode_escape").decode("ascii"),
+        repr(value.encode("utf-8"))[2:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+    }
+    return sorted(forms, key=len, reverse=True)
+
+
+def _mask_tokens(text: str, form: str) -> str:
+    out: list[str] = []
+    done = 0
+    at = text.find(form)
+    while at != -1:
+        end = at + len(form)
+        glued = (at > 0 and text[at - 1] in _ALNUM) or (end < len(text) and text[end] in _ALNUM)
+        if not glued:
+            out.append(text[done:at])
+            out.append("********")
+            done = end
+        at = text.find(form, end if not glued else at + 1)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def redact_cause(config: EndpointConfig, exc: BaseException) -> None:
+    """Make an upstream exception (httpx2's, and what it chains) safe to chain to ours.
+
+    For ``exc`` and every exception in its cause and context chain: string arguments are
+    scrubbed of the key; an httpx2 ``.request`` is replaced by a copy (method, URL, headers,
+    no body) whose secret-looking headers are masked (httpx2 masks only ``authorization``,
+    not ``x-api-key`` or ``x-goog-api-key``); and the local variables of the finished frames
+    of its traceback are cleared. Those are httpx2's, httpcore2's and h11's frames, whose
+    locals hold the raw header list (and whose reprs may even fail): a traceback printed
+    with locals (Sentry, ``pytest -l``, rich) would show them. The frames' file, line and
+    function stay, so the traceback still says where it failed.
+    """
+    import httpx2  # noqa: PLC0415 - loaded by now (a request failed); listing must not load it
+
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if any(isinstance(a, str) for a in e.args):
+            e.args = tuple(config.scrub(a) if isinstance(a, str) else a for a in e.args)
+        if isinstance(e, httpx2.RequestError):
+            try:
+                request = e.request
+            except RuntimeError:  # httpx2 raises this when no request was set
+                pass
+            else:
+                e.request = _redacted(config, request)
+        traceback.clear_frames(e.__traceback__)  # an executing frame (ours) is left alone
+        todo += (e.__cause__, e.__context__)
+
+
+def _redacted(config: EndpointConfig, request: httpx2.Request) -> httpx2.Request:
+    headers = [
+        (name, "********" if looks_secret(name) else config.scrub(value))
+        for name, value in request.headers.multi_items()
+    ]
+    return type(request)(request.method, config.scrub(str(request.url)), headers=headers)

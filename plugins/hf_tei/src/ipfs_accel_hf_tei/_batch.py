@@ -101,7 +101,15 @@ class _Plan(msgspec.Struct, frozen=True):
     inputs: Sequence[str]
     size: int  # 0: everything in one request
     openai: bool
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # the auth header among them: never in a repr
+
+    def __repr__(self) -> str:
+        return (f"_Plan(inputs={len(self.inputs)}, size={self.size}, openai={self.openai}, "
+                f"headers={sorted(self.headers)})")
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("inputs", len(self.inputs)), ("size", self.size), ("openai", self.openai),
+                ("headers", sorted(self.headers))]
 
 
 def _step(plan: _Plan, start: int, vectors: list[list[float]], usage: Usage) -> Exchange:
