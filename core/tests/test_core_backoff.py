@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,11 +89,25 @@ def test_retry_after_forms():
     assert parse_retry_after({"retry-after": "-3"}) is None
     assert parse_retry_after({"retry-after-ms": "nan?", "retry-after": "2"}) == 2.0
     assert parse_retry_after({}) is None
+    assert parse_retry_after({"retry-after": "86400"}) == 86_400.0  # kept: the cap decides
+    assert parse_retry_after({"retry-after": "inf"}) is None
+
+
+@settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
+@given(attempts, delays, delays, st.floats(min_value=0, max_value=1e6), st.floats(0, 1e6), rands)
+def test_retry_after_past_the_cap_gives_up(n, initial, max_delay, retry_after, cap, rand):
+    """A server-requested wait longer than max_retry_after is refused; up to it, it is waited."""
+    w = plan_wait(n, initial=initial, factor=2, max_delay=max_delay, jitter=0.1,
+                  retry_after=retry_after, remaining=None, rand=rand, max_retry_after=cap)
+    if retry_after > cap:
+        assert w is None
+    else:
+        assert w is not None and w >= retry_after
 
 
 @settings(deadline=None)  # pure arithmetic; a loaded CI machine must not make it flaky
 @given(st.dictionaries(st.sampled_from(["retry-after", "retry-after-ms", "x"]), st.text()))
 def test_retry_after_parser_is_total(headers):
-    """Any header text gives a non-negative number or None, never an exception."""
+    """Any header text gives a finite non-negative number or None, never an exception."""
     value = parse_retry_after(headers)
-    assert value is None or 0 <= value <= 86_400
+    assert value is None or 0 <= value < math.inf

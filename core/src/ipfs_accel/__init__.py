@@ -7,8 +7,12 @@
 
 Backends are plugins found through the ``ipfs_accel.backends`` entry points; the core owns
 the HTTP client, the per-endpoint queue, retries, API keys, request IDs and statistics.
+
+It logs (retries, with backend, endpoint and request ID; never a key) through the
+``ipfs_accel`` logger, silent until the application configures logging.
 """
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -55,6 +59,8 @@ from ._types import (
     Usage,
 )
 from ._wire import Event
+
+logging.getLogger("ipfs_accel").addHandler(logging.NullHandler())  # silent until configured
 
 __all__ = [
     "ENTRY_POINT_GROUP",

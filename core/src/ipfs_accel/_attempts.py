@@ -7,6 +7,7 @@ attempt, so stamina sees, waits on and reports every attempt (its instrumentatio
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -21,17 +22,28 @@ from ._settings import EndpointConfig
 __all__ = ["Attempts", "retry_async", "retry_sync"]
 
 _monotonic = time.monotonic
+_log = logging.getLogger("ipfs_accel")
+
+# stamina reports each retry through the "stamina" logger at WARNING; with no logging
+# configured, Python's last-resort handler would print those lines on stderr. A library is
+# silent until the application configures logging: a NullHandler stops only that fallback,
+# and the records still reach the application's handlers once it has any.
+_stamina_log = logging.getLogger("stamina")
+if not _stamina_log.handlers:
+    _stamina_log.addHandler(logging.NullHandler())
+
 
 class Attempts:
     """Per-call retry state; its :meth:`hook` is stamina's ``on=`` backoff hook."""
 
-    __slots__ = ("count", "deadline_at", "endpoint", "settings")
+    __slots__ = ("count", "deadline_at", "endpoint", "settings", "wait_started")
 
     def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None):
         self.endpoint = endpoint
         self.settings = config.settings
         self.deadline_at = deadline_at
         self.count = 0
+        self.wait_started: float | None = None
 
     def hook(self, exc: Exception) -> bool | float:
         """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
@@ -40,7 +52,8 @@ class Attempts:
         s = self.settings
         if self.count > s.max_retries:  # that was the last attempt: nothing to wait for
             return False
-        remaining = None if self.deadline_at is None else self.deadline_at - _monotonic()
+        now = _monotonic()
+        remaining = None if self.deadline_at is None else self.deadline_at - now
         wait = plan_wait(
             self.count,
             initial=s.initial_retry_delay,
@@ -49,11 +62,29 @@ class Attempts:
             jitter=s.retry_jitter,
             retry_after=exc.retry_after if s.honor_retry_after else None,
             remaining=remaining,
+            max_retry_after=s.max_retry_after,
         )
         if wait is None:
             return False
-        self.endpoint.stats.retried(wait)
+        self.endpoint.stats.retried()
+        self.wait_started = now
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "retrying %s call %s on endpoint %s in %.3gs (attempt %d of %d failed: %s)",
+                exc.backend, exc.request_id, exc.endpoint_id, wait, self.count,
+                s.max_retries + 1, type(exc).__name__,
+                extra={"backend": exc.backend, "endpoint_id": exc.endpoint_id,
+                       "request_id": exc.request_id, "attempt": self.count, "wait": wait},
+            )
         return wait
+
+    def waited(self) -> None:
+        """The wait since the last :meth:`hook` is over (the next attempt starts, or the
+        call ended during it): count the time that really passed."""
+        started = self.wait_started
+        if started is not None:
+            self.wait_started = None
+            self.endpoint.stats.waited(_monotonic() - started)
 
 
 
@@ -87,11 +118,14 @@ def retry_sync(state: Attempts, attempt: Callable[[], _T]) -> _T:
                 if pending is not None:
                     failed, pending = pending, None
                     raise failed
+                state.waited()
                 state.count += 1
                 return attempt()
     except CallError as exc:
         exc.attempts = state.count
         raise
+    finally:
+        state.waited()  # a call interrupted while it waited still counts what it waited
     raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
 
 
@@ -113,9 +147,12 @@ async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> 
                 if pending is not None:
                     failed, pending = pending, None
                     raise failed
+                state.waited()
                 state.count += 1
                 return await attempt()
     except CallError as exc:
         exc.attempts = state.count
         raise
+    finally:
+        state.waited()  # a call interrupted while it waited still counts what it waited
     raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises

@@ -1,6 +1,6 @@
 """Backoff arithmetic, Retry-After parsing and the default error classification.
 
-The retry loop itself is stamina's (see ``_call.py``); this module decides how long each
+The retry loop itself is stamina's (see ``_attempts.py``); this module decides how long each
 wait is, so the rule can be tested on its own: delay n (1-based) is
 ``min(initial * factor**(n-1), max_delay)`` plus jitter up to ``jitter`` of it, never above
 ``max_delay``; a server's Retry-After replaces it when longer; and no wait may run past the
@@ -10,6 +10,7 @@ call's deadline.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -58,13 +59,17 @@ def plan_wait(
     retry_after: float | None,
     remaining: float | None,
     rand: float | None = None,
+    max_retry_after: float | None = None,
 ) -> float | None:
     """How long to wait before the next attempt, or ``None`` to give up now.
 
-    A server's ``retry_after`` longer than the backoff wins. ``None`` when the wait would
-    end past the call's deadline (``remaining`` seconds left): failing fast beats sleeping
-    into a timeout.
+    A server's ``retry_after`` longer than the backoff wins, unless it is longer than
+    ``max_retry_after``: then ``None``, since a caller is better told at once than parked
+    for hours. ``None`` too when the wait would end past the call's deadline (``remaining``
+    seconds left): failing fast beats sleeping into a timeout.
     """
+    if retry_after is not None and max_retry_after is not None and retry_after > max_retry_after:
+        return None
     wait = backoff_delay(
         attempt, initial=initial, factor=factor, max_delay=max_delay, jitter=jitter, rand=rand
     )
@@ -79,7 +84,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     """Seconds the server asked to wait: ``retry-after-ms``, then ``Retry-After``.
 
     ``Retry-After`` may be a number of seconds or an HTTP date. Anything unreadable,
-    negative or absurd (over a day) counts as not said.
+    negative or not finite counts as not said; a long wait is returned as it is (the
+    endpoint's ``max_retry_after`` decides whether to wait that long).
     """
     value = headers.get("retry-after-ms")
     if value is not None:
@@ -87,7 +93,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
             ms = float(value)
         except ValueError:
             ms = -1.0
-        if 0 <= ms <= 86_400_000:
+        if 0 <= ms < math.inf:
             return ms / 1000.0
     value = headers.get("retry-after")
     if value is None:
@@ -104,7 +110,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
         seconds = max(seconds, 0.0)
-    if not (0 <= seconds <= 86_400):
+    if not (0 <= seconds < math.inf):
         return None
     return seconds
 
@@ -151,7 +157,8 @@ def error_message(data: Any, content: bytes = b"") -> str:
 def default_classification(failure: Failure) -> Classification:
     """The classification every backend starts from; plugins refine it.
 
-    Transport errors and timeouts are retried; statuses map through the usual table (429,
+    Transport errors and timeouts are retried, except a request that could not be written
+    (``LocalProtocolError``); statuses map through the usual table (429,
     408, 409, 5xx retried; other 4xx not); ``x-should-retry: true/false`` overrides;
     Retry-After is read from the headers. Never raises.
     """
@@ -162,6 +169,13 @@ def default_classification(failure: Failure) -> Classification:
         if isinstance(exc, httpx2.TimeoutException):
             return Classification(
                 kind=ErrorKind.TIMEOUT, retryable=True, message=f"timed out ({type(exc).__name__})"
+            )
+        if isinstance(exc, httpx2.LocalProtocolError):
+            # the request could not even be written (a header the plugin built is illegal):
+            # the same request fails the same way, so sending it again only wastes time
+            return Classification(
+                kind=ErrorKind.TRANSPORT, retryable=False,
+                message=f"the request could not be sent as built ({type(exc).__name__}: {exc})",
             )
         return Classification(
             kind=ErrorKind.TRANSPORT,

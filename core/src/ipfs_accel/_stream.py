@@ -9,14 +9,20 @@ shown as text; a stream that ends before its terminal event is interrupted.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import math
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import httpx2
 
+from ._bounds import Bound
 from ._errors import CallError, StreamInterruptedError
-from ._settings import EndpointConfig
+from ._settings import EndpointConfig, redact_cause
 from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage
+from ._validate import check_chunk, check_usage
+from ._watchdog import watch
 from ._wire import Event, aiter_events, iter_events
 
 if TYPE_CHECKING:
@@ -28,14 +34,22 @@ __all__ = ["AsyncStream", "SyncStream"]
 class _StreamBase:
     """What the sync and async stream readers share: turning events into chunks."""
 
-    __slots__ = ("call", "config", "done", "engine", "exchange", "finish_reason", "headers",
-                 "response", "server_request_id", "usage", "yielded")
+    __slots__ = ("bound", "call", "config", "deadline_at", "done", "engine", "exchange",
+                 "finish_reason", "headers", "idle", "response", "server_request_id", "usage",
+                 "yielded")
 
-    def __init__(self, engine: Engine, config: EndpointConfig, call: Call, exchange: Exchange):
+    def __init__(
+        self, engine: Engine, config: EndpointConfig, call: Call, exchange: Exchange,
+        deadline_at: float | None,
+    ):
         self.engine = engine
         self.config = config
         self.call = call
         self.exchange = exchange
+        self.deadline_at = deadline_at
+        # every socket read is bounded by ``timeout`` too, so a silence never outlasts it
+        self.idle = min(config.settings.stream_idle_timeout, config.settings.timeout)
+        self.bound = Bound(math.inf, "attempt")  # the limit of the wait in progress
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.done = False
@@ -70,14 +84,17 @@ class _StreamBase:
                 failed.retryable = False
             raise failed
         reported = engine.hooks.parse_usage(self.call.operation, event.json)
+        check_usage(reported, self.call, engine.backend, self.config.endpoint_id,
+                    self.server_request_id)
         if reported is not None:
             self.usage = reported if self.usage is None else self.usage.merged(reported)
         if out is None:
             return None
+        check_chunk(out, self.call, engine.backend, self.config.endpoint_id, self.server_request_id)
         out.request_id = self.call.request_id
         if self.server_request_id is None and out.server_request_id:
             # an ID only the body carries (Gemini's responseId) stands in for a header's
-            self.server_request_id = out.server_request_id
+            self.server_request_id = self.config.scrub(out.server_request_id)
         out.server_request_id = self.server_request_id
         if out.finish_reason is not None:
             self.finish_reason = out.finish_reason
@@ -95,7 +112,26 @@ class _StreamBase:
             last.finish_reason = self.finish_reason
         return last
 
+    def idle_bound(self, now: float) -> Bound:
+        """The limit of a wait for the next data event that starts at ``now``."""
+        at = now + self.idle
+        deadline_at = self.deadline_at
+        if deadline_at is not None and deadline_at <= at:
+            return Bound(deadline_at, "deadline")
+        return Bound(at, "idle")
+
+    def timed_out(self, cause: BaseException | None = None) -> CallError:
+        """The error for the limit of the wait in progress (:attr:`bound`), run out; raise
+        it ``from None`` (``cause``, what was caught then, is redacted as a cause would be)."""
+        err = self.engine.limit_error(self.config, self.call, self.bound.what, self.idle,
+                                      cause=cause)
+        if self.yielded:
+            err.retryable = False  # text already reached the caller: never start over
+        return err
+
     def interrupted(self, cause: BaseException | None) -> CallError:
+        if cause is not None:
+            redact_cause(self.config, cause)  # it becomes the error's __cause__
         err = StreamInterruptedError(
             "the stream ended before its final event"
             + (f" ({type(cause).__name__}: {cause})" if cause is not None else ""),
@@ -107,42 +143,62 @@ class _StreamBase:
 
 
 class SyncStream(_StreamBase):
-    __slots__ = ("_cm", "_events")
+    """Reads a stream on the calling thread; the watchdog bounds every wait in wall time."""
 
-    def open(self, deadline_at: float | None = None) -> StreamChunk | None:
-        """Send the request and read up to the first chunk worth yielding."""
-        engine = self.engine
+    __slots__ = ("_events", "_guard")
+
+    def open(self) -> StreamChunk | None:
+        """Send the request and read up to the first chunk worth yielding, all within the
+        attempt's timeout (or the call's deadline, if that comes first)."""
+        engine, config, call = self.engine, self.config, self.call
         client = engine.http.sync
-        request = engine._request(client, self.config, self.call, self.exchange, deadline_at)
-        try:
-            resp = client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
-            raise engine._transport_error(self.config, self.call, exc) from exc
-        self.response = resp
+        self.bound = end = engine.attempt_end(config, self.deadline_at)
+        request = engine._request(client, config, call, self.exchange, end)
+        self.response = resp = engine.open_sync(client, config, call, request, end)
         self.headers = resp.headers
-        self.server_request_id = engine._server_request_id(resp.headers)
-        if resp.status_code >= 400:
+        self.server_request_id = engine._server_request_id(config, resp.headers)
+        self._guard = guard = watch(resp, end.at)
+        if resp.status_code >= 300:
             try:
                 resp.read()
             except httpx2.HTTPError as exc:
-                raise engine._transport_error(self.config, self.call, exc) from exc
+                if guard.fired or isinstance(exc, httpx2.TimeoutException):
+                    raise self.timed_out(exc) from None
+                raise engine._transport_error(config, call, exc) from exc
             finally:
+                guard.cancel()
                 resp.close()
-            raise engine._status_error(self.config, self.call, resp)
+            raise engine._status_error(config, call, resp)
         kind = self.exchange.stream or "sse"
         self._events = iter_events(resp.iter_lines(), kind)
         return self._next()
 
     def _next(self) -> StreamChunk | None:
+        guard = self._guard
+        flowing = self.yielded
+        if flowing:
+            self.bound = self.idle_bound(_monotonic())
+            guard.extend(self.bound.at)
         while not self.done:
             try:
                 event = next(self._events)
             except StopIteration:
+                if guard.fired:
+                    raise self.timed_out() from None
                 raise self.interrupted(None) from None
             except httpx2.HTTPError as exc:
+                if guard.fired or isinstance(exc, httpx2.TimeoutException):
+                    raise self.timed_out(exc) from None
                 raise self.interrupted(exc) from exc
+            if flowing and event.event != _PING:  # progress: the silence starts again
+                now = _monotonic()
+                if now >= self.bound.at:
+                    raise self.timed_out()
+                self.bound = self.idle_bound(now)
+                guard.extend(self.bound.at)
             chunk = self.event(event)
             if chunk is not None:
+                guard.extend(math.inf)  # the consumer's time with the chunk is not silence
                 return chunk
         return None
 
@@ -155,45 +211,88 @@ class SyncStream(_StreamBase):
             yield chunk
 
     def close(self) -> None:
+        guard = getattr(self, "_guard", None)
+        if guard is not None:
+            guard.cancel()
         response = getattr(self, "response", None)
         if response is not None:
             response.close()
 
 
 class AsyncStream(_StreamBase):
+    """Reads a stream on the running loop; cancel scopes bound every wait."""
+
     __slots__ = ("_events",)
 
     async def open(self) -> StreamChunk | None:
-        engine = self.engine
-        client = engine.http.for_loop(asyncio.get_running_loop())
-        request = engine._request(client, self.config, self.call, self.exchange)
+        """Send the request and read up to the first chunk worth yielding, within the
+        attempt's timeout; when the call's deadline comes first, the caller's scope ends it."""
+        self.bound = end = self.engine.attempt_end(self.config, self.deadline_at)
+        if end.what == "deadline":
+            return await self._open()
+        try:
+            async with asyncio.timeout_at(_loop_time(end.at)):
+                return await self._open()
+        except builtins.TimeoutError as exc:
+            if isinstance(exc, CallError):
+                raise
+            raise self.timed_out(exc) from None
+
+    async def _open(self) -> StreamChunk | None:
+        engine, config, call = self.engine, self.config, self.call
+        client = await engine.http.for_loop(asyncio.get_running_loop())
+        request = engine._request(client, config, call, self.exchange)
         try:
             resp = await client.send(request, stream=True)
+        except httpx2.TimeoutException as exc:
+            raise engine.limit_error(config, call, self.bound.what, cause=exc) from None
         except httpx2.HTTPError as exc:
-            raise engine._transport_error(self.config, self.call, exc) from exc
+            raise engine._transport_error(config, call, exc) from exc
         self.response = resp
         self.headers = resp.headers
-        self.server_request_id = engine._server_request_id(resp.headers)
-        if resp.status_code >= 400:
+        self.server_request_id = engine._server_request_id(config, resp.headers)
+        if resp.status_code >= 300:
             try:
                 await resp.aread()
+            except httpx2.TimeoutException as exc:
+                raise self.timed_out(exc) from None
             except httpx2.HTTPError as exc:
-                raise engine._transport_error(self.config, self.call, exc) from exc
+                raise engine._transport_error(config, call, exc) from exc
             finally:
                 await resp.aclose()
-            raise engine._status_error(self.config, self.call, resp)
+            raise engine._status_error(config, call, resp)
         kind = self.exchange.stream or "sse"
         self._events = aiter_events(resp.aiter_lines(), kind)
-        return await self._next()
+        return await self._read(None)
 
     async def _next(self) -> StreamChunk | None:
+        """The next chunk, each silence bounded by the idle limit and all by the deadline.
+
+        One cancel scope per chunk, moved on at each data event, and none while the
+        consumer holds a chunk: a scope must not reach into the consumer's code.
+        """
+        self.bound = self.idle_bound(_monotonic())
+        try:
+            async with asyncio.timeout_at(_loop_time(self.bound.at)) as scope:
+                return await self._read(scope)
+        except builtins.TimeoutError as exc:
+            if isinstance(exc, CallError):
+                raise
+            raise self.timed_out(exc) from None
+
+    async def _read(self, scope: asyncio.Timeout | None) -> StreamChunk | None:
         while not self.done:
             try:
                 event = await self._events.__anext__()
             except StopAsyncIteration:
                 raise self.interrupted(None) from None
+            except httpx2.TimeoutException as exc:
+                raise self.timed_out(exc) from None
             except httpx2.HTTPError as exc:
                 raise self.interrupted(exc) from exc
+            if scope is not None and event.event != _PING:  # progress: silence starts again
+                self.bound = self.idle_bound(_monotonic())
+                scope.reschedule(_loop_time(self.bound.at))
             chunk = self.event(event)
             if chunk is not None:
                 return chunk
@@ -211,3 +310,12 @@ class AsyncStream(_StreamBase):
         response = getattr(self, "response", None)
         if response is not None:
             await response.aclose()
+
+
+_PING = "ping"  # Anthropic's keep-alive event: a sign of life, not progress
+_monotonic = time.monotonic
+
+
+def _loop_time(at: float) -> float:
+    """``at`` (on ``time.monotonic``) on the running loop's clock."""
+    return asyncio.get_running_loop().time() + (at - _monotonic())
