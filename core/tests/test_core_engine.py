@@ -172,15 +172,24 @@ def test_transport_error_exhausted_is_transport_error():
     assert info.value.attempts == 3
 
 
+def test_a_request_that_cannot_be_written_is_not_retried():
+    """A local protocol error (an illegal header a plugin built) fails on its first attempt."""
+    handler, seen = scripted(httpx2.LocalProtocolError("Illegal header value"))
+    b = backend(handler, **FAST)
+    with pytest.raises(TransportError, match="could not be sent") as info:
+        b.chat(MSG)
+    assert info.value.attempts == 1 and len(seen) == 1 and b.get_stats().retries == 0
+
+
 def test_retry_after_past_deadline_fails_fast():
     """A Retry-After longer than what is left of the deadline fails at once instead of sleeping."""
     handler, seen = scripted(httpx2.Response(429, headers={"retry-after": "30"}))
     b = backend(handler, deadline=2.0, **FAST)
-    start = time.monotonic()
     with pytest.raises(RateLimitError) as info:
         b.chat(MSG)
-    assert time.monotonic() - start < 1.0
-    assert info.value.retry_after == 30 and len(seen) == 1
+    assert info.value.retry_after == 30 and len(seen) == 1 and info.value.attempts == 1
+    stats = b.get_stats()
+    assert (stats.retries, stats.retry_wait_seconds) == (0, 0)  # no wait was even begun
 
 
 def test_chained_exchanges_run_in_order():
@@ -296,23 +305,24 @@ def test_stream_error_before_first_chunk_is_retried():
 
 def test_queue_full_rejects_at_once_and_counts():
     """With every slot busy and the queue full, a call fails at once with QueueFullError."""
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Semaphore(0)
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        release.wait(5)
+        entered.release()
+        assert release.wait(30)
         return httpx2.Response(200, json=ok_body())
 
     b = backend(handler, max_concurrent_requests=1, queue_size=1)
     threads = [threading.Thread(target=b.chat, args=(MSG,)) for _ in range(2)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 2
-    while b.get_stats().queued < 1 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    start = time.monotonic()
+    threads[0].start()
+    assert entered.acquire(timeout=30)  # the first holds the only slot
+    threads[1].start()
+    while b.get_stats().queued < 1:  # the second waits: the queue is full
+        threading.Event().wait(0.001)
+    # The slot stays taken until after this call: had it waited, it could only have failed
+    # another way, so QueueFullError shows it was turned away at once.
     with pytest.raises(QueueFullError) as info:
         b.chat(MSG, request_id="late")
-    assert time.monotonic() - start < 0.5
     assert info.value.request_id == "late"
     release.set()
     for t in threads:
@@ -325,9 +335,10 @@ def test_queue_full_rejects_at_once_and_counts():
 @pytest.mark.asyncio
 async def test_deadline_while_queued_times_out_and_leaves():
     """A call that waits in the queue past its deadline raises TimeoutError and frees its place."""
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
 
     async def slow(request: httpx2.Request) -> httpx2.Response:
+        entered.set()
         await gate.wait()
         return httpx2.Response(200, json=ok_body())
 
@@ -335,7 +346,7 @@ async def test_deadline_while_queued_times_out_and_leaves():
                         async_transport=httpx2.MockTransport(slow))
     b = registry.get("echo", max_concurrent_requests=1)
     first = asyncio.create_task(b.achat(MSG))  # no deadline: it holds the only slot
-    await asyncio.sleep(0.01)
+    await entered.wait()
     b.update_endpoint("default", deadline=0.05)
     with pytest.raises(ipfs_accel.TimeoutError, match="waiting in the queue"):
         await b.achat(MSG)
@@ -350,9 +361,10 @@ async def test_deadline_while_queued_times_out_and_leaves():
 @pytest.mark.asyncio
 async def test_cancelled_call_ends_once_and_frees_slot():
     """Cancelling running and waiting calls frees their slots; each is counted once as failed."""
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
 
     async def slow(request: httpx2.Request) -> httpx2.Response:
+        entered.set()
         await gate.wait()
         return httpx2.Response(200, json=ok_body())
 
@@ -360,7 +372,7 @@ async def test_cancelled_call_ends_once_and_frees_slot():
                         async_transport=httpx2.MockTransport(slow))
     b = registry.get("echo", max_concurrent_requests=1)
     tasks = [asyncio.create_task(b.achat(MSG)) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await entered.wait()  # the first runs; the other two were admitted to the queue before it
     assert b.get_stats().in_flight == 1 and b.get_stats().queued == 2
     for t in tasks:
         t.cancel()

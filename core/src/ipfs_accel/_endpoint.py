@@ -32,6 +32,7 @@ class Endpoint:
         self.limiter = Limiter(s.max_concurrent_requests, s.queue_size)
         self._lock = self.limiter.lock
         self.stats = StatsCounter(self._lock)
+        self.limiter.on_dead_locked = self._dead_locked
 
     def admit(self) -> _Waiter | None:
         """Count a new call and take a slot (``None``) or a place in the queue (the waiter).
@@ -47,13 +48,24 @@ class Endpoint:
             self.stats.admitted_locked()
             return waiter
 
-    def finish(self, *, holding: bool, ok: bool, latency: float, usage: Usage | None) -> None:
-        """Count a call's end and, if it held a slot, hand the slot on."""
+    def finish(
+        self, *, holding: bool, ok: bool, latency: float, usage: Usage | None,
+        cancelled: bool = False,
+    ) -> None:
+        """Count a call's end and, if it held a slot, hand the slot on.
+
+        ``cancelled``: the call ended by cancellation, ``KeyboardInterrupt`` or a stream
+        closed before its end; it counts as failed and as cancelled.
+        """
         with self._lock:
-            self.stats.finished_locked(ok=ok, latency=latency, usage=usage)
+            self.stats.finished_locked(ok=ok, latency=latency, usage=usage, cancelled=cancelled)
             waiter = self.limiter.leave_locked() if holding else None
         if waiter is not None:
-            waiter.wake()
+            self.limiter.hand_over(waiter)
+
+    def _dead_locked(self) -> None:
+        # a call that waited on an event loop closed under it: it will never finish itself
+        self.stats.finished_locked(ok=False, latency=0.0, usage=None, cancelled=True)
 
     def snapshot(self) -> Stats:
         """The endpoint's stats now, with the queue's own counts of waiting and running."""

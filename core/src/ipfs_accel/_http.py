@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
+from collections.abc import AsyncGenerator
 
 import httpx2
 
@@ -18,11 +18,15 @@ class HTTP:
     """Owns the httpx2 clients of one backend.
 
     An ``httpx2.AsyncClient`` belongs to the event loop it first ran on, so each running
-    loop gets its own (a program that calls ``asyncio.run`` twice keeps working). Tests
-    pass ``transport``/``async_transport`` (``httpx2.MockTransport`` serves both).
+    loop gets its own (a program that calls ``asyncio.run`` for every call keeps working).
+    A loop's client is closed, on that loop, when the loop shuts its async generators down
+    (``asyncio.run`` and ``asyncio.Runner`` do, as they end); the client of a loop closed
+    some other way is dropped the next time a new loop appears, so neither clients nor
+    their sockets pile up. Tests pass ``transport``/``async_transport``
+    (``httpx2.MockTransport`` serves both).
     """
 
-    __slots__ = ("_async", "_lock", "_sync", "async_transport", "transport")
+    __slots__ = ("_async", "_closers", "_lock", "_sync", "async_transport", "transport")
 
     def __init__(
         self,
@@ -33,9 +37,10 @@ class HTTP:
         self.transport = transport
         self.async_transport = async_transport
         self._sync: httpx2.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Plain dicts, not weak ones: a client refers back to its loop through its
+        # connections, so a weak key would never die. Entries leave when their loop ends.
+        self._async: dict[asyncio.AbstractEventLoop, httpx2.AsyncClient] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -51,26 +56,61 @@ class HTTP:
                 client = self._sync
         return client
 
-    def for_loop(self, loop: asyncio.AbstractEventLoop) -> httpx2.AsyncClient:
-        """The async client of ``loop``."""
+    async def for_loop(self, loop: asyncio.AbstractEventLoop) -> httpx2.AsyncClient:
+        """The async client of ``loop`` (the running loop)."""
         client = self._async.get(loop)
         if client is None:
-            transport = self.async_transport
-            if transport is None and isinstance(self.transport, httpx2.MockTransport):
-                transport = self.transport
-            client = httpx2.AsyncClient(transport=transport, limits=_LIMITS, follow_redirects=False)
-            self._async[loop] = client
+            client = await self._new_for_loop(loop)
         return client
 
+    async def _new_for_loop(self, loop: asyncio.AbstractEventLoop) -> httpx2.AsyncClient:
+        with self._lock:
+            for old in [lp for lp in self._async if lp.is_closed()]:
+                # closed without shutting its async generators down: nothing can run on it
+                # any more, so let its client and sockets go to the garbage collector
+                del self._async[old]
+                self._closers.pop(old, None)
+        transport = self.async_transport
+        if transport is None and isinstance(self.transport, httpx2.MockTransport):
+            transport = self.transport
+        client = httpx2.AsyncClient(transport=transport, limits=_LIMITS, follow_redirects=False)
+        # An async generator parked on this loop: the loop closes it (aclose) when it shuts
+        # its async generators down, and closing it closes the client, on its own loop.
+        closer = self._closer(loop, client)
+        with self._lock:
+            self._async[loop] = client
+            self._closers[loop] = closer
+        await closer.__anext__()  # runs to its first yield at once: no other task interleaves
+        return client
+
+    async def _closer(
+        self, loop: asyncio.AbstractEventLoop, client: httpx2.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._async.get(loop) is client:
+                    del self._async[loop]
+                if self._closers.get(loop) is not None:
+                    del self._closers[loop]
+            await client.aclose()
+
     def close(self) -> None:
-        """Close the sync client. Async clients close with :meth:`aclose` on their loop."""
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+        """Close the sync client; async calls and their clients are left alone."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
 
     async def aclose(self) -> None:
-        """Close the running loop's async client and the sync client."""
-        client = self._async.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+        """Close the running loop's async client; sync calls and other loops' clients are
+        left alone."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async.pop(loop, None)
+            closer = self._closers.pop(loop, None)
+        if closer is not None:
+            await closer.aclose()
+        elif client is not None:
             await client.aclose()
-        self.close()

@@ -10,13 +10,13 @@ keeps start order FIFO and stops late arrivals from overtaking the queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["Limiter", "QueueFull"]
 
-_WAITING, _GRANTED, _ABANDONED = 0, 1, 2
+_WAITING, _GRANTED, _ABANDONED, _DEAD = 0, 1, 2, 3
 
 
 class QueueFull(Exception):
@@ -33,17 +33,27 @@ class _Waiter:
         self.future: asyncio.Future[None] | None = None
         self.thread = 0
 
-    def wake(self) -> None:
+    @property
+    def dead(self) -> bool:
+        """Its event loop closed while it waited; the queue counted its call as ended."""
+        return self.state == _DEAD
+
+    def wake(self) -> bool:
+        """Tell the waiter it holds a slot. False when nobody can hear it any more: its
+        event loop was closed while it waited, so the slot must go to the next waiter."""
         if self.lock is not None:
             self.lock.release()
-            return
-        assert self.loop is not None and self.future is not None
-        if threading.get_ident() == self.thread:
-            self.loop.call_soon(_resolve, self.future)
-        else:
-            # RuntimeError: its loop is closed, and the waiter is gone with it
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(_resolve, self.future)
+            return True
+        loop, future = self.loop, self.future
+        assert loop is not None and future is not None
+        try:
+            if threading.get_ident() == self.thread:
+                loop.call_soon(_resolve, future)
+            else:
+                loop.call_soon_threadsafe(_resolve, future)
+        except RuntimeError:  # the loop is closed: the task that waited will never run again
+            return False
+        return True
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -59,7 +69,7 @@ class Limiter:
     enter must be paired with exactly one :meth:`leave`.
     """
 
-    __slots__ = ("_lock", "_waiters", "in_flight", "limit", "queue_size")
+    __slots__ = ("_lock", "_waiters", "in_flight", "limit", "on_dead_locked", "queue_size")
 
     def __init__(self, limit: int, queue_size: int) -> None:
         self._lock = threading.Lock()  # shared with the endpoint's counters (see ``lock``)
@@ -67,6 +77,9 @@ class Limiter:
         self.limit = limit
         self.queue_size = queue_size
         self.in_flight = 0
+        # Called under the lock for each waiter found dead (its loop closed while it
+        # waited): the endpoint counts that call as ended, since it will never end itself.
+        self.on_dead_locked: Callable[[], None] | None = None
 
     @property
     def lock(self) -> threading.Lock:
@@ -92,7 +105,7 @@ class Limiter:
                 if waiter.lock is not None or waiter.future is not None:
                     wake.append(waiter)
         for waiter in wake:
-            waiter.wake()
+            self.hand_over(waiter)
 
     def admit(self) -> _Waiter | None:
         """Take a slot now (returns ``None``) or a place in the queue (returns the waiter).
@@ -119,9 +132,10 @@ class Limiter:
         with self._lock:
             if waiter.state == _GRANTED:
                 return False
-            waiter.state = _ABANDONED
-            self._waiters.remove(waiter)
-            return True
+            if waiter.state == _WAITING:
+                waiter.state = _ABANDONED
+                self._waiters.remove(waiter)
+            return True  # (a dead waiter left the queue when it was found dead)
 
     def wait(self, waiter: _Waiter, timeout: float | None = None) -> None:
         """Block the calling thread until ``waiter`` holds a slot.
@@ -133,8 +147,15 @@ class Limiter:
                 return
             waiter.lock = lock = threading.Lock()
             lock.acquire()
-        if lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            return
+        try:
+            if lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+                return
+        except BaseException:
+            # KeyboardInterrupt or SystemExit while blocked: leave the queue, or pass on a
+            # slot granted in that same moment, so the endpoint never loses it.
+            if not self._abandon(waiter):
+                self.leave()
+            raise
         if self._abandon(waiter):
             raise TimeoutError("timed out waiting in the endpoint's queue")
         lock.acquire()  # granted while timing out: the grant's release is on its way
@@ -172,15 +193,27 @@ class Limiter:
             await self.await_slot(waiter)
 
     def leave(self) -> None:
-        """Give the slot back: to the oldest waiter if there is one."""
+        """Give the slot back: to the oldest waiter that can still take it, if any."""
         with self._lock:
             waiter = self.leave_locked()
-        if waiter is not None:
-            waiter.wake()
+        self.hand_over(waiter)
+
+    def hand_over(self, waiter: _Waiter | None) -> None:
+        """Wake ``waiter``, granted a slot by :meth:`leave_locked` (call outside the lock).
+
+        A waiter whose event loop was closed while it waited can never take the slot: it is
+        counted as dead (``on_dead_locked``) and the slot goes on to the next waiter.
+        """
+        while waiter is not None and not waiter.wake():
+            with self._lock:
+                waiter.state = _DEAD
+                if self.on_dead_locked is not None:
+                    self.on_dead_locked()
+                waiter = self.leave_locked()
 
     def leave_locked(self) -> _Waiter | None:
-        """:meth:`leave` for a caller that holds :attr:`lock`; it must then ``wake()`` the
-        waiter returned (outside the lock), if any."""
+        """:meth:`leave` for a caller that holds :attr:`lock`; it must then pass the waiter
+        returned (if any) to :meth:`hand_over`, outside the lock."""
         if self.in_flight > self.limit or not self._waiters:
             self.in_flight -= 1
             return None

@@ -17,8 +17,12 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     """A snapshot of an endpoint's counters, or their sum over a backend's endpoints.
 
     ``total_requests`` counts calls (not attempts): it equals ``successful_requests +
-    failed_requests + in_flight + queued``. ``rejected`` calls (queue full) count as failed.
-    ``retries`` counts the extra attempts. Read as attributes or as ``stats["name"]``.
+    failed_requests + in_flight + queued``. ``failed_requests`` counts every call that ended
+    without a result, including those ``rejected`` (queue full) and those ``cancelled`` (the
+    task cancelled, ``KeyboardInterrupt``, a stream closed before its end, or a call whose
+    event loop was closed while it waited). ``retries`` counts the extra attempts and
+    ``retry_wait_seconds`` the time actually spent waiting between attempts. Read as
+    attributes or as ``stats["name"]``.
     ``endpoints_count`` is 1 for one endpoint and the number summed for an aggregate.
     """
 
@@ -26,6 +30,7 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     successful_requests: int = 0
     failed_requests: int = 0
     rejected: int = 0
+    cancelled: int = 0
     retries: int = 0
     queued: int = 0
     in_flight: int = 0
@@ -85,6 +90,7 @@ class StatsCounter:
 
     __slots__ = (
         "_lock",
+        "cancelled",
         "failed",
         "input_tokens",
         "latency_max",
@@ -106,7 +112,7 @@ class StatsCounter:
         """Zero the counters of finished calls; the ``live`` calls (queued or in flight)
         stay counted in the total."""
         self.total = live
-        self.successful = self.failed = self.rejected = self.retries = 0
+        self.successful = self.failed = self.rejected = self.cancelled = self.retries = 0
         self.input_tokens = self.output_tokens = 0
         self.retry_wait = self.latency_total = self.latency_max = 0.0
 
@@ -120,18 +126,26 @@ class StatsCounter:
         self.failed += 1
         self.rejected += 1
 
-    def retried(self, wait: float) -> None:
-        """An attempt failed and another follows after ``wait`` seconds."""
+    def retried(self) -> None:
+        """An attempt failed and another is scheduled."""
         with self._lock:
             self.retries += 1
-            self.retry_wait += wait
 
-    def finished_locked(self, *, ok: bool, latency: float, usage: Usage | None) -> None:
-        """A call ended, with a result (``ok``) or an error."""
+    def waited(self, seconds: float) -> None:
+        """``seconds`` passed waiting between two attempts (or until the call ended)."""
+        with self._lock:
+            self.retry_wait += seconds
+
+    def finished_locked(
+        self, *, ok: bool, latency: float, usage: Usage | None, cancelled: bool = False
+    ) -> None:
+        """A call ended, with a result (``ok``) or an error (``cancelled``: by cancellation)."""
         if ok:
             self.successful += 1
         else:
             self.failed += 1
+            if cancelled:
+                self.cancelled += 1
         if usage is not None:
             self.input_tokens += usage.input_tokens
             self.output_tokens += usage.output_tokens
@@ -145,6 +159,7 @@ class StatsCounter:
             successful_requests=self.successful,
             failed_requests=self.failed,
             rejected=self.rejected,
+            cancelled=self.cancelled,
             retries=self.retries,
             queued=queued,
             in_flight=in_flight,
