@@ -24,7 +24,7 @@ from .._registry import Registry
 from ._common import CliError, describe_error, exit_code_for, open_backend
 
 if TYPE_CHECKING:
-    from ._run import Answers
+    from ._results import Answers
 
 __all__ = ["app", "run_app"]
 
@@ -313,7 +313,7 @@ def run(
     At the end the per-endpoint stats table is printed (and written with --stats-file).
     Exit code 1 when any line failed.
     """
-    from . import _run
+    from . import _results, _run
     from ._view import stats_document, stats_table, write_stats_file
 
     if not file.is_file():
@@ -328,7 +328,7 @@ def run(
         model=model, settings={**_settings(timeout, max_retries),
                                "max_concurrent_requests": concurrency,
                                "queue_size": max(100, concurrency)})
-    answers = _run.read_answers(output) if resume else _run.Answers()
+    answers = _results.read_answers(output) if resume else _results.Answers()
     skip = answers.ok if retry_failed else answers.ok | answers.failed
     counters = _run.BatchCounters(_run.count_lines(file, skip=skip))
     if answers.ok or answers.failed:
@@ -354,7 +354,7 @@ def run(
         finally:
             items.close()
     if not interrupted:
-        _run.finish_results(output, answers, ordered=ordered, retried=retry_failed)
+        _results.finish_results(output, answers, ordered=ordered, retried=retry_failed)
     if not quiet:
         document = stats_document([be], urls=urls)
         err.print(stats_table(document))

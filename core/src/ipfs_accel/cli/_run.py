@@ -17,8 +17,7 @@ back nothing and a crash or Ctrl-C loses only the calls in flight. What is held 
 does not grow with the file: the input is read lazily, at most ``concurrency`` calls are in
 flight, and no finished call waits unwritten. Reading an earlier results file for
 ``--resume`` and rewriting it once a run completes (compacted, or ``--ordered``) is
-:mod:`._results`' job; ``Answers``, ``read_answers`` and ``finish_results`` are re-exported
-here for the command in :mod:`._app`.
+:mod:`._results`' job.
 """
 
 from __future__ import annotations
@@ -34,16 +33,12 @@ from typing import IO, Any
 from .._backend import Backend
 from .._errors import CallError, IpfsAccelError
 from .._types import ChatResult, EmbedResult
-from ._results import Answers, finish_results, read_answers
 
 __all__ = [
-    "Answers",
     "BatchCounters",
     "Item",
     "count_lines",
-    "finish_results",
     "parse_lines",
-    "read_answers",
     "run_batch",
 ]
 
