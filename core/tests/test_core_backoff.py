@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ipfs_accel import backoff_delay, parse_retry_after
-from ipfs_accel._retry import plan_wait
+from ipfs_accel._backoff import plan_wait
 
 delays = st.floats(min_value=0.001, max_value=100, allow_nan=False)
 factors = st.floats(min_value=1, max_value=10, allow_nan=False)

@@ -7,8 +7,8 @@ import types
 from typing import Any
 
 import _echo_plugin
-import ipfs_accel._attempts
 import ipfs_accel._endpoint
+import ipfs_accel._retry
 import msgspec
 import pytest
 from ipfs_accel import (
@@ -130,12 +130,12 @@ def test_backoff_fails_without_retries_or_retry_after() -> None:
 
 def _patched_plan_wait(monkeypatch: pytest.MonkeyPatch, **fixed: float) -> None:
     """The core's retry loop with some of its backoff settings replaced (a feature removed)."""
-    real = ipfs_accel._attempts.plan_wait
+    real = ipfs_accel._retry.plan_wait
 
     def plan_wait(attempt: int, **kw: Any) -> float | None:
         return real(attempt, **{**kw, **fixed})
 
-    monkeypatch.setattr(ipfs_accel._attempts, "plan_wait", plan_wait)
+    monkeypatch.setattr(ipfs_accel._retry, "plan_wait", plan_wait)
 
 
 def test_backoff_fails_without_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,13 +158,13 @@ def test_backoff_fails_without_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_backoff_fails_with_unbounded_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Jitter added on top of the cap (or beyond its fraction) fails the backoff check."""
-    real = ipfs_accel._attempts.plan_wait
+    real = ipfs_accel._retry.plan_wait
 
     def plan_wait(attempt: int, **kw: Any) -> float | None:
         wait = real(attempt, **{**kw, "jitter": 0.0})
         return None if wait is None else wait * (1 + kw["jitter"] * 0.999)
 
-    monkeypatch.setattr(ipfs_accel._attempts, "plan_wait", plan_wait)
+    monkeypatch.setattr(ipfs_accel._retry, "plan_wait", plan_wait)
     r = _run("backoff", _echo_plugin)
     assert not r.passed and "wait 3 was planned at 0.160s, above max_retry_delay=0.1" in r.reason
 

@@ -15,6 +15,8 @@ It logs (retries, with backend, endpoint and request ID; never a key) through th
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._backoff import backoff_delay, parse_retry_after
+from ._classify import default_classification, error_message
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -39,7 +41,6 @@ from ._errors import (
 )
 from ._hookspecs import hookimpl
 from ._registry import ENTRY_POINT_GROUP, PluginStatus, Registry
-from ._retry import backoff_delay, default_classification, error_message, parse_retry_after
 from ._settings import EndpointConfig, EndpointSettings
 from ._stats import Stats
 from ._types import (
@@ -58,7 +59,7 @@ from ._types import (
     StreamFailure,
     Usage,
 )
-from ._wire import Event
+from ._wire import Event, decode_json
 
 logging.getLogger("ipfs_accel").addHandler(logging.NullHandler())  # silent until configured
 
@@ -106,6 +107,7 @@ __all__ = [
     "UnsupportedOperationError",
     "Usage",
     "backoff_delay",
+    "decode_json",
     "default_classification",
     "error_message",
     "hookimpl",

@@ -18,7 +18,6 @@ from typing import Any, TypeAlias
 import httpx2
 import msgspec
 
-from ._attempts import Attempts, retry_async, retry_sync
 from ._bounds import Bound
 from ._endpoint import Endpoint, EndpointConfig
 from ._errors import (
@@ -32,6 +31,7 @@ from ._errors import (
 from ._http import HTTP
 from ._plugin import PluginHooks
 from ._queue import QueueFull
+from ._retry import Attempts, retry_async, retry_sync
 from ._settings import redact_cause
 from ._stream import AsyncStream, SyncStream
 from ._types import (
@@ -48,7 +48,7 @@ from ._types import (
 )
 from ._validate import check_result, check_usage
 from ._watchdog import watch
-from ._wire import decode_json
+from ._wire import decode_json, decode_typed, is_json
 
 __all__ = ["Engine"]
 
@@ -198,6 +198,24 @@ class Engine:
         err.retryable = False
         return err
 
+    def unfit(
+        self, config: EndpointConfig, call: Call, what: str, exc: msgspec.DecodeError,
+        *, was_json: bool = True, status: int | None = None,
+        headers: httpx2.Headers | None = None,
+    ) -> ResponseError:
+        """A body (or stream event) that does not fit the type the plugin declared for it:
+        msgspec's message names the field (``$.choices[0].finish_reason``). Never retried:
+        the same server sends the same shape again."""
+        reason = "it does not fit the API" if was_json else "it is not JSON"
+        err = ResponseError(
+            config.scrub(f"{self.backend} sent a {what} that could not be read, {reason}: {exc}"),
+            backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+            server_request_id=None if headers is None else self._server_request_id(config, headers),
+            status=status,
+        )
+        err.retryable = False
+        return err
+
     def limit_error(
         self, config: EndpointConfig, call: Call, what: str, idle: float | None = None,
         cause: BaseException | None = None,
@@ -244,9 +262,17 @@ class Engine:
         """Parse a 2xx response into a result, or into the chain's next exchange and the
         usage reported so far."""
         content = resp.content
+        if exchange.response_type is None:
+            data = decode_json(content)
+        else:
+            try:
+                data = decode_typed(content, exchange.response_type)
+            except msgspec.DecodeError as exc:  # ValidationError too: it names the field
+                raise self.unfit(config, call, f"{call.operation} response", exc,
+                                 was_json=is_json(content), status=resp.status_code,
+                                 headers=resp.headers) from None
         response = Response(
-            status=resp.status_code, headers=resp.headers, content=content,
-            data=decode_json(content),
+            status=resp.status_code, headers=resp.headers, content=content, data=data,
         )
         parse = exchange.parse
         if parse is None:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import _hookspecs
+from ._classify import default_classification
 from ._errors import ConfigurationError, PluginLoadError
-from ._retry import default_classification
 from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
 
 if TYPE_CHECKING:

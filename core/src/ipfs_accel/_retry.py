@@ -1,207 +1,158 @@
-"""Backoff arithmetic, Retry-After parsing and the default error classification.
+"""The retry loop: stamina drives the attempts, :class:`Attempts` decides each wait.
 
-The retry loop itself is stamina's (see ``_attempts.py``); this module decides how long each
-wait is, so the rule can be tested on its own: delay n (1-based) is
-``min(initial * factor**(n-1), max_delay)`` plus jitter up to ``jitter`` of it, never above
-``max_delay``; a server's Retry-After replaces it when longer; and no wait may run past the
-call's deadline.
+The first attempt runs before stamina's loop is built, since most calls succeed at once and
+the loop costs tens of microseconds; a retryable first failure is replayed as stamina's first
+attempt, so stamina sees, waits on and reports every attempt (its instrumentation included).
 """
 
 from __future__ import annotations
 
-import email.utils
-import math
-import random
+import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from ._errors import ErrorKind
-from ._types import Classification, Failure
+import stamina
 
-__all__ = [
-    "backoff_delay",
-    "default_classification",
-    "error_message",
-    "parse_retry_after",
-    "plan_wait",
-]
+from ._backoff import plan_wait
+from ._endpoint import Endpoint
+from ._errors import CallError
+from ._settings import EndpointConfig
 
+__all__ = ["Attempts", "retry_async", "retry_sync"]
 
-def backoff_delay(
-    attempt: int,
-    *,
-    initial: float,
-    factor: float,
-    max_delay: float,
-    jitter: float = 0.0,
-    rand: float | None = None,
-) -> float:
-    """The wait after failed attempt ``attempt`` (1-based), jitter included.
+_monotonic = time.monotonic
+_log = logging.getLogger("ipfs_accel")
 
-    ``rand`` in [0, 1) replaces the random draw (for tests).
-    """
-    try:
-        base = min(initial * factor ** (attempt - 1), max_delay)
-    except OverflowError:
-        base = max_delay
-    draw = random.random() if rand is None else rand  # noqa: S311 - jitter, not crypto
-    return min(base * (1.0 + jitter * draw), max_delay)
+# stamina reports each retry through the "stamina" logger at WARNING; with no logging
+# configured, Python's last-resort handler would print those lines on stderr. A library is
+# silent until the application configures logging: a NullHandler stops only that fallback,
+# and the records still reach the application's handlers once it has any.
+_stamina_log = logging.getLogger("stamina")
+if not _stamina_log.handlers:
+    _stamina_log.addHandler(logging.NullHandler())
 
 
-def plan_wait(
-    attempt: int,
-    *,
-    initial: float,
-    factor: float,
-    max_delay: float,
-    jitter: float,
-    retry_after: float | None,
-    remaining: float | None,
-    rand: float | None = None,
-    max_retry_after: float | None = None,
-) -> float | None:
-    """How long to wait before the next attempt, or ``None`` to give up now.
+class Attempts:
+    """Per-call retry state; its :meth:`hook` is stamina's ``on=`` backoff hook."""
 
-    A server's ``retry_after`` longer than the backoff wins, unless it is longer than
-    ``max_retry_after``: then ``None``, since a caller is better told at once than parked
-    for hours. ``None`` too when the wait would end past the call's deadline (``remaining``
-    seconds left): failing fast beats sleeping into a timeout.
-    """
-    if retry_after is not None and max_retry_after is not None and retry_after > max_retry_after:
-        return None
-    wait = backoff_delay(
-        attempt, initial=initial, factor=factor, max_delay=max_delay, jitter=jitter, rand=rand
-    )
-    if retry_after is not None and retry_after > wait:
-        wait = retry_after
-    if remaining is not None and wait >= remaining:
-        return None
-    return wait
+    __slots__ = ("count", "deadline_at", "endpoint", "settings", "wait_started")
 
+    def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None):
+        self.endpoint = endpoint
+        self.settings = config.settings
+        self.deadline_at = deadline_at
+        self.count = 0
+        self.wait_started: float | None = None
 
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the server asked to wait: ``retry-after-ms``, then ``Retry-After``.
-
-    ``Retry-After`` may be a number of seconds or an HTTP date. Anything unreadable,
-    negative or not finite counts as not said; a long wait is returned as it is (the
-    endpoint's ``max_retry_after`` decides whether to wait that long).
-    """
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            ms = float(value)
-        except ValueError:
-            ms = -1.0
-        if 0 <= ms < math.inf:
-            return ms / 1000.0
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-        seconds = max(seconds, 0.0)
-    if not (0 <= seconds < math.inf):
-        return None
-    return seconds
-
-
-_STATUS_KINDS: dict[int, tuple[ErrorKind, bool]] = {
-    400: (ErrorKind.BAD_REQUEST, False),
-    401: (ErrorKind.AUTH, False),
-    403: (ErrorKind.AUTH, False),
-    404: (ErrorKind.NOT_FOUND, False),
-    408: (ErrorKind.TIMEOUT, True),
-    409: (ErrorKind.SERVER, True),  # lock contention: the vendor SDKs retry it too
-    413: (ErrorKind.BAD_REQUEST, False),
-    422: (ErrorKind.BAD_REQUEST, False),
-    429: (ErrorKind.RATE_LIMITED, True),
-    503: (ErrorKind.OVERLOADED, True),
-    529: (ErrorKind.OVERLOADED, True),
-}
-
-
-def error_message(data: Any, content: bytes = b"") -> str:
-    """The server's message from an error body of the usual shapes.
-
-    Knows ``{"error": {"message": ...}}`` (OpenAI, Anthropic, Gemini, Groq),
-    ``{"error": "..."}`` (TGI, TEI, Ollama, OVMS), ``{"message": ...}`` and ``{"detail": ...}``;
-    otherwise the start of the body as text.
-    """
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, dict):
-            msg = err.get("message")
-            if isinstance(msg, str):
-                return msg
-        if isinstance(err, str):
-            return err
-        for key in ("message", "detail"):
-            msg = data.get(key)
-            if isinstance(msg, str):
-                return msg
-    if isinstance(data, str):
-        return data[:500]
-    return content[:500].decode("utf-8", "replace").strip()
-
-
-def default_classification(failure: Failure) -> Classification:
-    """The classification every backend starts from; plugins refine it.
-
-    Transport errors and timeouts are retried, except a request that could not be written
-    (``LocalProtocolError``); statuses map through the usual table (429,
-    408, 409, 5xx retried; other 4xx not); ``x-should-retry: true/false`` overrides;
-    Retry-After is read from the headers. Never raises.
-    """
-    exc = failure.exception
-    if exc is not None:
-        import httpx2  # noqa: PLC0415 - only failures need it; keeps discovery light
-
-        if isinstance(exc, httpx2.TimeoutException):
-            return Classification(
-                kind=ErrorKind.TIMEOUT, retryable=True, message=f"timed out ({type(exc).__name__})"
-            )
-        if isinstance(exc, httpx2.LocalProtocolError):
-            # the request could not even be written (a header the plugin built is illegal):
-            # the same request fails the same way, so sending it again only wastes time
-            return Classification(
-                kind=ErrorKind.TRANSPORT, retryable=False,
-                message=f"the request could not be sent as built ({type(exc).__name__}: {exc})",
-            )
-        return Classification(
-            kind=ErrorKind.TRANSPORT,
-            retryable=True,
-            message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+    def hook(self, exc: Exception) -> bool | float:
+        """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
+        if not isinstance(exc, CallError) or not exc.retryable:
+            return False
+        s = self.settings
+        if self.count > s.max_retries:  # that was the last attempt: nothing to wait for
+            return False
+        now = _monotonic()
+        remaining = None if self.deadline_at is None else self.deadline_at - now
+        wait = plan_wait(
+            self.count,
+            initial=s.initial_retry_delay,
+            factor=s.backoff_factor,
+            max_delay=s.max_retry_delay,
+            jitter=s.retry_jitter,
+            retry_after=exc.retry_after if s.honor_retry_after else None,
+            remaining=remaining,
+            max_retry_after=s.max_retry_after,
         )
-    status = failure.status or 0
-    if failure.in_stream:
-        kind, retryable = ErrorKind.SERVER, False
-    elif status in _STATUS_KINDS:
-        kind, retryable = _STATUS_KINDS[status]
-    elif status >= 500:
-        kind, retryable = ErrorKind.SERVER, True
-    elif 200 <= status < 300:
-        kind, retryable = ErrorKind.RESPONSE, False
-    else:
-        kind, retryable = ErrorKind.BAD_REQUEST, False
-    headers = failure.headers
-    should = headers.get("x-should-retry")
-    if should == "true":
-        retryable = True
-    elif should == "false":
-        retryable = False
-    return Classification(
-        kind=kind,
-        retryable=retryable,
-        message=error_message(failure.data, failure.content) or f"HTTP {status}",
-        retry_after=parse_retry_after(headers),
-    )
+        if wait is None:
+            return False
+        self.endpoint.stats.retried()
+        self.wait_started = now
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "retrying %s call %s on endpoint %s in %.3gs (attempt %d of %d failed: %s)",
+                exc.backend, exc.request_id, exc.endpoint_id, wait, self.count,
+                s.max_retries + 1, type(exc).__name__,
+                extra={"backend": exc.backend, "endpoint_id": exc.endpoint_id,
+                       "request_id": exc.request_id, "attempt": self.count, "wait": wait},
+            )
+        return wait
+
+    def waited(self) -> None:
+        """The wait since the last :meth:`hook` is over (the next attempt starts, or the
+        call ended during it): count the time that really passed."""
+        started = self.wait_started
+        if started is not None:
+            self.wait_started = None
+            self.endpoint.stats.waited(_monotonic() - started)
+
+
+
+_T = TypeVar("_T")
+
+
+def _first_failure_retryable(exc: CallError, state: Attempts) -> bool:
+    return exc.retryable and state.settings.max_retries > 0
+
+
+def retry_sync(state: Attempts, attempt: Callable[[], _T]) -> _T:
+    """Run ``attempt`` under stamina's retry loop; ``state.hook`` decides each wait.
+
+    The first attempt runs before the loop is built, since most calls succeed at once and
+    stamina's loop costs tens of microseconds; a retryable first failure is replayed as
+    stamina's first attempt, so stamina sees, waits on and reports every attempt.
+    """
+    state.count = 1
+    try:
+        return attempt()
+    except CallError as exc:
+        if not _first_failure_retryable(exc, state):
+            exc.attempts = 1
+            raise
+        pending: CallError | None = exc
+    try:
+        for retry in stamina.retry_context(
+            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
+        ):
+            with retry:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                state.waited()
+                state.count += 1
+                return attempt()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+    finally:
+        state.waited()  # a call interrupted while it waited still counts what it waited
+    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
+
+
+async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """:func:`retry_sync` for coroutines."""
+    state.count = 1
+    try:
+        return await attempt()
+    except CallError as exc:
+        if not _first_failure_retryable(exc, state):
+            exc.attempts = 1
+            raise
+        pending: CallError | None = exc
+    try:
+        async for retry in stamina.retry_context(
+            on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
+        ):
+            with retry:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                state.waited()
+                state.count += 1
+                return await attempt()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+    finally:
+        state.waited()  # a call interrupted while it waited still counts what it waited
+    raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises

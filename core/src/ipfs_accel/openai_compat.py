@@ -18,8 +18,8 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._classify import default_classification
 from ._errors import ConfigurationError, ErrorKind, UnsupportedOperationError
-from ._retry import default_classification
 from ._settings import EndpointConfig
 from ._types import (
     Call,

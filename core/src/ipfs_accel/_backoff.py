@@ -1,0 +1,105 @@
+"""Backoff arithmetic and Retry-After parsing: how long each wait between attempts is.
+
+Delay n (1-based) is ``min(initial * factor**(n-1), max_delay)`` plus jitter up to
+``jitter`` of it, never above ``max_delay``; a server's Retry-After replaces it when longer
+(unless longer than the endpoint's cap); and no wait may run past the call's deadline. The
+loop that waits is stamina's, in ``_retry.py``; this module only decides, so the rule can be
+tested on its own.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Mapping
+
+__all__ = ["backoff_delay", "parse_retry_after", "plan_wait"]
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    initial: float,
+    factor: float,
+    max_delay: float,
+    jitter: float = 0.0,
+    rand: float | None = None,
+) -> float:
+    """The wait after failed attempt ``attempt`` (1-based), jitter included.
+
+    ``rand`` in [0, 1) replaces the random draw (for tests).
+    """
+    try:
+        base = min(initial * factor ** (attempt - 1), max_delay)
+    except OverflowError:
+        base = max_delay
+    draw = random.random() if rand is None else rand  # noqa: S311 - jitter, not crypto
+    return min(base * (1.0 + jitter * draw), max_delay)
+
+
+def plan_wait(
+    attempt: int,
+    *,
+    initial: float,
+    factor: float,
+    max_delay: float,
+    jitter: float,
+    retry_after: float | None,
+    remaining: float | None,
+    rand: float | None = None,
+    max_retry_after: float | None = None,
+) -> float | None:
+    """How long to wait before the next attempt, or ``None`` to give up now.
+
+    A server's ``retry_after`` longer than the backoff wins, unless it is longer than
+    ``max_retry_after``: then ``None``, since a caller is better told at once than parked
+    for hours. ``None`` too when the wait would end past the call's deadline (``remaining``
+    seconds left): failing fast beats sleeping into a timeout.
+    """
+    if retry_after is not None and max_retry_after is not None and retry_after > max_retry_after:
+        return None
+    wait = backoff_delay(
+        attempt, initial=initial, factor=factor, max_delay=max_delay, jitter=jitter, rand=rand
+    )
+    if retry_after is not None and retry_after > wait:
+        wait = retry_after
+    if remaining is not None and wait >= remaining:
+        return None
+    return wait
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, then ``Retry-After``.
+
+    ``Retry-After`` may be a number of seconds or an HTTP date. Anything unreadable,
+    negative or not finite counts as not said; a long wait is returned as it is (the
+    endpoint's ``max_retry_after`` decides whether to wait that long).
+    """
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = -1.0
+        if 0 <= ms < math.inf:
+            return ms / 1000.0
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+        seconds = max(seconds, 0.0)
+    if not (0 <= seconds < math.inf):
+        return None
+    return seconds
