@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import httpx2
+import msgspec
 
 from ._bounds import Bound
 from ._errors import CallError, StreamInterruptedError
@@ -23,7 +24,7 @@ from ._settings import EndpointConfig, redact_cause
 from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage
 from ._validate import check_chunk, check_usage
 from ._watchdog import watch
-from ._wire import Event, aiter_events, iter_events
+from ._wire import Event, aiter_events, event_decoder, iter_events
 
 if TYPE_CHECKING:
     from ._call import Engine
@@ -129,6 +130,12 @@ class _StreamBase:
             err.retryable = False  # text already reached the caller: never start over
         return err
 
+    def unfit(self, exc: msgspec.ValidationError) -> CallError:
+        """A stream event that does not fit the exchange's ``event_type``."""
+        err = self.engine.unfit(self.config, self.call, "stream event", exc)
+        err.server_request_id = self.server_request_id
+        return err
+
     def interrupted(self, cause: BaseException | None) -> CallError:
         if cause is not None:
             redact_cause(self.config, cause)  # it becomes the error's __cause__
@@ -170,7 +177,7 @@ class SyncStream(_StreamBase):
                 resp.close()
             raise engine._status_error(config, call, resp)
         kind = self.exchange.stream or "sse"
-        self._events = iter_events(resp.iter_lines(), kind)
+        self._events = iter_events(resp.iter_lines(), kind, event_decoder(self.exchange.event_type))
         return self._next()
 
     def _next(self) -> StreamChunk | None:
@@ -186,6 +193,8 @@ class SyncStream(_StreamBase):
                 if guard.fired:
                     raise self.timed_out() from None
                 raise self.interrupted(None) from None
+            except msgspec.ValidationError as exc:
+                raise self.unfit(exc) from None
             except httpx2.HTTPError as exc:
                 if guard.fired or isinstance(exc, httpx2.TimeoutException):
                     raise self.timed_out(exc) from None
@@ -262,7 +271,8 @@ class AsyncStream(_StreamBase):
                 await resp.aclose()
             raise engine._status_error(config, call, resp)
         kind = self.exchange.stream or "sse"
-        self._events = aiter_events(resp.aiter_lines(), kind)
+        self._events = aiter_events(resp.aiter_lines(), kind,
+                                    event_decoder(self.exchange.event_type))
         return await self._read(None)
 
     async def _next(self) -> StreamChunk | None:
@@ -286,6 +296,8 @@ class AsyncStream(_StreamBase):
                 event = await self._events.__anext__()
             except StopAsyncIteration:
                 raise self.interrupted(None) from None
+            except msgspec.ValidationError as exc:
+                raise self.unfit(exc) from None
             except httpx2.TimeoutException as exc:
                 raise self.timed_out(exc) from None
             except httpx2.HTTPError as exc:

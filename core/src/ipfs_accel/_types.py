@@ -320,6 +320,15 @@ class Exchange(msgspec.Struct, kw_only=True):
     a result, or into a further Exchange (a follow-up request, such as the next batch).
     For a stream, ``stream`` is ``"sse"`` or ``"ndjson"`` and ``parse_event`` turns one
     event (an SSE event's ``(event, data)`` pair, or one decoded NDJSON line) into a chunk.
+
+    Typed decoding: with ``response_type`` (a msgspec Struct, or any type msgspec decodes)
+    the core decodes a 2xx body straight into it, once, and ``parse`` and ``parse_usage``
+    receive that value as the response's ``data``. Fields the type does not declare are
+    skipped; JSON that does not fit (a field of the wrong type, a missing required one) is
+    a :class:`~ipfs_accel.ResponseError` that names the backend and the field. ``event_type``
+    does the same for each stream event's ``json``: one type for every event, or a mapping
+    from SSE event name to type (events it does not name are decoded generically). Data
+    that is not JSON at all (``[DONE]``) still gives ``None``.
     """
 
     method: str = "POST"
@@ -330,6 +339,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     stream: Literal["sse", "ndjson"] | None = None
     parse: ResponseParser | None = None
     parse_event: EventParser | None = None
+    response_type: Any = None
+    event_type: Any = None
 
     # The repr masks headers and query parameters whose names look secret (the auth
     # header is here): an exchange sits in the locals of every frame on a failing call.
