@@ -22,7 +22,8 @@ def _plugin_paths(names: list[str] | None = None) -> list[str]:
 @nox.session
 def core(session: nox.Session) -> None:
     """The core alone: unit and property tests of queue, retry, stats, registry, keys."""
-    session.install("./core", *TEST_DEPS)
+    # [cli]: the report command's test runs the app, and the key tests render with rich
+    session.install("./core[cli]", *TEST_DEPS)
     session.run("pytest", "core/tests", *session.posargs)
 
 
@@ -30,6 +31,7 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin with only the core beside it, in its own venv."""
+    # no [cli]: a plugin must work in a program that only uses the library
     session.install("./core", f"./plugins/{plugin}", *TEST_DEPS)
     session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
 
