@@ -1,4 +1,8 @@
-"""Answers the ollama plugin must refuse: short embeddings, vectors that are not numbers."""
+"""Answers the ollama plugin must refuse: short embeddings, vectors that are not numbers.
+
+The count is the core's result guard (``N vectors for M inputs``); a row or value of the
+wrong type is refused by the typed decode, which names it by its place in the body.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ def test_fewer_vectors_than_inputs_raise(rows: list[Any]) -> None:
 def test_a_row_that_is_not_a_list_is_not_dropped() -> None:
     """A null row is named, not dropped (dropping it would move 'gamma' onto 'beta')."""
     b = backend(Recorder(_embed([[0.1], None, [0.3]])))
-    with pytest.raises(ResponseError, match=r"ollama returned vectors\[1\] of type null"):
+    with pytest.raises(ResponseError,
+                       match=r"ollama sent .*got `null` - at `\$\.embeddings\[1\]`"):
         b.embed(["alpha", "beta", "gamma"], model="all-minilm", endpoint_id=endpoint(b))
 
 
@@ -36,7 +41,8 @@ def test_a_row_that_is_not_a_list_is_not_dropped() -> None:
 def test_a_value_that_is_not_a_number_is_named(value: Any, kind: str) -> None:
     """null, a string or a bool inside a vector is a ResponseError naming its position."""
     b = backend(Recorder(_embed([[0.1, 0.2], [0.3, value]])))
-    with pytest.raises(ResponseError, match=rf"vectors\[1\]\[1\] of type {kind}"):
+    with pytest.raises(ResponseError,
+                       match=rf"ollama sent .*got `{kind}` - at `\$\.embeddings\[1\]\[1\]`"):
         b.embed(["a", "b"], model="all-minilm", endpoint_id=endpoint(b))
 
 

@@ -29,6 +29,7 @@ from ipfs_accel import (
 from ipfs_accel.openai_compat import bearer_headers
 
 from . import _protocol as p
+from ._answers import ChatAnswer, ChatLine, EmbedAnswer, GenerateAnswer, GenerateLine, Tags
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 
 __all__ = ["OllamaOptions", "backend_info", "classify_error", "parse_usage", "send"]
@@ -72,32 +73,34 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     if op == "chat":
         return Exchange(path="/api/chat",
                         json=p.chat_body(call, stream=False, keep_alive=keep_alive),
-                        headers=headers, parse=p.parse_chat)
+                        headers=headers, parse=p.parse_chat, response_type=ChatAnswer)
     if op == "generate":
         return Exchange(path="/api/generate",
                         json=p.generate_body(call, stream=False, keep_alive=keep_alive),
-                        headers=headers, parse=p.parse_generate)
+                        headers=headers, parse=p.parse_generate, response_type=GenerateAnswer)
     if op == "stream_chat":
         return Exchange(path="/api/chat",
                         json=p.chat_body(call, stream=True, keep_alive=keep_alive),
                         headers={**headers, **_NDJSON}, stream="ndjson",
-                        parse_event=p.parse_chat_event)
+                        parse_event=p.parse_chat_event, event_type=ChatLine)
     if op == "stream_generate":
         return Exchange(path="/api/generate",
                         json=p.generate_body(call, stream=True, keep_alive=keep_alive),
                         headers={**headers, **_NDJSON}, stream="ndjson",
-                        parse_event=p.parse_generate_event)
+                        parse_event=p.parse_generate_event, event_type=GenerateLine)
     if op == "embed":
         return Exchange(path="/api/embed", json=p.embed_body(call, keep_alive=keep_alive),
-                        headers=headers, parse=p.parse_embed)
+                        headers=headers, parse=p.parse_embed, response_type=EmbedAnswer)
     if op == "list_models":
-        return Exchange(method="GET", path="/api/tags", headers=headers, parse=p.parse_tags)
+        return Exchange(method="GET", path="/api/tags", headers=headers,
+                        parse=p.parse_tags, response_type=Tags)
     raise UnsupportedOperationError(f"ollama has no operation {op!r}")
 
 
 @ipfs_accel.hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """``prompt_eval_count`` / ``eval_count`` from a body or the stream's last line."""
+    """``prompt_eval_count`` / ``eval_count`` from a body or the stream's last line, both
+    already decoded into this plugin's Structs."""
     return p.usage_of(data)
 
 

@@ -1,5 +1,7 @@
 """Ollama's native wire format: request bodies, response and NDJSON event parsers.
 
+The core decodes each answer and line into its Struct (``_answers``) before a parser runs.
+
 Routes (docs/openapi.yaml, "Ollama API" 0.1.0): ``POST /api/chat``, ``POST /api/generate``,
 ``POST /api/embed``, ``GET /api/tags``. ``stream`` defaults to true on the server, so every
 unary request says ``"stream": false``; streams are NDJSON, one JSON object a line, the last
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from ipfs_accel import (
     Call,
     ChatResult,
@@ -23,6 +26,19 @@ from ipfs_accel import (
     StreamChunk,
     StreamFailure,
     Usage,
+    decode_json,
+)
+from msgspec import UNSET
+
+from ._answers import (
+    ChatAnswer,
+    ChatLine,
+    EmbedAnswer,
+    GenerateAnswer,
+    GenerateLine,
+    Line,
+    Metered,
+    Tags,
 )
 
 __all__ = [
@@ -47,7 +63,8 @@ OPTION_NAMES: dict[str, str] = {
 }
 """The common parameters and their names inside Ollama's ``options`` object."""
 
-_DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+_FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_decode = msgspec.json.decode
 
 
 def _model(call: Call) -> str:
@@ -100,40 +117,27 @@ def embed_body(call: Call, *, keep_alive: str | int | None = None) -> dict[str, 
     return body
 
 
-def _object(resp: Response) -> Mapping[str, Any]:
-    data = resp.data
-    if not isinstance(data, Mapping):
-        raise TypeError("the body is not a JSON object")
-    return data
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def parse_chat(resp: Response) -> ChatResult:
-    """A non-streamed ``/api/chat`` answer."""
-    data = _object(resp)
-    message = data.get("message")
-    message = message if isinstance(message, Mapping) else {}
-    tool_calls = message.get("tool_calls")
+    """A non-streamed ``/api/chat`` answer (decoded into :class:`ChatAnswer` by the core)."""
+    answer: ChatAnswer = resp.data
+    message = answer.message
     return ChatResult(
-        text=_str(message.get("content")) or "",
-        finish_reason=_str(data.get("done_reason")),
-        model=_str(data.get("model")),
-        tool_calls=list(tool_calls) if isinstance(tool_calls, list) and tool_calls else None,
-        raw=data,
+        text=message.content if message is not None else "",
+        finish_reason=answer.done_reason,
+        model=answer.model,
+        tool_calls=(message.tool_calls or None) if message is not None else None,
+        raw=decode_json(resp.content),
     )
 
 
 def parse_generate(resp: Response) -> ChatResult:
     """A non-streamed ``/api/generate`` answer."""
-    data = _object(resp)
+    answer: GenerateAnswer = resp.data
     return ChatResult(
-        text=_str(data.get("response")) or "",
-        finish_reason=_str(data.get("done_reason")),
-        model=_str(data.get("model")),
-        raw=data,
+        text=answer.response,
+        finish_reason=answer.done_reason,
+        model=answer.model,
+        raw=decode_json(resp.content),
     )
 
 
@@ -142,81 +146,79 @@ def parse_embed(resp: Response) -> EmbedResult:
 
     The rows carry no index, so they are kept as sent, every one of them: the core refuses
     a row that is not a list of numbers, or a count that differs from the inputs', instead
-    of dropping a row and shifting the rest onto the wrong inputs.
+    of dropping a row and shifting the rest onto the wrong inputs. ``raw`` holds the body's
+    other fields: the vectors are decoded once, into ``vectors``.
     """
-    data = _object(resp)
-    vectors = data.get("embeddings")
-    if not isinstance(vectors, list):
-        raise TypeError("the body has no 'embeddings' list")
+    answer: EmbedAnswer = resp.data
     return EmbedResult(
-        vectors=list(vectors),
-        model=_str(data.get("model")),
-        raw=data,
+        vectors=answer.embeddings,
+        model=answer.model,
+        raw=_without_vectors(resp.content),
     )
+
+
+def _without_vectors(content: bytes) -> dict[str, Any]:
+    # msgspec.Raw only marks where each value is: the vectors are skipped, never rebuilt
+    fields = _FIELDS.decode(content)
+    return {name: _decode(value) for name, value in fields.items() if name != "embeddings"}
 
 
 def parse_tags(resp: Response) -> InvokeResult:
     """``GET /api/tags``: the local models (``models``, a list of model summaries)."""
-    data = _object(resp)
-    models = data.get("models")
-    return InvokeResult(data=list(models) if isinstance(models, list) else [])
+    tags: Tags = resp.data
+    return InvokeResult(data=tags.models)
 
 
-def _chunk(event: Event, text: str) -> StreamChunk:
-    data = event.json
-    if data.get("done") is True:
-        return StreamChunk(
-            delta=text, finish_reason=_str(data.get("done_reason")), done=True, raw=data
-        )
-    return StreamChunk(delta=text, raw=data)
+def _chunk(event: Event, line: Line, text: str) -> StreamChunk:
+    if line.done:
+        return StreamChunk(delta=text, finish_reason=line.done_reason, done=True,
+                           raw=decode_json(event.data))
+    return StreamChunk(delta=text, raw=decode_json(event.data))
 
 
-def _event_data(event: Event) -> Mapping[str, Any] | StreamFailure | None:
-    data = event.json
-    if not isinstance(data, Mapping):
-        return None  # not a JSON object: skip it; a stream without "done" ends interrupted
-    if "error" in data:
-        # the status stays 200 once the stream has started: the error comes as a line
-        return StreamFailure(data=dict(data))
-    return data
+def _failure(event: Event) -> StreamFailure:
+    # the status stays 200 once the stream has started: the error comes as a line, and
+    # classify_error reads it as any error body, generically decoded
+    return StreamFailure(data=decode_json(event.data))
 
 
 def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
-    """One NDJSON line of a streamed ``/api/chat``."""
-    data = _event_data(event)
-    if not isinstance(data, Mapping):
-        return data
-    message = data.get("message")
-    text = _str(message.get("content")) if isinstance(message, Mapping) else None
-    return _chunk(event, text or "")
+    """One NDJSON line of a streamed ``/api/chat`` (decoded into :class:`ChatLine`)."""
+    line: ChatLine | None = event.json
+    if line is None:
+        return None  # not JSON: skip it; a stream without "done" ends interrupted
+    if line.error is not UNSET:
+        return _failure(event)
+    message = line.message
+    return _chunk(event, line, message.content if message is not None else "")
 
 
 def parse_generate_event(event: Event) -> StreamChunk | StreamFailure | None:
-    """One NDJSON line of a streamed ``/api/generate``."""
-    data = _event_data(event)
-    if not isinstance(data, Mapping):
-        return data
-    return _chunk(event, _str(data.get("response")) or "")
+    """One NDJSON line of a streamed ``/api/generate`` (decoded into :class:`GenerateLine`)."""
+    line: GenerateLine | None = event.json
+    if line is None:
+        return None
+    if line.error is not UNSET:
+        return _failure(event)
+    return _chunk(event, line, line.response)
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def usage_of(data: Any) -> Usage | None:
+def usage_of(data: object) -> Usage | None:
     """Usage from ``prompt_eval_count`` (input) and ``eval_count`` (output); durations in ns
     go to ``details``. ``None`` when the body or line reports neither count."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, Metered):
         return None
-    if "prompt_eval_count" not in data and "eval_count" not in data:
+    given, taken = data.prompt_eval_count, data.eval_count
+    if given is None and taken is None:
         return None
-    details = {
-        name: float(data[name])
-        for name in _DURATIONS
-        if isinstance(data.get(name), (int, float)) and not isinstance(data.get(name), bool)
-    }
+    durations = (
+        ("total_duration", data.total_duration),
+        ("load_duration", data.load_duration),
+        ("prompt_eval_duration", data.prompt_eval_duration),
+        ("eval_duration", data.eval_duration),
+    )
     return Usage(
-        input_tokens=_count(data.get("prompt_eval_count")),
-        output_tokens=_count(data.get("eval_count")),
-        details=details,
+        input_tokens=given or 0,
+        output_tokens=taken or 0,
+        details={name: value for name, value in durations if value is not None},
     )
