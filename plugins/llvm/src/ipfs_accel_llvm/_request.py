@@ -13,7 +13,16 @@ from urllib.parse import quote
 
 from ipfs_accel import Call, ConfigurationError, EndpointConfig, Exchange, UnsupportedOperationError
 
-from ._response import parse_batch, parse_chat, parse_json, parse_reload
+from ._response import (
+    ANY_INFER_ANSWER,
+    TEXT_ANSWER,
+    BatchAnswer,
+    parse_batch,
+    parse_chat,
+    parse_infer,
+    parse_json,
+    parse_reload,
+)
 
 __all__ = ["COMMON_PARAMS", "OPERATIONS", "build_exchange", "render_chat"]
 
@@ -114,7 +123,8 @@ def _generate(call: Call, base: str, model: str) -> Exchange:
     else:
         prompt = render_chat(call.messages)
     body = _body("input", prompt, _parameters(call.params, taken=()))
-    return Exchange(path=f"{base}/infer", json=body, parse=parse_chat(model))
+    return Exchange(path=f"{base}/infer", json=body, parse=parse_chat(model),
+                    response_type=TEXT_ANSWER)
 
 
 def _infer(call: Call, base: str, model: str) -> Exchange:
@@ -122,7 +132,8 @@ def _infer(call: Call, base: str, model: str) -> Exchange:
     if params.get("input") is None:
         raise ConfigurationError("infer needs input= (any JSON value)")
     body = _body("input", params["input"], _parameters(params, taken=("input",)))
-    return Exchange(path=f"{base}/infer", json=body, parse=parse_json)
+    return Exchange(path=f"{base}/infer", json=body, parse=parse_infer,
+                    response_type=ANY_INFER_ANSWER)
 
 
 def _batch_infer(call: Call, base: str, model: str) -> Exchange:
@@ -131,7 +142,8 @@ def _batch_infer(call: Call, base: str, model: str) -> Exchange:
     if not isinstance(inputs, list | tuple):
         raise ConfigurationError("batch_infer needs inputs= (a list)")
     body = _body("inputs", list(inputs), _parameters(params, taken=("inputs",)))
-    return Exchange(path=f"{base}/batch_infer", json=body, parse=parse_batch)
+    return Exchange(path=f"{base}/batch_infer", json=body, parse=parse_batch,
+                    response_type=BatchAnswer)
 
 
 def _list_models(call: Call, base: str, model: str) -> Exchange:

@@ -1,5 +1,10 @@
 """Reading the llvm server's answers: result text, token usage and error bodies.
 
+The core decodes each answer into the Struct its exchange declares (``response_type``):
+:data:`TEXT_ANSWER` (``generate``, ``chat``), :data:`ANY_INFER_ANSWER` (``infer``),
+:class:`BatchAnswer` (``batch_infer``). ``list_models``, ``model_info``, ``status`` and
+``reload`` are passed on as the server sent them, so they stay generically decoded.
+
 Text of ``/infer`` (for ``generate`` and ``chat``): the first of ``result``, ``outputs`` and
 ``output`` that holds text, where text is a string, the first item of a list (one input,
 one output) or the ``text`` of an object. Usage is read from an optional ``usage`` object
@@ -9,7 +14,7 @@ one output) or the ``text`` of an object. Usage is read from an optional ``usage
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from ipfs_accel import (
@@ -20,14 +25,20 @@ from ipfs_accel import (
     InvokeResult,
     Response,
     Usage,
+    decode_json,
     default_classification,
 )
 
 __all__ = [
+    "ANY_INFER_ANSWER",
+    "TEXT_ANSWER",
     "TEXT_FIELDS",
+    "BatchAnswer",
+    "InferAnswer",
     "classify",
     "parse_batch",
     "parse_chat",
+    "parse_infer",
     "parse_json",
     "parse_reload",
     "read_text",
@@ -35,9 +46,58 @@ __all__ = [
 ]
 
 TEXT_FIELDS = ("result", "outputs", "output")
-_INPUT_FIELDS = ("prompt_tokens", "input_tokens")
-_OUTPUT_FIELDS = ("completion_tokens", "output_tokens")
 _CONTEXT_HINTS = ("context length", "context window", "maximum context", "too many tokens")
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
+"""A token count: an int, never negative (``minimum: 0`` in the document)."""
+
+
+class Answer(msgspec.Struct, kw_only=True):
+    """Base of every incoming shape: unknown fields are skipped (msgspec's default)."""
+
+
+class Counts(Answer):
+    """The ``usage`` object; either name of each count may be sent."""
+
+    prompt_tokens: Count | None = None
+    input_tokens: Count | None = None
+    completion_tokens: Count | None = None
+    output_tokens: Count | None = None
+
+
+class Metered(Answer):
+    """An answer that may report token usage."""
+
+    usage: Counts | None = None
+
+
+class InferAnswer(Metered):
+    """An ``/infer`` answer read as text (``generate``, ``chat``).
+
+    ``result``, ``outputs`` and ``output`` may hold any JSON value (the contract's older
+    servers used the last two), so they are kept as sent and searched by :func:`read_text`.
+    """
+
+    result: Any = None
+    outputs: Any = None
+    output: Any = None
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+class BatchAnswer(Metered, kw_only=True):
+    """A ``batch_infer`` answer: ``results``, one per input, in input order."""
+
+    results: list[Any]
+
+
+TEXT_ANSWER: Any = InferAnswer | str
+"""What ``generate`` and ``chat`` accept: an :class:`InferAnswer`, or the text as a bare
+JSON string."""
+
+ANY_INFER_ANSWER: Any = Metered | list[Any] | str | int | float | bool
+"""What ``invoke("infer")`` accepts: any JSON value but ``null``, passed on as sent; when it
+is an object, its ``usage`` is read (and must have the right shape)."""
 
 
 def _as_text(value: Any, depth: int = 0) -> str | None:
@@ -52,38 +112,44 @@ def _as_text(value: Any, depth: int = 0) -> str | None:
     return None
 
 
-def read_text(data: Any) -> str:
-    """The generated text of an ``/infer`` answer; :class:`ValueError` if it has none."""
-    if isinstance(data, str):
-        return data
-    if isinstance(data, dict):
-        for name in TEXT_FIELDS:
-            text = _as_text(data.get(name))
-            if text is not None:
-                return text
+def read_text(answer: InferAnswer | str) -> str:
+    """The generated text of an ``/infer`` answer; :class:`TypeError` if it has none."""
+    if isinstance(answer, str):
+        return answer
+    for value in (answer.result, answer.outputs, answer.output):
+        text = _as_text(value)
+        if text is not None:
+            return text
     raise TypeError(f"no text in any of {', '.join(TEXT_FIELDS)}")
 
 
 def parse_chat(model: str) -> Callable[[Response], ChatResult]:
-    """The parser of ``generate`` and ``chat`` answers for ``model``."""
+    """The parser of ``generate`` and ``chat`` answers for ``model`` (a bare string answer
+    is the text itself)."""
 
     def parse(resp: Response) -> ChatResult:
-        data = resp.data
-        text = read_text(data)
-        finish = data.get("finish_reason") if isinstance(data, dict) else None
-        named = data.get("model") if isinstance(data, dict) else None
+        answer: InferAnswer | str = resp.data
+        if isinstance(answer, str):
+            finish, named = None, None
+        else:
+            finish, named = answer.finish_reason, answer.model
         return ChatResult(
-            text=text,
-            finish_reason=finish if isinstance(finish, str) else None,
-            model=named if isinstance(named, str) else model,
-            raw=data,
+            text=read_text(answer),
+            finish_reason=finish,
+            model=named if named is not None else model,
+            raw=decode_json(resp.content),
         )
 
     return parse
 
 
+def parse_infer(resp: Response) -> InvokeResult:
+    """An ``infer`` answer: the body as it is (its ``usage``, if any, was read typed)."""
+    return InvokeResult(data=decode_json(resp.content))
+
+
 def parse_json(resp: Response) -> InvokeResult:
-    """The decoded JSON body as it is (``infer``, ``list_models``, ``model_info``, ``status``)."""
+    """The decoded JSON body as it is (``list_models``, ``model_info``, ``status``)."""
     if resp.data is None:
         raise ValueError("the body is not JSON")
     return InvokeResult(data=resp.data)
@@ -91,11 +157,8 @@ def parse_json(resp: Response) -> InvokeResult:
 
 def parse_batch(resp: Response) -> InvokeResult:
     """The ``results`` list of a ``batch_infer`` answer, one per input."""
-    data = resp.data
-    results = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(results, list):
-        raise TypeError("no 'results' list in the batch_infer answer")
-    return InvokeResult(data=results)
+    answer: BatchAnswer = resp.data
+    return InvokeResult(data=answer.results)
 
 
 def parse_reload(resp: Response) -> InvokeResult:
@@ -103,21 +166,16 @@ def parse_reload(resp: Response) -> InvokeResult:
     return InvokeResult(data=resp.data)
 
 
-def _count(usage: dict[str, Any], names: tuple[str, ...]) -> int | None:
-    for name in names:
-        value = usage.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
-
-
-def read_usage(data: Any) -> Usage | None:
-    """Token counts from the body's ``usage`` object, or ``None`` when it reports none."""
-    usage = data.get("usage") if isinstance(data, dict) else None
-    if not isinstance(usage, dict):
+def read_usage(data: object) -> Usage | None:
+    """Token counts from the answer's ``usage`` object, or ``None`` when it reports none
+    (or the answer is one of the generically decoded ones, which carry no usage)."""
+    if not isinstance(data, Metered) or data.usage is None:
         return None
-    given = _count(usage, _INPUT_FIELDS)
-    taken = _count(usage, _OUTPUT_FIELDS)
+    usage = data.usage
+    given = usage.prompt_tokens if usage.prompt_tokens is not None else usage.input_tokens
+    taken = (
+        usage.completion_tokens if usage.completion_tokens is not None else usage.output_tokens
+    )
     if given is None and taken is None:
         return None
     return Usage(input_tokens=given or 0, output_tokens=taken or 0)
