@@ -16,6 +16,7 @@ from ipfs_accel import (
     Event,
     Exchange,
     Failure,
+    InvokeResult,
     Response,
     StreamChunk,
     StreamFailure,
@@ -91,7 +92,7 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         def second(resp: Response) -> Exchange:
             return Exchange(
                 path="/count/2", json={"n": resp.data["n"]}, headers=headers,
-                parse=lambda r: ChatResult(text=str(r.data["n"])),
+                parse=lambda r: InvokeResult(data=str(r.data["n"])),
             )
 
         return Exchange(path="/count/1", json=body, headers=headers, parse=second)

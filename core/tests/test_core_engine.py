@@ -201,7 +201,17 @@ def test_chained_exchanges_run_in_order():
         return httpx2.Response(200, json={"n": body["n"] + 1})
 
     b = backend(handler)
-    assert b.invoke("count").text == "42"  # type: ignore[attr-defined]
+    assert b.invoke("count").data == "42"
+
+
+def test_a_result_of_the_wrong_type_for_the_operation_is_refused(monkeypatch):
+    """A parser that answers chat with an InvokeResult gives a ResponseError, counted failed."""
+    monkeypatch.setattr(_echo_plugin, "_chat", lambda resp: ipfs_accel.InvokeResult(data=1))
+    b = backend(lambda request: httpx2.Response(200, json=ok_body()))
+    with pytest.raises(ipfs_accel.ResponseError,
+                       match="returned InvokeResult for 'chat', expected ChatResult"):
+        b.chat(MSG)
+    assert b.get_stats().failed_requests == 1
 
 
 def test_unparseable_body_is_a_response_error():

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from ._call import Engine
-from ._endpoint import Endpoint, EndpointConfig
+from ._endpoint import Endpoint
 from ._errors import ConfigurationError, UnsupportedOperationError
 from ._http import HTTP
 from ._plugin import PluginHooks
-from ._settings import api_key_problem, build_settings, check_base_url
+from ._settings import EndpointConfig, api_key_problem, build_settings, check_base_url
 from ._stats import Stats
 from ._types import (
     BackendInfo,
@@ -255,7 +255,7 @@ class Backend:
         endpoint, call = self._prepare(
             Operation.CHAT.value, endpoint_id, request_id, model, params, messages=messages
         )
-        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+        return self._engine.call(endpoint, call, ChatResult)
 
     async def achat(
         self, messages: list[dict[str, Any]], *, model: str | None = None,
@@ -265,7 +265,7 @@ class Backend:
         endpoint, call = self._prepare(
             Operation.CHAT.value, endpoint_id, request_id, model, params, messages=messages
         )
-        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+        return await self._engine.acall(endpoint, call, ChatResult)
 
     def generate(
         self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
@@ -275,7 +275,7 @@ class Backend:
         endpoint, call = self._prepare(
             Operation.GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
         )
-        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+        return self._engine.call(endpoint, call, ChatResult)
 
     async def agenerate(
         self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
@@ -285,7 +285,7 @@ class Backend:
         endpoint, call = self._prepare(
             Operation.GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
         )
-        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+        return await self._engine.acall(endpoint, call, ChatResult)
 
     def embed(
         self, inputs: str | list[str], *, model: str | None = None,
@@ -295,7 +295,7 @@ class Backend:
         endpoint, call = self._prepare(
             Operation.EMBED.value, endpoint_id, request_id, model, params, inputs=inputs
         )
-        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+        return self._engine.call(endpoint, call, EmbedResult)
 
     async def aembed(
         self, inputs: str | list[str], *, model: str | None = None,
@@ -305,7 +305,7 @@ class Backend:
         endpoint, call = self._prepare(
             Operation.EMBED.value, endpoint_id, request_id, model, params, inputs=inputs
         )
-        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+        return await self._engine.acall(endpoint, call, EmbedResult)
 
     def stream_chat(
         self, messages: list[dict[str, Any]], *, model: str | None = None,
@@ -359,7 +359,7 @@ class Backend:
         ``backend.info.operations`` lists what the backend offers.
         """
         endpoint, call = self._prepare(operation, endpoint_id, request_id, model, params)
-        return self._engine.call(endpoint, call)  # type: ignore[return-value]
+        return self._engine.call(endpoint, call, InvokeResult)
 
     async def ainvoke(
         self, operation: str, *, model: str | None = None, endpoint_id: str | None = None,
@@ -367,7 +367,7 @@ class Backend:
     ) -> InvokeResult:
         """Async :meth:`invoke`."""
         endpoint, call = self._prepare(operation, endpoint_id, request_id, model, params)
-        return await self._engine.acall(endpoint, call)  # type: ignore[return-value]
+        return await self._engine.acall(endpoint, call, InvokeResult)
 
     # -- lifecycle ---------------------------------------------------------------------
 

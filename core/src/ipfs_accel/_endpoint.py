@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._queue import Limiter, QueueFull
+from ._queue import Limiter, QueueFull, Waiter
 from ._settings import EndpointConfig
 from ._stats import Stats, StatsCounter
 
 if TYPE_CHECKING:
-    from ._queue import _Waiter
     from ._types import Usage
 
-__all__ = ["Endpoint", "EndpointConfig"]
+__all__ = ["Endpoint"]
 
 
 class Endpoint:
@@ -34,7 +33,7 @@ class Endpoint:
         self.stats = StatsCounter(self._lock)
         self.limiter.on_dead_locked = self._dead_locked
 
-    def admit(self) -> _Waiter | None:
+    def admit(self) -> Waiter | None:
         """Count a new call and take a slot (``None``) or a place in the queue (the waiter).
 
         Raises :class:`~ipfs_accel._queue.QueueFull` (the call counted as rejected).
@@ -47,6 +46,15 @@ class Endpoint:
                 raise
             self.stats.admitted_locked()
             return waiter
+
+    def wait(self, waiter: Waiter, timeout: float | None = None) -> None:
+        """Block the calling thread until ``waiter`` holds a slot (``TimeoutError`` when
+        ``timeout`` passes first; the place is given back whatever ends the wait)."""
+        self.limiter.wait(waiter, timeout)
+
+    async def await_slot(self, waiter: Waiter) -> None:
+        """Wait on the running loop until ``waiter`` holds a slot (cancel to stop waiting)."""
+        await self.limiter.await_slot(waiter)
 
     def finish(
         self, *, holding: bool, ok: bool, latency: float, usage: Usage | None,

@@ -13,7 +13,7 @@ from ._errors import ConfigurationError, PluginLoadError
 from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
 
 if TYPE_CHECKING:
-    from ._endpoint import EndpointConfig
+    from ._settings import EndpointConfig
     from .testing import Case
 
 __all__ = ["PluginHooks", "make_plugin_manager"]

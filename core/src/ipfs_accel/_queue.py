@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["Limiter", "QueueFull"]
+__all__ = ["Limiter", "QueueFull", "Waiter"]
 
 _WAITING, _GRANTED, _ABANDONED, _DEAD = 0, 1, 2, 3
 
@@ -23,7 +23,9 @@ class QueueFull(Exception):
     """Raised by :meth:`Limiter.enter` when ``queue_size`` calls are already waiting."""
 
 
-class _Waiter:
+class Waiter:
+    """A call's place in the queue: a thread's lock or a coroutine's future to wake."""
+
     __slots__ = ("future", "lock", "loop", "state", "thread")
 
     def __init__(self) -> None:
@@ -73,7 +75,7 @@ class Limiter:
 
     def __init__(self, limit: int, queue_size: int) -> None:
         self._lock = threading.Lock()  # shared with the endpoint's counters (see ``lock``)
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[Waiter] = deque()
         self.limit = limit
         self.queue_size = queue_size
         self.in_flight = 0
@@ -94,7 +96,7 @@ class Limiter:
 
     def resize(self, limit: int, queue_size: int) -> None:
         """Change the limits; raising ``limit`` starts waiters at once."""
-        wake: list[_Waiter] = []
+        wake: list[Waiter] = []
         with self._lock:
             self.limit = limit
             self.queue_size = queue_size
@@ -107,7 +109,7 @@ class Limiter:
         for waiter in wake:
             self.hand_over(waiter)
 
-    def admit(self) -> _Waiter | None:
+    def admit(self) -> Waiter | None:
         """Take a slot now (returns ``None``) or a place in the queue (returns the waiter).
 
         Raises :class:`QueueFull` at once when ``queue_size`` calls already wait. A waiter
@@ -116,18 +118,18 @@ class Limiter:
         with self._lock:
             return self.admit_locked()
 
-    def admit_locked(self) -> _Waiter | None:
+    def admit_locked(self) -> Waiter | None:
         """:meth:`admit` for a caller that holds :attr:`lock`."""
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
             return None
         if len(self._waiters) >= self.queue_size:
             raise QueueFull
-        waiter = _Waiter()
+        waiter = Waiter()
         self._waiters.append(waiter)
         return waiter
 
-    def _abandon(self, waiter: _Waiter) -> bool:
+    def _abandon(self, waiter: Waiter) -> bool:
         """Leave the queue. False if the slot was already granted (the caller holds it)."""
         with self._lock:
             if waiter.state == _GRANTED:
@@ -137,7 +139,7 @@ class Limiter:
                 self._waiters.remove(waiter)
             return True  # (a dead waiter left the queue when it was found dead)
 
-    def wait(self, waiter: _Waiter, timeout: float | None = None) -> None:
+    def wait(self, waiter: Waiter, timeout: float | None = None) -> None:
         """Block the calling thread until ``waiter`` holds a slot.
 
         Raises ``TimeoutError`` (and leaves the queue) if ``timeout`` seconds pass first.
@@ -160,7 +162,7 @@ class Limiter:
             raise TimeoutError("timed out waiting in the endpoint's queue")
         lock.acquire()  # granted while timing out: the grant's release is on its way
 
-    async def await_slot(self, waiter: _Waiter) -> None:
+    async def await_slot(self, waiter: Waiter) -> None:
         """Wait on the running event loop until ``waiter`` holds a slot.
 
         Cancel the task (``asyncio.timeout`` does) to stop waiting: the place is freed, and
@@ -198,7 +200,7 @@ class Limiter:
             waiter = self.leave_locked()
         self.hand_over(waiter)
 
-    def hand_over(self, waiter: _Waiter | None) -> None:
+    def hand_over(self, waiter: Waiter | None) -> None:
         """Wake ``waiter``, granted a slot by :meth:`leave_locked` (call outside the lock).
 
         A waiter whose event loop was closed while it waited can never take the slot: it is
@@ -211,7 +213,7 @@ class Limiter:
                     self.on_dead_locked()
                 waiter = self.leave_locked()
 
-    def leave_locked(self) -> _Waiter | None:
+    def leave_locked(self) -> Waiter | None:
         """:meth:`leave` for a caller that holds :attr:`lock`; it must then pass the waiter
         returned (if any) to :meth:`hand_over`, outside the lock."""
         if self.in_flight > self.limit or not self._waiters:

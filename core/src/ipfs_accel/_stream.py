@@ -1,333 +1,153 @@
-"""Reading a streamed answer: the sync and async readers behind ``stream``/``astream``.
+"""Running a streamed call: admission, retries up to the first chunk, the rest, the count.
 
-A reader opens the request, reads up to the first chunk worth yielding (inside the retry
-loop, so a failure before any text is retried), then yields the rest. The plugin's
-``parse_event`` turns events into chunks; an error event is classified and raised, never
-shown as text; a stream that ends before its terminal event is interrupted.
+The deadline covers the queue wait and opening the stream (the attempt, retried like a
+unary call); after the first chunk the reader (``_readers``) bounds each silence by the
+idle limit and everything by the deadline. Whatever ends the stream (its last event, an
+error, the consumer closing it, a cancellation) ends the call exactly once and frees its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
-import math
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
-import httpx2
-import msgspec
+from ._endpoint import Endpoint
+from ._errors import CallError
+from ._exchange import Exchanger, builtins_TimeoutError, loop_time
+from ._readers import AsyncStream, SyncStream
+from ._retry import Attempts, retry_async, retry_sync
+from ._settings import redact_cause
+from ._types import Call, StreamChunk
 
-from ._bounds import Bound
-from ._errors import CallError, StreamInterruptedError
-from ._settings import EndpointConfig, redact_cause
-from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage
-from ._validate import check_chunk, check_usage
-from ._watchdog import watch
-from ._wire import Event, aiter_events, event_decoder, iter_events
+__all__ = ["stream_async", "stream_sync"]
 
-if TYPE_CHECKING:
-    from ._call import Engine
-
-__all__ = ["AsyncStream", "SyncStream"]
-
-
-class _StreamBase:
-    """What the sync and async stream readers share: turning events into chunks."""
-
-    __slots__ = ("bound", "call", "config", "deadline_at", "done", "engine", "exchange",
-                 "finish_reason", "headers", "idle", "response", "server_request_id", "usage",
-                 "yielded")
-
-    def __init__(
-        self, engine: Engine, config: EndpointConfig, call: Call, exchange: Exchange,
-        deadline_at: float | None,
-    ):
-        self.engine = engine
-        self.config = config
-        self.call = call
-        self.exchange = exchange
-        self.deadline_at = deadline_at
-        # every socket read is bounded by ``timeout`` too, so a silence never outlasts it
-        self.idle = min(config.settings.stream_idle_timeout, config.settings.timeout)
-        self.bound = Bound(math.inf, "attempt")  # the limit of the wait in progress
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.yielded = False
-        self.server_request_id: str | None = None
-        self.headers: httpx2.Headers = httpx2.Headers()
-
-    def event(self, event: Event) -> StreamChunk | None:
-        engine = self.engine
-        parse = self.exchange.parse_event
-        assert parse is not None
-        try:
-            out = parse(event)
-        except CallError:
-            raise
-        except Exception as exc:
-            err = StreamInterruptedError(
-                self.config.scrub(f"could not read a stream event: {type(exc).__name__}: {exc}"),
-                backend=engine.backend, endpoint_id=self.config.endpoint_id,
-                request_id=self.call.request_id, server_request_id=self.server_request_id,
-            )
-            err.retryable = False
-            raise err from exc
-        if isinstance(out, StreamFailure):
-            failed = engine.error(
-                self.config, self.call,
-                Failure(operation=self.call.operation, status=out.status or 200,
-                        headers=self.headers, data=out.data, in_stream=True),
-                server_request_id=self.server_request_id,
-            )
-            if self.yielded:
-                failed.retryable = False
-            raise failed
-        reported = engine.hooks.parse_usage(self.call.operation, event.json)
-        check_usage(reported, self.call, engine.backend, self.config.endpoint_id,
-                    self.server_request_id)
-        if reported is not None:
-            self.usage = reported if self.usage is None else self.usage.merged(reported)
-        if out is None:
-            return None
-        check_chunk(out, self.call, engine.backend, self.config.endpoint_id, self.server_request_id)
-        out.request_id = self.call.request_id
-        if self.server_request_id is None and out.server_request_id:
-            # an ID only the body carries (Gemini's responseId) stands in for a header's
-            self.server_request_id = self.config.scrub(out.server_request_id)
-        out.server_request_id = self.server_request_id
-        if out.finish_reason is not None:
-            self.finish_reason = out.finish_reason
-        if out.done:
-            self.done = True
-            return self.final(out)
-        if not out.delta and out.finish_reason is None:
-            return None
-        return out
-
-    def final(self, last: StreamChunk) -> StreamChunk:
-        last.usage = self.usage or last.usage or Usage()
-        self.usage = last.usage
-        if last.finish_reason is None:
-            last.finish_reason = self.finish_reason
-        return last
-
-    def idle_bound(self, now: float) -> Bound:
-        """The limit of a wait for the next data event that starts at ``now``."""
-        at = now + self.idle
-        deadline_at = self.deadline_at
-        if deadline_at is not None and deadline_at <= at:
-            return Bound(deadline_at, "deadline")
-        return Bound(at, "idle")
-
-    def timed_out(self, cause: BaseException | None = None) -> CallError:
-        """The error for the limit of the wait in progress (:attr:`bound`), run out; raise
-        it ``from None`` (``cause``, what was caught then, is redacted as a cause would be)."""
-        err = self.engine.limit_error(self.config, self.call, self.bound.what, self.idle,
-                                      cause=cause)
-        if self.yielded:
-            err.retryable = False  # text already reached the caller: never start over
-        return err
-
-    def unfit(self, exc: msgspec.ValidationError) -> CallError:
-        """A stream event that does not fit the exchange's ``event_type``."""
-        err = self.engine.unfit(self.config, self.call, "stream event", exc)
-        err.server_request_id = self.server_request_id
-        return err
-
-    def interrupted(self, cause: BaseException | None) -> CallError:
-        if cause is not None:
-            redact_cause(self.config, cause)  # it becomes the error's __cause__
-        err = StreamInterruptedError(
-            "the stream ended before its final event"
-            + (f" ({type(cause).__name__}: {cause})" if cause is not None else ""),
-            backend=self.engine.backend, endpoint_id=self.config.endpoint_id,
-            request_id=self.call.request_id, server_request_id=self.server_request_id,
-        )
-        err.retryable = not self.yielded
-        return err
-
-
-class SyncStream(_StreamBase):
-    """Reads a stream on the calling thread; the watchdog bounds every wait in wall time."""
-
-    __slots__ = ("_events", "_guard")
-
-    def open(self) -> StreamChunk | None:
-        """Send the request and read up to the first chunk worth yielding, all within the
-        attempt's timeout (or the call's deadline, if that comes first)."""
-        engine, config, call = self.engine, self.config, self.call
-        client = engine.http.sync
-        self.bound = end = engine.attempt_end(config, self.deadline_at)
-        request = engine._request(client, config, call, self.exchange, end)
-        self.response = resp = engine.open_sync(client, config, call, request, end)
-        self.headers = resp.headers
-        self.server_request_id = engine._server_request_id(config, resp.headers)
-        self._guard = guard = watch(resp, end.at)
-        if resp.status_code >= 300:
-            try:
-                resp.read()
-            except httpx2.HTTPError as exc:
-                if guard.fired or isinstance(exc, httpx2.TimeoutException):
-                    raise self.timed_out(exc) from None
-                raise engine._transport_error(config, call, exc) from exc
-            finally:
-                guard.cancel()
-                resp.close()
-            raise engine._status_error(config, call, resp)
-        kind = self.exchange.stream or "sse"
-        self._events = iter_events(resp.iter_lines(), kind, event_decoder(self.exchange.event_type))
-        return self._next()
-
-    def _next(self) -> StreamChunk | None:
-        guard = self._guard
-        flowing = self.yielded
-        if flowing:
-            self.bound = self.idle_bound(_monotonic())
-            guard.extend(self.bound.at)
-        while not self.done:
-            try:
-                event = next(self._events)
-            except StopIteration:
-                if guard.fired:
-                    raise self.timed_out() from None
-                raise self.interrupted(None) from None
-            except msgspec.ValidationError as exc:
-                raise self.unfit(exc) from None
-            except httpx2.HTTPError as exc:
-                if guard.fired or isinstance(exc, httpx2.TimeoutException):
-                    raise self.timed_out(exc) from None
-                raise self.interrupted(exc) from exc
-            if flowing and event.event != _PING:  # progress: the silence starts again
-                now = _monotonic()
-                if now >= self.bound.at:
-                    raise self.timed_out()
-                self.bound = self.idle_bound(now)
-                guard.extend(self.bound.at)
-            chunk = self.event(event)
-            if chunk is not None:
-                guard.extend(math.inf)  # the consumer's time with the chunk is not silence
-                return chunk
-        return None
-
-    def rest(self) -> Iterator[StreamChunk]:
-        while not self.done:
-            chunk = self._next()
-            if chunk is None:
-                break
-            self.yielded = True
-            yield chunk
-
-    def close(self) -> None:
-        guard = getattr(self, "_guard", None)
-        if guard is not None:
-            guard.cancel()
-        response = getattr(self, "response", None)
-        if response is not None:
-            response.close()
-
-
-class AsyncStream(_StreamBase):
-    """Reads a stream on the running loop; cancel scopes bound every wait."""
-
-    __slots__ = ("_events",)
-
-    async def open(self) -> StreamChunk | None:
-        """Send the request and read up to the first chunk worth yielding, within the
-        attempt's timeout; when the call's deadline comes first, the caller's scope ends it."""
-        self.bound = end = self.engine.attempt_end(self.config, self.deadline_at)
-        if end.what == "deadline":
-            return await self._open()
-        try:
-            async with asyncio.timeout_at(_loop_time(end.at)):
-                return await self._open()
-        except builtins.TimeoutError as exc:
-            if isinstance(exc, CallError):
-                raise
-            raise self.timed_out(exc) from None
-
-    async def _open(self) -> StreamChunk | None:
-        engine, config, call = self.engine, self.config, self.call
-        client = await engine.http.for_loop(asyncio.get_running_loop())
-        request = engine._request(client, config, call, self.exchange)
-        try:
-            resp = await client.send(request, stream=True)
-        except httpx2.TimeoutException as exc:
-            raise engine.limit_error(config, call, self.bound.what, cause=exc) from None
-        except httpx2.HTTPError as exc:
-            raise engine._transport_error(config, call, exc) from exc
-        self.response = resp
-        self.headers = resp.headers
-        self.server_request_id = engine._server_request_id(config, resp.headers)
-        if resp.status_code >= 300:
-            try:
-                await resp.aread()
-            except httpx2.TimeoutException as exc:
-                raise self.timed_out(exc) from None
-            except httpx2.HTTPError as exc:
-                raise engine._transport_error(config, call, exc) from exc
-            finally:
-                await resp.aclose()
-            raise engine._status_error(config, call, resp)
-        kind = self.exchange.stream or "sse"
-        self._events = aiter_events(resp.aiter_lines(), kind,
-                                    event_decoder(self.exchange.event_type))
-        return await self._read(None)
-
-    async def _next(self) -> StreamChunk | None:
-        """The next chunk, each silence bounded by the idle limit and all by the deadline.
-
-        One cancel scope per chunk, moved on at each data event, and none while the
-        consumer holds a chunk: a scope must not reach into the consumer's code.
-        """
-        self.bound = self.idle_bound(_monotonic())
-        try:
-            async with asyncio.timeout_at(_loop_time(self.bound.at)) as scope:
-                return await self._read(scope)
-        except builtins.TimeoutError as exc:
-            if isinstance(exc, CallError):
-                raise
-            raise self.timed_out(exc) from None
-
-    async def _read(self, scope: asyncio.Timeout | None) -> StreamChunk | None:
-        while not self.done:
-            try:
-                event = await self._events.__anext__()
-            except StopAsyncIteration:
-                raise self.interrupted(None) from None
-            except msgspec.ValidationError as exc:
-                raise self.unfit(exc) from None
-            except httpx2.TimeoutException as exc:
-                raise self.timed_out(exc) from None
-            except httpx2.HTTPError as exc:
-                raise self.interrupted(exc) from exc
-            if scope is not None and event.event != _PING:  # progress: silence starts again
-                self.bound = self.idle_bound(_monotonic())
-                scope.reschedule(_loop_time(self.bound.at))
-            chunk = self.event(event)
-            if chunk is not None:
-                return chunk
-        return None
-
-    async def rest(self) -> AsyncIterator[StreamChunk]:
-        while not self.done:
-            chunk = await self._next()
-            if chunk is None:
-                break
-            self.yielded = True
-            yield chunk
-
-    async def aclose(self) -> None:
-        response = getattr(self, "response", None)
-        if response is not None:
-            await response.aclose()
-
-
-_PING = "ping"  # Anthropic's keep-alive event: a sign of life, not progress
 _monotonic = time.monotonic
 
 
-def _loop_time(at: float) -> float:
-    """``at`` (on ``time.monotonic``) on the running loop's clock."""
-    return asyncio.get_running_loop().time() + (at - _monotonic())
+def stream_sync(x: Exchanger, endpoint: Endpoint, call: Call) -> Iterator[StreamChunk]:
+    """Run a streamed call on the calling thread, yielding chunks as they arrive.
+
+    Opening the stream (up to its first chunk) is the attempt, retried like a unary
+    call; after that ``stream_idle_timeout`` bounds each silence and the deadline the
+    whole stream.
+    """
+    config = endpoint.config
+    start = _monotonic()
+    deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
+    waiter = x.admit(endpoint, config, call)
+    holding = waiter is None
+    ok = cancelled = False
+    reader: SyncStream | None = None
+    try:
+        if waiter is not None:
+            x.wait_sync(endpoint, config, call, waiter, deadline_at)
+            holding = True
+        exchange = x.hooks.send(call, config)
+
+        def attempt() -> StreamChunk | None:
+            nonlocal reader
+            if reader is not None:
+                reader.close()
+            reader = SyncStream(x, config, call, exchange, deadline_at)
+            return reader.open()
+
+        state = Attempts(endpoint, config, deadline_at)
+        first = retry_sync(state, attempt)
+        assert reader is not None
+        if first is not None:
+            reader.yielded = True
+            yield first
+        yield from _rest(reader, state)
+        ok = True
+    except BaseException as exc:
+        # GeneratorExit: the consumer closed the stream before its end
+        cancelled = not isinstance(exc, Exception)
+        raise
+    finally:
+        try:
+            if reader is not None:
+                reader.close()
+        finally:
+            usage = reader.usage if reader is not None else None
+            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
+                            cancelled=cancelled)
+
+async def stream_async(x: Exchanger, endpoint: Endpoint, call: Call) -> AsyncIterator[StreamChunk]:
+    """Run a streamed call on the running event loop, yielding chunks as they arrive."""
+    config = endpoint.config
+    start = _monotonic()
+    deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
+    waiter = x.admit(endpoint, config, call)
+    holding = waiter is None
+    ok = cancelled = False
+    reader: AsyncStream | None = None
+    try:
+        try:
+            # The deadline scope covers the queue wait and opening the stream (up to its
+            # first chunk); after that the reader bounds each read by the idle limit and
+            # the deadline, since a scope cannot span the consumer's code between chunks.
+            async with asyncio.timeout_at(
+                None if deadline_at is None else loop_time(deadline_at)
+            ):
+                if waiter is not None:
+                    await endpoint.await_slot(waiter)
+                    holding = True
+                exchange = x.hooks.send(call, config)
+
+                async def attempt() -> StreamChunk | None:
+                    nonlocal reader
+                    if reader is not None:
+                        await reader.aclose()
+                    reader = AsyncStream(x, config, call, exchange, deadline_at)
+                    return await reader.open()
+
+                state = Attempts(endpoint, config, deadline_at)
+                first = await retry_async(state, attempt)
+        except builtins_TimeoutError as exc:
+            if isinstance(exc, CallError):
+                raise
+            where = "running" if holding else "waiting in the queue"
+            redact_cause(config, exc)  # it stays reachable as __context__
+            raise x.deadline_error(config, call, where) from None
+        assert reader is not None
+        if first is not None:
+            reader.yielded = True
+            yield first
+        async with contextlib.aclosing(_arest(reader, state)) as rest:
+            async for chunk in rest:
+                yield chunk
+        ok = True
+    except BaseException as exc:
+        # CancelledError, or GeneratorExit: the consumer closed the stream before its end
+        cancelled = not isinstance(exc, Exception)
+        raise
+    finally:
+        try:
+            if reader is not None:
+                await reader.aclose()
+        finally:
+            usage = reader.usage if reader is not None else None
+            if waiter is None or not waiter.dead:  # a dead waiter was counted when found
+                endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
+                                usage=usage, cancelled=cancelled)
+
+
+def _rest(reader: SyncStream, state: Attempts) -> Iterator[StreamChunk]:
+    """The chunks after the first; a failure among them ends the call's last attempt."""
+    try:
+        yield from reader.rest()
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
+
+
+async def _arest(reader: AsyncStream, state: Attempts) -> AsyncGenerator[StreamChunk, None]:
+    """:func:`_rest` on the event loop."""
+    try:
+        async for chunk in reader.rest():
+            yield chunk
+    except CallError as exc:
+        exc.attempts = state.count
+        raise
