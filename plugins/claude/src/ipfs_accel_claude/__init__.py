@@ -31,6 +31,7 @@ from ipfs_accel import (
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._request import DEFAULT_MAX_TOKENS, ClaudeOptions, messages_body
 from ._response import classify, parse_event, parse_message, usage_of
+from ._wire import EVENT_TYPES, Message
 
 __all__ = [
     "API_KEY_ENV",
@@ -104,8 +105,9 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     if stream:
         headers["accept"] = _SSE_ACCEPT
         return Exchange(path=_PATH, json=body, headers=headers, stream="sse",
-                        parse_event=parse_event)
-    return Exchange(path=_PATH, json=body, headers=headers, parse=parse_message)
+                        parse_event=parse_event, event_type=EVENT_TYPES)
+    return Exchange(path=_PATH, json=body, headers=headers, parse=parse_message,
+                    response_type=Message)
 
 
 @hookimpl

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from ipfs_accel import (
     ChatResult,
     Classification,
@@ -16,39 +17,54 @@ from ipfs_accel import (
     StreamChunk,
     StreamFailure,
     Usage,
+    decode_json,
     default_classification,
 )
+
+from ._wire import (
+    BlockDelta,
+    BlockStart,
+    Message,
+    MessageDelta,
+    MessageStart,
+    MessageStop,
+    typed_event,
+)
+from ._wire import Usage as WireUsage
 
 __all__ = ["classify", "error_fields", "parse_event", "parse_message", "usage_of"]
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+def _count(value: int | None) -> int:
+    return value if value is not None and value > 0 else 0
 
 
 def parse_message(resp: Response) -> ChatResult:
-    """A ``Message`` body into a :class:`ChatResult`: text blocks joined, ``tool_use``
-    blocks as ``tool_calls``, ``stop_reason`` as the finish reason."""
-    data = resp.data
-    if not isinstance(data, Mapping):
-        raise TypeError("the body is not a JSON object")
-    content = data.get("content")
-    if not isinstance(content, list):
-        raise TypeError("the message has no 'content' list")
-    blocks = [b for b in content if isinstance(b, Mapping)]
-    text = "".join(
-        b["text"] for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str)
-    )
-    tool_calls = [dict(b) for b in blocks if b.get("type") == "tool_use"]
-    stop_reason = data.get("stop_reason")
-    model = data.get("model")
+    """A ``Message`` body (decoded by the core into :class:`~._wire.Message`) into a
+    :class:`ChatResult`: text blocks joined, ``tool_use`` blocks as ``tool_calls``,
+    ``stop_reason`` as the finish reason. ``raw`` is the whole body."""
+    data: Message = resp.data
+    raw = decode_json(resp.content)
+    blocks = data.content
+    text = "".join(b.text for b in blocks if b.type == "text")
+    # a tool_use block goes out whole, as the API sent it: the typed decode checked the
+    # list, so the block at the same position of the body is that block
+    tool_calls = [raw["content"][i] for i, b in enumerate(blocks) if b.type == "tool_use"]
     return ChatResult(
         text=text,
-        finish_reason=stop_reason if isinstance(stop_reason, str) else None,
-        model=model if isinstance(model, str) else None,
+        finish_reason=data.stop_reason,
+        model=data.model,
         tool_calls=tool_calls or None,
-        raw=data,
+        raw=raw,
     )
+
+
+def _usage(data: Any) -> WireUsage | None:
+    if isinstance(data, Message | MessageDelta):
+        return data.usage
+    if isinstance(data, MessageStart):
+        return data.message.usage
+    return None
 
 
 def usage_of(data: Any) -> Usage | None:
@@ -59,78 +75,55 @@ def usage_of(data: Any) -> Usage | None:
     A ``message_delta`` without ``input_tokens`` reports none, so the input counted from
     ``message_start`` stands.
     """
-    if not isinstance(data, Mapping):
+    try:
+        usage = _usage(typed_event(data))
+    except msgspec.ValidationError:
+        return None  # parse_event has already refused this event
+    if usage is None:
         return None
-    usage = data.get("usage")
-    if not isinstance(usage, Mapping):
-        message = data.get("message")
-        usage = message.get("usage") if isinstance(message, Mapping) else None
-        if not isinstance(usage, Mapping):
-            return None
-    cache_write = _int(usage.get("cache_creation_input_tokens"))
-    cache_read = _int(usage.get("cache_read_input_tokens"))
-    given = usage.get("input_tokens")
-    has_input = isinstance(given, int) and not isinstance(given, bool)
+    cache_write = _count(usage.cache_creation_input_tokens)
+    cache_read = _count(usage.cache_read_input_tokens)
+    given = usage.input_tokens
     return Usage(
-        input_tokens=_int(given) + cache_write + cache_read if has_input else 0,
-        output_tokens=_int(usage.get("output_tokens")),
+        input_tokens=_count(given) + cache_write + cache_read if given is not None else 0,
+        output_tokens=_count(usage.output_tokens),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
 
 
-def _block_delta(data: Mapping[str, Any]) -> StreamChunk | None:
-    delta = data.get("delta")
-    if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
-        text = delta.get("text")
-        return StreamChunk(delta=text if isinstance(text, str) else "", raw=data)
-    return None  # input_json_delta, thinking_delta, signature_delta, citations_delta
-
-
-def _block_start(data: Mapping[str, Any]) -> StreamChunk | None:
-    block = data.get("content_block")
-    if isinstance(block, Mapping) and block.get("type") == "text" and block.get("text"):
-        return StreamChunk(delta=str(block["text"]), raw=data)
+def _chunk(data: Any) -> StreamChunk | None:
+    """The chunk a typed event makes, if any."""
+    if isinstance(data, BlockDelta):
+        # input_json_delta, thinking_delta, signature_delta, citations_delta carry no text
+        delta = data.delta
+        return StreamChunk(delta=delta.text) if delta.type == "text_delta" else None
+    if isinstance(data, BlockStart):
+        block = data.content_block
+        return StreamChunk(delta=block.text) if block.type == "text" and block.text else None
+    if isinstance(data, MessageDelta):
+        return StreamChunk(finish_reason=data.delta.stop_reason)
+    if isinstance(data, MessageStop):
+        return StreamChunk(done=True)
     return None
 
 
-def _message_delta(data: Mapping[str, Any]) -> StreamChunk:
-    delta = data.get("delta")
-    reason = delta.get("stop_reason") if isinstance(delta, Mapping) else None
-    return StreamChunk(finish_reason=reason if isinstance(reason, str) else None, raw=data)
-
-
-def _message_stop(data: Mapping[str, Any]) -> StreamChunk:
-    return StreamChunk(done=True, raw=data)
-
-
-_EVENTS: dict[str, Callable[[Mapping[str, Any]], StreamChunk | None]] = {
-    "content_block_delta": _block_delta,
-    "content_block_start": _block_start,
-    "message_delta": _message_delta,
-    "message_stop": _message_stop,
-}
-
-
 def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
-    """One SSE event of a streamed message.
+    """One SSE event of a streamed message, decoded by the core by its event name.
 
     ``content_block_delta`` with a ``text_delta`` carries text; ``message_delta`` the
     stop reason; ``message_stop`` ends the stream; ``error`` is a failure. Usage is read
     by the ``parse_usage`` hook from ``message_start`` and ``message_delta``. ``ping``,
     ``message_start``, block stops, non-text deltas (tool input JSON, thinking) and event
-    types added later carry no text.
+    types added later carry no text. A chunk's ``raw`` is the event's whole data.
     """
     data = event.json
-    kind = data.get("type") if isinstance(data, Mapping) else None
-    if not isinstance(kind, str):
-        kind = event.event
-    if kind == "error":
+    if event.event == "error" or (isinstance(data, dict) and data.get("type") == "error"):
         return StreamFailure(data=data if data is not None else event.data)
-    handler = _EVENTS.get(kind)
-    if handler is None or not isinstance(data, Mapping):
-        return None
-    return handler(data)
+    chunk = _chunk(typed_event(data))
+    if chunk is not None:
+        chunk.raw = decode_json(event.data)
+    return chunk
 
 
 def error_fields(data: Any) -> tuple[str | None, str | None]:
