@@ -148,3 +148,43 @@ def test_sort_results_merges_chunks_into_input_order_later_wins(tmp_path: Path) 
         assert all(r["n"] == latest[r["line"]] for r in parsed)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "c1.jsonl", "c3.jsonl", "c50.jsonl", "r.jsonl"]
+
+
+def test_parse_lines_gives_one_error_per_bad_line_naming_the_field(tmp_path: Path) -> None:
+    """Lines decode by type: each bad line gets one error that names its field, keeps its
+    id where it has one, and good lines around it become calls."""
+    rows: list[dict[str, Any] | str] = [
+        {"id": "a", "prompt": 3},
+        {"id": "b", "input": ["x", 2]},
+        {"id": "c", "messages": [{"content": "no role"}]},
+        {"id": "d", "messages": []},
+        {"id": "e", "mesages": [{"role": "user", "content": "hi"}]},
+        {"id": "f", "prompt": "hi", "params": ["max_tokens", 3]},
+        {"id": "g", "prompt": "hi", "model": 7},
+        {"id": "h", "prompt": "hi", "input": "x"},
+        "[1, 2]",
+        "{not json",
+        {"id": "k", "prompt": "hi", "model": "m", "params": {"max_tokens": 3}},
+        {"id": "l", "input": ["x", "y"]},
+    ]
+    path = tmp_path / "in.jsonl"
+    _write(path, rows)
+    items = list(parse_lines(path, frozenset({"chat", "embed"})))
+    errors = {i.line: i.error for i in items}
+    assert errors[1] == "'prompt' must be a string (prompt: expected `str`, got `int`)"
+    assert errors[2] == ("'input' must be a string or a list of strings "
+                         "(input[1]: expected `str`, got `int`)")
+    assert errors[3] is not None and "messages[0] has no 'role'" in errors[3]
+    assert errors[4] is not None and errors[4].startswith("'messages' must be a non-empty list")
+    assert errors[5] == ("unknown field 'mesages' "
+                         "(known: id, input, messages, model, params, prompt, request_id)")
+    assert errors[6] is not None and errors[6].startswith("'params' must be an object (params:")
+    assert errors[7] is not None and errors[7].startswith("'model' must be a string (model:")
+    assert errors[8] == "a line needs exactly one of 'messages', 'prompt', 'input'"
+    assert errors[9] == "a line must be a JSON object"
+    assert errors[10] is not None and errors[10].startswith("not valid JSON (")
+    assert [i.id for i in items[:8]] == list("abcdefgh")
+    assert errors[11] is None and errors[12] is None
+    assert items[10].method == "achat" and items[10].kwargs == {
+        "max_tokens": 3, "model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert items[11].method == "aembed" and items[11].kwargs == {"inputs": ["x", "y"]}

@@ -7,6 +7,9 @@ Input, one call per line (blank lines are skipped, a UTF-8 BOM on line 1 is igno
     {"id": "q3", "input": "text" | ["a", "b"]}     embed
     optional on each: "model", "params" (keyword parameters), "request_id"
 
+Each line decodes into a :class:`Line`, so a field of the wrong type, a misspelt field or
+a missing call makes that line bad with one error naming the field; the batch goes on.
+
 Output, one line per input line, in the order the calls finish::
 
     {"line": 3, "id": "q3", "ok": true, "text": ..., "usage": {...}, "request_id": ...}
@@ -25,10 +28,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from .._backend import Backend
 from .._errors import CallError, IpfsAccelError
@@ -37,12 +44,46 @@ from .._types import ChatResult, EmbedResult
 __all__ = [
     "BatchCounters",
     "Item",
+    "Line",
     "count_lines",
     "parse_lines",
     "run_batch",
 ]
 
-_FIELDS = ("id", "input", "messages", "model", "params", "prompt", "request_id")
+class Line(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One input line as the file states it; decoding checks every field's type.
+
+    Exactly one of ``messages``, ``prompt``, ``input`` is set (checked after decoding, with
+    each message's ``role``). Messages stay objects: whatever keys a backend takes besides
+    ``role`` and ``content`` pass through untouched.
+    """
+
+    id: Any = None
+    messages: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)] | UnsetType = UNSET
+    prompt: str | UnsetType = UNSET
+    input: str | list[str] | UnsetType = UNSET
+    model: str | UnsetType = UNSET
+    params: dict[str, Any] = {}
+    request_id: str | UnsetType = UNSET
+
+
+class _Id(msgspec.Struct):
+    # a bad line's id, read leniently so its error record can still name it
+    id: Any = None
+
+
+_LINE = msgspec.json.Decoder(Line)
+_ID = msgspec.json.Decoder(_Id)
+_FIELDS = Line.__struct_fields__
+_MESSAGES = "'messages' must be a non-empty list of {'role', 'content'} objects"
+_WANTED = {  # what a field must be, in the words a bad line's error uses
+    "messages": _MESSAGES,
+    "prompt": "'prompt' must be a string",
+    "input": "'input' must be a string or a list of strings",
+    "model": "'model' must be a string",
+    "params": "'params' must be an object",
+    "request_id": "'request_id' must be a string",
+}
 
 
 class Item:
@@ -59,57 +100,72 @@ class Item:
         self.error = error
 
 
-def _parse(line: int, text: str, operations: frozenset[str]) -> Item:  # noqa: PLR0911, PLR0912
-    # one flat validation: each early return names a different problem with the line
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Item(line, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
-    if not isinstance(data, dict):
-        return Item(line, error="a line must be a JSON object")
-    ident = data.get("id")
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        return Item(line, id=ident, error=f"unknown field {unknown[0]!r} "
-                    f"(known: {', '.join(_FIELDS)})")
-    given = [k for k in ("messages", "prompt", "input") if k in data]
+def _invalid(exc: msgspec.ValidationError) -> str:
+    # msgspec says "<what> - at `$.field[...]`": keep the field's own wording, add where
+    message, _, where = str(exc).partition(" - at `$")
+    where = where.rstrip("`").lstrip(".")
+    field = re.split(r"[.\[]", where, maxsplit=1)[0]
+    if field in _WANTED:
+        return f"{_WANTED[field]} ({where}: {message[:1].lower()}{message[1:]})"
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
+    if unknown and not where:
+        return f"unknown field {unknown[1]!r} (known: {', '.join(sorted(_FIELDS))})"
+    if not where and message.startswith("Expected `object`"):
+        return "a line must be a JSON object"
+    return f"{where or 'line'}: {message}"
+
+
+def _call(data: Line, operations: frozenset[str]) -> tuple[str, dict[str, Any]] | str:
+    """The method and its keyword arguments, or what is wrong with the line."""
+    given = [k for k in ("messages", "prompt", "input") if getattr(data, k) is not UNSET]
     if len(given) != 1:
-        return Item(line, id=ident, error="a line needs exactly one of 'messages', 'prompt', "
-                    "'input'")
-    params = data.get("params", {})
-    if not isinstance(params, dict):
-        return Item(line, id=ident, error="'params' must be an object")
-    kwargs: dict[str, Any] = dict(params)
-    for key in ("model", "request_id"):
-        if key in data:
-            if not isinstance(data[key], str):
-                return Item(line, id=ident, error=f"{key!r} must be a string")
-            kwargs[key] = data[key]
-    what = given[0]
-    value = data[what]
-    if what == "messages":
-        if not (isinstance(value, list) and value
-                and all(isinstance(m, dict) and "role" in m for m in value)):
-            return Item(line, id=ident, error="'messages' must be a non-empty list of "
-                        "{'role', 'content'} objects")
-        method, kwargs["messages"] = "achat", value
-    elif what == "prompt":
-        if not isinstance(value, str):
-            return Item(line, id=ident, error="'prompt' must be a string")
+        return "a line needs exactly one of 'messages', 'prompt', 'input'"
+    kwargs: dict[str, Any] = dict(data.params)
+    if data.model is not UNSET:
+        kwargs["model"] = data.model
+    if data.request_id is not UNSET:
+        kwargs["request_id"] = data.request_id
+    if data.messages is not UNSET:
+        roleless = [i for i, m in enumerate(data.messages) if "role" not in m]
+        if roleless:
+            return f"{_MESSAGES} (messages[{roleless[0]}] has no 'role')"
+        method, kwargs["messages"] = "achat", data.messages
+    elif data.prompt is not UNSET:
         if "chat" in operations:
-            method, kwargs["messages"] = "achat", [{"role": "user", "content": value}]
+            method, kwargs["messages"] = "achat", [{"role": "user", "content": data.prompt}]
         else:
-            method, kwargs["prompt"] = "agenerate", value
+            method, kwargs["prompt"] = "agenerate", data.prompt
     else:
-        if not (isinstance(value, str)
-                or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
-            return Item(line, id=ident, error="'input' must be a string or a list of strings")
-        method, kwargs["inputs"] = "aembed", value
+        method, kwargs["inputs"] = "aembed", data.input
     op = method[1:]
     if op not in operations:
-        return Item(line, id=ident, error=f"this backend does not support {op!r} "
-                    f"(it offers: {', '.join(sorted(operations))})")
-    return Item(line, id=ident, method=method, kwargs=kwargs)
+        return f"this backend does not support {op!r} (it offers: {', '.join(sorted(operations))})"
+    return method, kwargs
+
+
+def _not_json(exc: msgspec.DecodeError) -> str:
+    reason = re.sub(r" \(byte (\d+)\)$", r" at byte \1", str(exc))
+    return f"not valid JSON ({reason.removeprefix('JSON is malformed: ')})"
+
+
+def _parse(line: int, text: str, operations: frozenset[str]) -> Item:
+    try:
+        data = _LINE.decode(text)
+    except msgspec.ValidationError as exc:
+        try:  # decoding stops at the first wrong field: the rest may not even be JSON
+            ident = _ID.decode(text).id
+        except msgspec.ValidationError:  # not an object: no id to name
+            ident = None
+        except msgspec.DecodeError as not_json:
+            return Item(line, error=_not_json(not_json))
+        return Item(line, id=ident, error=_invalid(exc))
+    except msgspec.DecodeError as exc:
+        return Item(line, error=_not_json(exc))
+    call = _call(data, operations)
+    if isinstance(call, str):
+        return Item(line, id=data.id, error=call)
+    method, kwargs = call
+    return Item(line, id=data.id, method=method, kwargs=kwargs)
 
 
 def _numbered(path: Path, skip: Container[int]) -> Iterator[tuple[int, str]]:
