@@ -18,15 +18,9 @@
 Everything here is public and stable; plugins outside this repository use it too.
 """
 
-from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
-from ._checks import CHECKS, Check, run_check, run_checks
-from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
-from ._report import BackendReport, Report, build_report, render_markdown, run_report
-from ._require import import_or_skip, require_or_skip, under_ci
-from ._server import (
+from ._actions import (
     Action,
     Drop,
-    FaultServer,
     Hang,
     Hold,
     RecordedRequest,
@@ -36,6 +30,12 @@ from ._server import (
     TruncatedStream,
     with_faults,
 )
+from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
+from ._checks import CHECKS, Check, run_check, run_checks
+from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
+from ._report import BackendReport, Report, build_report, render_markdown, run_report
+from ._require import import_or_skip, require_or_skip, under_ci
+from ._server import FaultServer
 from ._suite import BackendConformance
 
 __all__ = [

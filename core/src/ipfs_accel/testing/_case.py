@@ -12,7 +12,7 @@ import msgspec
 
 from .._backend import Backend
 from .._registry import Registry
-from ._server import Reply, Stream
+from ._actions import Reply, Stream
 
 __all__ = ["Case", "CheckResult", "chat_call", "openai_chat_case", "registry_for"]
 

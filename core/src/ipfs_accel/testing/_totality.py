@@ -18,8 +18,8 @@ import httpx2
 from .._errors import ErrorKind
 from .._types import Classification, Failure
 from .._wire import decode_json
+from ._actions import Reply
 from ._case import Case
-from ._server import Reply
 
 __all__ = ["failures", "invalid"]
 
