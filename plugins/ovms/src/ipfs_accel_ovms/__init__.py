@@ -14,7 +14,6 @@ Install ``ipfs-accel-plugin-ovms`` and ``Registry().get("ovms")`` finds it. Base
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import ipfs_accel
@@ -23,18 +22,16 @@ from ipfs_accel import (
     BackendInfo,
     Call,
     Classification,
-    ConfigurationError,
     EndpointConfig,
     Exchange,
     Failure,
-    InvokeResult,
-    Response,
     Usage,
     openai_compat,
 )
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._kserve import KSERVE_OPERATIONS, kserve_exchange
+from ._rerank import rerank_exchange
 
 __all__ = ["OvmsOptions", "backend_info", "classify_error", "parse_usage", "send"]
 
@@ -66,27 +63,6 @@ def backend_info() -> BackendInfo:
     )
 
 
-def _rerank_result(resp: Response) -> InvokeResult:
-    data = resp.data
-    if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
-        raise TypeError("the rerank response has no 'results' list")
-    return InvokeResult(data=list(data["results"]))  # OVMS sends no 'id' or 'meta'
-
-
-def _rerank(call: Call, headers: Mapping[str, str]) -> Exchange:
-    if not call.model:
-        raise ConfigurationError(
-            "ovms rerank needs a model: pass model=, or set it on the endpoint"
-        )
-    params = dict(call.params)
-    if not isinstance(params.get("query"), str):
-        raise ConfigurationError("ovms rerank needs query= (a string)")
-    if not isinstance(params.get("documents"), list):
-        raise ConfigurationError("ovms rerank needs documents= (a list of strings)")
-    body = {"model": call.model, **params}
-    return Exchange(path="/v3/rerank", json=body, headers=headers, parse=_rerank_result)
-
-
 @ipfs_accel.hookimpl
 def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The OVMS request for one call."""
@@ -100,13 +76,15 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         return openai_compat.exchange(call, endpoint, prefix="/v3", headers=headers,
                                       include_usage=usage)
     if op == "rerank":
-        return _rerank(call, headers)
+        return rerank_exchange(call, headers)
     return kserve_exchange(call, headers)
 
 
 @ipfs_accel.hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """The OpenAI-style ``usage`` of /v3 answers (the tensor APIs report none)."""
+    """The OpenAI-style ``usage`` of /v3 answers (rerank and the tensor APIs report none)."""
+    if operation not in _OPENAI_OPERATIONS:
+        return None
     return openai_compat.parse_usage(data)
 
 

@@ -8,6 +8,11 @@ answer: 200 ready, 4xx/503 not); ``GET /v2/models/{m}[/versions/{v}]`` (model me
 ``GET /v2`` (server metadata). TF-Serving (model_server_rest_api_tfs.md, removed from OVMS
 HEAD in 2026-07): ``POST /v1/models/{m}[/versions/{v}]:predict`` with ``instances`` (row
 format, answered with ``predictions``) or ``inputs`` (columnar, answered with ``outputs``).
+
+Answers are decoded by the core into the types below, so a field of the wrong type is a
+``ResponseError`` naming it. What a call returns is what the server sent: the output
+tensors as JSON objects (their ``data`` and any extra fields untouched), the metadata
+objects whole.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ipfs_accel import Call, ConfigurationError, Exchange, InvokeResult, Response
+import msgspec
+from ipfs_accel import Call, ConfigurationError, Exchange, InvokeResult, Response, decode_json
 
 __all__ = ["KSERVE_OPERATIONS", "kserve_exchange"]
 
@@ -37,25 +43,43 @@ def _model_path(call: Call, prefix: str, params: dict[str, Any]) -> str:
     return path
 
 
-def _object(resp: Response) -> Mapping[str, Any]:
-    if not isinstance(resp.data, Mapping):
-        raise TypeError("the body is not a JSON object")
-    return resp.data
+class _OutputTensor(msgspec.Struct):
+    """What identifies a KServe v2 output tensor (``response_output``); its ``data``, which
+    may be large, is not decoded here but returned as sent."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class _InferAnswer(msgspec.Struct):
+    """A KServe v2 ``inference_response``: only ``outputs`` is read."""
+
+    outputs: list[_OutputTensor]
+
+
+class _PredictAnswer(msgspec.Struct):
+    """A TF-Serving answer: ``predictions`` (row format) or ``outputs`` (columnar), any JSON."""
+
+    predictions: Any = msgspec.UNSET
+    outputs: Any = msgspec.UNSET
+
+
+_Object = dict[str, Any]
+"""A metadata answer, returned whole: it only has to be a JSON object."""
 
 
 def _infer_result(resp: Response) -> InvokeResult:
-    data = _object(resp)
-    outputs = data.get("outputs")
-    if not isinstance(outputs, list):
-        raise TypeError("the inference response has no 'outputs' list")
-    return InvokeResult(data=outputs)
+    # the typed decode checked every tensor's name, datatype and shape; the user gets the
+    # tensors as the server sent them, data and extra fields included
+    return InvokeResult(data=decode_json(resp.content)["outputs"])
 
 
 def _predict_result(resp: Response) -> InvokeResult:
-    data = _object(resp)
-    for key in ("predictions", "outputs"):
-        if key in data:
-            return InvokeResult(data=data[key])
+    data: _PredictAnswer = resp.data
+    for value in (data.predictions, data.outputs):
+        if value is not msgspec.UNSET:
+            return InvokeResult(data=value)
     raise TypeError("the predict response has neither 'predictions' nor 'outputs'")
 
 
@@ -64,13 +88,14 @@ def _true(resp: Response) -> InvokeResult:
 
 
 def _body(resp: Response) -> InvokeResult:
-    return InvokeResult(data=dict(_object(resp)))
+    data: _Object = resp.data
+    return InvokeResult(data=data)
 
 
 _SERVER_GETS = {
-    "live": ("/v2/health/live", _true),
-    "ready": ("/v2/health/ready", _true),
-    "server_metadata": ("/v2", _body),
+    "live": ("/v2/health/live", _true, None),
+    "ready": ("/v2/health/ready", _true, None),
+    "server_metadata": ("/v2", _body, _Object),
 }
 
 
@@ -79,22 +104,27 @@ def kserve_exchange(call: Call, headers: Mapping[str, str]) -> Exchange:
     op = call.operation
     params = dict(call.params)
     if op in _SERVER_GETS:
-        path, parse = _SERVER_GETS[op]
-        return Exchange(method="GET", path=path, headers=headers, parse=parse)
-    if op in ("model_ready", "metadata"):
-        path = _model_path(call, "/v2", params) + ("/ready" if op == "model_ready" else "")
-        return Exchange(method="GET", path=path, headers=headers,
-                        parse=_true if op == "model_ready" else _body)
+        path, parse, answer = _SERVER_GETS[op]
+        return Exchange(method="GET", path=path, headers=headers, parse=parse,
+                        response_type=answer)
+    if op == "model_ready":
+        path = _model_path(call, "/v2", params) + "/ready"
+        return Exchange(method="GET", path=path, headers=headers, parse=_true)
+    if op == "metadata":
+        return Exchange(method="GET", path=_model_path(call, "/v2", params), headers=headers,
+                        parse=_body, response_type=_Object)
     if op == "infer":
         path = _model_path(call, "/v2", params) + "/infer"
         if not isinstance(params.get("inputs"), list):
             raise ConfigurationError("ovms infer needs inputs=[{name, shape, datatype, data}, ...]")
         # the request's own id comes back in the response: ours ties the two together
         params.setdefault("id", call.request_id)
-        return Exchange(path=path, json=params, headers=headers, parse=_infer_result)
+        return Exchange(path=path, json=params, headers=headers, parse=_infer_result,
+                        response_type=_InferAnswer)
     if op == "predict":
         path = _model_path(call, "/v1", params) + ":predict"
         if ("instances" in params) == ("inputs" in params):
             raise ConfigurationError("ovms predict needs exactly one of instances= or inputs=")
-        return Exchange(path=path, json=params, headers=headers, parse=_predict_result)
+        return Exchange(path=path, json=params, headers=headers, parse=_predict_result,
+                        response_type=_PredictAnswer)
     raise ConfigurationError(f"ovms has no tensor operation {op!r}")
