@@ -39,6 +39,8 @@ from ipfs_accel import (
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._generate import (
+    EVENT_TYPES,
+    GenerateAnswer,
     generate_body,
     header_usage,
     parse_generate,
@@ -69,8 +71,13 @@ def backend_info() -> BackendInfo:
     return _INFO
 
 
+_Object = dict[str, Any]
+"""The ``/info`` answer, returned whole: it only has to be a JSON object."""
+
+
 def _invoke_data(resp: Response) -> InvokeResult:
-    return InvokeResult(data=resp.data)
+    data: _Object = resp.data
+    return InvokeResult(data=data)
 
 
 def _health(resp: Response) -> InvokeResult:
@@ -103,16 +110,17 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         )
     if op == "generate":
         return Exchange(path="/generate", json=generate_body(call), headers=auth,
-                        parse=parse_generate)
+                        parse=parse_generate, response_type=GenerateAnswer)
     if op == "stream_generate":
         return Exchange(
             path="/generate_stream", json=generate_body(call), headers={**auth, **_SSE},
-            stream="sse", parse_event=parse_generate_event,
+            stream="sse", parse_event=parse_generate_event, event_type=EVENT_TYPES,
         )
     if op == "health":
         return Exchange(method="GET", path="/health", headers=auth, parse=_health)
     if op == "info":
-        return Exchange(method="GET", path="/info", headers=auth, parse=_invoke_data)
+        return Exchange(method="GET", path="/info", headers=auth, parse=_invoke_data,
+                        response_type=_Object)
     raise UnsupportedOperationError(f"hf_tgi has no operation {op!r}")
 
 

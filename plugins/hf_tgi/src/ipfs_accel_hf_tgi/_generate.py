@@ -10,13 +10,18 @@ Answer: ``{"generated_text", "details": {"finish_reason", "generated_tokens", "p
 sets on every ``/generate`` answer are read too. A stream is SSE: one
 ``{"index", "token", "generated_text": null}`` event per token, and a last event whose
 ``generated_text`` is set, with ``details.input_length`` and ``details.generated_tokens``.
+
+The core decodes answers and events into the Structs below (the fields read, with the
+defaults of the fields the API may leave out), so a field of the wrong type is a
+``ResponseError`` naming it; ``raw`` still carries the whole body or event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from ipfs_accel import (
     Call,
     ChatResult,
@@ -25,10 +30,13 @@ from ipfs_accel import (
     StreamChunk,
     StreamFailure,
     Usage,
+    decode_json,
 )
 
 __all__ = [
+    "EVENT_TYPES",
     "TIMING_HEADERS",
+    "GenerateAnswer",
     "generate_body",
     "header_usage",
     "parse_generate",
@@ -46,6 +54,58 @@ TIMING_HEADERS = (
 """Timings (milliseconds) TGI reports in headers; kept in ``Usage.details`` by name."""
 
 
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _PrefillToken(msgspec.Struct):
+    """A prompt token of ``details.prefill``: only counted, no field read."""
+
+
+class _Details(msgspec.Struct):
+    """``details`` of a ``GenerateResponse`` (asked for with ``details: true``)."""
+
+    finish_reason: str | None = None
+    generated_tokens: _Count = 0
+    prefill: list[_PrefillToken] | None = None  # filled with ``decoder_input_details``
+
+
+class GenerateAnswer(msgspec.Struct):
+    """A ``/generate`` answer (``GenerateResponse``)."""
+
+    generated_text: str
+    details: _Details | None = None
+
+
+class _Token(msgspec.Struct):
+    """A streamed ``Token``: its text, and whether it is special (``</s>``: no text)."""
+
+    text: str = ""
+    special: bool = False
+
+
+class _StreamDetails(msgspec.Struct):
+    """``details`` of the last ``/generate_stream`` event."""
+
+    finish_reason: str | None = None
+    generated_tokens: _Count = 0
+    input_length: _Count = 0
+
+
+class _StreamEvent(msgspec.Struct):
+    """One ``/generate_stream`` event (``StreamResponse``), or an ``ErrorResponse`` sent
+    as an event (``error`` set: its shape is left to ``classify_error``)."""
+
+    token: _Token | None = None
+    generated_text: str | None = None
+    details: _StreamDetails | None = None
+    error: Any = msgspec.UNSET
+
+
+EVENT_TYPES = {"": _StreamEvent, "message": _StreamEvent}
+"""How ``/generate_stream`` events are decoded: TGI names none (``""``); ``message`` is the
+SSE default name, which some proxies write out. Others (``error``) are decoded generically."""
+
+
 def generate_body(call: Call) -> dict[str, Any]:
     """The ``/generate`` (and ``/generate_stream``) body for a generate call."""
     parameters = dict(call.params)
@@ -60,15 +120,13 @@ def generate_body(call: Call) -> dict[str, Any]:
     return {"inputs": call.prompt or "", "parameters": parameters}
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return max(value, 0)
-    if isinstance(value, str):
-        try:
-            return max(int(value.strip()), 0)
-        except ValueError:
-            return 0
-    return 0
+def _count(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        return max(int(value.strip()), 0)
+    except ValueError:
+        return 0
 
 
 def header_usage(headers: Mapping[str, str]) -> Usage:
@@ -91,40 +149,29 @@ def header_usage(headers: Mapping[str, str]) -> Usage:
 
 def parse_generate(resp: Response) -> ChatResult:
     """A ``GenerateResponse`` into a :class:`ChatResult`, usage from details and headers."""
-    data = resp.data
-    if not isinstance(data, Mapping) or not isinstance(data.get("generated_text"), str):
-        raise TypeError("the body has no 'generated_text' string")
-    details = data.get("details")
-    details = details if isinstance(details, Mapping) else {}
+    data: GenerateAnswer = resp.data
+    details = data.details or _Details()
     usage = header_usage(resp.headers)
-    prefill = details.get("prefill")
-    if not usage.input_tokens and isinstance(prefill, list):
-        usage = Usage(input_tokens=len(prefill), output_tokens=usage.output_tokens,
+    if not usage.input_tokens and details.prefill is not None:
+        usage = Usage(input_tokens=len(details.prefill), output_tokens=usage.output_tokens,
                       details=usage.details)
-    generated = _count(details.get("generated_tokens"))
-    if generated and not usage.output_tokens:
-        usage = Usage(input_tokens=usage.input_tokens, output_tokens=generated,
+    if details.generated_tokens and not usage.output_tokens:
+        usage = Usage(input_tokens=usage.input_tokens, output_tokens=details.generated_tokens,
                       details=usage.details)
-    reason = details.get("finish_reason")
     return ChatResult(
-        text=data["generated_text"],
-        finish_reason=reason if isinstance(reason, str) else None,
+        text=data.generated_text,
+        finish_reason=details.finish_reason,
         usage=usage,
-        raw=data,
+        raw=decode_json(resp.content),
     )
 
 
 def stream_usage(data: Any) -> Usage | None:
     """Usage from the last ``/generate_stream`` event (``details``), else ``None``."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, _StreamEvent) or data.details is None:
         return None
-    details = data.get("details")
-    if not isinstance(details, Mapping):
-        return None
-    return Usage(
-        input_tokens=_count(details.get("input_length")),
-        output_tokens=_count(details.get("generated_tokens")),
-    )
+    return Usage(input_tokens=data.details.input_length,
+                 output_tokens=data.details.generated_tokens)
 
 
 def parse_generate_event(event: Event) -> StreamChunk | StreamFailure | None:
@@ -133,20 +180,16 @@ def parse_generate_event(event: Event) -> StreamChunk | StreamFailure | None:
     Special tokens (``</s>``...) add no text: ``generated_text`` leaves them out too.
     """
     data = event.json
-    if not isinstance(data, Mapping):
-        return None
-    if "error" in data or event.event == "error":
-        return StreamFailure(data=data)
-    token = data.get("token")
-    delta = ""
-    if isinstance(token, Mapping) and not token.get("special"):
-        text = token.get("text")
-        delta = text if isinstance(text, str) else ""
-    if data.get("generated_text") is None:
-        return StreamChunk(delta=delta, raw=data)
-    details = data.get("details")
-    reason = details.get("finish_reason") if isinstance(details, Mapping) else None
-    return StreamChunk(
-        delta=delta, finish_reason=reason if isinstance(reason, str) else None, done=True,
-        raw=data,
-    )
+    if event.event == "error":  # an error event is an error whatever its data looks like
+        return StreamFailure(data=data if data is not None else {"error": event.data})
+    if not isinstance(data, _StreamEvent):
+        return None  # not JSON, or an event name TGI does not send
+    if data.error is not msgspec.UNSET:
+        return StreamFailure(data=decode_json(event.data))
+    token = data.token
+    delta = token.text if token is not None and not token.special else ""
+    raw = decode_json(event.data)
+    if data.generated_text is None:
+        return StreamChunk(delta=delta, raw=raw)
+    reason = data.details.finish_reason if data.details is not None else None
+    return StreamChunk(delta=delta, finish_reason=reason, done=True, raw=raw)
