@@ -103,7 +103,7 @@ def test_embed_single_input_needs_no_probe() -> None:
     assert [r.url.path for r in server.requests] == ["/embed"]
     assert server.body() == {"inputs": ["t7"]}
     assert result.vectors == [[7.0, 7.5, -7.0]]
-    assert result.raw == [[7.0, 7.5, -7.0]]
+    assert result.raw is None  # /embed answers only the vectors: they are not kept twice
     assert b.get_stats(eid).input_tokens == 2
 
 

@@ -41,5 +41,5 @@ def test_embed_route_names_a_value_that_is_not_a_number(value: Any, kind: str) -
         return httpx2.Response(200, json=[[0.5, value] for _ in inputs])
 
     b, eid = backend(Server(handle), max_client_batch_size=8)
-    with pytest.raises(ResponseError, match=rf"hf_tei returned vectors\[0\]\[1\] of type {kind}"):
+    with pytest.raises(ResponseError, match=rf"hf_tei sent .* got `{kind}` - at `\$\[0\]\[1\]`"):
         b.embed(["a", "b"], endpoint_id=eid)

@@ -35,12 +35,13 @@ from ipfs_accel import (
     Response,
     UnsupportedOperationError,
     Usage,
+    decode_json,
     default_classification,
     hookimpl,
     openai_compat,
 )
 
-from ._batch import embed_exchange, header_usage
+from ._batch import Info, embed_exchange, header_usage
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 
 __all__ = ["TEIOptions", "backend_info", "classify_error", "parse_usage", "send"]
@@ -76,8 +77,26 @@ def backend_info() -> BackendInfo:
     return _INFO
 
 
-def _with_header_usage(resp: Response) -> InvokeResult:
-    return InvokeResult(data=resp.data, usage=header_usage(resp.headers))
+class _Rank(msgspec.Struct):
+    """One ``/rerank`` answer row (``Rank``): the text's position and its score."""
+
+    index: int
+    score: float
+
+
+_Object = dict[str, Any]
+"""The ``/info`` answer of ``invoke("info")``, returned whole: it only has to be an object."""
+
+
+def _rerank_result(resp: Response) -> InvokeResult:
+    # the typed decode checked every row; the user gets the rows as the server sent them
+    # (``text`` with ``return_text``, any extra fields)
+    return InvokeResult(data=decode_json(resp.content), usage=header_usage(resp.headers))
+
+
+def _info_result(resp: Response) -> InvokeResult:
+    data: _Object = resp.data
+    return InvokeResult(data=data)
 
 
 def _health(resp: Response) -> InvokeResult:
@@ -103,15 +122,15 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         return embed_exchange(call, endpoint, headers=auth)
     if op == "rerank":
         return Exchange(path="/rerank", json=dict(call.params), headers=auth,
-                        parse=_with_header_usage)
+                        parse=_rerank_result, response_type=list[_Rank])
     if op == "openai_embed":
         return Exchange(path="/v1/embeddings", json=_openai_embed_body(call), headers=auth,
                         parse=lambda resp: InvokeResult(data=resp.data))
     if op == "health":
         return Exchange(method="GET", path="/health", headers=auth, parse=_health)
     if op == "info":
-        return Exchange(method="GET", path="/info", headers=auth,
-                        parse=lambda resp: InvokeResult(data=resp.data))
+        return Exchange(method="GET", path="/info", headers=auth, parse=_info_result,
+                        response_type=_Object)
     raise UnsupportedOperationError(f"hf_tei has no operation {op!r}")
 
 
@@ -121,6 +140,8 @@ def parse_usage(operation: str, data: Any) -> Usage | None:
 
     ``/embed`` and ``/rerank`` answer bare lists: their parsers read ``x-compute-tokens``.
     """
+    if operation in ("rerank", "health", "info") or isinstance(data, list | Info):
+        return None
     return openai_compat.parse_usage(data)
 
 

@@ -7,6 +7,12 @@ the endpoint sets ``max_client_batch_size`` or the batch has a single input), th
 exchange, carrying the vectors and usage so far, and the last one returns the result in
 input order. Nothing is mutated between steps, so a retry that restarts the chain from its
 first exchange starts clean.
+
+Each exchange declares its answer's type and the core decodes into it: ``/info`` into
+:class:`Info` (only ``max_client_batch_size`` is read), ``/embed`` straight into
+``list[list[float]]``, so a value that is not a number is a ``ResponseError`` naming its
+position and the vectors are decoded once. ``/embed`` answers nothing but the vectors, so
+an ``/embed`` result's ``raw`` is ``None``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ from typing import Any
 import msgspec
 from ipfs_accel import Call, EmbedResult, EndpointConfig, Exchange, Response, Usage, openai_compat
 
-__all__ = ["SIZES", "BatchSizes", "embed_exchange", "header_usage", "info_batch_size"]
+__all__ = [
+    "SIZES",
+    "BatchSizes",
+    "Info",
+    "Vectors",
+    "embed_exchange",
+    "header_usage",
+    "info_batch_size",
+]
 
 TIMING_HEADERS = (
     "x-total-time",
@@ -56,12 +70,19 @@ SIZES = BatchSizes()
 """The cache every hf_tei backend in the process shares: the size belongs to the server."""
 
 
-def info_batch_size(data: Any) -> int:
-    """``max_client_batch_size`` from an ``Info`` body; 0 when absent or unusable."""
-    size = data.get("max_client_batch_size") if isinstance(data, Mapping) else None
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-        return size
-    return 0
+class Info(msgspec.Struct):
+    """What the batch plan reads of TEI's ``GET /info`` answer."""
+
+    max_client_batch_size: int = 0  # 0 (or absent): no usable limit, the server decides
+
+
+Vectors = list[list[float]]
+"""The ``/embed`` answer: one vector per input, in input order."""
+
+
+def info_batch_size(data: Info) -> int:
+    """``max_client_batch_size`` from an ``Info`` body; 0 when absent or not positive."""
+    return max(data.max_client_batch_size, 0)
 
 
 def _count(value: str | None) -> int:
@@ -86,9 +107,7 @@ def header_usage(headers: Mapping[str, str]) -> Usage:
     return Usage(input_tokens=_count(headers.get("x-compute-tokens")), details=details)
 
 
-def _vectors(data: Any, expected: int) -> list[list[float]]:
-    if not isinstance(data, list) or not all(isinstance(v, list) for v in data):
-        raise TypeError("the body is not a list of vectors")
+def _vectors(data: Vectors, expected: int) -> Vectors:
     if len(data) != expected:
         raise ValueError(f"{expected} inputs sent, {len(data)} vectors received")
     return data
@@ -125,10 +144,10 @@ def _step(plan: _Plan, start: int, vectors: list[list[float]], usage: Usage) -> 
         path = "/embed"
 
     def parse(resp: Response) -> EmbedResult | Exchange:
-        model = None
+        model = raw = None
         if plan.openai:
             got = openai_compat.parse_embeddings(resp, count=len(part))  # rows placed by index
-            more, model = got.vectors, got.model
+            more, model, raw = got.vectors, got.model, got.raw
             # the body's ``usage`` is read by parse_usage and summed over the chain by the core
             so_far = usage
         else:
@@ -137,10 +156,10 @@ def _step(plan: _Plan, start: int, vectors: list[list[float]], usage: Usage) -> 
         done = vectors + more
         if end < len(plan.inputs):
             return _step(plan, end, done, so_far)
-        return EmbedResult(vectors=done, model=model, usage=so_far,
-                           raw=resp.data if whole else None)
+        return EmbedResult(vectors=done, model=model, usage=so_far, raw=raw if whole else None)
 
-    return Exchange(path=path, json=body, headers=plan.headers, parse=parse)
+    return Exchange(path=path, json=body, headers=plan.headers, parse=parse,
+                    response_type=None if plan.openai else Vectors)
 
 
 def embed_exchange(
@@ -165,4 +184,5 @@ def embed_exchange(
         sizes.put(base_url, found)
         return _step(_Plan(call, inputs, found, openai, headers), 0, [], Usage())
 
-    return Exchange(method="GET", path="/info", headers=headers, parse=after_info)
+    return Exchange(method="GET", path="/info", headers=headers, parse=after_info,
+                    response_type=Info)
