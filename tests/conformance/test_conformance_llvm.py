@@ -87,6 +87,7 @@ def test_generate_conforms(mock_pool: MockPool, variant: str) -> None:  # noqa: 
     )
     assert_all_accepted(seen, "/models/{model_id}/infer")
     assert isinstance(out.text, str)
+    assert out.raw == seen[0].json()  # the typed decode skips fields; raw keeps them
     if variant == "examples":
         assert out.text == "Hello from LLVM"
         assert out.usage.total_tokens == 9

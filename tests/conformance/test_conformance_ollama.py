@@ -72,6 +72,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     )
     assert_all_accepted(seen, "/api/chat")
     assert isinstance(result.text, str)
+    assert result.raw == seen[0].json()  # the typed decode skips fields; raw keeps them
 
 
 def test_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
@@ -93,6 +94,7 @@ def test_embed_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     assert_all_accepted(seen, "/api/embed")
     assert result.vectors == seen[0].json()["embeddings"]
     assert len(result.vectors[0]) == 10
+    assert result.raw == {k: v for k, v in seen[0].json().items() if k != "embeddings"}
 
 
 def test_embed_batch_answered_by_the_one_vector_example_is_refused(
