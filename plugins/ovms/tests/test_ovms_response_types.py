@@ -1,4 +1,5 @@
-"""Answers the ovms plugin must refuse: short or misplaced embeddings, wrong-typed fields."""
+"""Answers the ovms plugin must refuse (short or misplaced embeddings, wrong-typed fields) and
+what it must let through (unknown fields, kept in the results as sent)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ from typing import Any
 
 import httpx2
 import pytest
-from _ovms_fixtures import CHAT_RESPONSE, EMBED_RESPONSE, backend, endpoint
-from ipfs_accel import ResponseError
+from _ovms_fixtures import (
+    CHAT_RESPONSE,
+    EMBED_RESPONSE,
+    INFER_RESPONSE,
+    METADATA_RESPONSE,
+    backend,
+    endpoint,
+)
+from ipfs_accel import Backend, ResponseError
 from ipfs_accel.testing import Recorder
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -56,3 +64,77 @@ def test_wrong_typed_chat_field_raises_naming_it(field: str, value: Any) -> None
     b = backend(Recorder(httpx2.Response(200, json=body)))
     with pytest.raises(ResponseError, match=f"ovms returned {field} of type"):
         b.chat(HI, model="m", endpoint_id=endpoint(b))
+
+
+# -- rerank, KServe v2 and TF-Serving -----------------------------------------------------
+
+TENSOR = {"name": "input0", "shape": [2], "datatype": "FP32", "data": [1.0, 2.0]}
+
+
+def _infer(b: Backend) -> Any:
+    return b.invoke("infer", model="mymodel", endpoint_id=endpoint(b), inputs=[TENSOR])
+
+
+def _rerank(b: Backend) -> Any:
+    return b.invoke("rerank", model="m", endpoint_id=endpoint(b), query="q",
+                    documents=["a", "b"])
+
+
+def _output(**change: Any) -> dict[str, Any]:
+    return {**INFER_RESPONSE, "outputs": [{**INFER_RESPONSE["outputs"][0], **change}]}
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "path"),
+    [
+        ("infer", _output(shape="3x2"), r"\$\.outputs\[0\]\.shape"),
+        ("infer", _output(shape=[3, 2.5]), r"\$\.outputs\[0\]\.shape\[1\]"),
+        ("infer", _output(datatype=11), r"\$\.outputs\[0\]\.datatype"),
+        ("infer", _output(name=None), r"\$\.outputs\[0\]\.name"),
+        ("infer", {**INFER_RESPONSE, "outputs": {"output0": []}}, r"\$\.outputs"),
+        ("infer", {"model_name": "mymodel"}, "outputs"),
+        ("rerank", {"results": [{"index": "0", "relevance_score": 0.5}]},
+         r"\$\.results\[0\]\.index"),
+        ("rerank", {"results": [{"index": 0, "relevance_score": "high"}]},
+         r"\$\.results\[0\]\.relevance_score"),
+        ("rerank", {"results": None}, r"\$\.results"),
+    ],
+)
+def test_wrong_typed_native_field_is_named(operation: str, body: Any, path: str) -> None:
+    """A rerank or infer answer with a wrong-typed or missing field is a ResponseError naming
+    the backend and the field, tried once (it was passed through, or failed unnamed)."""
+    rec = Recorder(httpx2.Response(200, json=body))
+    b = backend(rec)
+    with pytest.raises(ResponseError, match=rf"ovms sent a {operation} response.*{path}") as got:
+        _infer(b) if operation == "infer" else _rerank(b)
+    assert got.value.backend == "ovms" and got.value.retryable is False
+    assert len(rec.requests) == 1
+
+
+@pytest.mark.parametrize("operation", ["metadata", "server_metadata", "predict"])
+def test_native_answer_that_is_not_an_object_is_refused(operation: str) -> None:
+    """Metadata and predict answers must be JSON objects: a list is a ResponseError."""
+    b = backend(Recorder(httpx2.Response(200, json=[METADATA_RESPONSE])))
+    extra: dict[str, Any] = {"instances": [[1.0]]} if operation == "predict" else {}
+    with pytest.raises(ResponseError, match=rf"ovms sent a {operation} response.*Expected `object`"):
+        b.invoke(operation, model="resnet", endpoint_id=endpoint(b), **extra)
+
+
+def test_native_answers_keep_unknown_fields_as_sent() -> None:
+    """Unknown fields are skipped by the typed decode but the results carry them as sent:
+    a tensor's parameters, a rerank row's document, extra metadata."""
+    tensor = {**INFER_RESPONSE["outputs"][0], "parameters": {"binary_data_size": 24},
+              "vendor": {"x": [1]}}
+    rows = [{"index": 1, "relevance_score": 0.9, "document": {"text": "b"}, "extra": None}]
+    metadata = {**METADATA_RESPONSE, "vendor_field": [1, "two"]}
+    rec = Recorder(
+        httpx2.Response(200, json={**INFER_RESPONSE, "outputs": [tensor], "id": 7, "more": {}}),
+        httpx2.Response(200, json={"results": rows, "id": "r", "meta": {"api_version": 2}}),
+        httpx2.Response(200, json=metadata),
+        httpx2.Response(200, json={"predictions": None, "model_spec": {"x": 1}}),
+    )
+    b = backend(rec)
+    assert _infer(b).data == [tensor]
+    assert _rerank(b).data == rows
+    assert b.invoke("metadata", model="resnet", endpoint_id=endpoint(b)).data == metadata
+    assert b.invoke("predict", model="m", endpoint_id=endpoint(b), instances=[1]).data is None
