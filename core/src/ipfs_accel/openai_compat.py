@@ -8,6 +8,19 @@ Chat: ``POST {prefix}/chat/completions``; completions: ``POST {prefix}/completio
 embeddings: ``POST {prefix}/embeddings``. Streams are SSE chunks ending with ``data: [DONE]``;
 ``stream_options.include_usage`` asks for a last chunk carrying the usage, so streamed calls
 are counted too.
+
+Answers are decoded by the core straight into the Structs below (:class:`ChatCompletion`,
+:class:`ChatCompletionChunk`, :class:`Completion`, :class:`Embeddings`, :class:`CompletionUsage`):
+:func:`exchange` declares them as the exchange's ``response_type`` / ``event_type``, so a
+field of the wrong type is a ``ResponseError`` naming the backend and the field path. Each
+Struct declares only what is read here; fields it does not declare are skipped. A plugin
+with its own extra fields subclasses one (Groq's ``x_groq`` on a chunk) and declares that.
+The parsers also take an answer decoded generically (an exchange that declared no type) and
+fit it to the Struct themselves, so a wrong-typed field is an error there too.
+
+Error bodies stay generic: they come from whatever stands in front of the server (proxies,
+gateways, load balancers) as often as from the API, and classification must read what it
+can from any body, field by field, and never raise. :func:`error_fields` does that.
 """
 
 from __future__ import annotations
@@ -15,8 +28,10 @@ from __future__ import annotations
 import base64
 import functools
 import struct
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
 
 from ._classify import default_classification
 from ._errors import ConfigurationError, ErrorKind, UnsupportedOperationError
@@ -33,9 +48,22 @@ from ._types import (
     StreamFailure,
     Usage,
 )
-from ._wire import Event
+from ._wire import Event, decode_json
 
 __all__ = [
+    "ChatChoice",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatMessage",
+    "ChunkChoice",
+    "ChunkDelta",
+    "Completion",
+    "CompletionChoice",
+    "CompletionUsage",
+    "ContentPart",
+    "Embedding",
+    "Embeddings",
+    "PromptTokensDetails",
     "bearer_headers",
     "chat_body",
     "classify_error",
@@ -50,6 +78,140 @@ __all__ = [
     "parse_embeddings",
     "parse_usage",
 ]
+
+
+# --- What the server sends -----------------------------------------------------------------
+# omit_defaults: msgspec.to_builtins of a Struct gives back only the fields the body had
+# (EmbedResult.raw is built that way, without the vectors).
+
+
+class PromptTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``usage.prompt_tokens_details``: prompt-cache reads (and writes, where reported)."""
+
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class CompletionUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``usage`` of a body or of a stream's last chunk (``CompletionUsage`` in the spec).
+
+    The ``*_time`` fields are Groq's timings (seconds), kept in ``Usage.details``.
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
+    queue_time: float | None = None
+    prompt_time: float | None = None
+    completion_time: float | None = None
+    total_time: float | None = None
+
+
+class ContentPart(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One part of a ``content`` given as a list (a text part; others have no ``text``)."""
+
+    text: str | None = None
+
+
+class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[].message`` of a chat completion."""
+
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class ChatChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[]`` of a chat completion."""
+
+    message: ChatMessage | None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletion(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A ``chat.completion`` body (``POST /chat/completions``)."""
+
+    choices: list[ChatChoice] = []
+    model: str | None = None
+    usage: CompletionUsage | None = None
+
+
+class ChunkDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[].delta`` of a chat stream chunk."""
+
+    content: str | list[ContentPart] | None = None
+
+
+class ChunkChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[]`` of a chat stream chunk."""
+
+    delta: ChunkDelta | None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One ``chat.completion.chunk`` stream event; the usage-only last chunk has no choices.
+
+    ``error`` is whatever the server put there: a chunk whose ``error`` is truthy ends the
+    stream as a failure, and ``classify_error`` reads the event generically.
+    """
+
+    choices: list[ChunkChoice] = []
+    model: str | None = None
+    usage: CompletionUsage | None = None
+    error: Any = None
+
+
+class CompletionChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[]`` of a legacy completion (or of one of its stream events)."""
+
+    text: str | None = None
+    finish_reason: str | None = None
+
+
+class Completion(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A ``text_completion`` body (``POST /completions``), and each event of its stream."""
+
+    choices: list[CompletionChoice] = []
+    model: str | None = None
+    usage: CompletionUsage | None = None
+    error: Any = None
+
+
+class Embedding(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One row of an embeddings answer: floats, or (``encoding_format="base64"``) a string.
+
+    A row without ``index`` keeps its position.
+    """
+
+    embedding: list[float] | str
+    index: int | None = None
+
+
+class Embeddings(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An embeddings answer (``POST /embeddings``): ``{"object": "list", "data": [...]}``."""
+
+    data: list[Embedding]
+    object: str | None = None
+    model: str | None = None
+    usage: CompletionUsage | None = None
+
+
+_T = TypeVar("_T", bound=msgspec.Struct)
+
+
+def _fit(data: Any, type_: type[_T]) -> _T:
+    """``data`` as ``type_``: as it is when the core decoded it so, else fitted here (a
+    generic body); a field that does not fit raises ``msgspec.ValidationError`` naming it."""
+    if isinstance(data, type_):
+        return data
+    if not isinstance(data, Mapping):
+        raise ValueError("the body is not a JSON object")
+    return msgspec.convert(data, type_)
+
+
+# --- Requests ------------------------------------------------------------------------------
+
 
 def bearer_headers(endpoint: EndpointConfig) -> dict[str, str]:
     """``Authorization: Bearer <key>`` when the endpoint has a key, else nothing."""
@@ -117,153 +279,207 @@ def embeddings_body(call: Call, *, require_model: bool = True) -> dict[str, Any]
     return body
 
 
+# --- Answers -------------------------------------------------------------------------------
+
+
 def parse_usage(data: Any) -> Usage | None:
-    """Usage from an OpenAI-style ``usage`` object (in a body or a stream chunk)."""
-    usage = data.get("usage") if isinstance(data, Mapping) else None
-    if not isinstance(usage, Mapping):
+    """Usage from the ``usage`` of a body or stream chunk, ``None`` when it has none.
+
+    ``data`` is one of the Structs above (or any value with a ``usage`` attribute holding a
+    :class:`CompletionUsage`, such as a plugin's own chunk Struct), or a generically decoded
+    body, whose ``usage`` is fitted here leniently: usage that cannot be read is no usage,
+    never an error, as this backs the ``parse_usage`` hook.
+    """
+    if isinstance(data, Mapping):
+        counts: Any = data.get("usage")
+    else:
+        counts = getattr(data, "usage", None)
+    if counts is None:
         return None
-    details = usage.get("prompt_tokens_details")
-    if not isinstance(details, Mapping):
-        details = {}
-    extra = {
-        k: float(v) for k, v in usage.items()
-        if k.endswith("_time") and isinstance(v, (int, float))  # Groq's queue/prompt/total time
+    if not isinstance(counts, CompletionUsage):
+        try:
+            counts = msgspec.convert(counts, CompletionUsage, strict=False)
+        except msgspec.ValidationError:
+            return None
+    details = counts.prompt_tokens_details
+    timings = {
+        name: value for name, value in (
+            ("queue_time", counts.queue_time), ("prompt_time", counts.prompt_time),
+            ("completion_time", counts.completion_time), ("total_time", counts.total_time),
+        ) if value is not None
     }
     return Usage(
-        input_tokens=_int(usage.get("prompt_tokens")),
-        output_tokens=_int(usage.get("completion_tokens")),
-        cache_read_tokens=_int(details.get("cached_tokens")),
-        cache_write_tokens=_int(details.get("cache_write_tokens")),
-        details=extra,
+        input_tokens=counts.prompt_tokens or 0,
+        output_tokens=counts.completion_tokens or 0,
+        cache_read_tokens=(details.cached_tokens or 0) if details is not None else 0,
+        cache_write_tokens=(details.cache_write_tokens or 0) if details is not None else 0,
+        details=timings,
     )
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _text(content: Any) -> str:
+def _text(content: str | list[ContentPart] | None) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):  # content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    if content:  # content parts
+        return "".join(part.text or "" for part in content)
     return ""
 
 
-def parse_chat(resp: Response) -> ChatResult:
-    """A ``chat.completion`` body into a :class:`ChatResult`."""
+def _raw(resp: Response) -> Any:
+    """The whole body, generic: ``raw`` on a result."""
     data = resp.data
-    if not isinstance(data, Mapping):
-        raise ValueError("the body is not a JSON object")
-    choices = data.get("choices") or []
-    first = choices[0] if choices and isinstance(choices[0], Mapping) else {}
-    message = first.get("message") or {}
+    return data if isinstance(data, Mapping) else decode_json(resp.content)
+
+
+def parse_chat(resp: Response) -> ChatResult:
+    """A ``chat.completion`` body (:class:`ChatCompletion`) into a :class:`ChatResult`;
+    ``raw`` is the whole body."""
+    data = _fit(resp.data, ChatCompletion)
+    if not data.choices:
+        return ChatResult(text="", model=data.model, raw=_raw(resp))
+    first = data.choices[0]
+    message = first.message
+    if message is None:
+        return ChatResult(text="", finish_reason=first.finish_reason, model=data.model,
+                          raw=_raw(resp))
     return ChatResult(
-        text=_text(message.get("content")),
-        finish_reason=first.get("finish_reason"),
-        model=data.get("model"),
-        tool_calls=message.get("tool_calls") or None,
-        raw=data,
+        text=_text(message.content),
+        finish_reason=first.finish_reason,
+        model=data.model,
+        tool_calls=message.tool_calls or None,
+        raw=_raw(resp),
     )
 
 
 def parse_completion(resp: Response) -> ChatResult:
-    """A ``text_completion`` body into a :class:`ChatResult`."""
-    data = resp.data
-    if not isinstance(data, Mapping):
-        raise ValueError("the body is not a JSON object")
-    choices = data.get("choices") or []
-    first = choices[0] if choices and isinstance(choices[0], Mapping) else {}
+    """A ``text_completion`` body (:class:`Completion`) into a :class:`ChatResult`; ``raw``
+    is the whole body."""
+    data = _fit(resp.data, Completion)
+    first = data.choices[0] if data.choices else None
     return ChatResult(
-        text=first.get("text") or "",
-        finish_reason=first.get("finish_reason"),
-        model=data.get("model"),
-        raw=data,
+        text=(first.text or "") if first is not None else "",
+        finish_reason=first.finish_reason if first is not None else None,
+        model=data.model,
+        raw=_raw(resp),
     )
 
 
-def _vector(embedding: Any, i: int) -> list[Any]:
+def _vector(embedding: list[float] | str) -> list[float]:
     """One embedding: a list of floats, or (``encoding_format="base64"``) the base64 of
-    little-endian float32s, as the official SDKs decode it. The core checks the numbers."""
+    little-endian float32s, as the official SDKs decode it."""
     if isinstance(embedding, str):  # bad base64 raises, and the core reports a ResponseError
         raw = base64.b64decode(embedding, validate=True)
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    if isinstance(embedding, list):
-        return embedding
-    raise ValueError(
-        f"data[{i}].embedding of type {type(embedding).__name__}, expected a list of numbers"
-    )
+    return embedding
 
 
 def parse_embeddings(resp: Response, *, count: int | None = None) -> EmbedResult:
-    """An embeddings list into an :class:`EmbedResult`, vectors in input order.
+    """An embeddings answer (:class:`Embeddings`) into an :class:`EmbedResult`, vectors in
+    input order.
 
     Each row goes where its ``index`` says (a row without one keeps its position), so a
     server that answers out of order is put back in order. ``count`` is the number of
     inputs sent (``exchange`` passes it): a different number of rows is an error, and so is
-    a row that is not an object, or an index that is not an int, out of range or repeated.
+    an index out of range or repeated (a row that is not an object, or an index that is
+    not an int, does not fit :class:`Embeddings` and is refused when the body is decoded).
+
+    ``raw`` is the body without its vectors (``object``, ``model``, ``usage`` as the body
+    gave them): the vectors are decoded once, into ``vectors``, and not copied again.
     """
-    data = resp.data
-    if not isinstance(data, Mapping) or not isinstance(data.get("data"), list):
-        raise ValueError("the body has no 'data' list")
-    rows = data["data"]
+    data = _fit(resp.data, Embeddings)
+    rows = data.data
     size = len(rows) if count is None else count
     if len(rows) != size:
         raise ValueError(f"{len(rows)} embeddings in 'data' for {size} inputs")
-    vectors: list[Any] = [None] * size
+    vectors: list[list[float]] = [[]] * size
     placed = [False] * size
     for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ValueError(f"data[{i}] of type {type(row).__name__}, expected an object")
-        index = row.get("index", i)
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise ValueError(f"data[{i}].index of type {type(index).__name__}, expected an int")
+        index = i if row.index is None else row.index
         if not 0 <= index < size:
             raise ValueError(f"data[{i}].index {index} is out of range for {size} inputs")
         if placed[index]:
             raise ValueError(f"data[{i}].index {index} repeats an earlier row's")
         placed[index] = True
-        vectors[index] = _vector(row.get("embedding"), i)
-    return EmbedResult(vectors=vectors, model=data.get("model"), raw=data)
+        vectors[index] = _vector(row.embedding)
+    raw = msgspec.to_builtins(msgspec.structs.replace(data, data=[]))
+    del raw["data"]
+    return EmbedResult(vectors=vectors, model=data.model, raw=raw)
 
 
-def _event(event: Event, text_of: Callable[[Mapping[str, Any]], str]) -> StreamChunk | StreamFailure | None:
+_Chunk = TypeVar("_Chunk", ChatCompletionChunk, Completion)
+
+
+def _event(event: Event, type_: type[_Chunk]) -> _Chunk | StreamChunk | StreamFailure | None:
+    """What an event says before its choices are read: the end (``[DONE]``), a failure (an
+    error event, or a chunk whose ``error`` is truthy), nothing (data that is not an object),
+    or the chunk itself."""
     if event.data == "[DONE]":
         return StreamChunk(done=True)
-    data = event.json
     if event.event == "error":  # an error event is an error whatever its data looks like
-        return StreamFailure(data=data if data is not None else {"error": event.data})
-    if not isinstance(data, Mapping):
-        return None
-    if data.get("error"):  # as the SDKs test it: "error": null is no failure
-        return StreamFailure(data=data)
-    choices = data.get("choices") or []
-    if not choices or not isinstance(choices[0], Mapping):
-        return None  # e.g. the usage-only chunk: parse_usage reads it
-    choice = choices[0]
-    return StreamChunk(delta=text_of(choice), finish_reason=choice.get("finish_reason"), raw=data)
+        failed = decode_json(event.data)
+        return StreamFailure(data=failed if failed is not None else {"error": event.data})
+    data = event.json
+    if not isinstance(data, type_):
+        if not isinstance(data, Mapping):
+            return None
+        data = msgspec.convert(data, type_)  # an event decoded generically: fit it here
+    if data.error:  # as the SDKs test it: "error": null is no failure
+        return StreamFailure(data=decode_json(event.data))
+    return data
+
+
+def _event_raw(event: Event) -> Any:
+    data = event.json
+    return data if isinstance(data, Mapping) else decode_json(event.data)
 
 
 def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
-    """One ``chat.completion.chunk`` SSE event."""
-    return _event(event, lambda c: _text((c.get("delta") or {}).get("content")))
+    """One ``chat.completion.chunk`` SSE event (:class:`ChatCompletionChunk`); ``raw`` is
+    the whole chunk. The usage-only last chunk gives nothing here: ``parse_usage`` reads it."""
+    data = _event(event, ChatCompletionChunk)
+    if not isinstance(data, ChatCompletionChunk):
+        return data
+    if not data.choices:
+        return None
+    choice = data.choices[0]
+    delta = choice.delta
+    return StreamChunk(
+        delta=_text(delta.content) if delta is not None else "",
+        finish_reason=choice.finish_reason, raw=_event_raw(event),
+    )
 
 
 def parse_completion_event(event: Event) -> StreamChunk | StreamFailure | None:
-    """One streamed ``text_completion`` SSE event."""
-    return _event(event, lambda c: c.get("text") or "")
+    """One streamed ``text_completion`` SSE event (:class:`Completion`); ``raw`` is the
+    whole event."""
+    data = _event(event, Completion)
+    if not isinstance(data, Completion):
+        return data
+    if not data.choices:
+        return None
+    choice = data.choices[0]
+    return StreamChunk(delta=choice.text or "", finish_reason=choice.finish_reason,
+                       raw=_event_raw(event))
+
+
+# --- Errors --------------------------------------------------------------------------------
 
 
 def error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
-    """``(message, type, code)`` from ``{"error": {...}}`` or ``{"error": "...", ...}``."""
+    """``(message, type, code)`` from ``{"error": {...}}`` or ``{"error": "...", ...}``.
+
+    Read field by field from a generic body, and total: a field of another type is ``None``
+    and the others are still read (see the module docstring for why error bodies are not
+    Structs).
+    """
     if not isinstance(data, Mapping):
         return None, None, None
     err = data.get("error")
     if isinstance(err, Mapping):
-        code = err.get("code")
+        message, kind, code = err.get("message"), err.get("type"), err.get("code")
         return (
-            err.get("message") if isinstance(err.get("message"), str) else None,
-            err.get("type") if isinstance(err.get("type"), str) else None,
+            message if isinstance(message, str) else None,
+            kind if isinstance(kind, str) else None,
             str(code) if code is not None else None,
         )
     if isinstance(err, str):
@@ -297,6 +513,14 @@ def classify_error(failure: Failure) -> Classification:
     return c
 
 
+# --- The whole exchange --------------------------------------------------------------------
+
+# Named events keep the generic decode: ``event: error`` carries whatever the server put
+# there, and it must reach classify_error as it came.
+_CHAT_EVENTS: Mapping[str, Any] = {"": ChatCompletionChunk}
+_COMPLETION_EVENTS: Mapping[str, Any] = {"": Completion}
+
+
 def exchange(
     call: Call,
     endpoint: EndpointConfig,
@@ -312,7 +536,9 @@ def exchange(
 
     ``prefix`` goes before the route (``/v1``, ``/v3``, ``/openai/v1``...). ``headers``
     defaults to a Bearer token from the endpoint's key. ``generate_as_chat`` sends
-    ``generate`` as a one-turn chat for servers without ``/completions``.
+    ``generate`` as a one-turn chat for servers without ``/completions``. The exchange
+    declares the answer's Struct (``response_type``, or ``event_type`` for a stream's
+    unnamed events), so the core decodes into it once.
     """
     hdrs = dict(bearer_headers(endpoint) if headers is None else headers)
     op = call.operation
@@ -325,8 +551,9 @@ def exchange(
         path = f"{prefix}/chat/completions"
         if stream:
             return Exchange(path=path, json=body, headers=hdrs, stream="sse",
-                            parse_event=parse_chat_event)
-        return Exchange(path=path, json=body, headers=hdrs, parse=parse_chat)
+                            parse_event=parse_chat_event, event_type=_CHAT_EVENTS)
+        return Exchange(path=path, json=body, headers=hdrs, parse=parse_chat,
+                        response_type=ChatCompletion)
     if op in ("generate", "stream_generate"):
         stream = op == "stream_generate"
         body = completion_body(
@@ -335,11 +562,13 @@ def exchange(
         path = f"{prefix}/completions"
         if stream:
             return Exchange(path=path, json=body, headers=hdrs, stream="sse",
-                            parse_event=parse_completion_event)
-        return Exchange(path=path, json=body, headers=hdrs, parse=parse_completion)
+                            parse_event=parse_completion_event, event_type=_COMPLETION_EVENTS)
+        return Exchange(path=path, json=body, headers=hdrs, parse=parse_completion,
+                        response_type=Completion)
     if op == "embed":
         return Exchange(
             path=f"{prefix}/embeddings", json=embeddings_body(call, require_model=require_model),
             headers=hdrs, parse=functools.partial(parse_embeddings, count=len(call.inputs or [])),
+            response_type=Embeddings,
         )
     raise UnsupportedOperationError(f"operation {op!r} has no OpenAI-compatible route")
