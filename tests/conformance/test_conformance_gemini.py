@@ -18,10 +18,11 @@ Fix-ups are applied to a temporary copy of the spec (never to the file itself):
   (``X-Steady-Array-Size: 3``, the count it sends), and the one-input test for the
   ``outputDimensionality`` it sends (8 values). Against the spec as it is, the
   requests are still checked and the plugin must refuse the empty answers.
-- For one stream test only, the ``text/event-stream`` schema (typed ``string`` in the spec,
-  which makes Steady send ``data: "LV"``) becomes the ``GenerateContentResponse`` named by
-  the operation's ``x-gemini-stream-event-schema``, with candidates and ``finishReason``
-  required so that the generated events look like a finished stream.
+- The ``text/event-stream`` schema is typed ``string`` in the spec, so Steady sends
+  ``data: "LV"``, which the plugin must refuse (``ResponseError``). For one stream test
+  only, it becomes the ``GenerateContentResponse`` named by the operation's
+  ``x-gemini-stream-event-schema``, with candidates and ``finishReason`` required so that
+  the generated events look like a finished stream.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 import mockserver as ms  # noqa: E402
-from _conformance import FAST_STREAM, drain_interrupted, make_backend  # noqa: E402
+from _conformance import FAST_STREAM, make_backend  # noqa: E402
 
 ipfs_accel_gemini = import_or_skip("ipfs_accel_gemini")
 
@@ -193,18 +194,26 @@ def test_embed_batch_without_embeddings_is_refused(mock: _Mock) -> None:
 
 
 @pytest.mark.parametrize("operation", ["stream_chat", "stream_generate"])
-def test_stream_of_untyped_events_is_accepted_and_reported_interrupted(
+def test_stream_of_untyped_events_is_accepted_and_refused_by_name(
     mock: _Mock, operation: str
 ) -> None:
-    """The spec's stream events are bare strings with no finishReason: the request is
-    accepted, the events do not crash the parser, and the stream counts as interrupted."""
+    """The spec types the stream's events as bare strings (``data: "LV"``), where the API
+    sends a ``GenerateContentResponse`` per event (the operation's
+    ``x-gemini-stream-event-schema``): the request is accepted, and the plugin refuses the
+    first event with a ResponseError saying what it got, never as text."""
+    before = len(mock.seen)
     if operation == "stream_chat":
         chunks = mock.backend.stream_chat(HI, endpoint_id=mock.eid, max_tokens=8)
     else:
         chunks = mock.backend.stream_generate("Hi", endpoint_id=mock.eid, temperature=0.1)
-    drain_interrupted(chunks)
+    with pytest.raises(ResponseError, match=r"gemini sent a stream event .*"
+                       r"Expected `object`, got `str`") as info:
+        for chunk in chunks:
+            assert not chunk.delta, "a string event must not leak out as stream text"
+    assert not info.value.retryable
     mock.check(":streamGenerateContent")
     assert mock.seen[-1].request.url.params["alt"] == "sse"
+    assert len(mock.seen) == before + 1  # not retried: the same server sends the same
 
 
 def test_stream_of_typed_events_ends_at_the_finish_reason(typed_stream_mock: _Mock) -> None:

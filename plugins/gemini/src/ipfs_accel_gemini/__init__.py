@@ -32,6 +32,12 @@ from ._case import conformance_case as conformance_case  # the kit's optional ho
 from ._classify import classify
 from ._request import embed_request, generate_body, model_id
 from ._response import parse_batch_embed, parse_embed, parse_event, parse_generate, usage_from
+from ._wire import (
+    BatchEmbedContentsResponse,
+    EmbedContentResponse,
+    GenerateContentResponse,
+    StreamEvent,
+)
 
 __all__ = [
     "DEFAULT_EMBED_MODEL",
@@ -103,21 +109,24 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
             return Exchange(
                 path=f"{base}:embedContent", json=embed_request(call, inputs[0], None),
                 headers=_headers(endpoint), parse=parse_embed,
+                response_type=EmbedContentResponse,
             )
         name = f"models/{model_id(model, operation)}"
         body: dict[str, Any] = {"requests": [embed_request(call, text, name) for text in inputs]}
         return Exchange(
             path=f"{base}:batchEmbedContents", json=body, headers=_headers(endpoint),
-            parse=parse_batch_embed(len(inputs)),
+            parse=parse_batch_embed(len(inputs)), response_type=BatchEmbedContentsResponse,
         )
     body = generate_body(call)
     if operation.startswith("stream_"):
         return Exchange(
             path=f"{base}:streamGenerateContent", params={"alt": "sse"}, json=body,
             headers=_headers(endpoint, stream=True), stream="sse", parse_event=parse_event,
+            event_type=StreamEvent,
         )
     return Exchange(
-        path=f"{base}:generateContent", json=body, headers=_headers(endpoint), parse=parse_generate
+        path=f"{base}:generateContent", json=body, headers=_headers(endpoint),
+        parse=parse_generate, response_type=GenerateContentResponse,
     )
 
 
