@@ -41,6 +41,7 @@ from ._errors import (
 )
 from ._hookspecs import hookimpl
 from ._registry import ENTRY_POINT_GROUP, PluginStatus, Registry
+from ._secrets import Secret
 from ._settings import EndpointConfig, EndpointSettings
 from ._stats import Stats
 from ._types import (
@@ -54,7 +55,6 @@ from ._types import (
     InvokeResult,
     Operation,
     Response,
-    Secret,
     StreamChunk,
     StreamFailure,
     Usage,

@@ -13,7 +13,8 @@ from ._endpoint import Endpoint
 from ._errors import ConfigurationError, UnsupportedOperationError
 from ._http import HTTP
 from ._plugin import PluginHooks
-from ._settings import EndpointConfig, api_key_problem, build_settings, check_base_url
+from ._secrets import Secret
+from ._settings import EndpointConfig, build_settings, resolve_config
 from ._stats import Stats
 from ._types import (
     BackendInfo,
@@ -22,7 +23,6 @@ from ._types import (
     EmbedResult,
     InvokeResult,
     Operation,
-    Secret,
     StreamChunk,
 )
 
@@ -85,47 +85,7 @@ class Backend:
     # -- endpoints ---------------------------------------------------------------------
 
     def _config(self, endpoint_id: str, values: Mapping[str, Any]) -> EndpointConfig:
-        merged = {**self._defaults, **values}
-        settings, options = build_settings(merged, options_type=self.info.options, backend=self.name)
-        api_key = settings.api_key
-        if api_key is None:
-            for var in self.info.api_key_env:
-                if self._environ.get(var):
-                    api_key = Secret(self._environ[var])
-                    problem = api_key_problem(api_key.reveal())
-                    if problem is not None:
-                        raise ConfigurationError(f"environment variable {var} (the API key "
-                                                 f"of backend {self.name!r}) {problem}")
-                    break
-        if api_key is None and self.info.api_key_required:
-            env = " or ".join(self.info.api_key_env) or "an environment variable"
-            raise ConfigurationError(
-                f"backend {self.name!r} needs an API key: pass api_key= or set {env}"
-            )
-        base_url = settings.base_url
-        source = "setting 'base_url'"
-        if base_url is None:
-            for var in self.info.base_url_env:
-                if self._environ.get(var):
-                    base_url = self._environ[var]
-                    source = f"environment variable {var}"
-                    break
-        if base_url is None:
-            base_url = self.info.default_base_url
-            source = f"the default base URL of backend {self.name!r}"
-        if not base_url:
-            raise ConfigurationError(f"backend {self.name!r} needs base_url= (it has no default)")
-        if not base_url.startswith(("http://", "https://")):
-            base_url = "http://" + base_url  # OLLAMA_HOST=localhost:11434 is common
-        check_base_url(base_url, source)
-        return EndpointConfig(
-            endpoint_id=endpoint_id,
-            base_url=base_url.rstrip("/"),
-            api_key=api_key,
-            model=settings.model or self.info.default_model,
-            options=options,
-            settings=settings,
-        )
+        return resolve_config(self.info, endpoint_id, {**self._defaults, **values}, self._environ)
 
     def create_endpoint(self, endpoint_id: str | None = None, **settings: Any) -> str:
         """Add an endpoint with these settings (over the backend defaults); return its ID.

@@ -24,7 +24,8 @@ from ._exchange import Exchanger, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
 from ._plugin import PluginHooks
 from ._retry import Attempts, retry_async, retry_sync
-from ._settings import EndpointConfig, redact_cause
+from ._secrets import redact_cause
+from ._settings import EndpointConfig
 from ._stream import stream_async, stream_sync
 from ._types import Call, ChatResult, EmbedResult, Exchange, InvokeResult, StreamChunk, Usage
 from ._watchdog import watch

@@ -31,7 +31,8 @@ from ._errors import (
 from ._http import HTTP
 from ._plugin import PluginHooks
 from ._queue import QueueFull, Waiter
-from ._settings import EndpointConfig, redact_cause
+from ._secrets import redact_cause
+from ._settings import EndpointConfig
 from ._types import (
     Call,
     ChatResult,

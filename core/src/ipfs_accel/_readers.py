@@ -20,7 +20,8 @@ import msgspec
 from ._bounds import Bound
 from ._errors import CallError, StreamInterruptedError
 from ._exchange import Exchanger, loop_time
-from ._settings import EndpointConfig, redact_cause
+from ._secrets import redact_cause
+from ._settings import EndpointConfig
 from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage
 from ._validate import check_chunk, check_usage
 from ._watchdog import watch

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 
 from ._errors import ConfigurationError
-from ._types import Secret, looks_secret, mask_secret_values
+from ._secrets import Secret, mask_secret_values, scrub
 
 if TYPE_CHECKING:
-    import httpx2
+    from ._types import BackendInfo
 
 __all__ = [
-    "MIN_SECRET_LENGTH",
     "EndpointConfig",
     "EndpointSettings",
     "api_key_problem",
     "build_settings",
     "check_base_url",
-    "redact_cause",
+    "resolve_config",
 ]
 
 _T = TypeVar("_T")
@@ -264,92 +261,59 @@ class EndpointConfig(msgspec.Struct, kw_only=True, frozen=True):
         either side), as it is or in an escaped form: ``repr`` of the str or of its bytes,
         JSON, ``unicode_escape`` and URL encodings.
         """
-        for form in _key_forms(self.api_key):
-            if form in text:
-                text = _mask_tokens(text, form)
-        return text
+        return scrub(self.api_key, text)
 
     def quotes_key(self, text: str) -> bool:
         """Whether :meth:`scrub` would mask something in ``text``."""
         return self.scrub(text) != text
 
 
-MIN_SECRET_LENGTH = 8
-"""Keys shorter than this are not scrubbed from messages (see :meth:`EndpointConfig.scrub`)."""
-
-_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-
-
-def _key_forms(key: Secret | None) -> list[str]:
-    # No cache: a module-level cache (re's included) would keep keys after their endpoint.
-    value = key.reveal() if key is not None else ""
-    if len(value) < MIN_SECRET_LENGTH:
-        return []
-    forms = {
-        value,
-        repr(value)[1:-1],
-        json.dumps(value)[1:-1],
-        value.encode("unicode_escape").decode("ascii"),
-        repr(value.encode("utf-8"))[2:-1],
-        quote(value, safe=""),
-        quote_plus(value, safe=""),
-    }
-    return sorted(forms, key=len, reverse=True)
-
-
-def _mask_tokens(text: str, form: str) -> str:
-    out: list[str] = []
-    done = 0
-    at = text.find(form)
-    while at != -1:
-        end = at + len(form)
-        glued = (at > 0 and text[at - 1] in _ALNUM) or (end < len(text) and text[end] in _ALNUM)
-        if not glued:
-            out.append(text[done:at])
-            out.append("********")
-            done = end
-        at = text.find(form, end if not glued else at + 1)
-    out.append(text[done:])
-    return "".join(out)
-
-
-def redact_cause(config: EndpointConfig, exc: BaseException) -> None:
-    """Make an upstream exception (httpx2's, and what it chains) safe to chain to ours.
-
-    For ``exc`` and every exception in its cause and context chain: string arguments are
-    scrubbed of the key; an httpx2 ``.request`` is replaced by a copy (method, URL, headers,
-    no body) whose secret-looking headers are masked (httpx2 masks only ``authorization``,
-    not ``x-api-key`` or ``x-goog-api-key``); and the local variables of the finished frames
-    of its traceback are cleared. Those are httpx2's, httpcore2's and h11's frames, whose
-    locals hold the raw header list (and whose reprs may even fail): a traceback printed
-    with locals (Sentry, ``pytest -l``, rich) would show them. The frames' file, line and
-    function stay, so the traceback still says where it failed.
+def resolve_config(
+    info: BackendInfo, endpoint_id: str, values: Mapping[str, Any], environ: Mapping[str, str]
+) -> EndpointConfig:
+    """An endpoint's configuration from its settings over the backend defaults (``values``):
+    validated, the key taken from the settings or the backend's env vars, the base URL from
+    the settings, an env var or the plugin's default. Raises :class:`ConfigurationError`
+    naming what is wrong (never a key's value).
     """
-    import httpx2  # noqa: PLC0415 - loaded by now (a request failed); listing must not load it
-
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if any(isinstance(a, str) for a in e.args):
-            e.args = tuple(config.scrub(a) if isinstance(a, str) else a for a in e.args)
-        if isinstance(e, httpx2.RequestError):
-            try:
-                request = e.request
-            except RuntimeError:  # httpx2 raises this when no request was set
-                pass
-            else:
-                e.request = _redacted(config, request)
-        traceback.clear_frames(e.__traceback__)  # an executing frame (ours) is left alone
-        todo += (e.__cause__, e.__context__)
-
-
-def _redacted(config: EndpointConfig, request: httpx2.Request) -> httpx2.Request:
-    headers = [
-        (name, "********" if looks_secret(name) else config.scrub(value))
-        for name, value in request.headers.multi_items()
-    ]
-    return type(request)(request.method, config.scrub(str(request.url)), headers=headers)
+    merged = values
+    settings, options = build_settings(merged, options_type=info.options, backend=info.name)
+    api_key = settings.api_key
+    if api_key is None:
+        for var in info.api_key_env:
+            if environ.get(var):
+                api_key = Secret(environ[var])
+                problem = api_key_problem(api_key.reveal())
+                if problem is not None:
+                    raise ConfigurationError(f"environment variable {var} (the API key "
+                                             f"of backend {info.name!r}) {problem}")
+                break
+    if api_key is None and info.api_key_required:
+        env = " or ".join(info.api_key_env) or "an environment variable"
+        raise ConfigurationError(
+            f"backend {info.name!r} needs an API key: pass api_key= or set {env}"
+        )
+    base_url = settings.base_url
+    source = "setting 'base_url'"
+    if base_url is None:
+        for var in info.base_url_env:
+            if environ.get(var):
+                base_url = environ[var]
+                source = f"environment variable {var}"
+                break
+    if base_url is None:
+        base_url = info.default_base_url
+        source = f"the default base URL of backend {info.name!r}"
+    if not base_url:
+        raise ConfigurationError(f"backend {info.name!r} needs base_url= (it has no default)")
+    if not base_url.startswith(("http://", "https://")):
+        base_url = "http://" + base_url  # OLLAMA_HOST=localhost:11434 is common
+    check_base_url(base_url, source)
+    return EndpointConfig(
+        endpoint_id=endpoint_id,
+        base_url=base_url.rstrip("/"),
+        api_key=api_key,
+        model=settings.model or info.default_model,
+        options=options,
+        settings=settings,
+    )

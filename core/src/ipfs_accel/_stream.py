@@ -18,7 +18,7 @@ from ._errors import CallError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
 from ._readers import AsyncStream, SyncStream
 from ._retry import Attempts, retry_async, retry_sync
-from ._settings import redact_cause
+from ._secrets import redact_cause
 from ._types import Call, StreamChunk
 
 __all__ = ["stream_async", "stream_sync"]

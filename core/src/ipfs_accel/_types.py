@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ._errors import ErrorKind
+from ._secrets import mask_secret_values
 
 __all__ = [
     "BackendInfo",
@@ -25,37 +26,10 @@ __all__ = [
     "InvokeResult",
     "Operation",
     "Response",
-    "Secret",
     "StreamChunk",
     "StreamFailure",
     "Usage",
-    "looks_secret",
-    "mask_secret_values",
 ]
-
-MASK = "********"
-_SECRET_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential",
-                 "signature", "session")
-
-
-def looks_secret(name: str) -> bool:
-    """Whether a header or query parameter called ``name`` may carry a credential.
-
-    True when the name, in any case, contains ``auth``, ``key``, ``token``, ``secret``,
-    ``cookie``, ``password``, ``credential``, ``signature`` or ``session``: this covers
-    ``authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``, ``proxy-authorization``
-    and the like. A false positive only hides a harmless value from a repr.
-    """
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_PARTS)
-
-
-def mask_secret_values(values: Mapping[str, str] | None) -> dict[str, str] | None:
-    """``values`` (headers or query parameters) with the secret-looking ones masked."""
-    if values is None:
-        return None
-    return {k: MASK if looks_secret(k) else v for k, v in values.items()}
-
 
 class _Shown:
     """A stand-in whose repr is a fixed text (``<12 bytes>``), for masked reprs."""
@@ -83,38 +57,6 @@ def _names(headers: Mapping[str, str]) -> _Shown:
 
 def _repr(obj: object, fields: list[tuple[str, Any]]) -> str:
     return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in fields)})"
-
-
-class Secret:
-    """An API key. Its repr and str never show the value; ``reveal()`` does.
-
-    Only the plugin's ``send`` hook reveals it, to put it in that endpoint's auth header.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError("an API key must be a str")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The key itself, for the one header that carries it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> Any:  # a pickled endpoint must not carry the key along
-        raise TypeError("Secret values cannot be pickled")
 
 
 class Operation(str, enum.Enum):
