@@ -1,4 +1,5 @@
-"""Answers the groq plugin must refuse: short or misplaced embeddings, wrong-typed fields."""
+"""Answers the groq plugin must refuse (short or misplaced embeddings, wrong-typed fields)
+and what it skips (unknown fields), with raw carrying the body."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from _groq_fixtures import CHAT, EMBEDDINGS, Server, backend
+from _groq_fixtures import CHAT, EMBEDDINGS, Server, backend, chunk, sse, stream_response
 from ipfs_accel import ResponseError
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -39,7 +40,8 @@ def test_string_inside_a_vector_is_named() -> None:
     body = copy.deepcopy(EMBEDDINGS)
     body["data"][1]["embedding"] = ["0.1", 0.2]  # index 0
     b, eid = backend(Server(httpx2.Response(200, json=body)))
-    with pytest.raises(ResponseError, match=r"groq returned vectors\[0\]\[0\] of type str"):
+    with pytest.raises(ResponseError, match=r"groq sent a embed response .*got `str` - at "
+                                            r"`\$\.data\[1\]\.embedding\[0\]`"):
         b.embed(["a", "b"], endpoint_id=eid)
 
 
@@ -49,5 +51,49 @@ def test_wrong_typed_finish_reason_raises_naming_it(value: Any) -> None:
     body = copy.deepcopy(CHAT)
     body["choices"][0]["finish_reason"] = value
     b, eid = backend(Server(httpx2.Response(200, json=body)))
-    with pytest.raises(ResponseError, match="groq returned finish_reason of type"):
+    with pytest.raises(ResponseError, match=r"groq sent a chat response .*Expected `str \| null`"
+                                            r", got `\w+` - at `\$\.choices\[0\]\.finish_reason`"):
         b.chat(HI, endpoint_id=eid)
+
+
+def test_chat_skips_unknown_fields_and_raw_carries_the_body() -> None:
+    """Fields Groq adds (x_groq, system_fingerprint, anything new) are skipped; raw is the body."""
+    body = {**copy.deepcopy(CHAT), "usage_breakdown": {"models": None}, "service_tier": "on_demand"}
+    b, eid = backend(Server(httpx2.Response(200, json=body)))
+    result = b.chat(HI, endpoint_id=eid)
+    assert result.text == "Fast language models matter."
+    assert result.raw == body
+
+
+def test_embeddings_raw_is_the_body_without_the_vectors() -> None:
+    """EmbedResult.raw keeps object, model and usage, not the vectors."""
+    b, eid = backend(Server(httpx2.Response(200, json=EMBEDDINGS)))
+    result = b.embed(["a", "b"], endpoint_id=eid)
+    assert result.raw == {"object": "list", "model": "nomic-embed-text-v1_5",
+                          "usage": {"prompt_tokens": 6, "total_tokens": 6}}
+
+
+@pytest.mark.parametrize(
+    ("x_groq", "field"),
+    [
+        ({"id": "req_01", "usage": {"prompt_tokens": "9"}}, "$.x_groq.usage.prompt_tokens"),
+        ({"id": "req_01", "usage": {"queue_time": "soon"}}, "$.x_groq.usage.queue_time"),
+        ("req_01", "$.x_groq"),
+    ],
+)
+def test_wrong_typed_x_groq_in_a_stream_is_named(x_groq: Any, field: str) -> None:
+    """A final chunk whose x_groq (or its usage) has the wrong type ends the stream with a
+    ResponseError naming the path."""
+    final = chunk(None, "stop", x_groq=x_groq)
+    b, eid = backend(Server(stream_response(sse(chunk("Hi"), final))))
+    with pytest.raises(ResponseError, match="groq sent a stream event") as info:
+        list(b.stream_chat(HI, endpoint_id=eid))
+    assert f"at `{field}`" in str(info.value)
+
+
+def test_stream_chunks_skip_unknown_fields_and_raw_carries_each_chunk() -> None:
+    """A chunk's unknown fields are skipped; its raw is the whole chunk, x_groq included."""
+    first = chunk("Hi", x_groq={"id": "req_01", "seed": 1}, usage_breakdown=None)
+    b, eid = backend(Server(stream_response(sse(first, chunk(None, "stop")))))
+    chunks = list(b.stream_chat(HI, endpoint_id=eid))
+    assert chunks[0].delta == "Hi" and chunks[0].raw == first

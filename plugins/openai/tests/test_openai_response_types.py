@@ -1,4 +1,5 @@
-"""Answers the openai plugin must refuse: short or misplaced embeddings, wrong-typed fields."""
+"""Answers the openai plugin must refuse (short or misplaced embeddings, wrong-typed fields)
+and what it skips (unknown fields), with raw carrying the body."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from _openai_fixtures import CHAT, EMBEDDINGS, Server, backend, chunk, sse, stream_response
+from _openai_fixtures import CHAT, COMPLETION, EMBEDDINGS, Server, backend, chunk, sse, stream_response
 from ipfs_accel import ResponseError
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -44,17 +45,18 @@ def test_null_inside_a_vector_is_named() -> None:
     body = copy.deepcopy(EMBEDDINGS)
     body["data"][0]["embedding"] = [0.5, None]
     b, eid = backend(Server(httpx2.Response(200, json=body)))
-    with pytest.raises(ResponseError, match=r"openai returned vectors\[1\]\[1\] of type null"):
+    with pytest.raises(ResponseError, match=r"openai sent a embed response .*got `null` - at "
+                                            r"`\$\.data\[0\]\.embedding\[1\]`"):
         b.embed(["a", "b"], endpoint_id=eid)
 
 
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
-        ("finish_reason", 1, "openai returned finish_reason of type int, expected a string"),
-        ("finish_reason", {"type": "stop"}, "openai returned finish_reason of type dict"),
-        ("model", 4, "openai returned model of type int"),
-        ("tool_calls", {"id": "x"}, "openai returned tool_calls of type dict"),
+        ("finish_reason", 1, r"Expected `str \| null`, got `int` - at `\$\.choices\[0\]\.finish_reason`"),
+        ("finish_reason", {"type": "stop"}, r"got `object` - at `\$\.choices\[0\]\.finish_reason`"),
+        ("model", 4, r"got `int` - at `\$\.model`"),
+        ("tool_calls", {"id": "x"}, r"got `object` - at `\$\.choices\[0\]\.message\.tool_calls`"),
     ],
 )
 def test_wrong_typed_chat_fields_raise_naming_the_field(field: str, value: Any, words: str) -> None:
@@ -67,7 +69,7 @@ def test_wrong_typed_chat_fields_raise_naming_the_field(field: str, value: Any, 
     else:
         body["choices"][0][field] = value
     b, eid = backend(Server(httpx2.Response(200, json=body)))
-    with pytest.raises(ResponseError, match=words):
+    with pytest.raises(ResponseError, match="openai sent a chat response .*" + words):
         b.chat(HI, endpoint_id=eid)
 
 
@@ -87,5 +89,73 @@ def test_wrong_typed_finish_reason_in_a_stream_raises() -> None:
     body = sse(chunk("Hel"), {**chunk("lo"), "choices": [
         {"index": 0, "delta": {"content": "lo"}, "finish_reason": 0}]})
     b, eid = backend(Server(stream_response(body)))
-    with pytest.raises(ResponseError, match="openai returned finish_reason of type int"):
+    with pytest.raises(ResponseError, match=r"openai sent a stream event .*got `int` - at "
+                                            r"`\$\.choices\[0\]\.finish_reason`"):
+        list(b.stream_chat(HI, endpoint_id=eid))
+
+
+def test_chat_skips_unknown_fields_and_raw_carries_the_body() -> None:
+    """Fields the plugin does not read (refusal, annotations, service_tier, new ones) are
+    skipped, whatever their type; raw is the whole body."""
+    body = {**copy.deepcopy(CHAT), "brand_new": {"nested": [1, "x"]}, "service_tier": 3}
+    b, eid = backend(Server(httpx2.Response(200, json=body)))
+    result = b.chat(HI, endpoint_id=eid)
+    assert result.text == "Hello! How can I assist you today?"
+    assert result.raw == body
+
+
+def test_completion_raw_carries_the_body() -> None:
+    """generate's raw is the whole text_completion body."""
+    b, eid = backend(Server(httpx2.Response(200, json=COMPLETION)))
+    assert b.generate("x", endpoint_id=eid).raw == COMPLETION
+
+
+def test_embeddings_raw_is_the_body_without_the_vectors() -> None:
+    """EmbedResult.raw keeps object, model and usage as sent; the vectors are in vectors only."""
+    b, eid = backend(Server(httpx2.Response(200, json=EMBEDDINGS)))
+    result = b.embed(["a", "b"], endpoint_id=eid)
+    assert result.raw == {"object": "list", "model": "text-embedding-3-small",
+                          "usage": {"prompt_tokens": 8, "total_tokens": 8}}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("data", 1, "index"), 0.5, r"\$\.data\[1\]\.index"),
+        (("usage", "prompt_tokens"), "8", r"\$\.usage\.prompt_tokens"),
+        (("data", 0), [0.5, 0.25], r"\$\.data\[0\]"),
+    ],
+)
+def test_wrong_typed_embeddings_fields_raise_naming_the_path(
+    path: tuple[Any, ...], value: Any, field: str
+) -> None:
+    """An embeddings body with a wrong-typed index, usage count or row is a ResponseError
+    naming the backend and the path, tried once."""
+    body: Any = copy.deepcopy(EMBEDDINGS)
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    server = Server(httpx2.Response(200, json=body))
+    b, eid = backend(server)
+    with pytest.raises(ResponseError, match=f"openai sent a embed response .* - at `{field}`"):
+        b.embed(["a", "b"], endpoint_id=eid)
+    assert len(server.requests) == 1
+
+
+def test_stream_chunks_skip_unknown_fields_and_raw_carries_each_chunk() -> None:
+    """A chunk's unknown fields (obfuscation, service_tier) are skipped; raw is the chunk."""
+    first = chunk("Hel", obfuscation="abc", service_tier="default")
+    b, eid = backend(Server(stream_response(sse(first, chunk("lo", "stop")))))
+    chunks = list(b.stream_chat(HI, endpoint_id=eid))
+    assert "".join(c.delta for c in chunks) == "Hello" and chunks[0].raw == first
+
+
+def test_wrong_typed_usage_in_the_last_chunk_is_named() -> None:
+    """The include_usage chunk with a wrong-typed count ends the stream naming the path."""
+    body = sse(chunk("Hi", "stop"), chunk(usage={"prompt_tokens": 9, "completion_tokens": None,
+                                                 "prompt_tokens_details": []}))
+    b, eid = backend(Server(stream_response(body)))
+    with pytest.raises(ResponseError, match=r"openai sent a stream event .*"
+                                            r"`\$\.usage\.prompt_tokens_details`"):
         list(b.stream_chat(HI, endpoint_id=eid))

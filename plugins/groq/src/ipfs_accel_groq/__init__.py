@@ -14,6 +14,9 @@ Usage keeps Groq's timings (``queue_time``, ``prompt_time``, ``completion_time``
 ``stream_options`` (and refuses unknown fields), so streams do not ask for
 ``include_usage``: Groq sends a stream's usage as ``x_groq.usage`` on the final chunk, and
 a top-level ``usage`` is read too where a server sends one.
+
+Answers decode into :mod:`ipfs_accel.openai_compat`'s Structs; stream chunks into
+:class:`GroqChunk`, which adds ``x_groq`` (its ``usage`` and ``error``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ipfs_accel import (
     StreamChunk,
     StreamFailure,
     Usage,
+    decode_json,
 )
 from ipfs_accel import openai_compat as oa
 
@@ -43,6 +47,8 @@ from ._case import conformance_case as conformance_case  # the kit's optional ho
 __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDING_MODEL",
+    "GroqChunk",
+    "XGroq",
     "backend_info",
     "classify_error",
     "parse_usage",
@@ -74,15 +80,40 @@ def backend_info() -> BackendInfo:
     )
 
 
+class XGroq(msgspec.Struct, kw_only=True):
+    """A chunk's ``x_groq``: the stream's usage on its final chunk, or why it stopped.
+
+    ``error`` is whatever Groq put there (a string as documented): a truthy one ends the
+    stream as a failure, and ``classify_error`` reads the chunk generically.
+    """
+
+    usage: oa.CompletionUsage | None = None
+    error: Any = None
+
+
+class GroqChunk(oa.ChatCompletionChunk, kw_only=True):
+    """A Groq ``chat.completion.chunk``: the OpenAI chunk plus ``x_groq``."""
+
+    x_groq: XGroq | None = None
+
+
+_EVENTS: Mapping[str, Any] = {"": GroqChunk}  # named events (``error``) stay generic
+
+
 def _x_groq(data: Any) -> Mapping[str, Any]:
+    """A generic body's ``x_groq`` (error bodies are read generically, field by field)."""
     x_groq = data.get("x_groq") if isinstance(data, Mapping) else None
     return x_groq if isinstance(x_groq, Mapping) else {}
 
 
 def _parse_event(event: Event) -> StreamChunk | StreamFailure | None:
     """A chat chunk; one whose ``x_groq.error`` says why the stream stopped is a failure."""
-    if _x_groq(event.json).get("error"):
-        return StreamFailure(data=event.json)
+    data = event.json
+    if isinstance(data, GroqChunk):
+        if data.x_groq is not None and data.x_groq.error:
+            return StreamFailure(data=decode_json(event.data))
+    elif _x_groq(data).get("error"):  # an event the exchange did not type (a named one)
+        return StreamFailure(data=data)
     return oa.parse_chat_event(event)
 
 
@@ -97,6 +128,7 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     )
     if exchange.stream is not None:
         exchange.parse_event = _parse_event
+        exchange.event_type = _EVENTS
     return exchange
 
 
@@ -105,7 +137,10 @@ def parse_usage(operation: str, data: Any) -> Usage | None:
     """``usage`` (timings in ``details``), else a stream's final ``x_groq.usage``."""
     usage = oa.parse_usage(data)
     if usage is None:
-        usage = oa.parse_usage(_x_groq(data))
+        if isinstance(data, GroqChunk):
+            usage = None if data.x_groq is None else oa.parse_usage(data.x_groq)
+        else:  # an event the exchange did not type
+            usage = oa.parse_usage(_x_groq(data))
     return usage
 
 

@@ -9,7 +9,9 @@ are set, else when ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID`` are (read at each c
 Operations: ``chat`` and ``stream_chat`` (``POST /chat/completions``; ``max_tokens`` is sent
 as ``max_completion_tokens``), ``generate`` and ``stream_generate`` (the legacy
 ``POST /completions``), ``embed`` (``POST /embeddings``). Streams ask for
-``stream_options.include_usage`` so streamed calls are counted too.
+``stream_options.include_usage`` so streamed calls are counted too. Answers decode into
+:mod:`ipfs_accel.openai_compat`'s Structs, so a wrong-typed field is a ``ResponseError``
+naming its path; ``EmbedResult.raw`` is the embeddings body without its vectors.
 
 One ``default_model`` serves every operation, so when a call's model is the chat default
 (:data:`DEFAULT_MODEL`), ``embed`` uses :data:`EMBEDDING_MODEL` and ``generate`` uses
