@@ -106,30 +106,16 @@ class BatchEmbedContentsResponse(_In):
 
 _decode = msgspec.json.decode
 _FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_EMBEDDING = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
-_EMBEDDINGS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]] | None)
-
-
-def _rest(fields: dict[str, msgspec.Raw], left_out: str) -> dict[str, Any]:
-    return {name: _decode(value) for name, value in fields.items() if name != left_out}
 
 
 def embed_raw(content: bytes, key: str) -> dict[str, Any]:
-    """An embeddings body without its vectors: every field, and every field of each
-    embedding (``shape``...), but ``values``.
+    """An embeddings body without its vectors: every top-level field but ``key``
+    (``"embedding"`` for ``embedContent``, ``"embeddings"`` for ``batchEmbedContents``).
 
-    The vectors were decoded once, into the typed response; here they are only skipped
-    over (``msgspec.Raw``), never turned into floats a second time. ``key`` is
-    ``"embedding"`` (``embedContent``) or ``"embeddings"`` (``batchEmbedContents``); the
-    body has already been decoded into its type, so its shape is known to fit.
+    The vectors were decoded once, into the typed response; here the decoder only skips
+    over them (``msgspec.Raw``), never turning them into floats a second time. The proto
+    gives a ``ContentEmbedding`` nothing but its ``values`` (the OpenAPI file adds a
+    ``shape``), so ``key`` is left out whole rather than scanned again for what is left.
     """
-    fields = _FIELDS.decode(content)
-    raw = _rest(fields, key)
-    if key in fields:
-        if key == "embedding":
-            one = _EMBEDDING.decode(fields[key])
-            raw[key] = None if one is None else _rest(one, "values")
-        else:
-            many = _EMBEDDINGS.decode(fields[key])
-            raw[key] = None if many is None else [_rest(e, "values") for e in many]
-    return raw
+    return {name: _decode(value) for name, value in _FIELDS.decode(content).items()
+            if name != key}
