@@ -85,7 +85,8 @@ class _Rank(msgspec.Struct):
 
 
 _Object = dict[str, Any]
-"""The ``/info`` answer of ``invoke("info")``, returned whole: it only has to be an object."""
+"""An answer returned whole (``invoke("info")``, ``invoke("openai_embed")``): it only has
+to be a JSON object."""
 
 
 def _rerank_result(resp: Response) -> InvokeResult:
@@ -94,7 +95,7 @@ def _rerank_result(resp: Response) -> InvokeResult:
     return InvokeResult(data=decode_json(resp.content), usage=header_usage(resp.headers))
 
 
-def _info_result(resp: Response) -> InvokeResult:
+def _object_result(resp: Response) -> InvokeResult:
     data: _Object = resp.data
     return InvokeResult(data=data)
 
@@ -124,12 +125,13 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         return Exchange(path="/rerank", json=dict(call.params), headers=auth,
                         parse=_rerank_result, response_type=list[_Rank])
     if op == "openai_embed":
+        # data is the whole body, vectors included, as a dict: decoded once, generically
         return Exchange(path="/v1/embeddings", json=_openai_embed_body(call), headers=auth,
-                        parse=lambda resp: InvokeResult(data=resp.data))
+                        parse=_object_result, response_type=_Object)
     if op == "health":
         return Exchange(method="GET", path="/health", headers=auth, parse=_health)
     if op == "info":
-        return Exchange(method="GET", path="/info", headers=auth, parse=_info_result,
+        return Exchange(method="GET", path="/info", headers=auth, parse=_object_result,
                         response_type=_Object)
     raise UnsupportedOperationError(f"hf_tei has no operation {op!r}")
 

@@ -10,9 +10,10 @@ first exchange starts clean.
 
 Each exchange declares its answer's type and the core decodes into it: ``/info`` into
 :class:`Info` (only ``max_client_batch_size`` is read), ``/embed`` straight into
-``list[list[float]]``, so a value that is not a number is a ``ResponseError`` naming its
-position and the vectors are decoded once. ``/embed`` answers nothing but the vectors, so
-an ``/embed`` result's ``raw`` is ``None``.
+``list[list[float]]`` and ``/v1/embeddings`` into :class:`openai_compat.Embeddings`, so a
+value that is not a number is a ``ResponseError`` naming its position and the vectors are
+decoded once. ``raw`` never repeats the vectors: ``None`` for ``/embed`` (its answer is
+nothing but the vectors), the body without its ``data`` for ``/v1/embeddings``.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def _step(plan: _Plan, start: int, vectors: list[list[float]], usage: Usage) -> 
         return EmbedResult(vectors=done, model=model, usage=so_far, raw=raw if whole else None)
 
     return Exchange(path=path, json=body, headers=plan.headers, parse=parse,
-                    response_type=None if plan.openai else Vectors)
+                    response_type=openai_compat.Embeddings if plan.openai else Vectors)
 
 
 def embed_exchange(

@@ -107,6 +107,7 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
             json=openai_compat.chat_body(call, require_model=False),
             headers=auth,
             parse=_parse_chat,
+            response_type=openai_compat.ChatCompletion,
         )
     if op == "generate":
         return Exchange(path="/generate", json=generate_body(call), headers=auth,
