@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from _hf_tgi_fixtures import CHAT, GENERATE, STREAM, Server, backend, sse, token
+from _hf_tgi_fixtures import CHAT, GENERATE, STREAM, Server, backend, chat_chunk, sse, token
 from ipfs_accel import CallError, ResponseError, StreamInterruptedError
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -18,9 +18,12 @@ HI = [{"role": "user", "content": "Hi"}]
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
-        ("finish_reason", 1, "hf_tgi returned finish_reason of type int, expected a string"),
-        ("finish_reason", {"x": 1}, "hf_tgi returned finish_reason of type dict"),
-        ("model", 12, "hf_tgi returned model of type int"),
+        ("finish_reason", 1,
+         r"hf_tgi sent a chat response.*Expected `str \| null`, got `int` - at "
+         r"`\$\.choices\[0\]\.finish_reason`"),
+        ("finish_reason", {"x": 1},
+         r"hf_tgi sent a chat response.*got `object` - at `\$\.choices\[0\]\.finish_reason`"),
+        ("model", 12, r"hf_tgi sent a chat response.*got `int` - at `\$\.model`"),
     ],
 )
 def test_wrong_typed_chat_field_raises_naming_it(field: str, value: Any, words: str) -> None:
@@ -35,6 +38,30 @@ def test_wrong_typed_chat_field_raises_naming_it(field: str, value: Any, words: 
     with pytest.raises(ResponseError, match=words):
         b.chat(HI, endpoint_id=eid)
     assert len(server.requests) == 1
+
+
+def test_wrong_typed_chat_stream_field_is_named() -> None:
+    """A Messages API stream chunk with a wrong-typed delta ends the stream with a
+    ResponseError naming the backend and the field, after the text already yielded."""
+    bad = chat_chunk("x")
+    bad["choices"][0]["delta"]["content"] = 5
+    server = Server(sse([chat_chunk("Hel"), bad]))
+    b, eid = backend(server)
+    seen: list[str] = []
+    with pytest.raises(ResponseError, match=r"hf_tgi sent a stream event.*"
+                       r"`\$\.choices\[0\]\.delta\.content`") as got:
+        for chunk in b.stream_chat(HI, endpoint_id=eid):
+            seen.append(chunk.delta)
+    assert seen == ["Hel"] and got.value.backend == "hf_tgi" and len(server.requests) == 1
+
+
+def test_chat_ignores_unknown_fields_and_keeps_the_body_in_raw() -> None:
+    """Unknown fields, whatever their type, are skipped; raw is the whole body."""
+    body = {**copy.deepcopy(CHAT), "usage_extra": [1], "system_fingerprint": {"odd": 1}}
+    b, eid = backend(Server(httpx2.Response(200, json=body)))
+    result = b.chat(HI, endpoint_id=eid)
+    assert result.text == "Hello!"
+    assert result.raw == body
 
 
 def test_negative_token_count_raises_and_stats_stay_at_zero() -> None:

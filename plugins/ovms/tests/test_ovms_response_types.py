@@ -15,6 +15,7 @@ from _ovms_fixtures import (
     METADATA_RESPONSE,
     backend,
     endpoint,
+    sse,
 )
 from ipfs_accel import Backend, ResponseError
 from ipfs_accel.testing import Recorder
@@ -49,7 +50,8 @@ def test_null_inside_a_vector_is_named() -> None:
     body = copy.deepcopy(EMBED_RESPONSE)
     body["data"][0]["embedding"] = [None, 0.6]  # index 1
     b = backend(Recorder(httpx2.Response(200, json=body)))
-    with pytest.raises(ResponseError, match=r"ovms returned vectors\[1\]\[0\] of type null"):
+    where = r"`\$\.data\[0\]\.embedding\[0\]`"
+    with pytest.raises(ResponseError, match=rf"ovms sent a embed response.*got `null` - at {where}"):
         b.embed(["a", "b"], model="m", endpoint_id=endpoint(b))
 
 
@@ -62,8 +64,40 @@ def test_wrong_typed_chat_field_raises_naming_it(field: str, value: Any) -> None
     else:
         body["choices"][0][field] = value
     b = backend(Recorder(httpx2.Response(200, json=body)))
-    with pytest.raises(ResponseError, match=f"ovms returned {field} of type"):
+    path = r"\$\.model" if field == "model" else r"\$\.choices\[0\]\.finish_reason"
+    with pytest.raises(ResponseError, match=rf"ovms sent a chat response.*got `\w+` - at `{path}`"):
         b.chat(HI, model="m", endpoint_id=endpoint(b))
+
+
+def _chunk(content: Any, finish: Any = None) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+            "model": "llama3", "object": "chat.completion.chunk"}
+
+
+@pytest.mark.parametrize(("event", "path"), [
+    (_chunk(5), r"\$\.choices\[0\]\.delta\.content"),
+    (_chunk("x", finish=7), r"\$\.choices\[0\]\.finish_reason"),
+])
+def test_wrong_typed_stream_event_is_named(event: dict[str, Any], path: str) -> None:
+    """A /v3 stream chunk with a wrong-typed field ends the stream with a ResponseError
+    naming the backend and the field, after the text already yielded."""
+    rec = Recorder(sse([_chunk("Hel"), event]))
+    b = backend(rec)
+    seen: list[str] = []
+    with pytest.raises(ResponseError, match=rf"ovms sent a stream event.*{path}") as got:
+        for chunk in b.stream_chat(HI, model="m", endpoint_id=endpoint(b)):
+            seen.append(chunk.delta)
+    assert seen == ["Hel"] and got.value.backend == "ovms" and len(rec.requests) == 1
+
+
+def test_chat_ignores_unknown_fields_and_keeps_the_body_in_raw() -> None:
+    """Unknown fields, whatever their type, are skipped; raw is the whole body."""
+    body = {**copy.deepcopy(CHAT_RESPONSE), "system_fingerprint": 3, "ovms": {"x": [1]}}
+    body["choices"][0]["message"]["reasoning"] = {"steps": 2}
+    b = backend(Recorder(httpx2.Response(200, json=body)))
+    result = b.chat(HI, model="m", endpoint_id=endpoint(b))
+    assert result.text == "\n\nHow can I help you?"
+    assert result.raw == body
 
 
 # -- rerank, KServe v2 and TF-Serving -----------------------------------------------------
