@@ -100,7 +100,8 @@ def _decode(type_: Any, body: dict[str, Any]) -> Any:
 
 
 def test_parse_usage_reads_the_typed_values() -> None:
-    """parse_usage gets the Structs the core decoded: a Message, message_start, message_delta."""
+    """parse_usage reads the Structs the core decoded (Message, message_start, message_delta)
+    and generic bodies the same way; it never raises."""
     body = Message(content=[], usage=WireUsage(input_tokens=10, output_tokens=5,
                                                cache_creation_input_tokens=3))
     u = ipfs_accel_claude.parse_usage("chat", body)
@@ -112,6 +113,10 @@ def test_parse_usage_reads_the_typed_values() -> None:
     u = ipfs_accel_claude.parse_usage("stream_chat", delta)
     assert u is not None and (u.input_tokens, u.output_tokens) == (0, 15)
     assert ipfs_accel_claude.parse_usage("stream_chat", {"type": "ping"}) is None
+    generic = ipfs_accel_claude.parse_usage("chat", message(use=usage(4, 2, cache_read=1)))
+    assert generic is not None and (generic.input_tokens, generic.output_tokens) == (5, 2)
+    bad = {**message(), "usage": {"input_tokens": "4"}}
+    assert ipfs_accel_claude.parse_usage("chat", bad) is None
     assert ipfs_accel_claude.parse_usage("stream_chat", None) is None
 
 

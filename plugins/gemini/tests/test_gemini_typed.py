@@ -87,7 +87,7 @@ def test_unknown_fields_and_part_kinds_are_tolerated_and_raw_has_the_body() -> N
 
 
 def test_parse_usage_reads_the_typed_response() -> None:
-    """parse_usage gets the Struct the core decoded; anything else has no usage."""
+    """parse_usage reads the Struct the core decoded, or a generic body the same way; never raises."""
     body = msgspec.json.decode(
         msgspec.json.encode(_body(usageMetadata=usage_metadata(5, 4, cachedContentTokenCount=2))),
         type=GenerateContentResponse,
@@ -97,7 +97,10 @@ def test_parse_usage_reads_the_typed_response() -> None:
     assert (u.input_tokens, u.output_tokens, u.cache_read_tokens) == (5, 4, 2)
     assert u.details == {"totalTokenCount": 11.0}
     assert ipfs_accel_gemini.parse_usage("chat", GenerateContentResponse()) is None
-    assert ipfs_accel_gemini.parse_usage("chat", {"usageMetadata": usage_metadata()}) is None
+    generic = ipfs_accel_gemini.parse_usage("chat", {"usageMetadata": usage_metadata(3, 1)})
+    assert generic is not None and (generic.input_tokens, generic.output_tokens) == (3, 1)
+    bad = {"usageMetadata": {"promptTokenCount": "3"}}
+    assert ipfs_accel_gemini.parse_usage("chat", bad) is None
     assert ipfs_accel_gemini.parse_usage("chat", None) is None
 
 

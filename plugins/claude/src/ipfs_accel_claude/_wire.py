@@ -29,6 +29,7 @@ __all__ = [
     "MessageDelta",
     "MessageStart",
     "MessageStop",
+    "Started",
     "StopDelta",
     "Usage",
     "typed_event",
@@ -119,17 +120,22 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """SSE event name -> the Struct its data decodes into (the exchange's ``event_type``)."""
 
 
+# a generic body's ``type`` -> its Struct: the events, and the whole message
+_BY_TYPE: dict[str, type[msgspec.Struct]] = {**EVENT_TYPES, "message": Message}
+
+
 def typed_event(data: Any) -> Any:
-    """An event's data as its Struct when the event name did not say which.
+    """Data as its Struct when it arrived generically decoded.
 
     The core decodes by SSE event name; an event without one (a proxy that drops the
-    ``event:`` lines) arrives generically decoded, and its ``type`` picks the Struct here.
-    Anything else is returned as it is. Raises ``msgspec.ValidationError`` when it does
-    not fit, as the core's decoder would.
+    ``event:`` lines) arrives generically decoded, and its ``type`` picks the Struct here
+    (so does a whole ``Message`` handed to ``parse_usage`` by a caller that declared no
+    type). Anything else is returned as it is. Raises ``msgspec.ValidationError`` when it
+    does not fit, as the core's decoder would.
     """
     if isinstance(data, dict):
         kind = data.get("type")
-        type_ = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+        type_ = _BY_TYPE.get(kind) if isinstance(kind, str) else None
         if type_ is not None:
             return msgspec.convert(data, type_)
     return data

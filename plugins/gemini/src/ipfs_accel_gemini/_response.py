@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from ipfs_accel import (
     ChatResult,
     EmbedResult,
@@ -48,8 +49,13 @@ def usage_from(data: Any) -> Usage | None:
 
     ``promptTokenCount`` is the input (``cachedContentTokenCount`` of it came from the
     cache), ``candidatesTokenCount`` the output; thinking and tool-use prompt tokens and
-    the total are kept in ``details`` under the API's own names.
+    the total are kept in ``details`` under the API's own names. Never raises.
     """
+    if isinstance(data, dict):  # from a caller that declared no type: read it the same way
+        try:
+            data = msgspec.convert(data, GenerateContentResponse)
+        except msgspec.ValidationError:
+            return None
     if not isinstance(data, GenerateContentResponse) or data.usage_metadata is None:
         return None
     meta = data.usage_metadata
