@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from _cli_fixtures import cli, cli_env
-from ipfs_accel import Registry
+from ipfs_accel import BackendInfo, Call, EndpointConfig, Exchange, Registry, hookimpl
+from ipfs_accel.cli._common import CliError
+from ipfs_accel.cli._demo import run_demo
 from ipfs_accel.testing import require_or_skip
+from rich.console import Console
 
 _INSTALLED = set(Registry().names())
+_ROOT = Path(__file__).resolve().parents[1]
+_EXAMPLE = _ROOT / "examples" / "ipfs-accel-plugin-example" / "src" / "ipfs_accel_example"
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -63,3 +71,66 @@ def test_demo_unknown_backend_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "nosuch" in r.stderr and "ollama" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _example_plugin() -> ModuleType:
+    """The example third-party plugin, imported from its source (it is not installed here)."""
+    spec = importlib.util.spec_from_file_location("ipfs_accel_example", _EXAMPLE / "__init__.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _NoCase:
+    """A plugin with no conformance_case hook: the demo has nothing to replay for it."""
+
+    @hookimpl
+    def backend_info(self) -> BackendInfo:
+        return BackendInfo(name="nocase", description="no case", default_base_url="http://x",
+                           operations=frozenset({"chat"}))
+
+    @hookimpl
+    def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
+        return Exchange(path="/never", json={}, parse=lambda resp: None)
+
+
+def test_demo_replays_a_third_party_plugins_case() -> None:
+    """A plugin the core has never heard of takes part through its case; one without is skipped."""
+    registry = Registry(plugins=[_example_plugin(), _NoCase()], entry_points=False)
+    err, out = io.StringIO(), io.StringIO()
+    code = run_demo(backends=[], calls=40, seed=11, endpoints=2, stats_file=None,
+                    registry=registry, console=Console(file=err, width=200),
+                    out=Console(file=out, width=200))
+    assert code == 0, err.getvalue() + out.getvalue()
+    assert "skipping nocase: the plugin offers no conformance case" in err.getvalue()
+    assert "example-1" in out.getvalue() and "example-2" in out.getvalue()
+    assert "nocase-" not in out.getvalue()
+    assert "every call finished exactly once" in out.getvalue()
+    assert "injected nothing" not in out.getvalue()  # the faults reached a stranger too
+    assert "demo-key" not in err.getvalue() + out.getvalue()
+
+
+def test_demo_skips_every_plugin_without_a_case_with_one_line() -> None:
+    """With no plugin that has a case the demo stops with one error, not an empty run."""
+    err = io.StringIO()
+    try:
+        run_demo(backends=[], calls=5, seed=1, endpoints=1, stats_file=None,
+                 registry=Registry(plugins=[_NoCase()], entry_points=False),
+                 console=Console(file=err), out=Console(file=io.StringIO()))
+    except CliError as exc:
+        assert "conformance case" in exc.message
+    else:
+        raise AssertionError("the demo ran with no backend to call")
+    assert "skipping nocase" in err.getvalue()
+
+
+def test_core_holds_no_vendor_wire_format() -> None:
+    """The demo's answers come from the plugins: no vendor's response fields in the core."""
+    fields = ("candidates", "content_block", "prompt_eval_count", "usageMetadata",
+              "generated_text", "batchEmbedContents", "x-compute-tokens", "/api/chat",
+              "stop_reason")
+    found = [f"{path.relative_to(_ROOT)}: {field}"
+             for path in sorted((_ROOT / "core" / "src").rglob("*.py"))
+             for field in fields if field in path.read_text(encoding="utf-8")]
+    assert not found, found

@@ -1,18 +1,20 @@
 """``ipfs-accel demo``: hundreds of calls through every backend against a faulty loopback server.
 
-No keys, no network: a :class:`~ipfs_accel.testing.FaultServer` on 127.0.0.1 speaks all
-nine protocols (see ``_demo_server``) and injects rate limits with Retry-After, overloads,
-server errors and dropped connections. Several endpoints per backend, each with its own
-fake key and limits, carry the calls; the core queues and retries them. At the end: the
-per-endpoint stats, the aggregate, the retries and waits, and a check that every call
-finished exactly once (exit code 1 when any check fails).
+No keys, no network: a :class:`~ipfs_accel.testing.FaultServer` on 127.0.0.1 replays each
+plugin's own canned answers, from its ``conformance_case`` hook (see ``_demo_server``), and
+injects rate limits with Retry-After, overloads, server errors and dropped connections. Any
+installed plugin with a case takes part, a third-party one too; one without is skipped with
+a line saying so. Several endpoints per backend, each with its own fake key and limits,
+carry the calls (the case's own call, from a pool of threads); the core queues and retries
+them. At the end: the per-endpoint stats, the aggregate, the retries and waits, and a check
+that every call finished exactly once (exit code 1 when any check fails).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,18 +26,17 @@ from .._backend import Backend
 from .._errors import IpfsAccelError, PluginLoadError
 from .._registry import Registry
 from .._stats import Stats
-from ..testing import FaultServer
+from ..testing import Case, FaultServer
 from ._common import CliError
 from ._demo_server import DemoResponder, endpoint_key
 from ._view import stats_document, stats_table, write_stats_file
 
-__all__ = ["DEMO_BACKENDS", "run_demo"]
-
-DEMO_BACKENDS = ("openai", "groq", "claude", "gemini", "hf_tgi", "hf_tei", "ollama", "ovms",
-                 "llvm")
-"""The backends the demo server can impersonate, in the order they are shown."""
+__all__ = ["run_demo"]
 
 _RETRY_AFTER = 0.2
+# A case's call is a blocking one: one thread per call in flight or queued, so the
+# endpoints' queues fill as they would under many callers (bounded for huge --calls).
+_MAX_THREADS = 512
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,6 @@ class _Planned:
     call_id: str
     backend: str
     endpoint: str
-    operation: str
 
 
 @dataclass
@@ -52,55 +52,63 @@ class _Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class _Demoed:
+    """One backend in the demo: a fresh backend and the plugin's case it replays."""
+
+    backend: Backend
+    case: Case
+
+
+def _open_one(registry: Registry, name: str) -> _Demoed | str:
+    """The backend and its case, or why it cannot take part."""
+    try:
+        case = registry.hooks(name).conformance_case()
+    except PluginLoadError as exc:
+        return str(exc)
+    except Exception as exc:  # a third-party hook: report it, never break the demo
+        return f"its conformance_case() raised {type(exc).__name__}: {exc}"
+    if case is None:
+        return ("the plugin offers no conformance case, so the demo has no canned "
+                "answers to replay for it")
+    if case.backend != name:
+        return f"its conformance case is for backend {case.backend!r}"
+    return _Demoed(registry.get(name), case)
+
+
 def _open_backends(
     registry: Registry, wanted: list[str], console: Console
-) -> dict[str, Backend]:
-    installed = set(registry.names())
-    opened: dict[str, Backend] = {}
+) -> dict[str, _Demoed]:
+    opened: dict[str, _Demoed] = {}
     for name in wanted:
-        if name not in installed:
-            console.print(f"[yellow]skipping {name}: plugin not installed "
-                          f"(pip install ipfs-accel-plugin-{name.replace('_', '-')})[/]")
-            continue
-        try:
-            opened[name] = registry.get(name)
-        except PluginLoadError as exc:
-            console.print(f"[yellow]skipping {name}: {escape(str(exc))}[/]")
+        found = _open_one(registry, name)
+        if isinstance(found, str):
+            console.print(f"[yellow]skipping {name}: {escape(found)}[/]")
+        else:
+            opened[name] = found
     return opened
 
 
-def _plan(backends: dict[str, Backend], calls: int) -> list[_Planned]:
-    """Calls spread over backends, endpoints round-robin; every 4th an embed where offered."""
-    names = list(backends)
+def _plan(opened: dict[str, _Demoed], calls: int) -> list[_Planned]:
+    """Calls spread over backends, each backend's endpoints taken round-robin."""
+    names = list(opened)
     turns: Counter[str] = Counter()
     plan = []
     for i in range(calls):
         name = names[i % len(names)]
-        backend = backends[name]
-        ops = backend.info.operations
-        k = turns[name]
+        eids = opened[name].backend.endpoints()
+        plan.append(_Planned(f"demo-{i + 1:05d}", name, eids[turns[name] % len(eids)]))
         turns[name] += 1
-        eids = backend.endpoints()
-        if "chat" in ops and not ("embed" in ops and k % 4 == 3):
-            op = "chat"
-        elif "embed" in ops:
-            op = "embed"
-        else:
-            op = "generate"
-        plan.append(_Planned(f"demo-{i + 1:05d}", name, eids[k % len(eids)], op))
     return plan
 
 
-async def _one(backend: Backend, call: _Planned) -> None:
-    if call.operation == "embed":
-        await backend.aembed([f"demo text {call.call_id}"], endpoint_id=call.endpoint,
-                             request_id=call.call_id)
-    elif call.operation == "chat":
-        await backend.achat([{"role": "user", "content": f"Demo question {call.call_id}"}],
-                            endpoint_id=call.endpoint, request_id=call.call_id)
-    else:
-        await backend.agenerate(f"Demo prompt {call.call_id}", endpoint_id=call.endpoint,
-                                request_id=call.call_id)
+def _one(demoed: _Demoed, call: _Planned) -> _Outcome:
+    """The case's own call on the planned endpoint, with the planned request ID."""
+    try:
+        demoed.case.call(demoed.backend, call.endpoint, call.call_id)
+    except IpfsAccelError as exc:
+        return _Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
+    return _Outcome(ok=True)
 
 
 def _status(outcomes: dict[str, list[_Outcome]], backends: dict[str, Backend]) -> str:
@@ -112,36 +120,34 @@ def _status(outcomes: dict[str, list[_Outcome]], backends: dict[str, Backend]) -
             f"{agg.queued} queued [cyan]{agg.output_tokens} tokens[/]")
 
 
-async def _run_all(
-    plan: list[_Planned], backends: dict[str, Backend], progress: Progress,
+def _run_all(
+    plan: list[_Planned], opened: dict[str, _Demoed], progress: Progress,
 ) -> dict[str, list[_Outcome]]:
     outcomes: dict[str, list[_Outcome]] = {}
+    backends = {name: d.backend for name, d in opened.items()}
     per_backend = Counter(c.backend for c in plan)
     total_task = progress.add_task("all", total=len(plan), status="")
     tasks = {name: progress.add_task(f"  {name}", total=n, status="")
              for name, n in per_backend.items()}
-
-    async def one(call: _Planned) -> None:
-        try:
-            await _one(backends[call.backend], call)
-        except IpfsAccelError as exc:
-            outcome = _Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
-        else:
-            outcome = _Outcome(ok=True)
-        outcomes.setdefault(call.call_id, []).append(outcome)
-        progress.advance(tasks[call.backend])
-        progress.advance(total_task)
-
-    work = asyncio.gather(*(one(c) for c in plan))
+    pool = ThreadPoolExecutor(max_workers=min(len(plan), _MAX_THREADS),
+                              thread_name_prefix="ipfs-accel-demo")
     try:
-        while not work.done():
+        running: dict[Future[_Outcome], _Planned] = {
+            pool.submit(_one, opened[c.backend], c): c for c in plan}
+        pending = set(running)
+        while pending:
             progress.update(total_task, status=_status(outcomes, backends))
-            await asyncio.wait({work}, timeout=0.1)
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            for future in done:
+                call = running[future]
+                outcomes.setdefault(call.call_id, []).append(future.result())
+                progress.advance(tasks[call.backend])
+                progress.advance(total_task)
         progress.update(total_task, status=_status(outcomes, backends))
-        await work
     finally:
+        pool.shutdown(cancel_futures=True)  # on Ctrl-C: calls not started never start
         for backend in backends.values():
-            await backend.aclose()
+            backend.close()
     return outcomes
 
 
@@ -150,8 +156,6 @@ def _attempts(server: FaultServer, backends: dict[str, Backend]) -> Counter[int]
     headers = {b.info.request_id_header.lower() for b in backends.values()}
     per_call: Counter[str] = Counter()
     for request in server.requests:
-        if request.method == "GET":  # tei's one-off /info probe is not an attempt
-            continue
         for name in headers:
             rid = request.header(name)
             if rid:
@@ -200,34 +204,44 @@ def run_demo(
     stats_file: Path | None,
     console: Console,
     out: Console,
+    registry: Registry | None = None,
 ) -> int:
-    """Run the demo; return the exit code (0 only when every check passed)."""
-    unknown = [b for b in backends if b not in DEMO_BACKENDS]
+    """Run the demo; return the exit code (0 only when every check passed).
+
+    Every backend in ``registry`` (the installed ones by default) whose plugin has a
+    conformance case takes part, or only ``backends`` when given.
+    """
+    registry = Registry() if registry is None else registry
+    installed = registry.names()
+    unknown = [b for b in backends if b not in installed]
     if unknown:
-        raise CliError(f"the demo has no server for backend {unknown[0]!r}",
-                       hint=f"choose from {', '.join(DEMO_BACKENDS)}")
-    wanted = [b for b in DEMO_BACKENDS if b in backends] if backends else list(DEMO_BACKENDS)
-    opened = _open_backends(Registry(), wanted, console)
+        raise CliError(f"the demo has no backend {unknown[0]!r} (it is not installed)",
+                       hint=f"choose from {', '.join(installed) or 'no installed backend'}")
+    wanted = [b for b in installed if b in backends] if backends else installed
+    opened = _open_backends(registry, wanted, console)
     if not opened:
-        raise CliError("no backend plugin installed for the demo",
+        raise CliError("no installed backend plugin has a conformance case for the demo",
                        hint="pip install ipfs-accel-plugin-openai (or any other backend)")
-    responder = DemoResponder(seed=seed, retry_after=_RETRY_AFTER, delay=(0.05, 0.3))
+    responder = DemoResponder({name: d.case for name, d in opened.items()}, seed=seed,
+                              retry_after=_RETRY_AFTER, delay=(0.05, 0.3))
     with FaultServer(responder=responder) as server:
-        for name, backend in opened.items():
+        for name, demoed in opened.items():
             for i in range(1, endpoints + 1):
                 eid = f"{name}-{i}"
-                backend.create_endpoint(
-                    eid, base_url=f"{server.base_url}/ep/{eid}", api_key=endpoint_key(eid),
-                    model=None if backend.info.default_model else "demo-model",
-                    max_concurrent_requests=1 + i % 4, queue_size=max(100, calls),
-                    max_retries=10, initial_retry_delay=0.05, max_retry_delay=0.5,
-                    timeout=10.0,
-                )
+                demoed.backend.create_endpoint(eid, **{
+                    **demoed.case.settings,
+                    "base_url": f"{server.base_url}/ep/{eid}", "api_key": endpoint_key(eid),
+                    "max_concurrent_requests": 1 + i % 4, "queue_size": max(100, calls),
+                    "max_retries": 10, "initial_retry_delay": 0.05, "max_retry_delay": 0.5,
+                    "timeout": 10.0,
+                })
+        overloaded = "/".join(sorted({str(d.case.overloaded.status) for d in opened.values()}))
         console.print(
-            f"[bold]ipfs-accel demo[/]: loopback server {server.base_url} speaking "
-            f"{len(opened)} protocols ({', '.join(opened)}); {endpoints} endpoints each, "
-            "own fake key, concurrency 1-4\nfaults injected (seed "
-            f"{seed}): ~10% 429 + Retry-After {_RETRY_AFTER:g}s, ~5% 503/529, ~5% 500, "
+            f"[bold]ipfs-accel demo[/]: loopback server {server.base_url} replaying the "
+            f"canned answers of {len(opened)} plugin{'s' if len(opened) != 1 else ''} "
+            f"({', '.join(opened)}); {endpoints} "
+            "endpoints each, own fake key, concurrency 1-4\nfaults injected (seed "
+            f"{seed}): ~10% 429 + Retry-After {_RETRY_AFTER:g}s, ~5% {overloaded}, ~5% 500, "
             "~3% dropped connections")
         plan = _plan(opened, calls)
         progress = Progress(
@@ -237,10 +251,11 @@ def run_demo(
         )
         started = time.monotonic()
         with progress:
-            outcomes = asyncio.run(_run_all(plan, opened, progress))
+            outcomes = _run_all(plan, opened, progress)
         elapsed = time.monotonic() - started
-        attempts = _attempts(server, opened)
-    return _report(plan, outcomes, opened, responder, attempts, elapsed, stats_file,
+        backends_used = {name: d.backend for name, d in opened.items()}
+        attempts = _attempts(server, backends_used)
+    return _report(plan, outcomes, backends_used, responder, attempts, elapsed, stats_file,
                    console, out)
 
 
