@@ -25,14 +25,15 @@ the process's open-file limit (``ulimit -n``, often 1,024) the sort fails with
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import msgspec
 
 __all__ = [
     "Answers",
@@ -55,18 +56,25 @@ class Answers:
         self.repeated = False
 
 
+class _Answered(msgspec.Struct):
+    """What reading a results file needs of a record; the rest of it is skipped unread."""
+
+    line: int | None = None  # true is not a line number: msgspec rejects a bool for int
+    ok: Any = None  # only ``true`` means ok; any other value is an error, not a bad record
+
+
+_ANSWERED = msgspec.json.Decoder(_Answered)
+
+
 def _records(f: IO[bytes]) -> Iterator[tuple[int | None, bool, bytes]]:
     # (line number or None when the record has none, ok?, the raw line with its newline)
     for raw in f:
         try:
-            record = json.loads(raw)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            record = _ANSWERED.decode(raw)
+        except msgspec.DecodeError:  # not JSON, not an object, or a line that is no int
             yield None, False, raw
             continue
-        line = record.get("line") if isinstance(record, dict) else None
-        ok = isinstance(record, dict) and record.get("ok") is True
-        # bool is an int subclass; true is not a line number
-        yield (line if type(line) is int else None), ok, raw
+        yield record.line, record.ok is True, raw
 
 
 def _cut_torn_tail(path: Path) -> None:
