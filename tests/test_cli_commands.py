@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli_fixtures import FakeAPI, cli, cli_env, make_site, read_jsonl, script
@@ -198,6 +199,36 @@ def test_run_refuses_to_overwrite_and_stats_rejects_other_files(
     r = cli(["stats", str(batch)], env=keyed)
     assert r.returncode == 2
     assert "not" in _one_error_line(r.stderr)
+
+
+def test_stats_reads_the_file_by_type_and_names_a_wrong_field(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`stats FILE` shows a saved file (and --json gives it back with average latency); a
+    field of the wrong type is one line naming that field, not a crash drawing the table."""
+    stats = {"total_requests": 3, "successful_requests": 2, "failed_requests": 1,
+             "retries": 4, "latency_seconds_total": 1.5, "latency_seconds_max": 1.0,
+             "average_latency_seconds": 0.5}
+    document: dict[str, Any] = {"format": "ipfs-accel-stats/1", "written_at": "2025-01-01T00:00:00+0000",
+                                 "endpoints": [{"backend": "b", "endpoint": "b-1",
+                                                "base_url": "http://h", "stats": stats}],
+                                 "aggregate": {**stats, "endpoints_count": 1}}
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps(document))
+    r = cli(["stats", str(path)], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "b-1" in r.stdout and "1 endpoints" in r.stdout
+    r = cli(["stats", str(path), "--json"], env=env)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["endpoints"][0]["stats"]["retries"] == 4
+    assert shown["aggregate"]["average_latency_seconds"] == 0.5
+    document["endpoints"][0]["stats"] = {**stats, "retries": "four"}
+    path.write_text(json.dumps(document))
+    r = cli(["stats", str(path)], env=env)
+    assert r.returncode == 2
+    line = _one_error_line(r.stderr)
+    assert "endpoints[0].stats.retries" in line and "`int`" in line
 
 
 def test_run_resume_after_kill_answers_every_line_exactly_once(

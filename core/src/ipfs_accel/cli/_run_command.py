@@ -1,0 +1,137 @@
+"""The ``run`` command's wiring: its options, resuming, the progress bar, the stats file.
+
+The batch itself (typed input lines, the workers, writing each result) is :mod:`._run`;
+reading and rewriting the results file is :mod:`._results`.
+"""
+
+# Imports inside the command are deliberate: `ipfs-accel --help` does not load the batch
+# runner; typer commands take their options as parameters.
+# ruff: noqa: PLC0415, PLR0917
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from .._registry import Registry
+from ._common import CliError, open_backend
+from ._options import BackendOpt, KeyEnvOpt, ModelOpt, RetriesOpt, TimeoutOpt, err, settings
+
+if TYPE_CHECKING:
+    from ._results import Answers
+    from ._run import Item
+
+__all__ = ["run"]
+
+
+def _resume_note(answers: Answers, output: Path, to_go: int, *, retry_failed: bool) -> str:
+    failed = len(answers.failed)
+    again = (f", {failed} failed ones again" if retry_failed
+             else f" ({failed} failed: --retry-failed runs them again)" if failed else "")
+    return (f"resuming: {len(answers.ok | answers.failed)} lines already answered in "
+            f"{output}, {to_go} to go{again}")
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="JSONL input, one call per line.",
+                                         show_default=False)],
+    backend: BackendOpt,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Results JSONL (default: FILE with .results.jsonl).")] = None,
+    endpoint_url: Annotated[list[str] | None, typer.Option(
+        "--endpoint-url", "-u", help="Server base URL; repeat for several endpoints (calls go "
+        "to the least loaded).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1,
+                                             help="Calls in flight at once.")] = 8,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip the lines OUTPUT already "
+                                         "answers, wherever they are in it, and append the "
+                                         "rest.")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="With --resume (implied): run again the lines whose latest "
+        "result in OUTPUT is an error; the new result replaces the old one.")] = False,
+    ordered: Annotated[bool, typer.Option(
+        "--ordered", help="When the batch completes, rewrite OUTPUT in input order, one "
+        "result per line (streaming, memory bounded).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it "
+                                            "exists.")] = False,
+    model: ModelOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    stats_file: Annotated[Path | None, typer.Option(
+        "--stats-file", help="Write the final per-endpoint stats as JSON here; show them "
+        "again later with `ipfs-accel stats FILE`.")] = None,
+    timeout: TimeoutOpt = None,
+    max_retries: RetriesOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or stats "
+                                        "table.")] = False,
+) -> None:
+    """Run a batch of calls from a JSONL file, results as JSONL as each call ends.
+
+    Each line is {"id": ..., "messages": [...]} (chat), {"prompt": "..."} or
+    {"input": "..." | [...]} (embed), with optional "model", "params", "request_id".
+    Each result line is {"line": n, "id": ..., "ok": true, "text"/"vectors", "usage",
+    "request_id"} or {"line": n, "ok": false, "error": {"type", "message", "status",
+    "request_id"}}. Bad lines are answered with an error and do not stop the batch.
+    Results are written and fsynced as each call ends, so they come in completion order
+    (--ordered sorts them by line at the end): after a crash or Ctrl-C, rerun with --resume.
+    At the end the per-endpoint stats table is printed (and written with --stats-file).
+    Exit code 1 when any line failed.
+    """
+    from . import _results, _run
+    from ._view import stats_document, stats_table, write_stats_file
+
+    if not file.is_file():
+        raise CliError(f"input file {file} not found")
+    resume = resume or retry_failed
+    output = output or file.with_name(file.name.removesuffix(".jsonl") + ".results.jsonl")
+    if output.exists() and not (resume or overwrite) and output.stat().st_size > 0:
+        raise CliError(f"output {output} already exists",
+                       hint="pass --resume to continue it or --overwrite to start again")
+    be, ids, urls, _env = open_backend(
+        Registry(), backend, endpoint_urls=endpoint_url or [], api_key_env=api_key_env,
+        model=model, settings={**settings(timeout, max_retries),
+                               "max_concurrent_requests": concurrency,
+                               "queue_size": max(100, concurrency)})
+    answers = _results.read_answers(output) if resume else _results.Answers()
+    skip = answers.ok if retry_failed else answers.ok | answers.failed
+    counters = _run.BatchCounters(_run.count_lines(file, skip=skip))
+    if answers.ok or answers.failed:
+        err.print(_resume_note(answers, output, counters.total, retry_failed=retry_failed))
+
+    def bad_line(item: Item) -> None:
+        err.print(f"[yellow]{escape(str(file))}:{item.line}: skipped, "
+                  f"{escape(item.error or '')}[/]")
+
+    interrupted = False
+    items = _run.parse_lines(file, be.info.operations, skip=skip)
+    with output.open("a" if resume else "w", encoding="utf-8") as f:
+        coro = _run.run_batch(be, ids, items, f, concurrency=concurrency, counters=counters,
+                              on_bad_line=bad_line)
+        try:
+            if quiet:
+                asyncio.run(coro)
+            else:
+                from ._progress import run_with_progress
+
+                run_with_progress(coro, counters, [be], err)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            items.close()
+    if not interrupted:
+        _results.finish_results(output, answers, ordered=ordered, retried=retry_failed)
+    if not quiet:
+        err.print(stats_table(stats_document([be], urls=urls)))
+    if stats_file is not None:
+        write_stats_file(stats_file, stats_document([be], urls=urls))
+    if interrupted:
+        err.print(f"interrupted: {counters.written} more lines answered in {output}; rerun "
+                  "with --resume to finish")
+        raise typer.Exit(130)
+    err.print(f"{counters.ok} ok, {counters.failed} failed, {counters.bad} bad lines; "
+              f"results in {output}")
+    if counters.failed or counters.bad:
+        raise typer.Exit(1)
