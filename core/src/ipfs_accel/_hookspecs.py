@@ -76,6 +76,8 @@ def conformance_case() -> Case:  # type: ignore[empty-body]
 
     The case says how to make one valid call, the API's canned success reply, how the key
     and the request ID travel. ``ipfs-accel report`` runs the checks live for every
-    installed plugin that implements this hook (the others show as "no case"). Import
+    installed plugin that implements this hook (the others show as "no case"), and
+    ``ipfs-accel demo`` replays the case's canned answers (with faults injected) to show the
+    plugin at work: the core itself knows no API's wire format. Import
     ``ipfs_accel.testing`` inside the hook, so normal use never loads the kit.
     """
