@@ -21,6 +21,9 @@ fit it to the Struct themselves, so a wrong-typed field is an error there too.
 Error bodies stay generic: they come from whatever stands in front of the server (proxies,
 gateways, load balancers) as often as from the API, and classification must read what it
 can from any body, field by field, and never raise. :func:`error_fields` does that.
+
+The Structs live in ``_openai_wire``, the request builders in ``_openai_requests`` and the
+error reading in ``_openai_errors``; this module is the one place plugins import them from.
 """
 
 from __future__ import annotations
@@ -33,16 +36,30 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._classify import default_classification
-from ._errors import ConfigurationError, ErrorKind, UnsupportedOperationError
+from ._errors import UnsupportedOperationError
+from ._openai_errors import classify_error, error_fields
+from ._openai_requests import bearer_headers, chat_body, completion_body, embeddings_body
+from ._openai_wire import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatMessage,
+    ChunkChoice,
+    ChunkDelta,
+    Completion,
+    CompletionChoice,
+    CompletionUsage,
+    ContentPart,
+    Embedding,
+    Embeddings,
+    PromptTokensDetails,
+)
 from ._settings import EndpointConfig
 from ._types import (
     Call,
     ChatResult,
-    Classification,
     EmbedResult,
     Exchange,
-    Failure,
     Response,
     StreamChunk,
     StreamFailure,
@@ -80,123 +97,6 @@ __all__ = [
 ]
 
 
-# --- What the server sends -----------------------------------------------------------------
-# omit_defaults: msgspec.to_builtins of a Struct gives back only the fields the body had
-# (EmbedResult.raw is built that way, without the vectors).
-
-
-class PromptTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``usage.prompt_tokens_details``: prompt-cache reads (and writes, where reported)."""
-
-    cached_tokens: int | None = None
-    cache_write_tokens: int | None = None
-
-
-class CompletionUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``usage`` of a body or of a stream's last chunk (``CompletionUsage`` in the spec).
-
-    The ``*_time`` fields are Groq's timings (seconds), kept in ``Usage.details``.
-    """
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    prompt_tokens_details: PromptTokensDetails | None = None
-    queue_time: float | None = None
-    prompt_time: float | None = None
-    completion_time: float | None = None
-    total_time: float | None = None
-
-
-class ContentPart(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One part of a ``content`` given as a list (a text part; others have no ``text``)."""
-
-    text: str | None = None
-
-
-class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``choices[].message`` of a chat completion."""
-
-    content: str | list[ContentPart] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-
-
-class ChatChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``choices[]`` of a chat completion."""
-
-    message: ChatMessage | None = None
-    finish_reason: str | None = None
-
-
-class ChatCompletion(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A ``chat.completion`` body (``POST /chat/completions``)."""
-
-    choices: list[ChatChoice] = []
-    model: str | None = None
-    usage: CompletionUsage | None = None
-
-
-class ChunkDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``choices[].delta`` of a chat stream chunk."""
-
-    content: str | list[ContentPart] | None = None
-
-
-class ChunkChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``choices[]`` of a chat stream chunk."""
-
-    delta: ChunkDelta | None = None
-    finish_reason: str | None = None
-
-
-class ChatCompletionChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One ``chat.completion.chunk`` stream event; the usage-only last chunk has no choices.
-
-    ``error`` is whatever the server put there: a chunk whose ``error`` is truthy ends the
-    stream as a failure, and ``classify_error`` reads the event generically.
-    """
-
-    choices: list[ChunkChoice] = []
-    model: str | None = None
-    usage: CompletionUsage | None = None
-    error: Any = None
-
-
-class CompletionChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``choices[]`` of a legacy completion (or of one of its stream events)."""
-
-    text: str | None = None
-    finish_reason: str | None = None
-
-
-class Completion(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A ``text_completion`` body (``POST /completions``), and each event of its stream."""
-
-    choices: list[CompletionChoice] = []
-    model: str | None = None
-    usage: CompletionUsage | None = None
-    error: Any = None
-
-
-class Embedding(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One row of an embeddings answer: floats, or (``encoding_format="base64"``) a string.
-
-    A row without ``index`` keeps its position.
-    """
-
-    embedding: list[float] | str
-    index: int | None = None
-
-
-class Embeddings(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An embeddings answer (``POST /embeddings``): ``{"object": "list", "data": [...]}``."""
-
-    data: list[Embedding]
-    object: str | None = None
-    model: str | None = None
-    usage: CompletionUsage | None = None
-
-
 _T = TypeVar("_T", bound=msgspec.Struct)
 
 
@@ -208,75 +108,6 @@ def _fit(data: Any, type_: type[_T]) -> _T:
     if not isinstance(data, Mapping):
         raise ValueError("the body is not a JSON object")
     return msgspec.convert(data, type_)
-
-
-# --- Requests ------------------------------------------------------------------------------
-
-
-def bearer_headers(endpoint: EndpointConfig) -> dict[str, str]:
-    """``Authorization: Bearer <key>`` when the endpoint has a key, else nothing."""
-    key = endpoint.api_key
-    return {"authorization": f"Bearer {key.reveal()}"} if key is not None else {}
-
-
-def _model(call: Call) -> str:
-    if not call.model:
-        raise ConfigurationError(
-            f"{call.operation} needs a model: pass model=, or set it on the endpoint"
-        )
-    return call.model
-
-
-def _params(call: Call, max_tokens_field: str) -> dict[str, Any]:
-    params = dict(call.params)
-    if max_tokens_field != "max_tokens" and "max_tokens" in params:
-        params[max_tokens_field] = params.pop("max_tokens")
-    return params
-
-
-def chat_body(
-    call: Call, *, stream: bool = False, include_usage: bool = True,
-    max_tokens_field: str = "max_tokens", require_model: bool = True,
-) -> dict[str, Any]:
-    """The ``/chat/completions`` body for a chat call (a generate call becomes one user turn)."""
-    messages = call.messages
-    if messages is None:
-        messages = [{"role": "user", "content": call.prompt or ""}]
-    body: dict[str, Any] = {"messages": messages}
-    if require_model or call.model:
-        body["model"] = _model(call)
-    body.update(_params(call, max_tokens_field))
-    if stream:
-        body["stream"] = True
-        if include_usage:
-            options = dict(body.get("stream_options") or {})
-            options.setdefault("include_usage", True)
-            body["stream_options"] = options
-    return body
-
-
-def completion_body(
-    call: Call, *, stream: bool = False, include_usage: bool = True, require_model: bool = True
-) -> dict[str, Any]:
-    """The legacy ``/completions`` body for a generate call."""
-    body: dict[str, Any] = {"prompt": call.prompt or ""}
-    if require_model or call.model:
-        body["model"] = _model(call)
-    body.update(call.params)
-    if stream:
-        body["stream"] = True
-        if include_usage:
-            body["stream_options"] = {"include_usage": True, **(body.get("stream_options") or {})}
-    return body
-
-
-def embeddings_body(call: Call, *, require_model: bool = True) -> dict[str, Any]:
-    """The ``/embeddings`` body for an embed call."""
-    body: dict[str, Any] = {"input": call.inputs or []}
-    if require_model or call.model:
-        body["model"] = _model(call)
-    body.update(call.params)
-    return body
 
 
 # --- Answers -------------------------------------------------------------------------------
@@ -460,57 +291,6 @@ def parse_completion_event(event: Event) -> StreamChunk | StreamFailure | None:
     choice = data.choices[0]
     return StreamChunk(delta=choice.text or "", finish_reason=choice.finish_reason,
                        raw=_event_raw(event))
-
-
-# --- Errors --------------------------------------------------------------------------------
-
-
-def error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
-    """``(message, type, code)`` from ``{"error": {...}}`` or ``{"error": "...", ...}``.
-
-    Read field by field from a generic body, and total: a field of another type is ``None``
-    and the others are still read (see the module docstring for why error bodies are not
-    Structs).
-    """
-    if not isinstance(data, Mapping):
-        return None, None, None
-    err = data.get("error")
-    if isinstance(err, Mapping):
-        message, kind, code = err.get("message"), err.get("type"), err.get("code")
-        return (
-            message if isinstance(message, str) else None,
-            kind if isinstance(kind, str) else None,
-            str(code) if code is not None else None,
-        )
-    if isinstance(err, str):
-        kind = data.get("error_type") or data.get("type")
-        return err, kind if isinstance(kind, str) else None, None
-    return None, None, None
-
-
-_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
-
-
-def classify_error(failure: Failure) -> Classification:
-    """OpenAI's error semantics over the default classification.
-
-    ``insufficient_quota`` (429) is not retried: waiting does not fix billing.
-    ``context_length_exceeded`` becomes a context-length error. The error code is kept.
-    """
-    c = default_classification(failure)
-    message, type_, code = error_fields(failure.data)
-    code = code or type_
-    if code in ("insufficient_quota", "billing_hard_limit_reached") or type_ == "insufficient_quota":
-        return Classification(
-            kind=ErrorKind.QUOTA_EXCEEDED, retryable=False, message=c.message, code=code
-        )
-    if code in _CONTEXT_CODES:
-        c.kind = ErrorKind.CONTEXT_LENGTH
-        c.retryable = False
-    if message and not c.message:
-        c.message = message
-    c.code = code
-    return c
 
 
 # --- The whole exchange --------------------------------------------------------------------
