@@ -67,7 +67,8 @@ def _seconds(value: Any) -> float | None:
             whole = int(whole)
         if isinstance(whole, int | float) and isinstance(nanos, int | float):
             seconds = float(whole) + float(nanos) / 1e9
-    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= 86_400:
+    # a long wait is kept as said: the endpoint's max_retry_after decides whether to wait it
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return None
     return seconds
 
