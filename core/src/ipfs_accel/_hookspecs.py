@@ -34,6 +34,9 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Mark a plugin's hook implementations: ``@ipfs_accel.hookimpl``."""
 
+# A hook spec is a signature and a docstring, never a body: mypy's empty-body check does not
+# apply to them (hence the ignores below).
+
 
 @hookspec(firstresult=True)
 def backend_info() -> BackendInfo:  # type: ignore[empty-body]

@@ -133,4 +133,4 @@ class PluginHooks:
         """The plugin's conformance case, or ``None`` when it offers none (optional hook)."""
         if self._case is None:
             return None
-        return self._case()  # type: ignore[no-any-return]
+        return self._case()  # type: ignore[no-any-return]  # pluggy's hook callers are untyped

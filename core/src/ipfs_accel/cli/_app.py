@@ -226,7 +226,7 @@ def run_app(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return
         if _State.debug:
             err.print_exception()
         if _is_usage_error(exc):
-            exc.show()  # type: ignore[attr-defined]
+            exc.show()  # type: ignore[attr-defined]  # a click UsageError: typed as Exception here
             return int(getattr(exc, "exit_code", 2))
         if type(exc).__name__ == "Abort":
             err.print("interrupted")
