@@ -45,6 +45,7 @@ from ._secrets import Secret
 from ._settings import EndpointConfig, EndpointSettings
 from ._stats import Stats
 from ._types import (
+    FINISH_REASONS,
     BackendInfo,
     Call,
     ChatResult,
@@ -58,6 +59,7 @@ from ._types import (
     StreamChunk,
     StreamFailure,
     Usage,
+    normalize_finish_reason,
 )
 from ._wire import Event, decode_json
 
@@ -65,6 +67,7 @@ logging.getLogger("ipfs_accel").addHandler(logging.NullHandler())  # silent unti
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FINISH_REASONS",
     "APIStatusError",
     "AuthenticationError",
     "Backend",
@@ -112,6 +115,7 @@ __all__ = [
     "error_message",
     "hookimpl",
     "new_request_id",
+    "normalize_finish_reason",
     "parse_retry_after",
 ]
 

@@ -196,9 +196,11 @@ class Backend:
                 inputs = [inputs]
             elif not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
                 raise ConfigurationError("inputs must be a string or a list of strings")
+        named = model or endpoint.config.settings.model
         call = Call(
             operation=operation,
-            model=model or endpoint.config.model,
+            model=named or self.info.default_models.get(operation) or endpoint.config.model,
+            model_named=bool(named),
             messages=messages,
             prompt=prompt,
             inputs=inputs,

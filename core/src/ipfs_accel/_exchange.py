@@ -43,6 +43,7 @@ from ._types import (
     InvokeResult,
     Response,
     Usage,
+    fit_finish_reason,
 )
 from ._validate import check_result, check_usage
 from ._wire import decode_json, decode_typed, is_json
@@ -300,11 +301,24 @@ class Exchanger:
             result.usage = reported if usage is None else usage.plus(reported)
         elif usage is not None:
             result.usage = usage.plus(result.usage)
-        result.request_id = call.request_id
-        if result.server_request_id is None:
-            result.server_request_id = self.server_request_id(config, resp.headers)
+        self._stamp(config, call, resp, result)
         check_result(result, call, self.backend, config.endpoint_id, result.server_request_id)
+        if isinstance(result, ChatResult):
+            fit_finish_reason(result)
         return result
+
+    def _stamp(
+        self, config: EndpointConfig, call: Call, resp: httpx2.Response, result: Result
+    ) -> None:
+        """Both request IDs on a result. One rule for unary calls and streams: the server's
+        ID header wins; an ID only the body carries (Gemini's responseId) stands in when
+        there is no header."""
+        result.request_id = call.request_id
+        header_id = self.server_request_id(config, resp.headers)
+        if header_id is not None:
+            result.server_request_id = header_id
+        elif result.server_request_id is not None:
+            result.server_request_id = config.scrub(result.server_request_id)
 
     def open_sync(
         self, client: httpx2.Client, config: EndpointConfig, call: Call,

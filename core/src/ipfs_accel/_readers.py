@@ -22,7 +22,7 @@ from ._errors import CallError, StreamInterruptedError
 from ._exchange import Exchanger, loop_time
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
-from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage
+from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage, fit_finish_reason
 from ._validate import check_chunk, check_usage
 from ._watchdog import watch
 from ._wire import Event, aiter_events, event_decoder, iter_events
@@ -34,7 +34,8 @@ class _StreamBase:
     """What the sync and async stream readers share: turning events into chunks."""
 
     __slots__ = ("bound", "call", "config", "deadline_at", "done", "exchange",
-                 "finish_reason", "headers", "idle", "response", "server_request_id", "usage",
+                 "finish_reason", "headers", "idle", "native_finish_reason", "response",
+                 "server_request_id", "usage",
                  "x", "yielded")
 
     def __init__(
@@ -51,6 +52,7 @@ class _StreamBase:
         self.bound = Bound(math.inf, "attempt")  # the limit of the wait in progress
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.native_finish_reason: str | None = None
         self.done = False
         self.yielded = False
         self.server_request_id: str | None = None
@@ -90,6 +92,7 @@ class _StreamBase:
         if out is None:
             return None
         check_chunk(out, self.call, x.backend, self.config.endpoint_id, self.server_request_id)
+        fit_finish_reason(out)
         out.request_id = self.call.request_id
         if self.server_request_id is None and out.server_request_id:
             # an ID only the body carries (Gemini's responseId) stands in for a header's
@@ -97,6 +100,7 @@ class _StreamBase:
         out.server_request_id = self.server_request_id
         if out.finish_reason is not None:
             self.finish_reason = out.finish_reason
+            self.native_finish_reason = out.native_finish_reason
         if out.done:
             self.done = True
             return self.final(out)
@@ -109,6 +113,7 @@ class _StreamBase:
         self.usage = last.usage
         if last.finish_reason is None:
             last.finish_reason = self.finish_reason
+            last.native_finish_reason = self.native_finish_reason
         return last
 
     def idle_bound(self, now: float) -> Bound:

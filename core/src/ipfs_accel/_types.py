@@ -16,6 +16,7 @@ from ._errors import ErrorKind
 from ._secrets import mask_secret_values
 
 __all__ = [
+    "FINISH_REASONS",
     "BackendInfo",
     "Call",
     "ChatResult",
@@ -29,6 +30,8 @@ __all__ = [
     "StreamChunk",
     "StreamFailure",
     "Usage",
+    "fit_finish_reason",
+    "normalize_finish_reason",
 ]
 
 class _Shown:
@@ -75,6 +78,10 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     ``options`` is a Struct type of the plugin's own endpoint settings (for example the
     ``anthropic_version`` header); the core validates ``create_endpoint`` keywords that are not
     core settings against it, and hands the instance to ``send`` as ``endpoint.options``.
+
+    ``default_models`` names a default per operation (``{"embed": "text-embedding-3-small"}``)
+    where one model cannot serve them all; ``default_model`` serves the operations it does not
+    name. A default is used only when neither the call nor the endpoint names a model.
     """
 
     name: str
@@ -84,6 +91,7 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     api_key_env: tuple[str, ...] = ()
     api_key_required: bool = False
     default_model: str | None = None
+    default_models: Mapping[str, str] = {}
     operations: frozenset[str] = frozenset()
     request_id_header: str = "X-Request-ID"
     server_request_id_headers: tuple[str, ...] = ("x-request-id", "request-id")
@@ -96,10 +104,16 @@ class Call(msgspec.Struct, kw_only=True):
     ``params`` holds the keyword parameters: the common ``max_tokens``, ``temperature``,
     ``top_p`` and ``stop`` (the plugin maps them to its API's names) and anything else,
     which the plugin passes through to the API unchanged.
+
+    ``model`` is always filled when there is one: the call's ``model=``, else the endpoint's
+    ``model`` setting, else the backend's default for the operation. ``model_named`` says
+    whether the user named it (the call or the endpoint): a named model is sent as given,
+    never swapped for another.
     """
 
     operation: str
     model: str | None = None
+    model_named: bool = False
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     inputs: list[str] | None = None
@@ -179,11 +193,43 @@ class Usage(msgspec.Struct, kw_only=True):
         )
 
 
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
+"""The one vocabulary of ``finish_reason`` (OpenAI's, plus ``error`` and ``other``)."""
+
+
+def normalize_finish_reason(native: str | None, table: Mapping[str, str]) -> str | None:
+    """``native`` (an API's own stop reason) in the one vocabulary: by ``table`` (the API's
+    values, in any case, to :data:`FINISH_REASONS`), as it is when already in it, else
+    ``"other"``; ``None`` stays ``None``. Plugins keep ``native`` in ``native_finish_reason``.
+    """
+    if native is None:
+        return None
+    mapped = table.get(native) or table.get(native.lower())
+    if mapped is not None:
+        return mapped
+    return native if native in FINISH_REASONS else "other"
+
+
+def fit_finish_reason(result: ChatResult | StreamChunk) -> None:
+    """Hold the core's promise for any plugin: a ``finish_reason`` outside the vocabulary
+    moves to ``native_finish_reason`` (unless the plugin set that) and becomes ``"other"``."""
+    reason = result.finish_reason
+    if reason is not None and reason not in FINISH_REASONS:
+        if result.native_finish_reason is None:
+            result.native_finish_reason = reason
+        result.finish_reason = "other"
+
+
 class ChatResult(msgspec.Struct, kw_only=True):
-    """The result of ``chat`` or ``generate``, the same shape for every backend."""
+    """The result of ``chat`` or ``generate``, the same shape for every backend.
+
+    ``finish_reason`` is one of :data:`FINISH_REASONS` whatever the backend;
+    ``native_finish_reason`` is the API's own value (``end_turn``, ``STOP``, ``COMPLETE``...).
+    """
 
     text: str
     finish_reason: str | None = None
+    native_finish_reason: str | None = None
     model: str | None = None
     usage: Usage = msgspec.field(default_factory=Usage)
     request_id: str = ""
@@ -219,10 +265,12 @@ class StreamChunk(msgspec.Struct, kw_only=True):
     the core then yields one last chunk with ``done=True`` and the call's final ``usage``.
     A plugin may set ``server_request_id`` from an event when the server sends its ID only
     in the body; the core then puts it on this and later chunks (a header's ID wins).
+    ``finish_reason`` and ``native_finish_reason`` are as on :class:`ChatResult`.
     """
 
     delta: str = ""
     finish_reason: str | None = None
+    native_finish_reason: str | None = None
     done: bool = False
     usage: Usage | None = None
     request_id: str = ""
