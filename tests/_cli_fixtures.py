@@ -84,7 +84,9 @@ def parse_usage(operation: str, data: Any) -> Usage | None:
     usage = data.get("usage") if isinstance(data, dict) else None
     if not isinstance(usage, dict):
         return None
-    return Usage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"])
+    timing = {k: float(v) for k, v in usage.items() if k.endswith("_time")}
+    return Usage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"],
+                 cache_read_tokens=usage.get("cached_tokens", 0), details=timing)
 
 
 @hookimpl
@@ -193,7 +195,8 @@ class FakeAPI:
                     self._send(200, {
                         "model": body["model"],
                         "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 7}})
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 7,
+                                  "cached_tokens": 2, "queue_time": 0.25}})
 
             def _send(self, status: int, payload: Any, ctype: str = "application/json") -> None:
                 raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -78,7 +78,10 @@ def test_chat_json_reads_prompt_from_stdin(keyed: dict[str, str]) -> None:
     data = json.loads(r.stdout)
     assert data["text"] == "echo: from stdin\n"
     assert data["model"] == "m-9"
-    assert data["usage"] == {"input_tokens": 5, "output_tokens": 7, "total_tokens": 12}
+    assert data["usage"] == {"input_tokens": 5, "output_tokens": 7, "total_tokens": 12,
+                             "cache_read_tokens": 2, "cache_write_tokens": 0,
+                             "details": {"queue_time": 0.25}}
+    assert (data["finish_reason"], data["native_finish_reason"]) == ("stop", None)
     assert data["request_id"].startswith("req_")
 
 

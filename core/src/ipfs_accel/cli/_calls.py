@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Annotated, Any
 
+import msgspec
 import typer
 from rich.markup import escape
 
@@ -34,9 +35,10 @@ from ._options import (
 __all__ = ["chat", "embed"]
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens}
+def _usage(usage: Usage) -> dict[str, Any]:
+    """All of it, the cache counts and the API's own ``details`` included."""
+    out: dict[str, Any] = msgspec.structs.asdict(usage)
+    return out
 
 
 def chat(
@@ -83,6 +85,7 @@ def chat(
                 if json_out:
                     out.print_json(json.dumps({
                         "text": result.text, "finish_reason": result.finish_reason,
+                        "native_finish_reason": result.native_finish_reason,
                         "model": result.model, "usage": _usage(result.usage),
                         "request_id": result.request_id,
                         "server_request_id": result.server_request_id, "endpoint": ids[0],
