@@ -101,7 +101,7 @@ def test_chat_conforms(mock_pool: MockPool) -> None:  # noqa: F811
                           metadata={"user_id": "u-1"})
     assert_all_accepted(seen, MATCHED)
     assert result.text == EXAMPLE_TEXT
-    assert result.finish_reason == "end_turn"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "end_turn")
     assert (result.usage.input_tokens, result.usage.output_tokens) == (2095, 503)
     assert backend.get_stats().total_tokens == 2598
 

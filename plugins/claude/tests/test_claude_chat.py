@@ -59,7 +59,7 @@ def test_chat_request_and_result() -> None:
     assert req.headers["x-request-id"] == "rid-1"
     assert rec.body() == {"model": "claude-sonnet-4-6", "messages": HI, "max_tokens": 1024}
     assert result.text == "Hi! My name is Claude."
-    assert result.finish_reason == "end_turn"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "end_turn")
     assert result.model == "claude-sonnet-4-6"
     assert result.usage.input_tokens == 12
     assert result.usage.output_tokens == 7
@@ -232,7 +232,7 @@ def test_tool_use_blocks_in_result() -> None:
     backend, eid = make_backend(rec)
     result = backend.chat(HI, endpoint_id=eid)
     assert result.text == "Let me check."
-    assert result.finish_reason == "tool_use"
+    assert (result.finish_reason, result.native_finish_reason) == ("tool_calls", "tool_use")
     assert result.tool_calls is not None
     assert result.tool_calls[0]["name"] == "get_weather"
 

@@ -34,7 +34,7 @@ def test_stream_chat_request_and_chunks() -> None:
     assert "".join(c.delta for c in chunks) == "Hello!"
     last = chunks[-1]
     assert last.done
-    assert last.finish_reason == "end_turn"
+    assert (last.finish_reason, last.native_finish_reason) == ("stop", "end_turn")
     assert last.usage is not None
     assert (last.usage.input_tokens, last.usage.output_tokens) == (25, 15)
     assert all(c.request_id == "rid-s" for c in chunks)
@@ -67,7 +67,8 @@ def test_stream_generate_is_one_user_turn() -> None:
     assert body["stop_sequences"] == ["\n"]
     assert body["stream"] is True
     assert "".join(c.delta for c in chunks) == "42"
-    assert chunks[-1].finish_reason == "stop_sequence"
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == (
+        "stop", "stop_sequence")
 
 
 @pytest.mark.asyncio

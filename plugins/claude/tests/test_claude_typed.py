@@ -92,7 +92,7 @@ def test_null_stop_reason_and_missing_model_are_none() -> None:
     body = {k: v for k, v in message(stop_reason=None).items() if k != "model"}
     backend, eid = make_backend(Recorder(json_response(200, body)))
     result = backend.chat(HI, endpoint_id=eid)
-    assert (result.finish_reason, result.model) == (None, None)
+    assert (result.finish_reason, result.native_finish_reason, result.model) == (None, None, None)
 
 
 def _decode(type_: Any, body: dict[str, Any]) -> Any:
@@ -134,7 +134,8 @@ def test_unknown_stream_events_and_block_types_are_tolerated() -> None:
     backend, eid = make_backend(rec)
     chunks = list(backend.stream_chat(HI, endpoint_id=eid))
     assert "".join(c.delta for c in chunks) == "Hello"
-    assert chunks[-1].done and chunks[-1].finish_reason == "end_turn"
+    assert chunks[-1].done
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == ("stop", "end_turn")
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 15
 
 

@@ -19,6 +19,7 @@ from ipfs_accel import (
     Usage,
     decode_json,
     default_classification,
+    normalize_finish_reason,
 )
 
 from ._wire import (
@@ -32,7 +33,29 @@ from ._wire import (
 )
 from ._wire import Usage as WireUsage
 
-__all__ = ["classify", "error_fields", "parse_event", "parse_message", "usage_of"]
+__all__ = [
+    "FINISH_REASON_TABLE",
+    "classify",
+    "error_fields",
+    "parse_event",
+    "parse_message",
+    "usage_of",
+]
+
+FINISH_REASON_TABLE: Mapping[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    # the beta API's stop when the model's context window, not max_tokens, ran out
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    # the turn is unfinished: sent back as is, the API carries on; nothing in the vocabulary
+    "pause_turn": "other",
+    "compaction": "other",
+}
+"""Anthropic's ``stop_reason`` values (``StopReason`` and ``BetaStopReason`` in the spec)
+in the core's finish-reason vocabulary; any value not listed becomes ``"other"``."""
 
 
 def _count(value: int | None) -> int:
@@ -42,7 +65,8 @@ def _count(value: int | None) -> int:
 def parse_message(resp: Response) -> ChatResult:
     """A ``Message`` body (decoded by the core into :class:`~._wire.Message`) into a
     :class:`ChatResult`: text blocks joined, ``tool_use`` blocks as ``tool_calls``,
-    ``stop_reason`` as the finish reason. ``raw`` is the whole body."""
+    ``stop_reason`` as ``native_finish_reason`` and, by :data:`FINISH_REASON_TABLE`, as
+    ``finish_reason``. ``raw`` is the whole body."""
     data: Message = resp.data
     raw = decode_json(resp.content)
     blocks = data.content
@@ -52,7 +76,8 @@ def parse_message(resp: Response) -> ChatResult:
     tool_calls = [raw["content"][i] for i, b in enumerate(blocks) if b.type == "tool_use"]
     return ChatResult(
         text=text,
-        finish_reason=data.stop_reason,
+        finish_reason=normalize_finish_reason(data.stop_reason, FINISH_REASON_TABLE),
+        native_finish_reason=data.stop_reason,
         model=data.model,
         tool_calls=tool_calls or None,
         raw=raw,
@@ -102,7 +127,9 @@ def _chunk(data: Any) -> StreamChunk | None:
         block = data.content_block
         return StreamChunk(delta=block.text) if block.type == "text" and block.text else None
     if isinstance(data, MessageDelta):
-        return StreamChunk(finish_reason=data.delta.stop_reason)
+        native = data.delta.stop_reason
+        return StreamChunk(finish_reason=normalize_finish_reason(native, FINISH_REASON_TABLE),
+                           native_finish_reason=native)
     if isinstance(data, MessageStop):
         return StreamChunk(done=True)
     return None
@@ -112,10 +139,11 @@ def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
     """One SSE event of a streamed message, decoded by the core by its event name.
 
     ``content_block_delta`` with a ``text_delta`` carries text; ``message_delta`` the
-    stop reason; ``message_stop`` ends the stream; ``error`` is a failure. Usage is read
-    by the ``parse_usage`` hook from ``message_start`` and ``message_delta``. ``ping``,
-    ``message_start``, block stops, non-text deltas (tool input JSON, thinking) and event
-    types added later carry no text. A chunk's ``raw`` is the event's whole data.
+    stop reason (normalised as in :func:`parse_message`); ``message_stop`` ends the
+    stream; ``error`` is a failure. Usage is read by the ``parse_usage`` hook from
+    ``message_start`` and ``message_delta``. ``ping``, ``message_start``, block stops,
+    non-text deltas (tool input JSON, thinking) and event types added later carry no text.
+    A chunk's ``raw`` is the event's whole data.
     """
     data = event.json
     if event.event == "error" or (isinstance(data, dict) and data.get("type") == "error"):
