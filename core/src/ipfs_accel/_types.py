@@ -204,7 +204,10 @@ def normalize_finish_reason(native: str | None, table: Mapping[str, str]) -> str
     """
     if native is None:
         return None
-    mapped = table.get(native) or table.get(native.lower())
+    mapped = table.get(native)
+    if mapped is None:
+        low = native.lower()
+        mapped = next((v for k, v in table.items() if k.lower() == low), None)
     if mapped is not None:
         return mapped
     return native if native in FINISH_REASONS else "other"
