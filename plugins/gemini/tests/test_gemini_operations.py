@@ -64,7 +64,7 @@ def test_chat_result_fields_and_usage() -> None:
     eid = endpoint(b)
     result = b.chat([{"role": "user", "content": "Hi"}], endpoint_id=eid, request_id="req-1")
     assert result.text == "Fine."
-    assert result.finish_reason == "STOP"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "STOP")
     assert result.model == "gemini-2.5-flash"
     assert result.request_id == "req-1"
     assert result.server_request_id == "r-9"
@@ -136,7 +136,8 @@ def test_blocked_prompt_reports_the_block_reason() -> None:
     rec = Recorder(json_response(200, body))
     b = backend(rec)
     result = b.chat([{"role": "user", "content": "..."}], endpoint_id=endpoint(b))
-    assert (result.text, result.finish_reason, result.server_request_id) == ("", "SAFETY", "r-b")
+    assert (result.text, result.server_request_id) == ("", "r-b")
+    assert (result.finish_reason, result.native_finish_reason) == ("content_filter", "SAFETY")
 
 
 def test_gemini_shaped_messages_pass_through() -> None:

@@ -50,7 +50,8 @@ def test_stream_chat_request_and_chunks() -> None:
     }
     assert "".join(c.delta for c in chunks) == "Hello!"
     last = chunks[-1]
-    assert last.done and last.finish_reason == "STOP"
+    assert last.done
+    assert (last.finish_reason, last.native_finish_reason) == ("stop", "STOP")
     assert [c.done for c in chunks[:-1]] == [False] * (len(chunks) - 1)
     assert last.usage is not None
     assert (last.usage.input_tokens, last.usage.output_tokens) == (9, 3)
@@ -88,7 +89,9 @@ def test_blocked_prompt_ends_the_stream() -> None:
                          "usageMetadata": usage_metadata(4, 0)}]))
     b = backend(rec)
     chunks = list(b.stream_chat([{"role": "user", "content": "..."}], endpoint_id=endpoint(b)))
-    assert chunks[-1].done and chunks[-1].finish_reason == "PROHIBITED_CONTENT"
+    assert chunks[-1].done
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == (
+        "content_filter", "PROHIBITED_CONTENT")
 
 
 def test_mid_stream_error_raises_not_text() -> None:

@@ -52,14 +52,15 @@ __all__ = [
 DEFAULT_MODEL = "gemini-2.5-flash"
 """The chat model used when neither the call nor the endpoint names one."""
 DEFAULT_EMBED_MODEL = "gemini-embedding-001"
-"""The embedding model used by ``embed`` when the model is left at :data:`DEFAULT_MODEL`."""
+"""The embedding model used by ``embed`` when neither the call nor the endpoint names one."""
 
 
 class GeminiOptions(msgspec.Struct, kw_only=True, frozen=True):
     """Gemini endpoint settings, given to ``create_endpoint``.
 
     ``api_version`` is the path's version segment; ``embed_model`` is what ``embed`` uses
-    when no model other than the chat default was given.
+    when no model is named (a model named by the call or by the endpoint's ``model``
+    setting is sent as given, for ``embed`` too).
     """
 
     api_version: str = "v1beta"
@@ -80,6 +81,7 @@ def backend_info() -> BackendInfo:
         api_key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         api_key_required=True,
         default_model=DEFAULT_MODEL,
+        default_models={"embed": DEFAULT_EMBED_MODEL},
         operations=_OPERATIONS,
         options=GeminiOptions,
     )
@@ -100,7 +102,8 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     if operation not in _OPERATIONS:
         raise UnsupportedOperationError(f"gemini does not support {operation!r}")
     model = call.model
-    if operation == "embed" and (model is None or model == DEFAULT_MODEL):
+    if operation == "embed" and not call.model_named:
+        # the core filled in DEFAULT_EMBED_MODEL; this endpoint may have chosen its own
         model = options.embed_model
     base = f"/{options.api_version}/models/{model_id(model, operation)}"
     if operation == "embed":

@@ -2,12 +2,13 @@
 
 Every field of these responses is optional in the spec, so the readers tolerate absent
 ones: a response without candidates (a blocked prompt) is an empty reply whose finish
-reason is the ``promptFeedback.blockReason``.
+reason is the ``promptFeedback.blockReason``. Finish reasons are put in the core's
+vocabulary by :data:`FINISH_REASON_TABLE`; the API's own value stays beside them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -20,6 +21,7 @@ from ipfs_accel import (
     StreamFailure,
     Usage,
     decode_json,
+    normalize_finish_reason,
 )
 
 from ._wire import (
@@ -32,12 +34,50 @@ from ._wire import (
 )
 
 __all__ = [
+    "FINISH_REASON_TABLE",
     "parse_batch_embed",
     "parse_embed",
     "parse_event",
     "parse_generate",
     "usage_from",
 ]
+
+
+_FILTERED = "content_filter"
+
+FINISH_REASON_TABLE: Mapping[str, str] = {
+    # Candidate.FinishReason (generative_service.proto)
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": _FILTERED,
+    "RECITATION": _FILTERED,
+    "BLOCKLIST": _FILTERED,
+    "PROHIBITED_CONTENT": _FILTERED,
+    "SPII": _FILTERED,
+    "IMAGE_SAFETY": _FILTERED,
+    "IMAGE_PROHIBITED_CONTENT": _FILTERED,
+    "IMAGE_RECITATION": _FILTERED,
+    # the model's tool call was unusable: the turn failed rather than asked for tools
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+    "TOO_MANY_TOOL_CALLS": "error",
+    "LANGUAGE": "other",
+    "OTHER": "other",
+    "IMAGE_OTHER": "other",
+    "NO_IMAGE": "other",
+    "FINISH_REASON_UNSPECIFIED": "other",
+    # PromptFeedback.BlockReason, the finish reason of a blocked prompt (SAFETY, OTHER,
+    # BLOCKLIST, PROHIBITED_CONTENT and IMAGE_SAFETY are named as above)
+    "BLOCK_REASON_UNSPECIFIED": "other",
+}
+"""Gemini's ``finishReason`` and ``blockReason`` values in the core's finish-reason
+vocabulary; a value not listed becomes ``"other"``. A ``STOP`` whose candidate calls
+functions is ``tool_calls`` (Gemini has no reason of its own for it)."""
+
+
+def _finish(native: str | None, calls: list[Any] | None) -> str | None:
+    reason = normalize_finish_reason(native, FINISH_REASON_TABLE)
+    return "tool_calls" if reason == "stop" and calls else reason
 
 
 def _count(value: int) -> int:
@@ -89,12 +129,16 @@ def _candidate(data: GenerateContentResponse) -> tuple[str, str | None, list[Any
 
 
 def parse_generate(resp: Response) -> ChatResult:
-    """A ``GenerateContentResponse`` into a :class:`ChatResult`; ``raw`` is the whole body."""
+    """A ``GenerateContentResponse`` into a :class:`ChatResult`; ``raw`` is the whole body.
+
+    ``native_finish_reason`` is the first candidate's ``finishReason`` (or the prompt's
+    ``blockReason``), ``finish_reason`` that value in the core's vocabulary."""
     data: GenerateContentResponse = resp.data
     text, reason, calls = _candidate(data)
     return ChatResult(
         text=text,
-        finish_reason=reason,
+        finish_reason=_finish(reason, calls),
+        native_finish_reason=reason,
         model=data.model_version,
         server_request_id=data.response_id or None,
         tool_calls=calls,
@@ -148,8 +192,8 @@ def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
     (decoded by the core into :class:`~._wire.StreamEvent`), or an ``error`` object.
 
     The stream has no end marker: the chunk carrying a ``finishReason`` (or, for a blocked
-    prompt, a ``promptFeedback.blockReason``) is the last one. A chunk's ``raw`` is the
-    event's whole data.
+    prompt, a ``promptFeedback.blockReason``) is the last one, its finish reasons read as in
+    :func:`parse_generate`. A chunk's ``raw`` is the event's whole data.
     """
     data = event.json
     if not isinstance(data, StreamEvent):
@@ -158,8 +202,9 @@ def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
         code = data.error.get("code") if isinstance(data.error, dict) else None
         status = code if isinstance(code, int) and 400 <= code <= 599 else None
         return StreamFailure(data=decode_json(event.data), status=status)
-    text, reason, _ = _candidate(data)
+    text, reason, calls = _candidate(data)
     return StreamChunk(
-        delta=text, finish_reason=reason, done=reason is not None,
+        delta=text, finish_reason=_finish(reason, calls), native_finish_reason=reason,
+        done=reason is not None,
         server_request_id=data.response_id or None, raw=decode_json(event.data),
     )
