@@ -11,6 +11,7 @@ import httpx2
 import msgspec
 import pytest
 from ipfs_accel import (
+    FINISH_REASONS,
     BackendInfo,
     Call,
     Classification,
@@ -253,6 +254,7 @@ def test_chat_skips_unknown_fields_and_raw_carries_the_body() -> None:
     b, _ = _compat(httpx2.Response(200, json=CHAT))
     result = b.chat(HI)
     assert (result.text, result.finish_reason, result.model) == ("Hello", "stop", "m-1")
+    assert result.native_finish_reason == "stop"
     assert result.usage == Usage(input_tokens=5, output_tokens=2, cache_read_tokens=3)
     assert result.raw == CHAT
 
@@ -382,3 +384,63 @@ def test_usage_of_a_typed_body_keeps_groq_timings() -> None:
 def test_generic_usage_that_does_not_fit_is_no_usage() -> None:
     """A generic body's usage that cannot be read is None: the parse_usage hook never raises."""
     assert oa.parse_usage({"usage": {"prompt_tokens": {"n": 1}}}) is None
+
+
+# --- finish_reason: one vocabulary, the value as sent beside it ----------------------------
+
+
+def test_the_finish_reason_table_maps_into_the_vocabulary() -> None:
+    """Every value the table names maps to one of FINISH_REASONS, OpenAI's own to themselves."""
+    assert set(oa.FINISH_REASON_TABLE.values()) <= FINISH_REASONS
+    for reason in ("stop", "length", "tool_calls", "content_filter"):
+        assert oa.FINISH_REASON_TABLE[reason] == reason
+
+
+FINISHES = [*oa.FINISH_REASON_TABLE.items(), ("EOS_TOKEN", "stop"), ("Length", "length"),
+            ("something_new", "other"), ("other", "other")]
+
+
+@pytest.mark.parametrize(("native", "expected"), FINISHES)
+def test_chat_finish_reason_is_normalized_and_native_kept(native: str, expected: str) -> None:
+    """A chat completion's finish_reason is in the vocabulary; the value as sent is native."""
+    body = {"choices": [{"message": {"content": "x"}, "finish_reason": native}]}
+    result = oa.parse_chat(_typed(body, oa.ChatCompletion))
+    assert (result.finish_reason, result.native_finish_reason) == (expected, native)
+
+
+@pytest.mark.parametrize(("native", "expected"), FINISHES)
+def test_completion_finish_reason_is_normalized_and_native_kept(native: str, expected: str) -> None:
+    """A text completion's finish_reason is in the vocabulary; the value as sent is native."""
+    result = oa.parse_completion(_response({"choices": [{"text": "x", "finish_reason": native}]}))
+    assert (result.finish_reason, result.native_finish_reason) == (expected, native)
+
+
+@pytest.mark.parametrize(("native", "expected"), FINISHES)
+def test_chunk_finish_reason_is_normalized_and_native_kept(native: str, expected: str) -> None:
+    """Chat and completion stream chunks carry both fields the same way."""
+    chat = oa.parse_chat_event(_sse(msgspec.json.encode(
+        {"choices": [{"delta": {"content": ""}, "finish_reason": native}]}).decode()))
+    text = oa.parse_completion_event(_sse(msgspec.json.encode(
+        {"choices": [{"text": "", "finish_reason": native}]}).decode()))
+    for chunk in (chat, text):
+        assert isinstance(chunk, StreamChunk)
+        assert (chunk.finish_reason, chunk.native_finish_reason) == (expected, native)
+
+
+def test_no_finish_reason_stays_none() -> None:
+    """A choice without finish_reason (a chunk mid-stream, a message cut short) gives None twice."""
+    result = oa.parse_chat(_response({"choices": [{"message": {"content": "x"}}]}))
+    chunk = oa.parse_chat_event(_sse(msgspec.json.encode(CHUNK).decode()))
+    assert isinstance(chunk, StreamChunk)
+    for out in (result, chunk):
+        assert (out.finish_reason, out.native_finish_reason) == (None, None)
+
+
+def test_a_stream_s_last_chunk_carries_both_finish_fields() -> None:
+    """Through the core, the stream's final chunk has the normalized and the native value."""
+    last = {**CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "function_call"}]}
+    b, _ = _compat(_sse_response(CHUNK, last))
+    chunks = list(b.stream_chat(HI))
+    assert chunks[-1].done
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == (
+        "tool_calls", "function_call")

@@ -18,6 +18,11 @@ with its own extra fields subclasses one (Groq's ``x_groq`` on a chunk) and decl
 The parsers also take an answer decoded generically (an exchange that declared no type) and
 fit it to the Struct themselves, so a wrong-typed field is an error there too.
 
+``finish_reason`` is put in the core's one vocabulary by :data:`FINISH_REASON_TABLE`
+(OpenAI's own values as they are, ``function_call`` as ``tool_calls``, the values servers
+behind this format send of their own, such as TGI's ``eos_token`` or vLLM's ``abort``),
+and the value as sent stays in ``native_finish_reason``.
+
 Error bodies stay generic: they come from whatever stands in front of the server (proxies,
 gateways, load balancers) as often as from the API, and classification must read what it
 can from any body, field by field, and never raise. :func:`error_fields` does that.
@@ -64,10 +69,12 @@ from ._types import (
     StreamChunk,
     StreamFailure,
     Usage,
+    normalize_finish_reason,
 )
 from ._wire import Event, decode_json
 
 __all__ = [
+    "FINISH_REASON_TABLE",
     "ChatChoice",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -111,6 +118,32 @@ def _fit(data: Any, type_: type[_T]) -> _T:
 
 
 # --- Answers -------------------------------------------------------------------------------
+
+FINISH_REASON_TABLE: Mapping[str, str] = {
+    # OpenAI's own values; the deprecated function_call is a tool call too.
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    # Engines behind this format send some of their own: TGI (eos_token, stop_sequence),
+    # vLLM (abort), Mistral (model_length, error), and proxies relay Anthropic's.
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "model_length": "length",
+    "tool_use": "tool_calls",
+    "abort": "error",
+    "error": "error",
+}
+"""``finish_reason`` values seen on OpenAI-compatible routes, to :data:`ipfs_accel.FINISH_REASONS`
+(in any case); a value neither here nor in the vocabulary becomes ``"other"``, and the value
+as sent is kept in ``native_finish_reason``."""
+
+
+def _normal(native: str | None) -> str | None:
+    return normalize_finish_reason(native, FINISH_REASON_TABLE)
 
 
 def parse_usage(data: Any) -> Usage | None:
@@ -171,11 +204,13 @@ def parse_chat(resp: Response) -> ChatResult:
     first = data.choices[0]
     message = first.message
     if message is None:
-        return ChatResult(text="", finish_reason=first.finish_reason, model=data.model,
+        return ChatResult(text="", finish_reason=_normal(first.finish_reason),
+                          native_finish_reason=first.finish_reason, model=data.model,
                           raw=_raw(resp))
     return ChatResult(
         text=_text(message.content),
-        finish_reason=first.finish_reason,
+        finish_reason=_normal(first.finish_reason),
+        native_finish_reason=first.finish_reason,
         model=data.model,
         tool_calls=message.tool_calls or None,
         raw=_raw(resp),
@@ -187,9 +222,11 @@ def parse_completion(resp: Response) -> ChatResult:
     is the whole body."""
     data = _fit(resp.data, Completion)
     first = data.choices[0] if data.choices else None
+    native = first.finish_reason if first is not None else None
     return ChatResult(
         text=(first.text or "") if first is not None else "",
-        finish_reason=first.finish_reason if first is not None else None,
+        finish_reason=_normal(native),
+        native_finish_reason=native,
         model=data.model,
         raw=_raw(resp),
     )
@@ -276,7 +313,8 @@ def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
     delta = choice.delta
     return StreamChunk(
         delta=_text(delta.content) if delta is not None else "",
-        finish_reason=choice.finish_reason, raw=_event_raw(event),
+        finish_reason=_normal(choice.finish_reason),
+        native_finish_reason=choice.finish_reason, raw=_event_raw(event),
     )
 
 
@@ -289,8 +327,8 @@ def parse_completion_event(event: Event) -> StreamChunk | StreamFailure | None:
     if not data.choices:
         return None
     choice = data.choices[0]
-    return StreamChunk(delta=choice.text or "", finish_reason=choice.finish_reason,
-                       raw=_event_raw(event))
+    return StreamChunk(delta=choice.text or "", finish_reason=_normal(choice.finish_reason),
+                       native_finish_reason=choice.finish_reason, raw=_event_raw(event))
 
 
 # --- The whole exchange --------------------------------------------------------------------
