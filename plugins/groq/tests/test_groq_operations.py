@@ -35,7 +35,7 @@ def test_chat_request_and_result() -> None:
     assert server.body() == {"model": "llama-3.3-70b-versatile", "messages": HI,
                              "max_completion_tokens": 64, "top_p": 0.5}
     assert result.text == "Fast language models matter."
-    assert result.finish_reason == "stop"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "stop")
     assert result.request_id == "abc-1"
     assert result.server_request_id == "req_srv_1"
 
@@ -63,7 +63,7 @@ def test_generate_is_a_one_turn_chat() -> None:
 
 
 def test_embed_request_and_vectors_in_input_order() -> None:
-    """embed posts /openai/v1/embeddings with nomic-embed-text-v1_5 in place of the chat default."""
+    """embed posts /openai/v1/embeddings with nomic-embed-text-v1_5, embed's default model."""
     server = Server(httpx2.Response(200, json=EMBEDDINGS, headers={"x-request-id": "req_e"}))
     b, eid = backend(server)
     result = b.embed(["a", "b"], endpoint_id=eid)
@@ -93,7 +93,8 @@ def test_stream_chat_usage_from_x_groq() -> None:
                              "max_completion_tokens": 5, "stream": True}
     assert "".join(c.delta for c in chunks) == "Hello"
     last = chunks[-1]
-    assert last.done and last.finish_reason == "stop"
+    assert last.done
+    assert (last.finish_reason, last.native_finish_reason) == ("stop", "stop")
     assert (last.usage.input_tokens, last.usage.output_tokens) == (9, 3)  # type: ignore[union-attr]
     assert last.usage.details["queue_time"] == 0.01  # type: ignore[union-attr]
     assert {c.request_id for c in chunks} == {"s-1"}

@@ -37,5 +37,6 @@ def test_backend_declaration() -> None:
     assert info.api_key_env == ("GROQ_API_KEY",) and info.api_key_required
     assert info.base_url_env == ("GROQ_BASE_URL",)
     assert info.default_model == "llama-3.3-70b-versatile"
+    assert dict(info.default_models) == {"embed": "nomic-embed-text-v1_5"}
     assert info.operations == {"chat", "generate", "embed", "stream_chat", "stream_generate"}
     assert info.server_request_id_headers == ("x-request-id",)

@@ -6,8 +6,13 @@ from ``api_key=`` or ``GROQ_API_KEY`` (required), the base URL from ``base_url=`
 
 Operations: ``chat`` and ``stream_chat`` (``POST /chat/completions``; ``max_tokens`` is sent
 as ``max_completion_tokens``), ``generate`` and ``stream_generate`` as a one-turn chat (Groq
-has no ``/completions``), ``embed`` (``POST /embeddings``; when the call's model is the chat
-default :data:`DEFAULT_MODEL` it sends :data:`EMBEDDING_MODEL` instead).
+has no ``/completions``), ``embed`` (``POST /embeddings``). A model named by the call or the
+endpoint is sent as given; with none named, ``embed`` sends :data:`EMBEDDING_MODEL` and the
+other operations :data:`DEFAULT_MODEL` (declared per operation in ``backend_info``).
+
+``finish_reason`` is in the core's vocabulary (Groq's ``stop``, ``length``, ``tool_calls``
+as they are, the deprecated ``function_call`` as ``tool_calls``), with the value as sent in
+``native_finish_reason``; :mod:`ipfs_accel.openai_compat` reads both.
 
 Usage keeps Groq's timings (``queue_time``, ``prompt_time``, ``completion_time``,
 ``total_time``, seconds) in ``Usage.details``. Groq's request schema has no
@@ -58,7 +63,8 @@ __all__ = [
 DEFAULT_MODEL = "llama-3.3-70b-versatile"
 """The chat model used when neither the call nor the endpoint names one."""
 EMBEDDING_MODEL = "nomic-embed-text-v1_5"
-"""What ``embed`` sends instead of :data:`DEFAULT_MODEL` (the spec's embedding model)."""
+"""The model ``embed`` sends when neither the call nor the endpoint names one (the spec's
+embedding model)."""
 
 _FAILED_GENERATION_SHOWN = 1000
 """How much of ``failed_generation`` goes into the message; all of it stays in ``body``."""
@@ -75,6 +81,7 @@ def backend_info() -> BackendInfo:
         api_key_env=("GROQ_API_KEY",),
         api_key_required=True,
         default_model=DEFAULT_MODEL,
+        default_models={"embed": EMBEDDING_MODEL},
         operations=frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"}),
         server_request_id_headers=("x-request-id",),
     )
@@ -120,8 +127,6 @@ def _parse_event(event: Event) -> StreamChunk | StreamFailure | None:
 @ipfs_accel.hookimpl
 def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The Groq request for one call."""
-    if call.operation == "embed" and call.model == DEFAULT_MODEL:
-        call = msgspec.structs.replace(call, model=EMBEDDING_MODEL)
     exchange = oa.exchange(
         call, endpoint, max_tokens_field="max_completion_tokens", generate_as_chat=True,
         include_usage=False,  # not in Groq's schema: x_groq.usage carries a stream's usage
