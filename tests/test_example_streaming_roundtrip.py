@@ -1,0 +1,55 @@
+"""The second example plugin (brook: chat, streams, embed), proven as the first one is: built
+as a wheel, installed with the core in a fresh venv, found through its entry point, conformant."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from test_example_plugin_roundtrip import ROOT, _run
+
+EXAMPLE = ROOT / "examples" / "ipfs-accel-plugin-streaming"
+KIT_TESTS = ("test_counters", "test_keys", "test_backoff", "test_queue", "test_request_id",
+             "test_classify_error")
+
+pytestmark = pytest.mark.slow
+
+
+def test_streaming_example_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
+    """Wheel -> fresh venv with the core -> Registry() finds brook -> its tests and the kit pass."""
+    dist = tmp_path / "dist"
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, EXAMPLE)
+    (wheel,) = dist.glob("ipfs_accel_plugin_brook-*.whl")
+
+    venv = tmp_path / "venv"
+    uv = shutil.which("uv")
+    if uv:
+        _run(uv, "venv", "-q", "--python", sys.executable, venv)
+    else:
+        _run(sys.executable, "-m", "venv", venv)
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    install = ([uv, "pip", "install", "-q", "--python", python] if uv
+               else [python, "-m", "pip", "install", "-q"])
+    _run(*install, ROOT / "core", wheel, "pytest>=8")
+
+    # The venv holds only the core and brook: nothing from this checkout is importable.
+    found = _run(python, "-c", "import ipfs_accel; from ipfs_accel import Registry; "
+                 "r = Registry(); b = r.get('brook'); print(r.names(), "
+                 "r.hooks('brook').plugin.__file__, ipfs_accel.__file__, "
+                 "sorted(b.info.operations))", cwd=tmp_path)
+    assert "['brook']" in found
+    assert str(venv) in found and str(ROOT / "core" / "src") not in found
+    assert "['chat', 'embed', 'generate', 'stream_chat', 'stream_generate']" in found
+
+    tests = tmp_path / "tests"
+    shutil.copytree(EXAMPLE / "tests", tests)
+    out = _run(python, "-m", "pytest", "-v", "-p", "no:cacheprovider", tests, cwd=tmp_path)
+    summary = out.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary, out
+    for name in (*KIT_TESTS, "test_stream", "test_embed_rows_by_index",
+                 "test_discovered_through_its_entry_point"):
+        assert re.search(rf"::{name} PASSED", out), f"{name} did not pass:\n{out}"
