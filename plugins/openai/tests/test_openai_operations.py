@@ -44,7 +44,7 @@ def test_chat_request_and_result() -> None:
     assert server.body() == {"model": "gpt-4o-mini", "messages": HI,
                              "max_completion_tokens": 64, "temperature": 0.2}
     assert result.text == "Hello! How can I assist you today?"
-    assert result.finish_reason == "stop"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "stop")
     assert result.model == "gpt-4o-mini-2024-07-18"
     assert result.usage == Usage(input_tokens=19, output_tokens=10)
     assert result.request_id == "abc-1"
@@ -72,12 +72,12 @@ def test_generate_posts_completions() -> None:
     assert server.body() == {"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test",
                              "max_tokens": 7, "temperature": 0}
     assert result.text == "\n\nThis is indeed a test"
-    assert result.finish_reason == "length"
+    assert (result.finish_reason, result.native_finish_reason) == ("length", "length")
     assert result.usage == Usage(input_tokens=5, output_tokens=7)
 
 
 def test_generate_keeps_a_chosen_model() -> None:
-    """Only the chat default is swapped for the completions model; a chosen model is kept."""
+    """A chosen model is sent to /completions as given."""
     server = Server(httpx2.Response(200, json=COMPLETION))
     b, eid = backend(server)
     b.generate("x", endpoint_id=eid, model="davinci-002")
@@ -122,7 +122,8 @@ def test_stream_chat_chunks_and_usage_counted() -> None:
                              "stream": True, "stream_options": {"include_usage": True}}
     assert "".join(c.delta for c in chunks) == "Hello"
     last = chunks[-1]
-    assert last.done and last.finish_reason == "stop"
+    assert last.done
+    assert (last.finish_reason, last.native_finish_reason) == ("stop", "stop")
     assert last.usage == Usage(input_tokens=9, output_tokens=3)
     assert {c.request_id for c in chunks} == {"s-1"}
     assert {c.server_request_id for c in chunks} == {"req_stream"}

@@ -37,5 +37,8 @@ def test_backend_declaration() -> None:
     assert info.api_key_env == ("OPENAI_API_KEY",) and info.api_key_required
     assert info.base_url_env == ("OPENAI_BASE_URL",)
     assert info.default_model == "gpt-4o-mini"
+    assert dict(info.default_models) == {"embed": "text-embedding-3-small",
+                                         "generate": "gpt-3.5-turbo-instruct",
+                                         "stream_generate": "gpt-3.5-turbo-instruct"}
     assert info.operations == {"chat", "generate", "embed", "stream_chat", "stream_generate"}
     assert info.server_request_id_headers == ("x-request-id",)

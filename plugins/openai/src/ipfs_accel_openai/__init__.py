@@ -13,9 +13,15 @@ as ``max_completion_tokens``), ``generate`` and ``stream_generate`` (the legacy
 :mod:`ipfs_accel.openai_compat`'s Structs, so a wrong-typed field is a ``ResponseError``
 naming its path; ``EmbedResult.raw`` is the embeddings body without its vectors.
 
-One ``default_model`` serves every operation, so when a call's model is the chat default
-(:data:`DEFAULT_MODEL`), ``embed`` uses :data:`EMBEDDING_MODEL` and ``generate`` uses
-:data:`COMPLETION_MODEL` instead, the models those routes accept.
+A model named by the call or the endpoint is sent as given, whatever the operation (a
+proxy may map any name). With none named, each operation has its own default, the model its
+route accepts: :data:`DEFAULT_MODEL` for chat, :data:`COMPLETION_MODEL` for ``generate`` and
+``stream_generate``, :data:`EMBEDDING_MODEL` for ``embed``.
+
+``finish_reason`` is in the core's vocabulary (OpenAI's ``stop``, ``length``,
+``tool_calls``, ``content_filter`` as they are, the deprecated ``function_call`` as
+``tool_calls``), with the value as sent in ``native_finish_reason``;
+:mod:`ipfs_accel.openai_compat` reads both.
 """
 
 from __future__ import annotations
@@ -44,11 +50,12 @@ __all__ = [
 DEFAULT_MODEL = "gpt-4o-mini"
 """The chat model used when neither the call nor the endpoint names one."""
 EMBEDDING_MODEL = "text-embedding-3-small"
-"""What ``embed`` sends instead of :data:`DEFAULT_MODEL`, which cannot embed."""
+"""The model ``embed`` sends when none is named (:data:`DEFAULT_MODEL` cannot embed)."""
 COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
-"""What ``generate`` sends instead of :data:`DEFAULT_MODEL`, which ``/completions`` refuses."""
+"""The model ``generate`` sends when none is named (``/completions`` refuses
+:data:`DEFAULT_MODEL`)."""
 
-_INSTEAD_OF_DEFAULT = {
+_DEFAULT_MODELS = {
     "embed": EMBEDDING_MODEL,
     "generate": COMPLETION_MODEL,
     "stream_generate": COMPLETION_MODEL,
@@ -78,6 +85,7 @@ def backend_info() -> BackendInfo:
         api_key_env=("OPENAI_API_KEY",),
         api_key_required=True,
         default_model=DEFAULT_MODEL,
+        default_models=_DEFAULT_MODELS,
         operations=frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"}),
         # OpenAI logs a caller's own ID from this header beside its x-request-id
         request_id_header="X-Client-Request-Id",
@@ -101,8 +109,6 @@ def _headers(endpoint: EndpointConfig) -> dict[str, str]:
 @ipfs_accel.hookimpl
 def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The OpenAI request for one call."""
-    if call.model == DEFAULT_MODEL and call.operation in _INSTEAD_OF_DEFAULT:
-        call = msgspec.structs.replace(call, model=_INSTEAD_OF_DEFAULT[call.operation])
     return oa.exchange(
         call, endpoint, headers=_headers(endpoint), max_tokens_field="max_completion_tokens"
     )
