@@ -88,7 +88,7 @@ def test_generate_request_and_result() -> None:
     }
     assert isinstance(result, ChatResult)
     assert result.text == " Paris."
-    assert result.finish_reason == "eos_token"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "eos_token")
     assert result.request_id == "req-1"
     assert (result.usage.input_tokens, result.usage.output_tokens) == (7, 3)
     assert result.usage.total_tokens == 10
@@ -133,7 +133,8 @@ def test_stream_generate() -> None:
                              "parameters": {"max_new_tokens": 5, "details": True}}
     assert "".join(c.delta for c in chunks) == " Paris."
     last = chunks[-1]
-    assert last.done and last.finish_reason == "eos_token"
+    assert last.done
+    assert (last.finish_reason, last.native_finish_reason) == ("stop", "eos_token")
     assert last.usage is not None
     assert (last.usage.input_tokens, last.usage.output_tokens) == (7, 3)
     assert all(c.request_id == "req-s" for c in chunks)
@@ -162,7 +163,7 @@ def test_stream_generate_length_keeps_last_token() -> None:
     b, eid = backend(Server(sse(events)))
     chunks = list(b.stream_generate("p", endpoint_id=eid))
     assert "".join(c.delta for c in chunks) == "ab"
-    assert chunks[-1].finish_reason == "length"
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == ("length", "length")
 
 
 def test_stream_generate_error_event_raises() -> None:
@@ -199,7 +200,7 @@ def test_chat_request_and_result() -> None:
     assert server.body() == {"messages": messages, "model": "tgi", "max_tokens": 32,
                              "stop": ["x"]}
     assert result.text == "Hello!"
-    assert result.finish_reason == "stop"
+    assert (result.finish_reason, result.native_finish_reason) == ("stop", "stop")
     assert result.model == "meta-llama/Llama-3.1-8B-Instruct"
     assert (result.usage.input_tokens, result.usage.output_tokens) == (11, 2)
 
@@ -238,7 +239,8 @@ def test_stream_chat() -> None:
     body = server.body()
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert "".join(c.delta for c in chunks) == "Hello"
-    assert chunks[-1].done and chunks[-1].finish_reason == "stop"
+    assert chunks[-1].done
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == ("stop", "stop")
     stats = b.get_stats()
     assert (stats.input_tokens, stats.output_tokens, stats.successful_requests) == (4, 2, 1)
 

@@ -114,7 +114,8 @@ def test_generate_ignores_unknown_fields_and_keeps_the_body_in_raw() -> None:
     body["new_field"] = {"nested": [1, 2]}
     b, eid = backend(Server(httpx2.Response(200, json=body)))
     result = b.generate("p", endpoint_id=eid)
-    assert (result.text, result.finish_reason) == (" Paris.", "eos_token")
+    assert (result.text, result.finish_reason, result.native_finish_reason) == (
+        " Paris.", "stop", "eos_token")
     assert result.raw == body
 
 

@@ -4,9 +4,12 @@ Talks to a self-hosted TGI server (default ``http://localhost:8080``, or ``TGI_B
 
 - ``generate`` -> ``POST /generate``; ``stream_generate`` -> ``POST /generate_stream`` (SSE);
 - ``chat`` and ``stream_chat`` -> ``POST /v1/chat/completions`` (the Messages API, OpenAI
-  format, built by :mod:`ipfs_accel.openai_compat`; the model defaults to ``"tgi"``, which
-  TGI accepts whatever model it serves);
+  format, built by :mod:`ipfs_accel.openai_compat`; a model the caller names is sent as
+  given, else ``"tgi"``, which TGI accepts whatever model it serves);
 - ``invoke("health")`` -> ``GET /health``; ``invoke("info")`` -> ``GET /info``.
+
+``finish_reason`` is one of :data:`ipfs_accel.FINISH_REASONS` on every route (TGI's
+``eos_token`` and ``stop_sequence`` are ``stop``); ``native_finish_reason`` is TGI's own value.
 
 The key is optional (``HF_TOKEN`` or ``HF_API_TOKEN``, or ``api_key=``): it is sent as
 ``Authorization: Bearer`` to servers started with ``--api-key`` or behind an HF endpoint.
@@ -60,7 +63,8 @@ _INFO = BackendInfo(
     base_url_env=("TGI_BASE_URL",),
     api_key_env=("HF_TOKEN", "HF_API_TOKEN"),
     api_key_required=False,
-    default_model="tgi",
+    # Only the Messages API takes a model; /generate serves the one model TGI was started with.
+    default_models={"chat": "tgi", "stream_chat": "tgi"},
     operations=_OPERATIONS,
 )
 

@@ -11,6 +11,10 @@ sets on every ``/generate`` answer are read too. A stream is SSE: one
 ``{"index", "token", "generated_text": null}`` event per token, and a last event whose
 ``generated_text`` is set, with ``details.input_length`` and ``details.generated_tokens``.
 
+``details.finish_reason`` (``length``, ``eos_token``, ``stop_sequence``) is put in the core's
+vocabulary by :data:`FINISH_REASON_TABLE` (``length``, ``stop``, ``stop``); the value as sent
+stays in ``native_finish_reason``, on the result and on a stream's last chunk.
+
 The core decodes answers and events into the Structs below (the fields read, with the
 defaults of the fields the API may leave out), so a field of the wrong type is a
 ``ResponseError`` naming it; ``raw`` still carries the whole body or event.
@@ -31,10 +35,12 @@ from ipfs_accel import (
     StreamFailure,
     Usage,
     decode_json,
+    normalize_finish_reason,
 )
 
 __all__ = [
     "EVENT_TYPES",
+    "FINISH_REASON_TABLE",
     "TIMING_HEADERS",
     "GenerateAnswer",
     "generate_body",
@@ -52,6 +58,10 @@ TIMING_HEADERS = (
     "x-time-per-token",
 )
 """Timings (milliseconds) TGI reports in headers; kept in ``Usage.details`` by name."""
+
+FINISH_REASON_TABLE = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
+"""TGI's ``FinishReason`` values to the core's vocabulary (a stop sequence is a stop, as in
+OpenAI's)."""
 
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -160,7 +170,8 @@ def parse_generate(resp: Response) -> ChatResult:
                       details=usage.details)
     return ChatResult(
         text=data.generated_text,
-        finish_reason=details.finish_reason,
+        finish_reason=normalize_finish_reason(details.finish_reason, FINISH_REASON_TABLE),
+        native_finish_reason=details.finish_reason,
         usage=usage,
         raw=decode_json(resp.content),
     )
@@ -192,4 +203,6 @@ def parse_generate_event(event: Event) -> StreamChunk | StreamFailure | None:
     if data.generated_text is None:
         return StreamChunk(delta=delta, raw=raw)
     reason = data.details.finish_reason if data.details is not None else None
-    return StreamChunk(delta=delta, finish_reason=reason, done=True, raw=raw)
+    normal = normalize_finish_reason(reason, FINISH_REASON_TABLE)
+    return StreamChunk(delta=delta, finish_reason=normal, native_finish_reason=reason, done=True,
+                       raw=raw)
