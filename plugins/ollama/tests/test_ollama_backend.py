@@ -115,7 +115,7 @@ def test_chat_request_and_result() -> None:
         "options": {"num_predict": 64, "temperature": 0.2, "top_p": 0.9, "stop": ["\n"]},
     }
     assert r.text == "Hello! How are you today?"
-    assert r.finish_reason == "stop"
+    assert (r.finish_reason, r.native_finish_reason) == ("stop", "stop")
     assert r.model == "llama3.2"
     assert r.request_id == "rid-1"
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens) == (26, 298, 324)
@@ -144,6 +144,7 @@ def test_chat_tool_calls() -> None:
     b = backend(Recorder(httpx2.Response(200, json=answer)))
     r = b.chat(HI, model="m", endpoint_id=endpoint(b))
     assert r.tool_calls == [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]
+    assert (r.finish_reason, r.native_finish_reason) == ("tool_calls", "stop")
 
 
 def test_chat_needs_model() -> None:
@@ -169,7 +170,7 @@ def test_generate_request_and_result() -> None:
         "options": {"num_predict": 10},
     }
     assert r.text.startswith("The sky is blue")
-    assert r.finish_reason == "stop"
+    assert (r.finish_reason, r.native_finish_reason) == ("stop", "stop")
     assert (r.usage.input_tokens, r.usage.output_tokens) == (26, 290)
 
 
@@ -266,7 +267,8 @@ def test_stream_chat() -> None:
                           "options": {"temperature": 0.5}}
     assert "".join(c.delta for c in chunks) == "The sky is blue."
     last = chunks[-1]
-    assert last.done and last.finish_reason == "stop"
+    assert last.done
+    assert (last.finish_reason, last.native_finish_reason) == ("stop", "stop")
     assert last.usage is not None
     assert (last.usage.input_tokens, last.usage.output_tokens) == (26, 282)
     assert all(c.request_id == "rid-s" for c in chunks)
@@ -286,7 +288,8 @@ def test_stream_generate() -> None:
     assert rec.requests[0].url.path == "/api/generate"
     assert rec.body() == {"model": "gemma4", "prompt": "Why?", "stream": True}
     assert "".join(c.delta for c in chunks) == "That's a fantastic question!"
-    assert chunks[-1].done and chunks[-1].finish_reason == "length"
+    assert chunks[-1].done
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == ("length", "length")
     assert b.get_stats().output_tokens == 282
 
 

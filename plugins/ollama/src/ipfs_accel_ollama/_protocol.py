@@ -6,7 +6,8 @@ Routes (docs/openapi.yaml, "Ollama API" 0.1.0): ``POST /api/chat``, ``POST /api/
 ``POST /api/embed``, ``GET /api/tags``. ``stream`` defaults to true on the server, so every
 unary request says ``"stream": false``; streams are NDJSON, one JSON object a line, the last
 with ``"done": true``, ``done_reason`` and the token counts. Sampling parameters live in the
-``options`` object, not at the top level.
+``options`` object, not at the top level. ``done_reason`` is put in the core's finish-reason
+vocabulary by :data:`FINISH_REASON_TABLE` and kept, as sent, in ``native_finish_reason``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ipfs_accel import (
     StreamFailure,
     Usage,
     decode_json,
+    normalize_finish_reason,
 )
 from msgspec import UNSET
 
@@ -42,6 +44,7 @@ from ._answers import (
 )
 
 __all__ = [
+    "FINISH_REASON_TABLE",
     "OPTION_NAMES",
     "chat_body",
     "embed_body",
@@ -62,6 +65,24 @@ OPTION_NAMES: dict[str, str] = {
     "stop": "stop",
 }
 """The common parameters and their names inside Ollama's ``options`` object."""
+
+FINISH_REASON_TABLE: Mapping[str, str] = {
+    "stop": "stop",
+    "length": "length",
+    # the answer to a request with no prompt or messages, which only loads or unloads
+    # the model (api.md, "Load a model" / "Unload a model"): nothing was generated
+    "load": "other",
+    "unload": "other",
+}
+"""Ollama's ``done_reason`` values in the core's vocabulary; any value not listed becomes
+``"other"``. A chat answer that ends in ``stop`` with tool calls is ``tool_calls``, as
+Ollama's own OpenAI-compatible routes say it."""
+
+
+def _finish(native: str | None, tool_calls: list[Any] | None = None) -> str | None:
+    reason = normalize_finish_reason(native, FINISH_REASON_TABLE)
+    return "tool_calls" if reason == "stop" and tool_calls else reason
+
 
 _FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _decode = msgspec.json.decode
@@ -121,11 +142,13 @@ def parse_chat(resp: Response) -> ChatResult:
     """A non-streamed ``/api/chat`` answer (decoded into :class:`ChatAnswer` by the core)."""
     answer: ChatAnswer = resp.data
     message = answer.message
+    tool_calls = (message.tool_calls or None) if message is not None else None
     return ChatResult(
         text=message.content if message is not None else "",
-        finish_reason=answer.done_reason,
+        finish_reason=_finish(answer.done_reason, tool_calls),
+        native_finish_reason=answer.done_reason,
         model=answer.model,
-        tool_calls=(message.tool_calls or None) if message is not None else None,
+        tool_calls=tool_calls,
         raw=decode_json(resp.content),
     )
 
@@ -135,7 +158,8 @@ def parse_generate(resp: Response) -> ChatResult:
     answer: GenerateAnswer = resp.data
     return ChatResult(
         text=answer.response,
-        finish_reason=answer.done_reason,
+        finish_reason=_finish(answer.done_reason),
+        native_finish_reason=answer.done_reason,
         model=answer.model,
         raw=decode_json(resp.content),
     )
@@ -171,7 +195,8 @@ def parse_tags(resp: Response) -> InvokeResult:
 
 def _chunk(event: Event, line: Line, text: str) -> StreamChunk:
     if line.done:
-        return StreamChunk(delta=text, finish_reason=line.done_reason, done=True,
+        return StreamChunk(delta=text, finish_reason=_finish(line.done_reason),
+                           native_finish_reason=line.done_reason, done=True,
                            raw=decode_json(event.data))
     return StreamChunk(delta=text, raw=decode_json(event.data))
 
