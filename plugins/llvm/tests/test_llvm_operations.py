@@ -54,7 +54,10 @@ def test_backend_info_declares_the_contract() -> None:
     assert info.base_url_env == ("LLVM_API_URL", "LLVM_BASE_URL")
     assert info.api_key_env == ("LLVM_API_KEY",)
     assert info.api_key_required is False
-    assert info.default_model == "default"
+    assert info.default_model is None
+    assert info.default_models == {
+        op: "default" for op in ("chat", "generate", "infer", "batch_infer", "model_info", "reload")
+    }
     assert info.operations == {
         "chat", "generate", "infer", "batch_infer", "list_models", "model_info", "status",
         "reload",
@@ -83,7 +86,7 @@ def test_generate_posts_the_prompt_as_input() -> None:
     }
     assert isinstance(out, ChatResult)
     assert out.text == "Hello from LLVM"
-    assert out.finish_reason == "stop"
+    assert (out.finish_reason, out.native_finish_reason) == ("stop", "stop")
     assert out.model == "default"
     assert out.request_id == "req-gen-1"
     assert (out.usage.input_tokens, out.usage.output_tokens, out.usage.total_tokens) == (5, 4, 9)

@@ -77,7 +77,8 @@ def test_unknown_fields_are_skipped_and_raw_is_the_body() -> None:
     body = {**ANSWER, **EXTRAS, "usage": {**ANSWER["usage"], "cached": "yes"}}
     backend, eid, _ = _backend(httpx2.Response(200, json=body))
     out = backend.generate("hi", endpoint_id=eid)
-    assert (out.text, out.finish_reason, out.model) == ("Hello from LLVM", "stop", "default")
+    assert (out.text, out.finish_reason, out.native_finish_reason, out.model) == (
+        "Hello from LLVM", "stop", "stop", "default")
     assert (out.usage.input_tokens, out.usage.output_tokens) == (5, 4)
     assert out.raw == body
 

@@ -10,6 +10,10 @@ Operations: ``generate`` (the prompt is the ``input``), ``chat`` (the messages r
 one prompt, see :func:`render_chat`), and through ``invoke``: ``infer``, ``batch_infer``,
 ``list_models``, ``model_info``, ``status`` and ``reload``. Every call is one request sent
 at once: there is no client-side batching, so no request ever waits for a batch to fill.
+
+The model goes into the path: the one named on the call or the endpoint, as given, else
+``default``. ``finish_reason`` is one of :data:`ipfs_accel.FINISH_REASONS`; the server's own
+value is in ``native_finish_reason``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from ipfs_accel import (
 )
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
-from ._request import OPERATIONS, build_exchange, render_chat
+from ._request import DEFAULT_MODELS, OPERATIONS, build_exchange, render_chat
 from ._response import classify, read_usage
 
 __all__ = [
@@ -52,7 +56,7 @@ _INFO = BackendInfo(
     base_url_env=("LLVM_API_URL", "LLVM_BASE_URL"),
     api_key_env=("LLVM_API_KEY",),
     api_key_required=False,
-    default_model="default",
+    default_models=DEFAULT_MODELS,
     operations=OPERATIONS,
 )
 

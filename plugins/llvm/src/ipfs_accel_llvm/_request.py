@@ -24,9 +24,7 @@ from ._response import (
     parse_reload,
 )
 
-__all__ = ["COMMON_PARAMS", "OPERATIONS", "build_exchange", "render_chat"]
-
-DEFAULT_MODEL = "default"
+__all__ = ["COMMON_PARAMS", "DEFAULT_MODELS", "OPERATIONS", "build_exchange", "render_chat"]
 
 COMMON_PARAMS = ("max_tokens", "temperature", "top_p", "stop")
 """The core's common keyword params; the contract's ``parameters`` uses the same names."""
@@ -180,13 +178,23 @@ _BUILDERS: dict[str, Callable[[Call, str, str], Exchange]] = {
 OPERATIONS = frozenset(_BUILDERS)
 """Every operation the backend offers (``chat`` and ``generate``; the rest via ``invoke``)."""
 
+_SERVER_WIDE = frozenset({"list_models", "status"})
+
+DEFAULT_MODELS = {op: "default" for op in sorted(OPERATIONS - _SERVER_WIDE)}
+"""The model of each operation served under ``/models/{id}`` when the caller names none:
+``default``, the contract's example model. ``list_models`` and ``status`` take no model."""
+
 
 def build_exchange(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The exchange for ``call`` on ``endpoint`` (see the README for the routes)."""
     builder = _BUILDERS.get(call.operation)
     if builder is None:
         raise UnsupportedOperationError(f"the llvm backend does not support {call.operation!r}")
-    model = call.model or DEFAULT_MODEL
+    model = call.model or ""
+    if not model and call.operation not in _SERVER_WIDE:
+        # the core fills DEFAULT_MODELS in; a model is never made up here, only reported missing
+        raise ConfigurationError(f"llvm {call.operation} needs a model: pass model=, or set it "
+                                 "on the endpoint")
     exchange = builder(call, f"/models/{quote(model, safe='')}", model)
     if endpoint.api_key is not None:
         exchange.headers = {"Authorization": f"Bearer {endpoint.api_key.reveal()}"}

@@ -9,6 +9,8 @@ Text of ``/infer`` (for ``generate`` and ``chat``): the first of ``result``, ``o
 ``output`` that holds text, where text is a string, the first item of a list (one input,
 one output) or the ``text`` of an object. Usage is read from an optional ``usage`` object
 (``prompt_tokens``/``completion_tokens`` or ``input_tokens``/``output_tokens``).
+``finish_reason`` is put in the core's vocabulary by :data:`FINISH_REASON_TABLE` and kept as
+sent in ``native_finish_reason``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from ipfs_accel import (
     Usage,
     decode_json,
     default_classification,
+    normalize_finish_reason,
 )
 
 __all__ = [
     "ANY_INFER_ANSWER",
+    "FINISH_REASON_TABLE",
     "TEXT_ANSWER",
     "TEXT_FIELDS",
     "BatchAnswer",
@@ -46,6 +50,18 @@ __all__ = [
 ]
 
 TEXT_FIELDS = ("result", "outputs", "output")
+
+FINISH_REASON_TABLE = {
+    "stop": "stop",
+    "length": "length",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "error": "error",
+}
+"""The contract's ``finish_reason`` (a free string; its example is ``stop``) to the core's
+vocabulary: OpenAI's values, which servers of the contract send, and the engine names for the
+same two ends (end of sequence, a stop sequence, the token limit). Anything else is ``other``."""
 _CONTEXT_HINTS = ("context length", "context window", "maximum context", "too many tokens")
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -135,7 +151,8 @@ def parse_chat(model: str) -> Callable[[Response], ChatResult]:
             finish, named = answer.finish_reason, answer.model
         return ChatResult(
             text=read_text(answer),
-            finish_reason=finish,
+            finish_reason=normalize_finish_reason(finish, FINISH_REASON_TABLE),
+            native_finish_reason=finish,
             model=named if named is not None else model,
             raw=decode_json(resp.content),
         )
