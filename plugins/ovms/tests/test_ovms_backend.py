@@ -92,7 +92,8 @@ def test_chat() -> None:
     assert "authorization" not in req.headers
     assert rec.body() == {"model": "llama3", "messages": HI, "max_tokens": 128, "temperature": 0.1}
     assert r.text == "\n\nHow can I help you?"
-    assert (r.finish_reason, r.model, r.request_id) == ("stop", "llama3", "rid-c")
+    assert (r.finish_reason, r.native_finish_reason, r.model, r.request_id) == (
+        "stop", "stop", "llama3", "rid-c")
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens) == (22, 38, 60)
 
 
@@ -104,7 +105,8 @@ def test_generate() -> None:
     assert rec.requests[0].url.path == "/v3/completions"
     assert rec.requests[0].headers["x-request-id"] == "rid-g"
     assert rec.body() == {"model": "llama3", "prompt": "The sky is"}
-    assert (r.text, r.finish_reason, r.usage.total_tokens) == (" a blue sky", "length", 9)
+    assert (r.text, r.finish_reason, r.native_finish_reason, r.usage.total_tokens) == (
+        " a blue sky", "length", "length", 9)
 
 
 def test_embed() -> None:
@@ -169,7 +171,8 @@ def test_stream_chat_with_usage() -> None:
     assert rec.body() == {"model": "llama3", "messages": HI, "stream": True,
                           "stream_options": {"include_usage": True}}
     assert "".join(c.delta for c in chunks) == "Hello!"
-    assert chunks[-1].done and chunks[-1].finish_reason == "stop"
+    assert chunks[-1].done
+    assert (chunks[-1].finish_reason, chunks[-1].native_finish_reason) == ("stop", "stop")
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 11
     stats = b.get_stats()
     assert (stats.input_tokens, stats.output_tokens) == (9, 2)
