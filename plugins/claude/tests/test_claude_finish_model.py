@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ipfs_accel_claude
 import pytest
 from _claude_fixtures import json_response, make_backend, message, sse_response, stream_events
 from ipfs_accel import FINISH_REASONS
@@ -29,6 +30,11 @@ OPERATIONS: list[tuple[str, Any]] = [
     ("stream_chat", HI),
     ("stream_generate", "Hello"),
 ]
+
+
+def test_table_covers_exactly_the_spec() -> None:
+    """The plugin's table names every spec stop_reason this test expects, and no others."""
+    assert dict(ipfs_accel_claude._response.FINISH_REASON_TABLE) == dict(SPEC_STOP_REASONS)
 
 
 @pytest.mark.parametrize(("native", "expected"), SPEC_STOP_REASONS)
