@@ -11,6 +11,7 @@ import importlib_metadata
 import ipfs_accel.cli._app as cli_app
 import msgspec
 import pytest
+import test_testing_operations as ops
 from ipfs_accel import BackendInfo, Registry, hookimpl
 from ipfs_accel._registry import _Entry
 from ipfs_accel.cli._app import run_app
@@ -31,8 +32,10 @@ OK = {
 }
 
 
-def _plugin(name: str, *, case: bool = True, rid_header: str = "X-Request-ID") -> Any:
-    """The echo plugin renamed, with or without a case, its request-ID header changeable."""
+def _plugin(name: str, *, case: bool = True, rid_header: str = "X-Request-ID",
+            full: bool = True) -> Any:
+    """The echo plugin renamed, with or without a case (full: with a stream, embed, params
+    and finish; else as cases were written before those), its request-ID header changeable."""
     @hookimpl
     def backend_info() -> BackendInfo:
         info = _echo_plugin.backend_info()
@@ -40,8 +43,10 @@ def _plugin(name: str, *, case: bool = True, rid_header: str = "X-Request-ID") -
 
     @hookimpl
     def conformance_case() -> Case:
+        parts = {f: getattr(ops.FULL_CASE, f) for f in (
+            "text", "finish", "stream", "embed", "inputs", "params")} if full else {}
         return Case(backend=name, success=Reply(200, json=OK), tokens=(3, 2),
-                    auth=("authorization", "Bearer {key}"))
+                    auth=("authorization", "Bearer {key}"), **parts)
 
     hooks = {"backend_info": backend_info, "send": _echo_plugin.send,
              "parse_usage": _echo_plugin.parse_usage,
@@ -55,22 +60,26 @@ def _plugin(name: str, *, case: bool = True, rid_header: str = "X-Request-ID") -
 def registry() -> Registry:
     return Registry(entry_points=False, plugins=[
         _plugin("good"), _plugin("nocase", case=False), _plugin("badrid", rid_header="X-Other"),
+        _plugin("legacy", full=False),
     ])
 
 
 def test_report_ticks_crosses_and_no_case(registry: Registry) -> None:
     """Good backend all ticks; a broken feature a cross with the reason; no hook, no case."""
-    report = build_report(registry)
+    report = build_report(registry, backends=["badrid", "good", "nocase"])
     by = {b.name: b for b in report.backends}
     assert [b.name for b in report.backends] == ["badrid", "good", "nocase"]
-    assert by["good"].passed and len(by["good"].checks) == 6
+    assert by["good"].passed and len(by["good"].checks) == 10
+    assert all(c.passed for c in by["good"].checks)
     assert by["nocase"].status == "no case" and not by["nocase"].checks
     failed = [c for c in by["badrid"].checks if not c.passed]
     assert [c.check for c in failed] == ["request_id"]
     assert "'x-request-id' on the 3 attempts was [None, None, None]" in failed[0].reason
     assert not report.passed
     md = render_markdown(report)
-    assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in md
+    assert "| good | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ |" in md
+    assert "| `classify_error total` | Stream | Common parameters | Operations sync+async " \
+        "| `finish_reason` |" in md
     assert "| badrid | ✅ | ✅ | ✅ | ✅ | ❌ 'x-request-id' on the 3 attempts" in md
     assert "| nocase | no case (not checked) |" in md
     assert "**Not passed**: checks failed for badrid; not checked: nocase." in md
@@ -84,6 +93,19 @@ def test_report_passes_only_when_everything_was_checked(registry: Registry) -> N
     assert good.passed
     assert "**Passed**: all 1 backends were checked and passed every check." in (
         render_markdown(good))
+    legacy = build_report(registry, backends=["legacy"])
+    assert legacy.passed  # skips are not failures...
+    row = by_name(legacy)["legacy"]
+    assert [c.check for c in row.checks if c.skipped] == [
+        "stream", "params", "operations", "finish_reason"]
+    assert not any(c.passed for c in row.checks if c.skipped)  # ...nor passes
+    md = render_markdown(legacy)
+    assert "passed every check that applies (4 skipped, each with why)." in md
+    assert "| legacy | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ⏭ the backend offers stream_chat but" in md
+    assert "6 of 10 checks passed (4 skipped)" in md
+    skipped_only = BackendReport(name="x", status="checked", checks=[
+        row.checks[6]])  # nothing passed: not a pass
+    assert not skipped_only.passed
     unchecked = build_report(registry, backends=["good", "nocase"])
     assert by_name(unchecked)["good"].passed and not unchecked.passed
     assert "**Not passed**: not checked: nocase." in render_markdown(unchecked)
@@ -102,7 +124,7 @@ def test_report_json_and_filter(registry: Registry) -> None:
     """--json gives the same facts for machines; backends= limits the run."""
     data = json.loads(run_report(registry, json=True, backends=["good", "nocase"]))
     assert [b["name"] for b in data["backends"]] == ["good", "nocase"]
-    assert all(c["passed"] for c in data["backends"][0]["checks"])
+    assert all(c["passed"] and not c["skipped"] for c in data["backends"][0]["checks"])
     assert data["features"][:5] == ["per-endpoint counters", "per-endpoint API key", "backoff",
                                     "queue", "request ID"]
     assert "sk-conformance-" not in json.dumps(data)

@@ -66,12 +66,25 @@ def _run(check: str, plugin: object, case: Case = ECHO_CASE) -> CheckResult:
     })))
 
 
-def test_checks_are_the_five_features_and_classify() -> None:
+def test_checks_are_the_five_features_classify_and_the_operations() -> None:
     """The report's features, in order, each backed by one check."""
     assert [c.feature for c in CHECKS] == [
         "per-endpoint counters", "per-endpoint API key", "backoff", "queue", "request ID",
-        "classify_error total",
+        "classify_error total", "stream", "common parameters", "operations sync+async",
+        "finish_reason",
     ]
+
+
+def test_a_case_without_the_optional_parts_skips_the_operation_checks() -> None:
+    """A case as written before streams and params were declarable: the old six pass, the
+    four new checks are skipped (never passed), each saying what to declare."""
+    results = {c: _run(c, _echo_plugin) for c in ("stream", "params", "operations",
+                                                  "finish_reason")}
+    assert all(r.skipped and not r.passed for r in results.values()), results
+    assert "declares no stream reply" in results["stream"].reason
+    assert "Case.params" in results["params"].reason
+    assert "covers no operation" in results["operations"].reason
+    assert "declares no finish" in results["finish_reason"].reason
 
 
 def test_counters_fail_on_wrong_tokens() -> None:

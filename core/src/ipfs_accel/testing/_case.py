@@ -47,6 +47,24 @@ class Case:
     - ``settings``: extra ``create_endpoint`` settings the call needs (a model, options).
     - ``bad_request``, ``overloaded``, ``rate_limited``: the API's error replies for 400,
       503/529 and 429 (the checks set ``retry-after`` on ``rate_limited`` themselves).
+
+    Optional parts, each letting the kit drive one more operation itself (sync and async,
+    with one user message ``"ping"``, the endpoint's ``settings`` giving the model); a case
+    without them is checked exactly as before, and the checks that need them say they
+    were skipped:
+
+    - ``text``: what the chat reply says. Declaring it means ``chat`` is covered, replied to
+      with ``chat`` (or ``success`` when ``chat`` is ``None``), whose usage is ``tokens``.
+    - ``finish``: the ``finish_reason`` the chat reply and the stream end with, in the one
+      vocabulary (:data:`ipfs_accel.FINISH_REASONS`), e.g. ``"stop"`` for ``end_turn``.
+    - ``stream``: the streamed chat reply (a :class:`Stream`: the API's lines, ending with
+      its terminal event, ``[DONE]`` or whatever the API ends with); its deltas spell
+      ``text`` and its usage is ``tokens``.
+    - ``embed``: the reply to ``embed`` of ``inputs``, one vector per input.
+    - ``params``: where each common parameter (``max_tokens``, ``temperature``, ``top_p``,
+      ``stop``) must appear in the chat request body, as a dotted path (``"p"``,
+      ``"stop_sequences"``, ``"generationConfig.maxOutputTokens"``); ``None`` for one the
+      API has no room for (the plugin drops it and the call still succeeds).
     """
 
     backend: str
@@ -63,6 +81,13 @@ class Case:
         default_factory=lambda: Reply(503, json=_error("conformance: overloaded")))
     rate_limited: Reply = field(
         default_factory=lambda: Reply(429, json=_error("conformance: rate limited")))
+    text: str | None = None
+    finish: str | None = None
+    chat: Reply | None = None
+    stream: Stream | None = None
+    embed: Reply | None = None
+    inputs: tuple[str, ...] = ("ping",)
+    params: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def openai_chat_case(
@@ -115,14 +140,17 @@ def registry_for(case: Case) -> Registry:
 
 
 class CheckResult(msgspec.Struct, kw_only=True, frozen=True):
-    """The outcome of one check on one backend: passed, or failed with the reason.
+    """The outcome of one check on one backend: passed, failed, or skipped, with the reason.
 
-    ``detail`` says what was verified; neither it nor ``reason`` ever holds an API key.
+    ``skipped`` (``passed`` is then false) means there was nothing to check: the backend
+    lacks the operation, or the case does not declare what the check compares; ``reason``
+    says which. ``detail`` says what was verified; neither ever holds an API key.
     """
 
     check: str
     feature: str
     passed: bool
+    skipped: bool = False
     reason: str = ""
     detail: str = ""
     seconds: float = 0.0

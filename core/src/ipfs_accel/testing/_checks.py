@@ -4,8 +4,11 @@ Every check builds a fresh backend from the case's registry, scripts the server,
 calls and compares what the server received and what the backend reports with what the
 feature promises. A check returns a :class:`CheckResult`; it never raises. The checks live
 by family: per-endpoint counters and keys (``_checks_endpoint``), backoff and request ID
-(``_checks_retry``), the queue (``_checks_queue``), classify_error (``_checks_classify``);
-what they share is in ``_run``.
+(``_checks_retry``), the queue (``_checks_queue``), classify_error (``_checks_classify``),
+the operations the kit drives itself: stream, finish_reason, every covered operation sync
+and async (``_checks_ops``) and the common parameters' request form (``_checks_params``);
+what they share is in ``_run`` (and, for driving operations, ``_drive``). A check that has
+nothing to check for the case is *skipped*: shown as such, never as a pass.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from .._registry import Registry
 from ._case import Case, CheckResult
 from ._checks_classify import check_classify
 from ._checks_endpoint import check_counters, check_keys
+from ._checks_ops import check_finish_reason, check_operations, check_stream
+from ._checks_params import check_params
 from ._checks_queue import check_queue
 from ._checks_retry import check_backoff, check_request_id
-from ._run import CheckFailed, CheckRun
+from ._run import CheckFailed, CheckRun, CheckSkipped
 
 __all__ = ["CHECKS", "Check", "run_check", "run_checks"]
 
@@ -41,8 +46,14 @@ CHECKS: tuple[Check, ...] = (
     Check("queue", "queue", check_queue),
     Check("request_id", "request ID", check_request_id),
     Check("classify_error", "classify_error total", check_classify),
+    Check("stream", "stream", check_stream),
+    Check("params", "common parameters", check_params),
+    Check("operations", "operations sync+async", check_operations),
+    Check("finish_reason", "finish_reason", check_finish_reason),
 )
-"""The checks, in report order; the first five are the report's five features."""
+"""The checks, in report order. The last four drive what the case's optional parts declare
+(a stream reply, the parameters' request form, chat/embed replies, the finish); each is
+skipped, saying so, for a case that declares nothing for it."""
 
 
 def run_check(check: Check | str, case: Case, registry: Registry) -> CheckResult:
@@ -51,10 +62,12 @@ def run_check(check: Check | str, case: Case, registry: Registry) -> CheckResult
         check = next(c for c in CHECKS if c.name == check)
     run = CheckRun(case, registry)
     start = time.monotonic()
-    passed, reason, detail = False, "", ""
+    passed, skipped, reason, detail = False, False, "", ""
     try:
         detail = check.run(run)
         passed = True
+    except CheckSkipped as exc:
+        skipped, reason = True, str(exc)
     except CheckFailed as exc:
         reason = str(exc)
     except Exception as exc:
@@ -62,7 +75,8 @@ def run_check(check: Check | str, case: Case, registry: Registry) -> CheckResult
     finally:
         run.close()
     return CheckResult(
-        check=check.name, feature=check.feature, passed=passed, reason=run.scrub(reason),
+        check=check.name, feature=check.feature, passed=passed, skipped=skipped,
+        reason=run.scrub(reason),
         detail=run.scrub(detail), seconds=round(time.monotonic() - start, 3),
     )
 

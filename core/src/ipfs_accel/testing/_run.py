@@ -2,7 +2,8 @@
 
 A check receives a :class:`CheckRun` (the case, fresh backends, throwaway keys to scrub
 from what it reports), scripts a :class:`FaultServer` through :func:`serving`, and states
-each expectation with :func:`expect`; a :class:`CheckFailed` carries the reason shown.
+each expectation with :func:`expect`; a :class:`CheckFailed` carries the reason shown, and
+:func:`skip` ends a check that has nothing to check for this case.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from .._backend import Backend
 from .._errors import CallError, QueueFullError
@@ -20,8 +21,8 @@ from ._actions import Action, Reply
 from ._case import Case
 from ._server import FaultServer
 
-__all__ = ["FAST", "CheckFailed", "CheckRun", "conformance_id", "expect", "serving",
-           "with_retry_after"]
+__all__ = ["FAST", "CheckFailed", "CheckRun", "CheckSkipped", "conformance_id", "expect",
+           "serving", "skip", "with_retry_after"]
 
 # Fast, jitter-free retries: real waits, but short and exactly predictable.
 FAST: dict[str, Any] = {
@@ -31,6 +32,11 @@ FAST: dict[str, Any] = {
 
 class CheckFailed(Exception):
     """A check's expectation was not met; the message is the reason shown."""
+
+
+class CheckSkipped(Exception):
+    """A check has nothing to check for this case (the backend lacks the operation, or the
+    case declares nothing for it); the message says which, and what to declare."""
 
 
 class CheckRun:
@@ -114,6 +120,11 @@ def expect(ok: bool, reason: str) -> None:
     """Fail the check with ``reason`` unless ``ok``."""
     if not ok:
         raise CheckFailed(reason)
+
+
+def skip(reason: str) -> NoReturn:
+    """End the check as skipped, saying ``reason``: a skip is shown as such, never as a pass."""
+    raise CheckSkipped(reason)
 
 
 def with_retry_after(reply: Reply, seconds: str) -> Reply:
