@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -100,12 +101,19 @@ def openai_chat_case(
     call: CallFn = chat_call,
     request_id_header: str = "x-request-id",
     settings: Mapping[str, Any] | None = None,
+    stream: bool | Stream = False,
+    embed: bool | Reply = False,
+    params: Mapping[str, str | None] | None = None,
 ) -> Case:
     """A :class:`Case` for a backend that answers chat in the OpenAI Chat Completions shape.
 
     The canned success is a ``chat.completion`` naming ``model`` whose one choice says
-    ``"pong"``, with ``usage`` of 9 prompt and 3 completion tokens (so ``tokens=(9, 3)``);
-    ``extra`` adds the server's own top-level fields (``system_fingerprint``, ``x_groq``...).
+    ``"pong"`` and finishes with ``stop``, with ``usage`` of 9 prompt and 3 completion tokens
+    (so ``text="pong"``, ``finish="stop"``, ``tokens=(9, 3)``); ``extra`` adds the server's
+    own top-level fields (``system_fingerprint``, ``x_groq``...). ``stream=True`` declares the
+    OpenAI stream of the same answer (``"po"``, ``"ng"``, the finish, a usage chunk, then
+    ``[DONE]``), or pass your own :class:`Stream`; ``embed=True`` the OpenAI ``/embeddings``
+    answer (a :class:`Reply` of your own otherwise). ``params`` is :attr:`Case.params`.
     The error replies are the kit's defaults (``{"error": {"message": ...}}``). The other
     arguments are those of :class:`Case`; the key travels as a bearer token by default.
     """
@@ -126,7 +134,43 @@ def openai_chat_case(
     return Case(
         backend=backend, plugin=plugin, success=Reply(200, json=body), tokens=(9, 3),
         auth=auth, call=call, request_id_header=request_id_header, settings=dict(settings or {}),
+        text="pong", finish="stop",
+        stream=_openai_stream(model, extra) if stream is True else stream or None,
+        embed=_openai_embeddings(model) if embed is True else embed or None,
+        params=dict(params or {}),
     )
+
+
+def _openai_stream(model: str, extra: Mapping[str, Any] | None) -> Stream:
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1764201600,
+            "model": model, **(extra or {}),
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    events = [
+        chunk({"role": "assistant", "content": ""}, None),
+        chunk({"content": "po"}, None),
+        chunk({"content": "ng"}, None),
+        chunk({}, "stop"),
+        {"id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1764201600,
+         "model": model, "choices": [],
+         "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
+    ]
+    lines: list[str] = []
+    for event in events:
+        lines += [f"data: {json.dumps(event)}", ""]
+    return Stream([*lines, "data: [DONE]", ""])
+
+
+def _openai_embeddings(model: str) -> Reply:
+    return Reply(200, json={
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.0123, -0.0456, 0.0789]}],
+        "model": model,
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    })
 
 
 def registry_for(case: Case) -> Registry:

@@ -129,6 +129,8 @@ def check_finish_reason(run: CheckRun) -> str:
     case = run.case
     offered = _offered(run)
     ops = [op for op in ("chat", "stream_chat") if op in covered(case) and op in offered]
+    if not {"chat", "stream_chat"} & offered:
+        skip("n/a: the backend offers neither chat nor stream_chat")
     if case.finish is None:
         skip("the case declares no finish (the finish_reason its chat reply means)")
     if not ops:

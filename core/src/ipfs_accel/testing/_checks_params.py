@@ -51,6 +51,8 @@ def check_params(run: CheckRun) -> str:
     the request body at the path the case declares, with the value given."""
     case = run.case
     offered = run.registry.hooks(case.backend).info.operations
+    if not {"chat", "stream_chat"} & offered:
+        skip("n/a: the backend offers neither chat nor stream_chat")
     if not case.params:
         skip("the case declares no request form of the common parameters (Case.params)")
     undeclared = [n for n in COMMON_PARAMS if n not in case.params]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json as _json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -200,6 +201,13 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 512  # the listen backlog: bursts of many new connections
     owner: FaultServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about a client that went away between keep-alive requests (an event loop
+        closed at the end of an async call resets its idle connections); loud otherwise."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FaultServer:
