@@ -7,6 +7,7 @@ request IDs. The kit is imported only when the hook is called, never on normal u
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ipfs_accel import hookimpl
@@ -21,10 +22,33 @@ def _error(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+def _stream() -> list[str]:
+    """The Messages API's stream of the same answer: named SSE events, ``message_stop`` last;
+    ``message_start`` carries the input tokens and ``message_delta`` the output tokens."""
+    start = {"id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant",
+             "model": "claude-sonnet-4-6", "content": [], "stop_reason": None,
+             "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1}}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "po"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ng"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 3}},
+        {"type": "message_stop"},
+    ]
+    lines: list[str] = []
+    for event in events:
+        lines += [f"event: {event['type']}", f"data: {json.dumps(event)}", ""]
+    return lines
+
+
 @hookimpl
 def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
-    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+    from ipfs_accel.testing import Case, Reply, Stream  # noqa: PLC0415 - the kit loads only here
 
     return Case(
         backend="claude",
@@ -44,4 +68,9 @@ def conformance_case() -> Case:
         bad_request=Reply(400, json=_error("invalid_request_error", "conformance: bad request")),
         overloaded=Reply(529, json=_error("overloaded_error", "Overloaded")),
         rate_limited=Reply(429, json=_error("rate_limit_error", "conformance: rate limited")),
+        text="pong",
+        finish="stop",  # end_turn
+        stream=Stream(_stream()),
+        params={"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                "stop": "stop_sequences"},
     )

@@ -7,6 +7,7 @@ and request IDs. The kit is imported only when the hook is called, never on norm
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ipfs_accel import hookimpl
@@ -21,10 +22,33 @@ def _error(code: int, status: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
 
 
+def _chunk(text: str, finish: str | None, output_tokens: int) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
+                                 "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": output_tokens,
+                          "totalTokenCount": 9 + output_tokens},
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "mIg7aZ2bC4mX1dkP",
+    }
+
+
+def _stream() -> list[str]:
+    """``streamGenerateContent?alt=sse``: one ``data:`` event per chunk, each repeating the
+    usage so far; the chunk with ``finishReason`` is the last."""
+    lines: list[str] = []
+    for chunk in (_chunk("po", None, 1), _chunk("ng", "STOP", 3)):
+        lines += [f"data: {json.dumps(chunk)}", ""]
+    return lines
+
+
 @hookimpl
 def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
-    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+    from ipfs_accel.testing import Case, Reply, Stream  # noqa: PLC0415 - the kit loads only here
 
     return Case(
         backend="gemini",
@@ -46,4 +70,12 @@ def conformance_case() -> Case:
         bad_request=Reply(400, json=_error(400, "INVALID_ARGUMENT", "conformance: bad request")),
         overloaded=Reply(503, json=_error(503, "UNAVAILABLE", "The model is overloaded.")),
         rate_limited=Reply(429, json=_error(429, "RESOURCE_EXHAUSTED", "Resource exhausted.")),
+        text="pong",
+        finish="stop",  # STOP
+        stream=Stream(_stream()),
+        # one input goes to :embedContent, which answers one embedding
+        embed=Reply(200, json={"embedding": {"values": [0.0123, -0.0456, 0.0789]}}),
+        params={"max_tokens": "generationConfig.maxOutputTokens",
+                "temperature": "generationConfig.temperature",
+                "top_p": "generationConfig.topP", "stop": "generationConfig.stopSequences"},
     )

@@ -28,4 +28,8 @@ def conformance_case() -> Case:
         plugin="ipfs_accel_groq",
         model="llama-3.3-70b-versatile",
         extra={"system_fingerprint": "fp_a1b2c3", "x_groq": {"id": "req_01jd5x"}},
+        stream=True,
+        embed=True,
+        params={"max_tokens": "max_completion_tokens", "temperature": "temperature",
+                "top_p": "top_p", "stop": "stop"},
     )

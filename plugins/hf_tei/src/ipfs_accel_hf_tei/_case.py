@@ -29,14 +29,16 @@ def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
     from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
 
+    embedded = Reply(200, json=[[0.0123, -0.0456, 0.0789]], headers={
+        "x-compute-tokens": "3", "x-compute-characters": "4", "x-total-time": "2",
+        "x-tokenization-time": "0", "x-queue-time": "0", "x-inference-time": "1",
+    })
     return Case(
         backend="hf_tei",
         plugin="ipfs_accel_hf_tei",
-        success=Reply(200, json=[[0.0123, -0.0456, 0.0789]], headers={
-            "x-compute-tokens": "3", "x-compute-characters": "4", "x-total-time": "2",
-            "x-tokenization-time": "0", "x-queue-time": "0", "x-inference-time": "1",
-        }),
+        success=embedded,
         tokens=(3, 0),
         auth=("authorization", "Bearer {key}"),
         call=_embed,
+        embed=embedded,  # embed(["ping"]): one vector; TEI neither chats nor streams
     )

@@ -28,4 +28,7 @@ def conformance_case() -> Case:
         plugin="ipfs_accel_hf_tgi",
         model="tgi",
         extra={"system_fingerprint": "3.0.0-native"},
+        stream=True,
+        params={"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                "stop": "stop"},
     )

@@ -34,4 +34,9 @@ def conformance_case() -> Case:
         }),
         tokens=(9, 3),
         auth=("authorization", "Bearer {key}"),
+        text="pong",
+        finish="stop",
+        # the contract's ``parameters`` object takes the common names as they are
+        params={"max_tokens": "parameters.max_tokens", "temperature": "parameters.temperature",
+                "top_p": "parameters.top_p", "stop": "parameters.stop"},
     )

@@ -8,26 +8,39 @@ use.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from ipfs_accel import hookimpl
 
 if TYPE_CHECKING:
-    from ipfs_accel import Backend
     from ipfs_accel.testing import Case
 
 __all__ = ["conformance_case"]
 
 
-def _chat(backend: Backend, endpoint_id: str, request_id: str) -> Any:
-    return backend.chat([{"role": "user", "content": "ping"}], model="llama3.2",
-                        endpoint_id=endpoint_id, request_id=request_id)
+def _line(text: str, **extra: Any) -> str:
+    return json.dumps({
+        "model": "llama3.2", "created_at": "2026-11-27T10:00:00.000000Z",
+        "message": {"role": "assistant", "content": text}, "done": False, **extra,
+    })
+
+
+def _stream() -> list[str]:
+    """A streamed ``/api/chat``: one NDJSON line per piece; the ``done`` line ends it with
+    the reason and the counts."""
+    return [
+        _line("po"),
+        _line("ng"),
+        _line("", done=True, done_reason="stop", total_duration=5191566416,
+              prompt_eval_count=9, eval_count=3),
+    ]
 
 
 @hookimpl
 def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
-    from ipfs_accel.testing import Case, Reply  # noqa: PLC0415 - the kit loads only here
+    from ipfs_accel.testing import Case, Reply, Stream  # noqa: PLC0415 - the kit loads only here
 
     return Case(
         backend="ollama",
@@ -47,5 +60,15 @@ def conformance_case() -> Case:
         }),
         tokens=(9, 3),
         auth=("authorization", "Bearer {key}"),
-        call=_chat,
+        settings={"model": "llama3.2"},  # Ollama has no default model: name one
+        text="pong",
+        finish="stop",
+        stream=Stream(_stream(), content_type="application/x-ndjson"),
+        embed=Reply(200, json={
+            "model": "llama3.2", "embeddings": [[0.010071029, -0.0017594862, 0.05007221]],
+            "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 1,
+        }),
+        # the common parameters go in ``options``, under Ollama's own names
+        params={"max_tokens": "options.num_predict", "temperature": "options.temperature",
+                "top_p": "options.top_p", "stop": "options.stop"},
     )

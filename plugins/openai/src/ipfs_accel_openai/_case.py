@@ -27,4 +27,9 @@ def conformance_case() -> Case:
         plugin="ipfs_accel_openai",
         model="gpt-4o-mini",
         request_id_header="x-client-request-id",
+        stream=True,
+        embed=True,
+        # the Chat Completions API's name for max_tokens (the old name is deprecated there)
+        params={"max_tokens": "max_completion_tokens", "temperature": "temperature",
+                "top_p": "top_p", "stop": "stop"},
     )

@@ -8,20 +8,14 @@ never on normal use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ipfs_accel import hookimpl
 
 if TYPE_CHECKING:
-    from ipfs_accel import Backend
     from ipfs_accel.testing import Case
 
 __all__ = ["conformance_case"]
-
-
-def _chat(backend: Backend, endpoint_id: str, request_id: str) -> Any:
-    return backend.chat([{"role": "user", "content": "ping"}], model="m",
-                        endpoint_id=endpoint_id, request_id=request_id)
 
 
 @hookimpl
@@ -33,5 +27,9 @@ def conformance_case() -> Case:
         backend="ovms",
         plugin="ipfs_accel_ovms",
         model="m",
-        call=_chat,
+        settings={"model": "m"},  # OVMS serves models by name: no default to fall back on
+        stream=True,
+        embed=True,
+        params={"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                "stop": "stop"},
     )
