@@ -5,7 +5,9 @@
   :class:`TruncatedStream`) and records every request it received.
 - :class:`Case` says how to drive one backend; :class:`BackendConformance` is the test class
   a plugin subclasses to run the :data:`CHECKS` (counters, keys, backoff, queue, request ID,
-  classify_error totality) against a FaultServer; :func:`run_checks` runs them without pytest.
+  classify_error totality; and, for what the case declares, the stream, the common
+  parameters' request form, every covered operation sync and async, finish_reason) against a
+  FaultServer; :func:`run_checks` runs them without pytest.
 - :class:`Recorder` (a scripted, recording MockTransport handler), :func:`mock_backend` and
   :data:`FAST_RETRIES` make a plugin's unit tests fast and network-free;
   :func:`openai_chat_case` is the :class:`Case` of an OpenAI-compatible chat backend and

@@ -25,9 +25,11 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 def _stream() -> list[str]:
     """The Messages API's stream of the same answer: named SSE events, ``message_stop`` last;
     ``message_start`` carries the input tokens and ``message_delta`` the output tokens."""
-    start = {"id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant",
-             "model": "claude-sonnet-4-6", "content": [], "stop_reason": None,
-             "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1}}
+    start: dict[str, Any] = {
+        "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-6", "content": [], "stop_reason": None,
+        "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1},
+    }
     events: list[dict[str, Any]] = [
         {"type": "message_start", "message": start},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
