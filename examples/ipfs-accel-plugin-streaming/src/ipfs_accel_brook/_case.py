@@ -4,14 +4,15 @@ normal use never loads the kit."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from ipfs_accel.testing import Case, Reply
+from ipfs_accel.testing import Case, Reply, Stream
 
 if TYPE_CHECKING:
     from ipfs_accel import Backend
 
-__all__ = ["CHAT_REPLY", "case"]
+__all__ = ["CHAT_REPLY", "EMBED_REPLY", "STREAM_EVENTS", "case"]
 
 CHAT_REPLY = {
     "id": "brk-0001",
@@ -21,6 +22,28 @@ CHAT_REPLY = {
     "meter": {"read": 5, "written": 2},
 }
 """A unary ``/v2/chat`` answer, as the Brook API sends it."""
+
+STREAM_EVENTS = [
+    ("start", {"id": "brk-0002", "meter": {"read": 5}}),
+    ("text", {"text": "Hel"}),
+    ("text", {"text": "lo!"}),
+    ("end", {"end": "END_OF_TURN", "meter": {"written": 2}}),
+]
+"""A streamed ``/v2/chat`` answer: the prompt's tokens come first, the reply's last."""
+
+EMBED_REPLY = {
+    "model": "brook-embed-1",
+    "embeddings": [{"index": 0, "values": [0.25, -0.5, 1.0]}],
+    "meter": {"read": 1},
+}
+"""A ``/v2/embed`` answer for one input."""
+
+
+def _sse(events: list[tuple[str, Any]]) -> list[str]:
+    lines = []
+    for name, data in events:
+        lines += [f"event: {name}", f"data: {json.dumps(data)}", ""]  # "" ends the event
+    return lines
 
 
 def _error(status: int, code: str) -> Reply:
@@ -33,7 +56,8 @@ def _chat(backend: Backend, endpoint_id: str, request_id: str) -> Any:
 
 
 def case() -> Case:
-    """The brook backend's case: a chat call, its canned reply and the API's error replies."""
+    """The brook backend's case: a chat call and its canned reply, the API's error replies,
+    and what the kit needs to drive chat, stream_chat and embed and the common parameters."""
     return Case(
         backend="brook",
         success=Reply(200, json=CHAT_REPLY),
@@ -44,4 +68,10 @@ def case() -> Case:
         bad_request=_error(400, "invalid_request"),
         overloaded=_error(503, "busy"),
         rate_limited=_error(429, "rate_limited"),
+        text="Hello!",                           # what the chat reply and the stream say
+        finish="stop",                           # what END_OF_TURN means
+        stream=Stream(_sse(STREAM_EVENTS)),
+        embed=Reply(200, json=EMBED_REPLY),      # the answer to embed(["ping"])
+        params={"max_tokens": "max_new_tokens", "temperature": "temperature",
+                "top_p": "nucleus", "stop": "stop_sequences"},
     )
