@@ -49,7 +49,7 @@ class Plugin:
     def backend_info(self) -> BackendInfo:
         return BackendInfo(name="plain", default_base_url="http://plain.test",
                            default_model="chat-1", default_models={"embed": "embed-1"},
-                           operations=frozenset({"chat", "embed", "stream_chat"}))
+                           operations=frozenset({"chat", "embed", "stream_chat", "legacy"}))
 
     @hookimpl
     def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
@@ -57,6 +57,8 @@ class Plugin:
         if call.operation == "embed":
             return Exchange(path="/e", json={}, parse=lambda r: EmbedResult(
                 vectors=[[0.5] for _ in call.inputs or []]))
+        if call.operation == "legacy":  # an invoke operation answered the old way
+            return Exchange(path="/l", json={}, parse=lambda r: ChatResult(text="old"))
         if call.operation == "stream_chat":
             return Exchange(path="/s", json={}, stream="sse", parse_event=_event)
         return Exchange(path="/c", json={}, parse=_chat)
@@ -120,3 +122,11 @@ def test_the_server_id_header_wins_over_a_body_id(headers, expected):
     """One rule for unary calls and streams: the header's ID, else the body's."""
     b, _ = backend(lambda r: httpx2.Response(200, json={"reason": "stop"}, headers=headers))
     assert b.chat([{"role": "user", "content": "x"}]).server_request_id == expected
+
+
+def test_an_invoke_answered_with_a_chat_result_still_works_with_a_deprecation_warning():
+    """The plugin API changes only after a warning: invoke must return InvokeResult."""
+    b, _ = backend(lambda r: httpx2.Response(200, json={}))
+    with pytest.warns(DeprecationWarning, match="return InvokeResult"):
+        result = b.invoke("legacy")
+    assert isinstance(result, ChatResult) and result.text == "old"

@@ -13,26 +13,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
 
 import httpx2
 
 from ._bounds import Bound
 from ._endpoint import Endpoint
 from ._errors import CallError
-from ._exchange import Exchanger, Result, builtins_TimeoutError, loop_time
+from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
 from ._plugin import PluginHooks
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
 from ._stream import stream_async, stream_sync
-from ._types import Call, ChatResult, EmbedResult, Exchange, InvokeResult, StreamChunk, Usage
+from ._types import Call, Exchange, StreamChunk, Usage
 from ._watchdog import watch
 
 __all__ = ["Engine"]
 
-R = TypeVar("R", ChatResult, EmbedResult, InvokeResult)
 _monotonic = time.monotonic
 
 
@@ -78,9 +76,7 @@ class Engine:
         first = x.hooks.send(call, config)
         state = Attempts(endpoint, config, deadline_at)
         result = retry_sync(state, lambda: self._chain_sync(config, call, first, deadline_at))
-        if not isinstance(result, expect):
-            raise x.wrong_result(config, call, result, expect)
-        return result
+        return x.expected(config, call, result, expect)
 
     def _chain_sync(
         self, config: EndpointConfig, call: Call, exchange: Exchange, deadline_at: float | None
@@ -172,9 +168,7 @@ class Engine:
         state = Attempts(endpoint, config, deadline_at)
         result = await retry_async(
             state, lambda: self._chain_async(config, call, first, deadline_at))
-        if not isinstance(result, expect):
-            raise x.wrong_result(config, call, result, expect)
-        return result
+        return x.expected(config, call, result, expect)
 
     async def _chain_async(
         self, config: EndpointConfig, call: Call, exchange: Exchange, deadline_at: float | None

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from typing import Any, TypeAlias
+import warnings
+from typing import TypeAlias, TypeVar, cast
 
 import httpx2
 import msgspec
@@ -48,9 +49,10 @@ from ._types import (
 from ._validate import check_result, check_usage
 from ._wire import decode_json, decode_typed, is_json
 
-__all__ = ["Exchanger", "Result", "builtins_TimeoutError", "loop_time"]
+__all__ = ["Exchanger", "R", "Result", "builtins_TimeoutError", "loop_time"]
 
 Result: TypeAlias = ChatResult | EmbedResult | InvokeResult
+R = TypeVar("R", ChatResult, EmbedResult, InvokeResult)
 _encode = msgspec.json.encode
 _monotonic = time.monotonic
 _JSON = "application/json"
@@ -345,17 +347,30 @@ class Exchanger:
                 request_id=call.request_id,
             ) from None
 
-    def wrong_result(
-        self, config: EndpointConfig, call: Call, result: object, expect: type[Any]
-    ) -> ResponseError:
-        """The plugin's parser gave a result of the wrong type for the operation."""
+    def expected(self, config: EndpointConfig, call: Call, result: Result, expect: type[R]) -> R:
+        """``result`` if it is what the operation returns; a ResponseError if not.
+
+        One deprecation, as the plugin API promises before a change: ``invoke`` operations
+        whose parser answers with a ``ChatResult`` or ``EmbedResult`` still work, with a
+        ``DeprecationWarning``; they must return ``InvokeResult``.
+        """
+        if isinstance(result, expect):
+            return result
+        if expect is InvokeResult:
+            warnings.warn(
+                f"backend {self.backend!r} returned {type(result).__name__} for the invoke "
+                f"operation {call.operation!r}: return InvokeResult(data=...) instead; other "
+                "result types will be refused in a later release",
+                DeprecationWarning, stacklevel=2,
+            )
+            return cast("R", result)
         err = ResponseError(
             f"backend {self.backend!r} returned {type(result).__name__} for "
             f"{call.operation!r}, expected {expect.__name__}",
             backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
         )
         err.retryable = False
-        return err
+        raise err
 
     def deadline_error(self, config: EndpointConfig, call: Call, where: str) -> TimeoutError:
         """The call's deadline ran out ``where`` it was (never retried)."""
