@@ -23,12 +23,12 @@ def _run(*args: str | Path, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def test_example_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
-    """Wheel -> fresh venv with the core -> Registry() finds it -> the conformance suite passes."""
+def fresh_venv_with(example: Path, wheel_glob: str, tmp_path: Path) -> tuple[Path, Path]:
+    """Build ``example`` as a wheel and install it with the core (and pytest) into a new
+    venv under ``tmp_path``; return the venv and its python."""
     dist = tmp_path / "dist"
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, EXAMPLE)
-    (wheel,) = dist.glob("ipfs_accel_plugin_example-*.whl")
-
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, example)
+    (wheel,) = dist.glob(wheel_glob)
     venv = tmp_path / "venv"
     uv = shutil.which("uv")
     if uv:
@@ -39,6 +39,12 @@ def test_example_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     install = ([uv, "pip", "install", "-q", "--python", python] if uv
                else [python, "-m", "pip", "install", "-q"])
     _run(*install, ROOT / "core", wheel, "pytest>=8")
+    return venv, python
+
+
+def test_example_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
+    """Wheel -> fresh venv with the core -> Registry() finds it -> the conformance suite passes."""
+    venv, python = fresh_venv_with(EXAMPLE, "ipfs_accel_plugin_example-*.whl", tmp_path)
 
     # The venv holds only the core and the example: nothing from this checkout is importable.
     found = _run(python, "-c", "import ipfs_accel; from ipfs_accel import Registry; "

@@ -3,14 +3,12 @@ as a wheel, installed with the core in a fresh venv, found through its entry poi
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from test_example_plugin_roundtrip import ROOT, _run
+from test_example_plugin_roundtrip import ROOT, _run, fresh_venv_with
 
 EXAMPLE = ROOT / "examples" / "ipfs-accel-plugin-streaming"
 KIT_TESTS = ("test_counters", "test_keys", "test_backoff", "test_queue", "test_request_id",
@@ -22,20 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_streaming_example_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     """Wheel -> fresh venv with the core -> Registry() finds brook -> its tests and the kit pass."""
-    dist = tmp_path / "dist"
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, EXAMPLE)
-    (wheel,) = dist.glob("ipfs_accel_plugin_brook-*.whl")
-
-    venv = tmp_path / "venv"
-    uv = shutil.which("uv")
-    if uv:
-        _run(uv, "venv", "-q", "--python", sys.executable, venv)
-    else:
-        _run(sys.executable, "-m", "venv", venv)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    install = ([uv, "pip", "install", "-q", "--python", python] if uv
-               else [python, "-m", "pip", "install", "-q"])
-    _run(*install, ROOT / "core", wheel, "pytest>=8")
+    venv, python = fresh_venv_with(EXAMPLE, "ipfs_accel_plugin_brook-*.whl", tmp_path)
 
     # The venv holds only the core and brook: nothing from this checkout is importable.
     found = _run(python, "-c", "import ipfs_accel; from ipfs_accel import Registry; "
