@@ -36,178 +36,18 @@ connection, so 64+ concurrent keep-alive connections (and hanging replies) are f
 from __future__ import annotations
 
 import contextlib
-import json as _json
 import socket
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from ._actions import Action, Drop, Hang, Hold, RecordedRequest, Reply, Responder, Stream, TruncatedStream
+from ._actions import Action, Hold, RecordedRequest, Reply, Responder
+from ._handler import Handler, HTTPServer
 
 __all__ = ["FaultServer"]
 
 _DEFAULT = Reply(404, json={"error": {"message": "FaultServer: nothing scripted for this request"}})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, chunked streams
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: tests read ``FaultServer.requests`` instead."""
-
-    def setup(self) -> None:
-        super().setup()
-        self._conn_id = self.server.owner._opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._closed(self.connection)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            parts: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _handle(self) -> None:
-        owner = self.server.owner
-        received = time.monotonic()
-        body = self._read_body()
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        split = urlsplit(self.path)
-        request = RecordedRequest(
-            method=self.command,
-            path=split.path,
-            query=dict(parse_qsl(split.query, keep_blank_values=True)),
-            headers=headers,
-            body=body,
-            received_at=received,
-            connection=self._conn_id,
-        )
-        owner._begin(request)
-        self._ended = False
-        try:
-            self._act(owner._next_action(request))
-        finally:
-            self._end()
-
-    def _end(self) -> None:
-        """The request stops counting as in progress. Called just before the last bytes
-        go out, so a client that starts its next request on seeing them never overlaps."""
-        if not self._ended:
-            self._ended = True
-            self.server.owner._end()
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
-
-    def _act(self, action: Action) -> None:
-        stop = self.server.owner._stopping
-        if isinstance(action, Hang):
-            stop.wait(action.seconds)
-            if action.then is None or stop.is_set():
-                self._cut()
-                return
-            action = action.then
-        if isinstance(action, Hold):
-            if not self.server.owner._held(action) or action.then is None:
-                self._cut()
-                return
-            action = action.then
-        if isinstance(action, Drop):
-            self._cut()
-        elif isinstance(action, Stream):
-            self._stream(action)
-        else:
-            if action.delay and stop.wait(action.delay):
-                self._cut()
-                return
-            self._reply(action)
-
-    def _cut(self) -> None:
-        """Close the connection now, with nothing (more) written."""
-        self._end()
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _reply(self, reply: Reply) -> None:
-        body = reply.body
-        headers = {k.lower(): v for k, v in reply.headers.items()}
-        if reply.json is not None:
-            body = _json.dumps(reply.json).encode()
-            headers.setdefault("content-type", "application/json")
-        self.send_response(reply.status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
-        self._end()
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
-
-    def _stream(self, stream: Stream) -> None:
-        self.send_response(stream.status)
-        headers = {k.lower(): v for k, v in stream.headers.items()}
-        headers.setdefault("content-type", stream.content_type)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        self.wfile.flush()
-        stop = self.server.owner._stopping
-        try:
-            for i, line in enumerate(stream.lines):
-                if i and stream.interval and stop.wait(stream.interval):
-                    self._cut()
-                    return
-                data = line.encode() + b"\n"
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                self.wfile.flush()
-            if isinstance(stream, TruncatedStream):
-                self._cut()
-                return
-            self._end()
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except OSError:  # the client went away mid-stream: nothing to answer
-            self.close_connection = True
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 512  # the listen backlog: bursts of many new connections
-    owner: FaultServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Quiet about a client that went away between keep-alive requests (an event loop
-        closed at the end of an async call resets its idle connections); loud otherwise."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
 
 class FaultServer:
@@ -239,8 +79,8 @@ class FaultServer:
         self._peak = 0
         self._conn_count = 0
         self._connections: dict[int, socket.socket] = {}
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
+        self.stopping = threading.Event()
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition(self._lock)
 
@@ -250,8 +90,8 @@ class FaultServer:
         """Bind and serve in a background thread; returns ``self``."""
         if self._httpd is not None:
             return self
-        self._stopping.clear()
-        httpd = _HTTPServer((self._host, self._port), _Handler)
+        self.stopping.clear()
+        httpd = HTTPServer((self._host, self._port), Handler)
         httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -266,7 +106,7 @@ class FaultServer:
         httpd = self._httpd
         if httpd is None:
             return
-        self._stopping.set()
+        self.stopping.set()
         with self._changed:
             self._changed.notify_all()  # held requests see the stop at once
         httpd.shutdown()
@@ -353,32 +193,32 @@ class FaultServer:
 
     # -- called by the handler threads ---------------------------------------------
 
-    def _opened(self, conn: socket.socket) -> int:
+    def opened(self, conn: socket.socket) -> int:
         with self._lock:
             self._conn_count += 1
             self._connections[id(conn)] = conn
             return self._conn_count
 
-    def _closed(self, conn: socket.socket) -> None:
+    def closed(self, conn: socket.socket) -> None:
         with self._lock:
             self._connections.pop(id(conn), None)
 
-    def _begin(self, request: RecordedRequest) -> None:
+    def begin(self, request: RecordedRequest) -> None:
         with self._changed:
             self._requests.append(request)
             self._active += 1
             self._peak = max(self._peak, self._active)
             self._changed.notify_all()
 
-    def _end(self) -> None:
+    def ended(self) -> None:
         with self._lock:
             self._active -= 1
 
-    def _held(self, hold: Hold) -> bool:
+    def held(self, hold: Hold) -> bool:
         """Wait until ``hold`` may go; False if it timed out or the server is closing."""
         end = time.monotonic() + hold.timeout
         with self._changed:
-            while not self._stopping.is_set():
+            while not self.stopping.is_set():
                 if len(self._requests) >= hold.arrived and (
                     hold.release is None or hold.release.is_set()
                 ):
@@ -390,7 +230,7 @@ class FaultServer:
                 self._changed.wait(min(left, 0.02) if hold.release is not None else left)
         return False
 
-    def _next_action(self, request: RecordedRequest) -> Action:
+    def next_action(self, request: RecordedRequest) -> Action:
         with self._lock:
             queue = self._paths.get(request.path)
             if queue:
