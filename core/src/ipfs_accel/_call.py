@@ -45,10 +45,7 @@ class Engine:
     def call(self, endpoint: Endpoint, call: Call, expect: type[R]) -> R:
         """Run a unary call on the calling thread; its result must be an ``expect``."""
         x = self.x
-        config = endpoint.config
-        start = _monotonic()
-        deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
-        waiter = x.admit(endpoint, config, call)
+        config, start, deadline_at, waiter = x.begin(endpoint, call)
         holding = waiter is None
         ok = cancelled = False
         usage = None
@@ -66,7 +63,7 @@ class Engine:
             return result
         finally:
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
-                            cancelled=cancelled)
+                            cancelled=cancelled, waiter=waiter)
 
     def _attempts_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,
@@ -119,11 +116,7 @@ class Engine:
         """Run a unary call on the running event loop (no thread hops); its result must be
         an ``expect``."""
         x = self.x
-        config = endpoint.config
-        start = _monotonic()
-        deadline = config.settings.deadline
-        deadline_at = None if deadline is None else start + deadline
-        waiter = x.admit(endpoint, config, call)
+        config, start, deadline_at, waiter = x.begin(endpoint, call)
         holding = waiter is None
         ok = cancelled = False
         usage = None
@@ -155,9 +148,8 @@ class Engine:
             usage = result.usage
             return result
         finally:
-            if waiter is None or not waiter.dead:  # a dead waiter was counted when found
-                endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
-                                usage=usage, cancelled=cancelled)
+            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
+                            usage=usage, cancelled=cancelled, waiter=waiter)
 
     async def _attempts_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,

@@ -58,13 +58,17 @@ class Endpoint:
 
     def finish(
         self, *, holding: bool, ok: bool, latency: float, usage: Usage | None,
-        cancelled: bool = False,
+        cancelled: bool = False, waiter: Waiter | None = None,
     ) -> None:
         """Count a call's end and, if it held a slot, hand the slot on.
 
         ``cancelled``: the call ended by cancellation, ``KeyboardInterrupt`` or a stream
-        closed before its end; it counts as failed and as cancelled.
+        closed before its end; it counts as failed and as cancelled. ``waiter``: the call's
+        place in the queue, if it had one; a waiter found dead (its loop closed while it
+        waited) was counted then, so its late end counts nothing again.
         """
+        if waiter is not None and waiter.dead:
+            return
         with self._lock:
             self.stats.finished_locked(ok=ok, latency=latency, usage=usage, cancelled=cancelled)
             waiter = self.limiter.leave_locked() if holding else None

@@ -334,6 +334,17 @@ class Exchanger:
         except httpx2.HTTPError as exc:
             raise self.transport_error(config, call, exc) from exc
 
+    def begin(
+        self, endpoint: Endpoint, call: Call
+    ) -> tuple[EndpointConfig, float, float | None, Waiter | None]:
+        """Start a call: the settings it runs with, its start time, when its deadline falls
+        (``None``: none) and its waiter (``None``: it holds a slot already; see :meth:`admit`)."""
+        config = endpoint.config
+        start = _monotonic()
+        deadline = config.settings.deadline
+        waiter = self.admit(endpoint, config, call)
+        return config, start, None if deadline is None else start + deadline, waiter
+
     def admit(self, endpoint: Endpoint, config: EndpointConfig, call: Call) -> Waiter | None:
         """Take a slot (``None``) or a place in the queue (the waiter); a full queue is a
         :class:`QueueFullError` at once."""

@@ -33,10 +33,7 @@ def stream_sync(x: Exchanger, endpoint: Endpoint, call: Call) -> Iterator[Stream
     call; after that ``stream_idle_timeout`` bounds each silence and the deadline the
     whole stream.
     """
-    config = endpoint.config
-    start = _monotonic()
-    deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
-    waiter = x.admit(endpoint, config, call)
+    config, start, deadline_at, waiter = x.begin(endpoint, call)
     holding = waiter is None
     ok = cancelled = False
     reader: SyncStream | None = None
@@ -72,14 +69,11 @@ def stream_sync(x: Exchanger, endpoint: Endpoint, call: Call) -> Iterator[Stream
         finally:
             usage = reader.usage if reader is not None else None
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
-                            cancelled=cancelled)
+                            cancelled=cancelled, waiter=waiter)
 
 async def stream_async(x: Exchanger, endpoint: Endpoint, call: Call) -> AsyncIterator[StreamChunk]:
     """Run a streamed call on the running event loop, yielding chunks as they arrive."""
-    config = endpoint.config
-    start = _monotonic()
-    deadline_at = None if config.settings.deadline is None else start + config.settings.deadline
-    waiter = x.admit(endpoint, config, call)
+    config, start, deadline_at, waiter = x.begin(endpoint, call)
     holding = waiter is None
     ok = cancelled = False
     reader: AsyncStream | None = None
@@ -129,9 +123,8 @@ async def stream_async(x: Exchanger, endpoint: Endpoint, call: Call) -> AsyncIte
                 await reader.aclose()
         finally:
             usage = reader.usage if reader is not None else None
-            if waiter is None or not waiter.dead:  # a dead waiter was counted when found
-                endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
-                                usage=usage, cancelled=cancelled)
+            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
+                            usage=usage, cancelled=cancelled, waiter=waiter)
 
 
 def _rest(reader: SyncStream, state: Attempts) -> Iterator[StreamChunk]:
