@@ -186,9 +186,13 @@ def headers(
     return st.dictionaries(keys, values, max_size=max_size)
 
 
+_STATUSES = (400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529)
+
+
 def statuses() -> st.SearchStrategy[int]:
-    """Every HTTP status, 100 to 599."""
-    return st.integers(100, 599)
+    """Every HTTP status, 100 to 599, drawn often from those APIs answer errors with (429,
+    503, 529...): a uniform draw meets each of them about once in 500 examples."""
+    return st.sampled_from(_STATUSES) | st.integers(100, 599)
 
 
 def transport_exceptions() -> st.SearchStrategy[BaseException]:
