@@ -9,13 +9,15 @@ tested on its own.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
 
-__all__ = ["backoff_delay", "parse_retry_after", "plan_wait"]
+__all__ = ["backoff_delay", "parse_reset", "parse_retry_after", "plan_wait"]
 
 
 def backoff_delay(
@@ -103,3 +105,44 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     if not (0 <= seconds < math.inf):
         return None
     return seconds
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?"
+                       r"(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
+
+
+def parse_reset(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from now until a rate-limit budget resets, from a header value.
+
+    Reads the forms APIs send: a duration (``6m0s``, ``1s``, ``20ms``, ``1h2m3.5s``, as
+    OpenAI and Groq do), a plain number of seconds, or an RFC 3339 time (``2026-11-30T13:00:
+    00Z``, as Anthropic does; ``now`` is the current ``time.time()``, for tests). A time in
+    the past is 0; anything unreadable, negative or not finite is ``None``.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if 0 <= seconds < math.inf else None
+    match = _DURATION.fullmatch(text)
+    if match is not None and any(match.groups()):
+        h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
+        return h * 3600 + m * 60 + s + ms / 1000
+    return _until(text, now)
+
+
+def _until(text: str, now: float | None) -> float | None:
+    """Seconds until an RFC 3339 time (0 when past; ``None`` when unreadable)."""
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)

@@ -8,6 +8,8 @@ A plugin is a module (or object) with functions marked ``@ipfs_accel.hookimpl``:
 - ``parse_usage(operation, data)``: token usage from a response body or stream event.
 - ``classify_error(failure)``: what kind of error a failed exchange is, and whether and
   when to retry it.
+- ``parse_rate_limits(headers)`` (optional): what a response's headers say about the
+  endpoint's rate limits, so the core paces calls before the server refuses them.
 - ``conformance_case()`` (optional): how ``ipfs_accel.testing`` and ``ipfs-accel report``
   drive this backend through the conformance checks.
 
@@ -23,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._settings import EndpointConfig
-    from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
+    from ._types import BackendInfo, Call, Classification, Exchange, Failure, RateLimits, Usage
     from .testing import Case
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -70,6 +74,17 @@ def classify_error(failure: Failure) -> Classification | None:
 
     Must never raise (the core checks this property). Return ``None`` to use
     :func:`~ipfs_accel.default_classification`, which plugins usually call and refine.
+    """
+
+
+@hookspec(firstresult=True)
+def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """Optional: the endpoint's rate-limit budgets from a response's headers, or ``None``.
+
+    Called on every response the core receives from the endpoint (success, error, or the
+    head of a stream), with case-insensitive headers. Translate only (OpenAI's
+    ``x-ratelimit-remaining-requests``, Anthropic's ``anthropic-ratelimit-*``...); the
+    core decides what to do (hold new calls until a spent budget resets). Must never raise.
     """
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -10,7 +10,7 @@ import pluggy
 from . import _hookspecs
 from ._classify import default_classification
 from ._errors import ConfigurationError, PluginLoadError
-from ._types import BackendInfo, Call, Classification, Exchange, Failure, Usage
+from ._types import BackendInfo, Call, Classification, Exchange, Failure, RateLimits, Usage
 
 if TYPE_CHECKING:
     from ._settings import EndpointConfig
@@ -52,7 +52,7 @@ class PluginHooks:
     or a ``backend_info`` that is not a :class:`BackendInfo`.
     """
 
-    __slots__ = ("_case", "_classify", "_parse_usage", "_send", "info", "plugin", "pm")
+    __slots__ = ("_case", "_classify", "_parse_usage", "_rate_limits", "_send", "info", "plugin", "pm")
 
     def __init__(self, plugin: object, *, name: str | None = None, dist: str | None = None):
         label: str = name or str(getattr(plugin, "__name__", None) or repr(plugin))
@@ -100,6 +100,23 @@ class PluginHooks:
         self._parse_usage = _direct(pm, "parse_usage")
         self._classify = _direct(pm, "classify_error")
         self._case = _direct(pm, "conformance_case")
+        self._rate_limits = _direct(pm, "parse_rate_limits")
+
+    @property
+    def reads_rate_limits(self) -> bool:
+        """Whether the plugin implements ``parse_rate_limits``."""
+        return self._rate_limits is not None
+
+    def parse_rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        """The plugin's reading of a response's rate-limit headers; ``None`` if it has no
+        such hook, finds nothing, or fails (a broken parser never fails a call)."""
+        if self._rate_limits is None:
+            return None
+        try:
+            result = self._rate_limits(headers=headers)
+        except Exception:
+            return None
+        return result if isinstance(result, RateLimits) else None
 
     def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
         """The plugin's exchange for ``call``; a wrong answer is a configuration error."""
