@@ -21,11 +21,12 @@ from ._endpoint import Endpoint
 from ._errors import CallError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
+from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
-from ._stream import stream_async, stream_sync
+from ._stream import _aonce, _once, stream_async, stream_sync
 from ._types import Call, Exchange, StreamChunk, Usage
 from ._watchdog import watch
 
@@ -42,10 +43,18 @@ class Engine:
     def __init__(self, hooks: PluginHooks, http: HTTP) -> None:
         self.x = Exchanger(hooks, http)
 
-    def call(self, endpoint: Endpoint, call: Call, expect: type[R]) -> R:
-        """Run a unary call on the calling thread; its result must be an ``expect``."""
+    def call(
+        self, endpoint: Endpoint, call: Call, expect: type[R], *, once: bool = False,
+        deadline_at: float | None = None,
+    ) -> R:
+        """Run a unary call on the calling thread; its result must be an ``expect``.
+
+        ``once``: one attempt, no retries (a pool retries, on other endpoints);
+        ``deadline_at`` (on ``time.monotonic``): a deadline of the caller's, if earlier
+        than the endpoint's own.
+        """
         x = self.x
-        config, start, deadline_at, waiter = x.begin(endpoint, call)
+        config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
         holding = waiter is None
         ok = cancelled = False
         usage = None
@@ -53,7 +62,7 @@ class Engine:
             if waiter is not None:
                 x.wait_sync(endpoint, config, call, waiter, deadline_at)
                 holding = True
-            result = self._attempts_sync(endpoint, config, call, deadline_at, expect)
+            result = self._attempts_sync(endpoint, config, call, deadline_at, expect, once=once)
         except BaseException as exc:
             cancelled = not isinstance(exc, Exception)  # KeyboardInterrupt, SystemExit...
             raise
@@ -67,16 +76,31 @@ class Engine:
 
     def _attempts_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,
-        expect: type[R],
+        expect: type[R], *, once: bool,
     ) -> R:
         x = self.x
         first = x.hooks.send(call, config)
+
+        def attempt() -> Result:
+            res = hold_sync(x, endpoint, config, call, deadline_at)
+            try:
+                out = self._chain_sync(endpoint, config, call, first, deadline_at)
+            except CallError as exc:
+                ended(endpoint, res, exc, 0)
+                raise
+            except BaseException as exc:
+                ended(endpoint, res, exc)
+                raise
+            ended(endpoint, res, None, out.usage.total_tokens)
+            return out
+
         state = Attempts(endpoint, config, deadline_at)
-        result = retry_sync(state, lambda: self._chain_sync(config, call, first, deadline_at))
+        result = _once(attempt) if once else retry_sync(state, attempt)
         return x.expected(config, call, result, expect)
 
     def _chain_sync(
-        self, config: EndpointConfig, call: Call, exchange: Exchange, deadline_at: float | None
+        self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
+        deadline_at: float | None,
     ) -> Result:
         x = self.x
         client = x.http.sync
@@ -85,6 +109,7 @@ class Engine:
             end = x.attempt_end(config, deadline_at)
             request = x.request(client, config, call, exchange, end)
             resp = self._send_sync(client, config, call, request, end)
+            learn(x, endpoint, resp.headers)
             if resp.status_code >= 300:
                 raise x.status_error(config, call, resp)
             out = x.finish(config, call, exchange, resp, usage)
@@ -112,11 +137,14 @@ class Engine:
             resp.close()
         return resp
 
-    async def acall(self, endpoint: Endpoint, call: Call, expect: type[R]) -> R:
+    async def acall(
+        self, endpoint: Endpoint, call: Call, expect: type[R], *, once: bool = False,
+        deadline_at: float | None = None,
+    ) -> R:
         """Run a unary call on the running event loop (no thread hops); its result must be
-        an ``expect``."""
+        an ``expect``. ``once`` and ``deadline_at`` as for :meth:`call`."""
         x = self.x
-        config, start, deadline_at, waiter = x.begin(endpoint, call)
+        config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
         holding = waiter is None
         ok = cancelled = False
         usage = None
@@ -125,7 +153,7 @@ class Engine:
                 if waiter is not None:
                     await endpoint.await_slot(waiter)
                     holding = True
-                result = await self._attempts_async(endpoint, config, call, None, expect)
+                result = await self._attempts_async(endpoint, config, call, None, expect, once=once)
             else:
                 try:
                     async with asyncio.timeout_at(loop_time(deadline_at)):
@@ -133,7 +161,7 @@ class Engine:
                             await endpoint.await_slot(waiter)
                             holding = True
                         result = await self._attempts_async(
-                            endpoint, config, call, deadline_at, expect)
+                            endpoint, config, call, deadline_at, expect, once=once)
                 except builtins_TimeoutError as exc:
                     if isinstance(exc, CallError):
                         raise
@@ -153,17 +181,31 @@ class Engine:
 
     async def _attempts_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,
-        expect: type[R],
+        expect: type[R], *, once: bool,
     ) -> R:
         x = self.x
         first = x.hooks.send(call, config)
+
+        async def attempt() -> Result:
+            res = await hold_async(x, endpoint, config, call, deadline_at)
+            try:
+                out = await self._chain_async(endpoint, config, call, first, deadline_at)
+            except CallError as exc:
+                ended(endpoint, res, exc, 0)
+                raise
+            except BaseException as exc:
+                ended(endpoint, res, exc)
+                raise
+            ended(endpoint, res, None, out.usage.total_tokens)
+            return out
+
         state = Attempts(endpoint, config, deadline_at)
-        result = await retry_async(
-            state, lambda: self._chain_async(config, call, first, deadline_at))
+        result = await (_aonce(attempt) if once else retry_async(state, attempt))
         return x.expected(config, call, result, expect)
 
     async def _chain_async(
-        self, config: EndpointConfig, call: Call, exchange: Exchange, deadline_at: float | None
+        self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
+        deadline_at: float | None,
     ) -> Result:
         x = self.x
         client = await x.http.for_loop(asyncio.get_running_loop())
@@ -171,6 +213,7 @@ class Engine:
         while True:
             request = x.request(client, config, call, exchange)
             resp = await self._send_async(client, config, call, request, deadline_at)
+            learn(x, endpoint, resp.headers)
             if resp.status_code >= 300:
                 raise x.status_error(config, call, resp)
             out = x.finish(config, call, exchange, resp, usage)
@@ -203,10 +246,18 @@ class Engine:
 
     # -- streams -----------------------------------------------------------------------
 
-    def stream(self, endpoint: Endpoint, call: Call) -> Iterator[StreamChunk]:
-        """Run a streamed call on the calling thread, yielding chunks as they arrive."""
-        return stream_sync(self.x, endpoint, call)
+    def stream(
+        self, endpoint: Endpoint, call: Call, *, once: bool = False,
+        deadline_at: float | None = None,
+    ) -> Iterator[StreamChunk]:
+        """Run a streamed call on the calling thread, yielding chunks as they arrive
+        (``once`` and ``deadline_at`` as for :meth:`call`)."""
+        return stream_sync(self.x, endpoint, call, once=once, deadline_at=deadline_at)
 
-    def astream(self, endpoint: Endpoint, call: Call) -> AsyncIterator[StreamChunk]:
+    def astream(
+        self, endpoint: Endpoint, call: Call, *, once: bool = False,
+        deadline_at: float | None = None,
+    ) -> AsyncIterator[StreamChunk]:
         """Run a streamed call on the running event loop, yielding chunks as they arrive."""
-        return stream_async(self.x, endpoint, call)
+        return stream_async(self.x, endpoint, call, once=once, deadline_at=deadline_at)
+

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
+from ._errors import ErrorKind
+from ._limits import Gate, Reservation
 from ._queue import Limiter, QueueFull, Waiter
 from ._settings import EndpointConfig
 from ._stats import Stats, StatsCounter
 
 if TYPE_CHECKING:
-    from ._types import Usage
+    from ._errors import CallError
+    from ._types import RateLimits, Usage
+
+_monotonic = time.monotonic
+_time = time.time
 
 __all__ = ["Endpoint"]
 
@@ -22,7 +29,7 @@ class Endpoint:
     a call half-way, and a call costs two lock round trips, not four.
     """
 
-    __slots__ = ("_lock", "config", "endpoint_id", "limiter", "stats")
+    __slots__ = ("_lock", "config", "endpoint_id", "gate", "limiter", "stats")
 
     def __init__(self, config: EndpointConfig) -> None:
         self.endpoint_id = config.endpoint_id
@@ -32,6 +39,7 @@ class Endpoint:
         self._lock = self.limiter.lock
         self.stats = StatsCounter(self._lock)
         self.limiter.on_dead_locked = self._dead_locked
+        self.gate = Gate(s)
 
     def admit(self) -> Waiter | None:
         """Count a new call and take a slot (``None``) or a place in the queue (the waiter).
@@ -79,22 +87,111 @@ class Endpoint:
         # a call that waited on an event loop closed under it: it will never finish itself
         self.stats.finished_locked(ok=False, latency=0.0, usage=None, cancelled=True)
 
+    # -- limits: pacing, pauses, health (see ``_limits``) ---------------------------------
+
+    def reserve(self, tokens: float) -> Reservation | None:
+        """Book an attempt with the endpoint's budgets; ``None`` when nothing limits it
+        (no ``rpm``/``tpm``, never paused: no lock taken)."""
+        gate = self.gate
+        if not gate.active:
+            return None
+        with self._lock:
+            return gate.reserve(_monotonic(), tokens)
+
+    def cancel(self, res: Reservation) -> None:
+        """An attempt booked but never sent gives its budget back."""
+        with self._lock:
+            self.gate.cancel(res)
+
+    def settle(self, res: Reservation, used: float) -> None:
+        """An attempt used ``used`` tokens of what it booked."""
+        if res.tokens != used:
+            with self._lock:
+                self.gate.settle(res, used)
+
+    def learn(self, limits: RateLimits) -> None:
+        """What a response's headers say of the budgets (``parse_rate_limits``)."""
+        with self._lock:
+            self.gate.learn(limits, _monotonic())
+
+    def answered(self) -> None:
+        """An attempt got its answer: the endpoint is well (no lock when it already was)."""
+        gate = self.gate
+        if gate.failures or gate.probing or gate.unhealthy_until:
+            with self._lock:
+                gate.succeeded()
+
+    def failed(self, exc: CallError) -> None:
+        """An attempt failed with ``exc``: pause, health or disabling as it says. The
+        call's own deadline running out says nothing of the endpoint."""
+        if exc.kind is ErrorKind.TIMEOUT and not exc.retryable:
+            self.released()
+            return
+        with self._lock:
+            self.gate.failed(exc.kind, exc.retry_after, _monotonic())
+
+    def released(self) -> None:
+        """An attempt ended without an outcome (cancelled)."""
+        if self.gate.probing:
+            with self._lock:
+                self.gate.released()
+
+    def take(self) -> bool:
+        """For a pool: may an attempt go here now? (A cooled-down endpoint's first taker
+        is its probe.)"""
+        with self._lock:
+            return self.gate.take(_monotonic())
+
+    def ready_at(self, now: float) -> float:
+        """When an attempt could start here (``math.inf``: disabled or its probe is out)."""
+        return self.gate.ready_at(now)
+
+    @property
+    def load(self) -> float:
+        """Calls in flight and queued, relative to the endpoint's concurrency."""
+        limiter = self.limiter
+        return (limiter.in_flight + limiter.waiting) / limiter.limit
+
+    @property
+    def has_room(self) -> bool:
+        """A call admitted now would start at once (no queue)."""
+        limiter = self.limiter
+        return limiter.in_flight < limiter.limit and not limiter.waiting
+
     def snapshot(self) -> Stats:
         """The endpoint's stats now, with the queue's own counts of waiting and running."""
         with self._lock:
+            gate = self.gate
+            now = _monotonic()
             return self.stats.snapshot_locked(
-                queued=self.limiter.waiting, in_flight=self.limiter.in_flight
+                queued=self.limiter.waiting, in_flight=self.limiter.in_flight,
+                state=gate.state(now),
+                paused_until=(_time() + gate.paused_until - now
+                              if gate.paused_until > now else None),
+                consecutive_failures=gate.failures,
+                rate_limited=gate.rate_limited,
+                paced=gate.paced,
+                paced_seconds=gate.paced_seconds,
             )
 
     def reset_stats(self) -> None:
         """Zero the finished-call counters; calls queued or in flight stay counted."""
         with self._lock:
             self.stats.reset_locked(live=self.limiter.waiting + self.limiter.in_flight)
+            self.gate.reset_counts()
 
     def reconfigure(self, config: EndpointConfig) -> None:
-        """Swap in new settings; calls already running keep the ones they started with."""
+        """Swap in new settings; calls already running keep the ones they started with.
+
+        A new key brings back an endpoint disabled by an authentication failure.
+        """
+        key_changed = config.api_key != self.config.api_key
         self.config = config
         s = config.settings
+        with self._lock:
+            self.gate.configure(s)
+            if key_changed:
+                self.gate.enable()
         self.limiter.resize(s.max_concurrent_requests, s.queue_size)
 
     def __repr__(self) -> str:

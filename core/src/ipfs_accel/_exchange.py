@@ -335,15 +335,19 @@ class Exchanger:
             raise self.transport_error(config, call, exc) from exc
 
     def begin(
-        self, endpoint: Endpoint, call: Call
+        self, endpoint: Endpoint, call: Call, deadline_at: float | None = None,
     ) -> tuple[EndpointConfig, float, float | None, Waiter | None]:
         """Start a call: the settings it runs with, its start time, when its deadline falls
-        (``None``: none) and its waiter (``None``: it holds a slot already; see :meth:`admit`)."""
+        (``None``: none; the endpoint's, or ``deadline_at`` if earlier) and its waiter
+        (``None``: it holds a slot already; see :meth:`admit`)."""
         config = endpoint.config
         start = _monotonic()
         deadline = config.settings.deadline
         waiter = self.admit(endpoint, config, call)
-        return config, start, None if deadline is None else start + deadline, waiter
+        own = None if deadline is None else start + deadline
+        if deadline_at is not None and (own is None or deadline_at < own):
+            own = deadline_at
+        return config, start, own, waiter
 
     def admit(self, endpoint: Endpoint, config: EndpointConfig, call: Call) -> Waiter | None:
         """Take a slot (``None``) or a place in the queue (the waiter); a full queue is a
@@ -385,8 +389,10 @@ class Exchanger:
 
     def deadline_error(self, config: EndpointConfig, call: Call, where: str) -> TimeoutError:
         """The call's deadline ran out ``where`` it was (never retried)."""
+        limit = config.settings.deadline
         err = TimeoutError(
-            f"call deadline of {config.settings.deadline}s ran out while {where}",
+            f"call deadline of {limit}s ran out while {where}" if limit is not None
+            else f"the call's deadline ran out while {where}",
             backend=self.backend,
             endpoint_id=config.endpoint_id,
             request_id=call.request_id,

@@ -45,6 +45,15 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
       headers): a longer one fails the call at once with the server's ``retry_after`` on
       the error, for the caller to decide.
 
+    Pacing and health (see the README's "Pools and pacing"):
+
+    - ``rpm`` / ``tpm`` (``None``: no limit) pace calls so that neither requests nor
+      tokens per minute exceed them, spaced evenly; ``tpm`` books an estimate before each
+      attempt (input size / 4 + ``max_tokens``) and settles with the usage the server reports.
+    - ``unhealthy_after`` consecutive transport failures, timeouts or 5xx mark the endpoint
+      unhealthy for ``cooldown`` seconds, doubling (up to ``max_cooldown``) while failures
+      continue; a pool then sends it one probe call, which decides.
+
     Retry delay n (1-based) is ``min(initial_retry_delay * backoff_factor**(n-1),
     max_retry_delay)`` plus up to ``retry_jitter`` of that (never above
     ``max_retry_delay``), unless the server's Retry-After asks for longer.
@@ -65,6 +74,11 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     honor_retry_after: bool = True
     queue_size: int = 100
     max_concurrent_requests: int = 5
+    rpm: float | None = None
+    tpm: int | None = None
+    unhealthy_after: int = 3
+    cooldown: float = 5.0
+    max_cooldown: float = 300.0
     headers: dict[str, str] = {}
 
     def __post_init__(self) -> None:
@@ -92,7 +106,8 @@ def _finite(value: float) -> bool:
 
 
 def _check(s: EndpointSettings) -> None:
-    for name in ("timeout", "initial_retry_delay", "max_retry_delay", "stream_idle_timeout"):
+    for name in ("timeout", "initial_retry_delay", "max_retry_delay", "stream_idle_timeout",
+                 "cooldown", "max_cooldown"):
         value = getattr(s, name)
         if not (value > 0 and _finite(value)):
             raise _bad(name, value, "a positive number of seconds")
@@ -108,6 +123,7 @@ def _check(s: EndpointSettings) -> None:
         raise _bad("max_retries", s.max_retries, "an integer >= 0")
     if s.queue_size < 0:
         raise _bad("queue_size", s.queue_size, "an integer >= 0")
+    _check_limits(s)
     if s.max_concurrent_requests < 1:
         raise _bad("max_concurrent_requests", s.max_concurrent_requests, "an integer >= 1")
     if s.base_url is not None:
@@ -115,6 +131,15 @@ def _check(s: EndpointSettings) -> None:
             raise _bad("base_url", s.base_url, "an http:// or https:// URL")
         check_base_url(s.base_url, "setting 'base_url'")
     _check_sent(s)
+
+
+def _check_limits(s: EndpointSettings) -> None:
+    for name in ("rpm", "tpm"):
+        value = getattr(s, name)
+        if value is not None and not (value > 0 and _finite(value)):
+            raise _bad(name, value, "a positive number per minute or None")
+    if s.unhealthy_after < 1:
+        raise _bad("unhealthy_after", s.unhealthy_after, "an integer >= 1")
 
 
 def _check_sent(s: EndpointSettings) -> None:

@@ -24,6 +24,14 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     ``retry_wait_seconds`` the time actually spent waiting between attempts. Read as
     attributes or as ``stats["name"]``.
     ``endpoints_count`` is 1 for one endpoint and the number summed for an aggregate.
+
+    What the endpoint knows of its limits: ``state`` (``ready``, ``paused``, ``unhealthy``,
+    ``probing`` or ``disabled``; an aggregate: the state they share, else ``mixed``),
+    ``paused_until`` (a ``time.time()`` when a pause ends, ``None`` when not paused; the
+    latest in an aggregate), ``consecutive_failures`` (transport failures, timeouts, 5xx in
+    a row; the most in an aggregate), ``rate_limited`` (answers refusing for a limit: 429,
+    overload), ``paced`` (attempts held back by pacing or a pause rather than sent into a
+    refusal) and ``paced_seconds`` (the time they were held).
     """
 
     total_requests: int = 0
@@ -41,6 +49,12 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     latency_seconds_total: float = 0.0
     latency_seconds_max: float = 0.0
     endpoints_count: int = 1
+    state: str = "ready"
+    paused_until: float | None = None
+    consecutive_failures: int = 0
+    rate_limited: int = 0
+    paced: int = 0
+    paced_seconds: float = 0.0
 
     @property
     def average_latency_seconds(self) -> float:
@@ -66,18 +80,35 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     @classmethod
     def sum(cls, parts: Iterable[Stats]) -> Stats:
         """The aggregate of several endpoints' stats."""
-        totals: dict[str, Any] = dict.fromkeys(cls.__struct_fields__, 0)
+        totals: dict[str, Any] = dict.fromkeys(_SUMMED, 0)
         totals["latency_seconds_max"] = 0.0
+        totals["consecutive_failures"] = 0
+        states: set[str] = set()
+        paused: list[float] = []
         count = 0
         for part in parts:
             count += 1
-            for name in cls.__struct_fields__:
-                if name == "latency_seconds_max":
-                    totals[name] = max(totals[name], part.latency_seconds_max)
-                elif name != "endpoints_count":
-                    totals[name] += getattr(part, name)
+            for name in _SUMMED:
+                totals[name] += getattr(part, name)
+            totals["latency_seconds_max"] = max(totals["latency_seconds_max"],
+                                                part.latency_seconds_max)
+            totals["consecutive_failures"] = max(totals["consecutive_failures"],
+                                                 part.consecutive_failures)
+            states.add(part.state)
+            if part.paused_until is not None:
+                paused.append(part.paused_until)
         totals["endpoints_count"] = count
+        totals["state"] = "ready" if states <= {"ready"} else "mixed" if len(states) > 1 else (
+            next(iter(states)))
+        totals["paused_until"] = max(paused) if paused else None
         return cls(**totals)
+
+
+_SUMMED = tuple(
+    name for name in Stats.__struct_fields__
+    if name not in {"latency_seconds_max", "endpoints_count", "state", "paused_until",
+                    "consecutive_failures"}
+)
 
 
 class StatsCounter:
@@ -152,9 +183,11 @@ class StatsCounter:
         self.latency_total += latency
         self.latency_max = max(self.latency_max, latency)
 
-    def snapshot_locked(self, *, queued: int, in_flight: int) -> Stats:
-        """The counters now, as a frozen :class:`Stats`."""
+    def snapshot_locked(self, *, queued: int, in_flight: int, **limits: Any) -> Stats:
+        """The counters now, as a frozen :class:`Stats` (``limits``: what the endpoint's
+        gate says: state, paused_until, consecutive_failures, rate_limited, paced...)."""
         return Stats(
+            **limits,
             total_requests=self.total,
             successful_requests=self.successful,
             failed_requests=self.failed,

@@ -11,32 +11,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 from ._endpoint import Endpoint
 from ._errors import CallError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
+from ._limits import Reservation
+from ._pace import ended, hold_async, hold_sync, learn
 from ._readers import AsyncStream, SyncStream
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
-from ._types import Call, StreamChunk
+from ._settings import EndpointConfig
+from ._types import Call, Exchange, StreamChunk, Usage
 
 __all__ = ["stream_async", "stream_sync"]
 
 _monotonic = time.monotonic
+_T = TypeVar("_T")
 
 
-def stream_sync(x: Exchanger, endpoint: Endpoint, call: Call) -> Iterator[StreamChunk]:
+def stream_sync(
+    x: Exchanger, endpoint: Endpoint, call: Call, *, once: bool = False,
+    deadline_at: float | None = None,
+) -> Iterator[StreamChunk]:
     """Run a streamed call on the calling thread, yielding chunks as they arrive.
 
     Opening the stream (up to its first chunk) is the attempt, retried like a unary
-    call; after that ``stream_idle_timeout`` bounds each silence and the deadline the
-    whole stream.
+    call (``once``: not retried, a pool does that); after that ``stream_idle_timeout``
+    bounds each silence and the deadline (``deadline_at``, if earlier than the
+    endpoint's) the whole stream.
     """
-    config, start, deadline_at, waiter = x.begin(endpoint, call)
+    config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
     holding = waiter is None
     ok = cancelled = False
     reader: SyncStream | None = None
+    booked: Reservation | None = None
     try:
         if waiter is not None:
             x.wait_sync(endpoint, config, call, waiter, deadline_at)
@@ -44,14 +54,16 @@ def stream_sync(x: Exchanger, endpoint: Endpoint, call: Call) -> Iterator[Stream
         exchange = x.hooks.send(call, config)
 
         def attempt() -> StreamChunk | None:
-            nonlocal reader
+            nonlocal reader, booked
             if reader is not None:
                 reader.close()
-            reader = SyncStream(x, config, call, exchange, deadline_at)
-            return reader.open()
+                reader = None
+            reader, booked, first = _open(x, endpoint, config, call, exchange,
+                                          deadline_at=deadline_at)
+            return first
 
         state = Attempts(endpoint, config, deadline_at)
-        first = retry_sync(state, attempt)
+        first = _once(attempt) if once else retry_sync(state, attempt)
         assert reader is not None
         if first is not None:
             reader.yielded = True
@@ -68,15 +80,21 @@ def stream_sync(x: Exchanger, endpoint: Endpoint, call: Call) -> Iterator[Stream
                 reader.close()
         finally:
             usage = reader.usage if reader is not None else None
+            _settle(endpoint, booked, usage)
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
                             cancelled=cancelled, waiter=waiter)
 
-async def stream_async(x: Exchanger, endpoint: Endpoint, call: Call) -> AsyncIterator[StreamChunk]:
+
+async def stream_async(
+    x: Exchanger, endpoint: Endpoint, call: Call, *, once: bool = False,
+    deadline_at: float | None = None,
+) -> AsyncIterator[StreamChunk]:
     """Run a streamed call on the running event loop, yielding chunks as they arrive."""
-    config, start, deadline_at, waiter = x.begin(endpoint, call)
+    config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
     holding = waiter is None
     ok = cancelled = False
     reader: AsyncStream | None = None
+    booked: Reservation | None = None
     try:
         try:
             # The deadline scope covers the queue wait and opening the stream (up to its
@@ -91,14 +109,16 @@ async def stream_async(x: Exchanger, endpoint: Endpoint, call: Call) -> AsyncIte
                 exchange = x.hooks.send(call, config)
 
                 async def attempt() -> StreamChunk | None:
-                    nonlocal reader
+                    nonlocal reader, booked
                     if reader is not None:
                         await reader.aclose()
-                    reader = AsyncStream(x, config, call, exchange, deadline_at)
-                    return await reader.open()
+                        reader = None
+                    reader, booked, first = await _aopen(
+                        x, endpoint, config, call, exchange, deadline_at=deadline_at)
+                    return first
 
                 state = Attempts(endpoint, config, deadline_at)
-                first = await retry_async(state, attempt)
+                first = await (_aonce(attempt) if once else retry_async(state, attempt))
         except builtins_TimeoutError as exc:
             if isinstance(exc, CallError):
                 raise
@@ -123,8 +143,77 @@ async def stream_async(x: Exchanger, endpoint: Endpoint, call: Call) -> AsyncIte
                 await reader.aclose()
         finally:
             usage = reader.usage if reader is not None else None
+            _settle(endpoint, booked, usage)
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
                             usage=usage, cancelled=cancelled, waiter=waiter)
+
+
+def _open(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
+    *, deadline_at: float | None,
+) -> tuple[SyncStream, Reservation | None, StreamChunk | None]:
+    """One attempt at opening the stream: booked with the endpoint's gate, opened up to
+    its first chunk, the outcome told to the endpoint; a failed reader is closed."""
+    booked = hold_sync(x, endpoint, config, call, deadline_at)
+    reader = SyncStream(x, config, call, exchange, deadline_at)
+    try:
+        first = reader.open()
+    except BaseException as exc:
+        _failed(x, endpoint, reader, booked, exc)
+        reader.close()
+        raise
+    learn(x, endpoint, reader.headers)
+    ended(endpoint, None, None)
+    return reader, booked, first
+
+
+async def _aopen(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
+    *, deadline_at: float | None,
+) -> tuple[AsyncStream, Reservation | None, StreamChunk | None]:
+    """:func:`_open` on the event loop."""
+    booked = await hold_async(x, endpoint, config, call, deadline_at)
+    reader = AsyncStream(x, config, call, exchange, deadline_at)
+    try:
+        first = await reader.open()
+    except BaseException as exc:
+        _failed(x, endpoint, reader, booked, exc)
+        await reader.aclose()
+        raise
+    learn(x, endpoint, reader.headers)
+    ended(endpoint, None, None)
+    return reader, booked, first
+
+
+def _failed(
+    x: Exchanger, endpoint: Endpoint, reader: SyncStream | AsyncStream,
+    booked: Reservation | None, exc: BaseException,
+) -> None:
+    """Opening a stream failed: what the answer's headers said, and the outcome."""
+    learn(x, endpoint, reader.headers)
+    ended(endpoint, booked, exc, 0 if isinstance(exc, CallError) else None)
+
+
+def _settle(endpoint: Endpoint, booked: Reservation | None, usage: Usage | None) -> None:
+    """A stream's tokens, known at its end, settle what its open attempt booked."""
+    if booked is not None and usage is not None:
+        endpoint.settle(booked, usage.total_tokens)
+
+
+def _once(attempt: Callable[[], _T]) -> _T:
+    try:
+        return attempt()
+    except CallError as exc:
+        exc.attempts = 1
+        raise
+
+
+async def _aonce(attempt: Callable[[], Awaitable[_T]]) -> _T:
+    try:
+        return await attempt()
+    except CallError as exc:
+        exc.attempts = 1
+        raise
 
 
 def _rest(reader: SyncStream, state: Attempts) -> Iterator[StreamChunk]:

@@ -1,0 +1,150 @@
+"""Each attempt through its endpoint's gate: booked and held before, accounted after.
+
+Before an attempt: book it with the endpoint's budgets (``rpm``, ``tpm``, a pause) and wait
+until the booking says, unless that is past the call's deadline (fail now, not later) or a
+pause longer than ``max_retry_after`` (fail now with the wait on the error). After it: what
+the response's headers say of the budgets, whether the endpoint answered or failed (health,
+pauses from 429 and overloads), and the tokens really used. The engine and the stream runner
+call these; the gate's rules are in ``_limits``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ._errors import CallError, RateLimitError, TimeoutError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._endpoint import Endpoint
+    from ._exchange import Exchanger
+    from ._limits import Reservation
+    from ._settings import EndpointConfig
+    from ._types import Call
+
+__all__ = ["ended", "estimate_tokens", "hold_async", "hold_sync", "learn"]
+
+_monotonic = time.monotonic
+_encode = msgspec.json.encode
+_MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
+               "num_predict")
+
+
+def estimate_tokens(call: Call) -> float:
+    """The tokens a call may use, booked against ``tpm`` before it is sent: its input's
+    size / 4 (about four bytes a token) plus the output it allows (``max_tokens`` and its
+    kin; 0 when unbounded, and the real usage settles it after)."""
+    size = 0
+    for part in (call.messages, call.prompt, call.inputs):
+        if part is not None:
+            try:
+                size += len(_encode(part))
+            except (TypeError, msgspec.EncodeError):
+                size += len(str(part))
+    out = 0
+    for name in _MAX_TOKENS:
+        value = call.params.get(name)
+        if isinstance(value, int) and value > 0:
+            out = value
+            break
+    return size / 4 + out
+
+
+def _book(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+    deadline_at: float | None,
+) -> tuple[Reservation | None, float]:
+    """Book the attempt; return the booking and how long to wait for it."""
+    gate = endpoint.gate
+    if not gate.active:
+        return None, 0.0
+    tokens = estimate_tokens(call) if gate.tokens is not None else 0.0
+    res = endpoint.reserve(tokens)
+    if res is None:
+        return None, 0.0
+    wait = res.at - _monotonic()
+    if wait <= 0:
+        return res, 0.0
+    what = "paused" if res.held == "pause" else "paced by its rpm/tpm"
+    if deadline_at is not None and res.at >= deadline_at:
+        endpoint.cancel(res)
+        err = TimeoutError(
+            f"the endpoint is {what} for {wait:.3g}s more, past the call's deadline of "
+            f"{config.settings.deadline}s",
+            backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+        )
+        err.retryable = False
+        raise err
+    if res.held == "pause" and wait > config.settings.max_retry_after:
+        endpoint.cancel(res)
+        refused = RateLimitError(
+            f"the endpoint is paused for {wait:.3g}s ({gate.pause_reason}), longer than "
+            f"max_retry_after ({config.settings.max_retry_after}s)",
+            backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+            retry_after=wait,
+        )
+        refused.retryable = False
+        raise refused
+    return res, wait
+
+
+def hold_sync(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+    deadline_at: float | None,
+) -> Reservation | None:
+    """Book the attempt and block until it may go."""
+    res, wait = _book(x, endpoint, config, call, deadline_at)
+    if wait > 0:
+        assert res is not None
+        try:
+            time.sleep(wait)
+        except BaseException:
+            endpoint.cancel(res)
+            raise
+    return res
+
+
+async def hold_async(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+    deadline_at: float | None,
+) -> Reservation | None:
+    """Book the attempt and wait on the running loop until it may go."""
+    res, wait = _book(x, endpoint, config, call, deadline_at)
+    if wait > 0:
+        assert res is not None
+        try:
+            await asyncio.sleep(wait)
+        except BaseException:
+            endpoint.cancel(res)
+            raise
+    return res
+
+
+def learn(x: Exchanger, endpoint: Endpoint, headers: Mapping[str, str] | None) -> None:
+    """What a response's headers say of the endpoint's budgets, if the plugin reads them."""
+    hooks = x.hooks
+    if headers and hooks.reads_rate_limits:
+        limits = hooks.parse_rate_limits(headers)
+        if limits is not None:
+            endpoint.learn(limits)
+
+
+def ended(
+    endpoint: Endpoint, res: Reservation | None, exc: BaseException | None,
+    used: float | None = None,
+) -> None:
+    """An attempt's outcome on its endpoint: ``exc`` ``None`` (answered, ``used`` tokens),
+    a :class:`CallError` (failed: health, pauses), anything else (cancelled)."""
+    if exc is None:
+        endpoint.answered()
+    elif isinstance(exc, CallError):
+        endpoint.failed(exc)
+    else:
+        endpoint.released()
+    if res is not None:
+        endpoint.settle(res, res.tokens if used is None else used)
