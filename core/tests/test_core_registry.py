@@ -160,7 +160,15 @@ def test_key_resolution_order():
     e2 = plain.create_endpoint(api_key="own")
     assert plain.get_endpoint(e1).api_key.reveal() == "from-env"  # type: ignore[union-attr]
     assert plain.get_endpoint(e2).api_key.reveal() == "own"  # type: ignore[union-attr]
-    with_default = registry.get("echo", api_key="backend-wide")
+    # one Backend per name per Registry: other backend defaults need another Registry
+    with pytest.raises(ConfigurationError, match="already made by this Registry"):
+        registry.get("echo", api_key="backend-wide")
+    assert registry.get("echo") is plain
+    other = Registry(plugins=[_echo_plugin], entry_points=False, environ=env)
+    with_default = other.get("echo", api_key="backend-wide")
+    assert other.get("echo", api_key="backend-wide") is with_default  # the same defaults
+    apart = registry.fresh("echo", api_key="backend-wide")  # or a separate Backend
+    assert apart is not plain and apart.endpoints() == []
     e3 = with_default.create_endpoint()
     assert with_default.get_endpoint(e3).api_key.reveal() == "backend-wide"  # type: ignore[union-attr]
 

@@ -94,6 +94,9 @@ __all__ = [
     "OverloadedError",
     "PluginLoadError",
     "PluginStatus",
+    "Pool",
+    "PoolSettings",
+    "PoolStats",
     "QueueFullError",
     "QuotaExceededError",
     "RateLimitError",
@@ -126,10 +129,13 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from ._backend import Backend, new_request_id
+    from ._pool import Pool, PoolSettings
+    from ._pool_stats import PoolStats
 
 # Listing backends must stay cheap: the HTTP machinery (httpx2, asyncio, stamina) behind
 # Backend is imported on first use, which Registry.get() does anyway.
-_LAZY = {"Backend": "._backend", "new_request_id": "._backend"}
+_LAZY = {"Backend": "._backend", "new_request_id": "._backend", "Pool": "._pool",
+         "PoolSettings": "._pool", "PoolStats": "._pool_stats"}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 
 import httpx2
 
@@ -249,7 +249,7 @@ class Engine:
     def stream(
         self, endpoint: Endpoint, call: Call, *, once: bool = False,
         deadline_at: float | None = None,
-    ) -> Iterator[StreamChunk]:
+    ) -> Generator[StreamChunk, None, None]:
         """Run a streamed call on the calling thread, yielding chunks as they arrive
         (``once`` and ``deadline_at`` as for :meth:`call`)."""
         return stream_sync(self.x, endpoint, call, once=once, deadline_at=deadline_at)
@@ -257,7 +257,7 @@ class Engine:
     def astream(
         self, endpoint: Endpoint, call: Call, *, once: bool = False,
         deadline_at: float | None = None,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Run a streamed call on the running event loop, yielding chunks as they arrive."""
         return stream_async(self.x, endpoint, call, once=once, deadline_at=deadline_at)
 

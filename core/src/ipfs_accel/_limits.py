@@ -50,10 +50,18 @@ class Budget:
         self.interval = 60.0 / per_minute  # seconds one unit occupies
         self.tat = 0.0  # theoretical arrival time of the next unit
 
+    def free_at(self, now: float) -> float:
+        """When the next unit may be used, ``now`` or later."""
+        return max(now, self.tat)
+
+    def book(self, start: float, units: float) -> None:
+        """Book ``units`` from ``start`` (never before :meth:`free_at`)."""
+        self.tat = start + units * self.interval
+
     def reserve(self, now: float, units: float) -> float:
         """Book ``units`` now or as soon as they fit; return when they may be used."""
-        start = max(now, self.tat)
-        self.tat = start + units * self.interval
+        start = self.free_at(now)
+        self.book(start, units)
         return start
 
     def give_back(self, units: float) -> None:
@@ -61,16 +69,26 @@ class Budget:
         estimate)."""
         self.tat -= units * self.interval
 
+    def unbook(self, start: float, units: float) -> None:
+        """Undo a booking of ``units`` from ``start`` if none was made after it. One made
+        after it keeps the hole: the state is one number, and giving the units back would
+        let the next booking start together with that later one (a burst)."""
+        if self.tat == start + units * self.interval:
+            self.tat = start
+
 
 class Reservation:
-    """What one attempt booked: when it may start and the units it holds."""
+    """What one attempt booked: when it may start, the units it holds, what holds it back
+    (``"pause"``, ``"pace"`` or ``None``) and for how long (``wait``, counted in the gate's
+    ``paced_seconds``; a cancel takes back what is still in it)."""
 
-    __slots__ = ("at", "held", "tokens")
+    __slots__ = ("at", "held", "tokens", "wait")
 
-    def __init__(self, at: float, tokens: float, held: str | None) -> None:
+    def __init__(self, at: float, tokens: float, held: str | None, wait: float = 0.0) -> None:
         self.at = at
         self.tokens = tokens
-        self.held = held  # what holds it back: "pause", "pace", or None
+        self.held = held
+        self.wait = wait
 
 
 class Gate:
@@ -108,6 +126,7 @@ class Gate:
         self.paced_seconds = 0.0
         self.rate_limited = 0  # answers refusing for a limit (429, overload)
         self.active = False
+        self._base_cooldown = self.cooldown = 0.0
         self.configure(settings)
 
     def configure(self, settings: EndpointSettings) -> None:
@@ -122,9 +141,9 @@ class Gate:
         elif self.tokens is None or self.tokens.per_minute != tpm:
             self.tokens = Budget(tpm)
         self.unhealthy_after = settings.unhealthy_after
-        self._base_cooldown = settings.cooldown
         self.max_cooldown = settings.max_cooldown
-        self.cooldown = settings.cooldown
+        if settings.cooldown != self._base_cooldown:  # another setting's change keeps
+            self._base_cooldown = self.cooldown = settings.cooldown  # the cooldown's growth
         self._refresh()
 
     def _refresh(self) -> None:
@@ -135,27 +154,43 @@ class Gate:
     # -- before and after an attempt -------------------------------------------------
 
     def reserve(self, now: float, tokens: float) -> Reservation:
-        """Book one request and ``tokens`` tokens; the reservation says when to start."""
+        """Book one request and ``tokens`` tokens; the reservation says when to start.
+
+        Both budgets are booked from one start, the latest of now, the pause's end and
+        each budget's next free moment: a budget booked earlier than the attempt really
+        starts would let the next attempt follow it closer than its rate allows.
+        """
         at, held = now, None
         if self.paused_until > now:
             at, held = self.paused_until, "pause"
-        if self.requests is not None:
-            start = self.requests.reserve(at, 1)
-            if start > at:
-                at, held = start, "pace"
-        if self.tokens is not None:
-            start = self.tokens.reserve(at, tokens)
-            if start > at:
-                at, held = start, "pace"
+        requests, budget = self.requests, self.tokens
+        start = at
+        if requests is not None:
+            start = requests.free_at(start)
+        if budget is not None:
+            start = budget.free_at(start)
+        if start > at:
+            at, held = start, held or "pace"  # a pause that holds it stays what holds it
+        if requests is not None:
+            requests.book(at, 1)
+        if budget is not None:
+            budget.book(at, tokens)
         if held is not None:
             self.paced += 1
             self.paced_seconds += at - now
-        return Reservation(at, tokens if self.tokens is not None else 0.0, held)
+        return Reservation(at, tokens if budget is not None else 0.0, held,
+                           at - now if held is not None else 0.0)
 
     def cancel(self, res: Reservation) -> None:
-        """An attempt booked but never sent: give its request and tokens back."""
+        """An attempt booked but never sent: give its request (unless a booking followed
+        it) and its tokens back. It no longer counts as paced, nor its ``wait`` as paced
+        time (set ``wait`` to 0 first to keep a wait it did sit out)."""
         if self.requests is not None:
-            self.requests.give_back(1)
+            self.requests.unbook(res.at, 1)
+        if res.held is not None:
+            self.paced = max(self.paced - 1, 0)
+            self.paced_seconds = max(self.paced_seconds - res.wait, 0.0)
+            res.held, res.wait = None, 0.0
         self.settle(res, 0)
 
     def settle(self, res: Reservation, used: float) -> None:
@@ -199,14 +234,22 @@ class Gate:
             self.rate_limited += 1
             if retry_after is not None and retry_after > 0:
                 self.pause(now + retry_after, f"the server asked to wait ({kind.value})")
-            self.succeeded()  # it answered: alive
-        elif kind is ErrorKind.AUTH:
+                self.succeeded()  # it answered, and said when to come back: alive
+                return
+            if kind is ErrorKind.RATE_LIMITED:
+                self.succeeded()
+                return
+            # an overload (503, 529) that names no time to come back is a 5xx like others
+        if kind is ErrorKind.AUTH:
             self.disabled = True
             self.probing = False
-        elif kind in _UNWELL:
+        elif kind in _UNWELL or kind is ErrorKind.OVERLOADED:
             self.failures += 1
-            if self.probing or self.failures >= self.unhealthy_after:
-                self.unhealthy_until = now + self.cooldown
+            # A failure during a cooldown is a call sent before it began: it neither
+            # pushes the probe back nor doubles the next cooldown.
+            if self.probing or (self.failures >= self.unhealthy_after
+                                and self.unhealthy_until <= now):
+                self.unhealthy_until = now + min(self.cooldown, self.max_cooldown)
                 self.cooldown = min(self.cooldown * 2, self.max_cooldown)
             self.probing = False
         else:
@@ -245,8 +288,9 @@ class Gate:
         if self.disabled or self.probing:
             return math.inf
         at = max(now, self.paused_until, self.unhealthy_until)
-        if self.requests is not None:
-            at = max(at, self.requests.tat)
+        for budget in (self.requests, self.tokens):
+            if budget is not None:
+                at = max(at, budget.tat)
         return at
 
     def take(self, now: float) -> bool:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the HTTP machinery is imported when a backend is made, not 
     import httpx2
 
     from ._backend import Backend
+    from ._pool import Pool
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginStatus", "Registry"]
 
@@ -54,7 +55,7 @@ class Registry:
     """The installed backends, found lazily through the ``ipfs_accel.backends`` entry points.
 
     ``names()`` and ``status()`` read package metadata only; ``get(name)`` imports and
-    validates one plugin (once) and returns a new :class:`Backend`. A plugin that fails
+    validates one plugin (once) and returns its :class:`Backend` (one per name). A plugin that fails
     to import or validate is reported by ``status()``/``errors()`` and raises
     :class:`PluginLoadError` from ``get``; the others are unaffected.
 
@@ -79,6 +80,7 @@ class Registry:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] | None = None
         self._direct: dict[str, _Entry] = {}
+        self._backends: dict[str, tuple[Backend, dict[str, Any]]] = {}
         for plugin in plugins:
             hooks = PluginHooks(plugin)
             entry = _Entry(hooks.info.name)
@@ -187,16 +189,57 @@ class Registry:
             entry.error = exc
 
     def get(self, name: str, **defaults: Any) -> Backend:
-        """A new :class:`Backend` for plugin ``name``; ``defaults`` apply to all its endpoints.
+        """The :class:`Backend` for plugin ``name``: one per name per Registry.
 
-        ``defaults`` are endpoint settings (``api_key``, ``base_url``, ``max_retries``...),
-        validated now: an unknown or invalid one raises :class:`ConfigurationError`.
+        The first ``get(name, **defaults)`` makes it; ``defaults`` apply to all its
+        endpoints (``api_key``, ``base_url``, ``max_retries``...), validated now: an
+        unknown or invalid one raises :class:`ConfigurationError`. Later calls return the
+        same Backend (so a pool member named ``"openai"`` is this Backend's endpoint);
+        a later call with other defaults raises :class:`ConfigurationError`, since the
+        Backend it would return does not have them: set per-endpoint settings with
+        ``create_endpoint``, or make a separate Backend with :meth:`fresh`.
         """
+        from ._backend import hide_key  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+        # first: a refused setting's traceback must not show the raw key among our locals
+        defaults = hide_key(defaults)
+        self.hooks(name)
+        with self._lock:
+            made = self._backends.get(name)
+            if made is not None:
+                backend, given = made
+                if defaults and defaults != given:
+                    raise ConfigurationError(
+                        f"backend {name!r} was already made by this Registry with other "
+                        "defaults; set per-endpoint settings with create_endpoint(), or "
+                        "make a separate Backend with Registry.fresh(name, **defaults)")
+                return backend
+            backend = self.fresh(name, **defaults)
+            self._backends[name] = (backend, defaults)
+            return backend
+
+    def fresh(self, name: str, **defaults: Any) -> Backend:
+        """A new :class:`Backend` for plugin ``name``, apart from the one :meth:`get`
+        returns: its own endpoints, stats, connections and ``defaults`` (validated now).
+        Pools that name their members by backend name use :meth:`get`'s."""
         from ._backend import Backend, hide_key  # noqa: PLC0415 - see the TYPE_CHECKING import
         from ._http import HTTP  # noqa: PLC0415
 
-        # first: a refused setting's traceback must not show the raw key among our locals
         defaults = hide_key(defaults)
         hooks = self.hooks(name)
         http = HTTP(transport=self._transport, async_transport=self._async_transport)
         return Backend(hooks, http=http, defaults=defaults, environ=self._environ)
+
+    def pool(
+        self, members: Iterable[tuple[Any, ...]] = (), *, strategy: str = "least-busy",
+        **options: Any,
+    ) -> Pool:
+        """A :class:`Pool` of endpoints: each member is ``(backend, endpoint_id)`` or
+        ``(backend, endpoint_id, weight)``, the backend given by name (this Registry's
+        Backend for it) or as a Backend. ``strategy``: ``least-busy`` (default),
+        ``round-robin``, ``weighted``, ``latency`` or ``ordered``; ``options`` are
+        :class:`~ipfs_accel.PoolSettings` (``max_retries``, ``deadline``, ``max_wait``...).
+        """
+        from ._pool import Pool  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+        return Pool(members, strategy=strategy, resolve=self.get, **options)

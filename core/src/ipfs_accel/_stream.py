@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
 from typing import TypeVar
 
 from ._endpoint import Endpoint
@@ -34,7 +34,7 @@ _T = TypeVar("_T")
 def stream_sync(
     x: Exchanger, endpoint: Endpoint, call: Call, *, once: bool = False,
     deadline_at: float | None = None,
-) -> Iterator[StreamChunk]:
+) -> Generator[StreamChunk, None, None]:
     """Run a streamed call on the calling thread, yielding chunks as they arrive.
 
     Opening the stream (up to its first chunk) is the attempt, retried like a unary
@@ -88,7 +88,7 @@ def stream_sync(
 async def stream_async(
     x: Exchanger, endpoint: Endpoint, call: Call, *, once: bool = False,
     deadline_at: float | None = None,
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """Run a streamed call on the running event loop, yielding chunks as they arrive."""
     config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
     holding = waiter is None

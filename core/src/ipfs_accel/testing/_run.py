@@ -56,7 +56,7 @@ class CheckRun:
 
     def backend(self) -> Backend:
         """A fresh backend from the case's registry, closed when the check ends."""
-        backend = self.registry.get(self.case.backend)
+        backend = self.registry.fresh(self.case.backend)
         self.backends.append(backend)
         return backend
 

@@ -1,0 +1,331 @@
+"""A pool: many endpoints (keys, servers, backends) behind one call.
+
+Each attempt of a call goes to one ready member, picked by the pool's strategy
+(``_pool_pick``), and runs there as a one-attempt call of that member's endpoint: its
+queue, pacing, pause, timeout and stats. A failure that another member may not share (429,
+overload, 5xx, transport, timeout, an authentication or quota failure of the member, a full
+queue) moves the call to another member when one is ready, else waits for one to come back
+(bounded by the call's deadline and the pool's ``max_wait``); a failure of the call itself
+(400, context too long) ends it. A call has one retry budget and one deadline, whichever
+members its attempts run on. A stream may move only before its first chunk reaches the
+caller. The decisions live here; waiting is done by the sync and async runners in
+``_pool_run``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ._backoff import plan_wait
+from ._errors import (
+    CallError,
+    ConfigurationError,
+    ErrorKind,
+    QueueFullError,
+    RateLimitError,
+    TimeoutError,
+    UnsupportedOperationError,
+)
+from ._limits import DISABLED, PAUSED, PROBING, READY, UNHEALTHY
+from ._pool_ops import PoolOperations
+from ._pool_pick import STRATEGIES, Member, Picker
+from ._pool_stats import PoolCounter, PoolStats
+
+if TYPE_CHECKING:
+    from ._backend import Backend
+    from ._endpoint import Endpoint
+
+__all__ = ["Pool", "PoolSettings", "Run"]
+
+_monotonic = time.monotonic
+# Failures of one member that another may not share, though not retryable on the member.
+_MEMBER_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.QUOTA_EXCEEDED, ErrorKind.RATE_LIMITED})
+_PROBE_POLL = 0.05  # every member's probe is out: look again this soon
+
+
+class PoolSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """How a pool retries and waits (its members' own retry settings do not apply: the
+    pool makes one attempt at a time on a member and decides the next).
+
+    ``max_retries`` extra attempts per call, over all members; ``deadline`` bounds a whole
+    call (``None``: only the members' deadlines); ``max_wait`` is the longest a call waits
+    for a member to come back when none is ready (every member paused, cooling down or
+    paced), or for a Retry-After, before failing. Backoff between two attempts on the same
+    member (when no other is ready) is ``initial_retry_delay * backoff_factor**(n-1)``,
+    capped by ``max_retry_delay``, plus up to ``retry_jitter`` of it.
+    """
+
+    max_retries: int = 5
+    deadline: float | None = None
+    max_wait: float = 300.0
+    initial_retry_delay: float = 1.0
+    backoff_factor: float = 2.0
+    max_retry_delay: float = 60.0
+    retry_jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("max_retries", self.max_retries >= 0, "an integer >= 0"),
+            ("deadline", self.deadline is None or (0 < self.deadline < math.inf),
+             "a positive number of seconds or None"),
+            ("max_wait", 0 <= self.max_wait < math.inf, "a number of seconds >= 0"),
+            ("initial_retry_delay", 0 < self.initial_retry_delay < math.inf,
+             "a positive number of seconds"),
+            ("backoff_factor", 1 <= self.backoff_factor < math.inf, "a number >= 1"),
+            ("max_retry_delay", 0 < self.max_retry_delay < math.inf,
+             "a positive number of seconds"),
+            ("retry_jitter", 0 <= self.retry_jitter <= 1, "a fraction between 0 and 1"),
+        )
+        for name, good, need in checks:
+            if not good:
+                raise ConfigurationError(
+                    f"pool option {name!r} must be {need}, got {getattr(self, name)!r}")
+
+
+class Run:
+    """One pool call in progress: its deadline, attempts so far, last member and error."""
+
+    __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "request_id")
+
+    def __init__(self, operation: str, request_id: str, deadline_at: float | None) -> None:
+        self.operation = operation
+        self.request_id = request_id
+        self.deadline_at = deadline_at
+        self.attempts = 0
+        self.last: Member | None = None
+        self.last_error: CallError | None = None
+
+
+MemberSpec = tuple[Any, str] | tuple[Any, str, float]
+
+
+class Pool(PoolOperations):
+    """Several endpoints behind one call. Make one with ``Registry().pool(...)``.
+
+    The same operations and arguments as a :class:`Backend` (``chat``, ``achat``,
+    ``stream_chat``, ``embed``, ``invoke``...), without ``endpoint_id``: the pool picks the
+    member for each attempt. Each member uses its own endpoint's ``model`` unless the call
+    names one (then every member is asked for that model). Members can be added and removed
+    while calls run.
+    """
+
+    def __init__(
+        self,
+        members: Iterable[MemberSpec] = (),
+        *,
+        strategy: str = "least-busy",
+        resolve: Callable[[str], Backend] | None = None,
+        **options: Any,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ConfigurationError(
+                f"unknown pool strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+        try:
+            self.settings = msgspec.convert(options, PoolSettings, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigurationError(f"invalid pool option: {exc}") from None
+        self.strategy = strategy
+        self._resolve = resolve
+        self._lock = threading.Lock()
+        self._picker = Picker(strategy)
+        self._members: tuple[Member, ...] = ()
+        self.counter = PoolCounter()
+        for spec in members:
+            self.add(*spec)
+
+    def __repr__(self) -> str:
+        keys = ", ".join(m.key for m in self._members)
+        return f"<Pool {self.strategy} [{keys}]>"
+
+    # -- members -------------------------------------------------------------------------
+
+    def _backend(self, backend: Any) -> Backend:
+        if isinstance(backend, str):
+            if self._resolve is None:
+                raise ConfigurationError(
+                    f"member {backend!r} is named by its backend: make the pool with "
+                    "Registry().pool(...) or pass the Backend itself")
+            return self._resolve(backend)
+        from ._backend import Backend  # noqa: PLC0415 - a cycle: Backend imports nothing here
+
+        if not isinstance(backend, Backend):
+            raise ConfigurationError(
+                f"a pool member is (backend name or Backend, endpoint_id[, weight]), "
+                f"got a {type(backend).__name__} for the backend")
+        return backend
+
+    def add(self, backend: Any, endpoint_id: str, weight: float = 1.0) -> None:
+        """Add a member: an endpoint of a backend (the Backend, or its name in the pool's
+        Registry), with a ``weight`` for the ``weighted`` strategy."""
+        b = self._backend(backend)
+        b._endpoint(endpoint_id)
+        if not (isinstance(weight, int | float) and 0 < weight < math.inf):
+            raise ConfigurationError(f"a member's weight must be a positive number, got {weight!r}")
+        member = Member(b, endpoint_id, float(weight))
+        with self._lock:
+            if any(m.backend is b and m.endpoint_id == endpoint_id for m in self._members):
+                raise ConfigurationError(f"{member.key} is already a member of this pool")
+            self._members = (*self._members, member)
+
+    def remove(self, backend: Any, endpoint_id: str) -> None:
+        """Remove a member; its calls already running finish where they are."""
+        b = self._backend(backend)
+        with self._lock:
+            kept = tuple(m for m in self._members
+                         if not (m.backend is b and m.endpoint_id == endpoint_id))
+            if len(kept) == len(self._members):
+                raise ConfigurationError(f"{b.name}/{endpoint_id} is not a member of this pool")
+            self._members = kept
+
+    def members(self) -> list[str]:
+        """The members, as ``"backend/endpoint_id"``, in pool order."""
+        return [m.key for m in self._members]
+
+    # -- stats ---------------------------------------------------------------------------
+
+    def get_stats(self) -> PoolStats:
+        """The pool's counters, each member's endpoint stats and how many are in each state."""
+        members: dict[str, Any] = {}
+        states = {READY: 0, PAUSED: 0, UNHEALTHY: 0, DISABLED: 0}
+        for m in self._members:
+            try:
+                stats = m.backend.get_stats(m.endpoint_id)
+            except ConfigurationError:  # the endpoint was removed from its backend
+                continue
+            members[m.key] = stats
+            state = UNHEALTHY if stats.state == PROBING else stats.state
+            states[state] = states.get(state, 0) + 1
+        return self.counter.snapshot(members=members, **states)
+
+    def reset_stats(self) -> None:
+        """Zero the pool's counters and its members' endpoint counters."""
+        self.counter.reset()
+        for m in self._members:
+            try:
+                m.backend.reset_stats(m.endpoint_id)
+            except ConfigurationError:
+                continue
+
+    # -- decisions (no waiting here: the runners wait) -------------------------------------
+
+    def check(self, operation: str) -> None:
+        """Refuse at once an operation no member offers."""
+        if not any(operation in m.backend.info.operations for m in self._members):
+            if not self._members:
+                raise ConfigurationError("the pool has no members")
+            raise UnsupportedOperationError(f"no member of the pool offers {operation!r}")
+
+    def begin(self, operation: str, request_id: str) -> Run:
+        """Start (and count) a call of ``operation``; refused at once if no member offers it."""
+        self.check(operation)
+        deadline = self.settings.deadline
+        run = Run(operation, request_id, None if deadline is None else _monotonic() + deadline)
+        self.counter.started()
+        return run
+
+    def pick(self, run: Run) -> Member | float:
+        """A member to try now (taken: a cooled-down one becomes its probe), or the seconds
+        to wait before asking again. Raises when no member can take the call in time."""
+        now = _monotonic()
+        ready: list[Member] = []
+        endpoints: list[Endpoint] = []
+        soonest = math.inf
+        probing = False
+        for m in self._members:
+            if run.operation not in m.backend.info.operations:
+                continue
+            try:
+                endpoint = m.endpoint
+            except ConfigurationError:
+                continue
+            at = endpoint.ready_at(now)
+            if at <= now:
+                ready.append(m)
+                endpoints.append(endpoint)
+            elif at < soonest:
+                soonest = at
+            elif at == math.inf and endpoint.gate.probing:
+                probing = True
+        if len(ready) > 1 and run.last in ready:  # not the same one again while others are ready
+            i = ready.index(run.last)
+            del ready[i], endpoints[i]
+        with self._lock:
+            while ready:
+                member = self._picker.choose(ready, endpoints)
+                i = ready.index(member)
+                if endpoints[i].take():
+                    return member
+                del ready[i], endpoints[i]
+        if soonest < math.inf:
+            return self._wait_for(run, soonest - now, soonest)
+        if probing:
+            return self._wait_for(run, _PROBE_POLL, now + _PROBE_POLL)
+        if run.last_error is not None:
+            raise run.last_error
+        raise ConfigurationError(
+            "no member of the pool can take calls: every one is disabled by an "
+            "authentication failure (update_endpoint with a new key brings one back) or "
+            "was removed")
+
+    def _wait_for(self, run: Run, wait: float, until: float) -> float:
+        if run.deadline_at is not None and until >= run.deadline_at:
+            raise run.last_error if run.last_error is not None else self._timeout(run)
+        if wait > self.settings.max_wait:
+            err = RateLimitError(
+                f"every member of the pool is paused or cooling down for {wait:.3g}s more, "
+                f"longer than the pool's max_wait ({self.settings.max_wait}s)",
+                request_id=run.request_id, retry_after=wait,
+            )
+            err.retryable = False
+            raise err
+        return wait
+
+    def _timeout(self, run: Run) -> TimeoutError:
+        err = TimeoutError(
+            "the pool's deadline would pass before any member can take the call",
+            request_id=run.request_id,
+        )
+        err.retryable = False
+        return err
+
+    def attempting(self, run: Run, member: Member) -> None:
+        """Count an attempt of ``run`` about to go to ``member``."""
+        self.counter.attempt(retry=run.attempts > 0,
+                             failover=run.last is not None and run.last is not member)
+        run.attempts += 1
+        run.last = member
+
+    def after_failure(self, run: Run, member: Member, exc: CallError) -> float | None:
+        """``exc`` ended an attempt on ``member``: the wait before the next attempt (0:
+        go to another member now), or ``None`` to end the call with ``exc``."""
+        run.last_error = exc
+        if not (exc.retryable or exc.kind in _MEMBER_KINDS or isinstance(exc, QueueFullError)):
+            return None  # the call itself is refused (400, context too long, a deadline)
+        s = self.settings
+        if run.attempts > s.max_retries:
+            return None
+        now = _monotonic()
+        others = [m for m in self._members
+                  if m is not member and run.operation in m.backend.info.operations]
+        for m in others:
+            try:
+                if m.endpoint.ready_at(now) <= now:
+                    return 0.0
+            except ConfigurationError:
+                continue
+        if not exc.retryable and not others:
+            return None  # nothing else to try, and the same member would refuse again
+        if exc.retry_after is not None or not exc.retryable:
+            return 0.0  # the member's pause (or the others' comeback) is waited by pick()
+        remaining = None if run.deadline_at is None else run.deadline_at - now
+        return plan_wait(
+            run.attempts, initial=s.initial_retry_delay, factor=s.backoff_factor,
+            max_delay=s.max_retry_delay, jitter=s.retry_jitter, retry_after=None,
+            remaining=remaining,
+        )

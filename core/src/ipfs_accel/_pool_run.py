@@ -1,0 +1,214 @@
+"""Running a pool call: one attempt at a time on the member the pool picks, sync or async.
+
+The pool (``_pool``) decides; these runners wait and run. Each attempt is a one-attempt
+call of the member's endpoint (its queue, pacing, timeout and stats), bounded by the pool
+call's deadline. A stream moves to another member only while its first chunk has not
+reached the caller; after that its failures are the caller's, as on one endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CallError
+from ._exchange import R
+
+if TYPE_CHECKING:
+    from ._endpoint import Endpoint
+    from ._pool import Pool, Run
+    from ._pool_pick import Member
+    from ._types import Call, StreamChunk
+
+__all__ = ["Request", "astream", "call_async", "call_sync", "stream"]
+
+_monotonic = time.monotonic
+
+
+class Request:
+    """What the caller asked, to be prepared for whichever member runs it."""
+
+    __slots__ = ("inputs", "model", "operation", "params", "request_id")
+
+    def __init__(
+        self, operation: str, request_id: str, model: str | None, params: dict[str, Any],
+        inputs: dict[str, Any],
+    ) -> None:
+        self.operation = operation
+        self.request_id = request_id
+        self.model = model
+        self.params = params
+        self.inputs = inputs  # messages= / prompt= / inputs=
+
+    def on(self, member: Member) -> tuple[Endpoint, Call]:
+        """The call as ``member``'s backend makes it (its endpoint's model unless named)."""
+        return member.backend._prepare(
+            self.operation, member.endpoint_id, self.request_id, self.model,
+            dict(self.params), **self.inputs)
+
+
+def _member_sync(pool: Pool, run: Run) -> Member:
+    while True:
+        got = pool.pick(run)
+        if not isinstance(got, float):
+            return got
+        time.sleep(got)
+        pool.counter.waited(got)
+
+
+async def _member_async(pool: Pool, run: Run) -> Member:
+    while True:
+        got = pool.pick(run)
+        if not isinstance(got, float):
+            return got
+        await asyncio.sleep(got)
+        pool.counter.waited(got)
+
+
+def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
+    """Run a unary pool call on the calling thread."""
+    run = pool.begin(req.operation, req.request_id)
+    ok = cancelled = False
+    try:
+        while True:
+            member = _member_sync(pool, run)
+            endpoint, call = _prepared(req, member)
+            pool.attempting(run, member)
+            started = _monotonic()
+            try:
+                result = member.backend._engine.call(
+                    endpoint, call, expect, once=True, deadline_at=run.deadline_at)
+            except CallError as exc:
+                wait = pool.after_failure(run, member, exc)
+                if wait is None:
+                    raise
+                if wait > 0:
+                    time.sleep(wait)
+                continue
+            member.measured(_monotonic() - started)
+            ok = True
+            return result
+    except BaseException as exc:
+        cancelled = not isinstance(exc, Exception)
+        raise
+    finally:
+        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+
+
+async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
+    """Run a unary pool call on the running event loop."""
+    run = pool.begin(req.operation, req.request_id)
+    ok = cancelled = False
+    try:
+        while True:
+            member = await _member_async(pool, run)
+            endpoint, call = _prepared(req, member)
+            pool.attempting(run, member)
+            started = _monotonic()
+            try:
+                result = await member.backend._engine.acall(
+                    endpoint, call, expect, once=True, deadline_at=run.deadline_at)
+            except CallError as exc:
+                wait = pool.after_failure(run, member, exc)
+                if wait is None:
+                    raise
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                continue
+            member.measured(_monotonic() - started)
+            ok = True
+            return result
+    except BaseException as exc:
+        cancelled = not isinstance(exc, Exception)
+        raise
+    finally:
+        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+
+
+def _prepared(req: Request, member: Member) -> tuple[Endpoint, Call]:
+    """``req`` for ``member``; a probe taken for it is given back if that fails."""
+    try:
+        return req.on(member)
+    except BaseException:
+        member.endpoint.released()
+        raise
+
+
+def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
+    """Run a streamed pool call on the calling thread."""
+    run = pool.begin(req.operation, req.request_id)
+    ok = cancelled = False
+    try:
+        while True:
+            member = _member_sync(pool, run)
+            endpoint, call = _prepared(req, member)
+            pool.attempting(run, member)
+            started = _monotonic()
+            chunks = member.backend._engine.stream(
+                endpoint, call, once=True, deadline_at=run.deadline_at)
+            try:
+                first = next(chunks)
+            except StopIteration:
+                ok = True
+                return
+            except CallError as exc:
+                chunks.close()
+                wait = pool.after_failure(run, member, exc)
+                if wait is None:
+                    raise
+                if wait > 0:
+                    time.sleep(wait)
+                continue
+            member.measured(_monotonic() - started)
+            yield first
+            yield from chunks
+            ok = True
+            return
+    except BaseException as exc:
+        cancelled = not isinstance(exc, Exception)  # GeneratorExit: closed before its end
+        raise
+    finally:
+        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+
+
+async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
+    """Run a streamed pool call on the running event loop."""
+    run = pool.begin(req.operation, req.request_id)
+    ok = cancelled = False
+    try:
+        while True:
+            member = await _member_async(pool, run)
+            endpoint, call = _prepared(req, member)
+            pool.attempting(run, member)
+            started = _monotonic()
+            chunks = member.backend._engine.astream(
+                endpoint, call, once=True, deadline_at=run.deadline_at)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                ok = True
+                return
+            except CallError as exc:
+                await chunks.aclose()
+                wait = pool.after_failure(run, member, exc)
+                if wait is None:
+                    raise
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                continue
+            member.measured(_monotonic() - started)
+            try:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()
+            ok = True
+            return
+    except BaseException as exc:
+        cancelled = not isinstance(exc, Exception)
+        raise
+    finally:
+        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)

@@ -1,0 +1,123 @@
+"""A pool's own counters, beside its members' endpoint counters.
+
+Every attempt runs on (and is counted by) one member endpoint: there it is one request, a
+success or a failure, with its tokens and latency. The pool counts logical calls. The
+conservation laws between the two, exact when the members serve only this pool and no call
+is in flight (property-tested in ``tests/``):
+
+- ``calls == ok + failed`` (``+ in_flight`` while calls run);
+- ``attempts == sum(m.total_requests for m in members)``;
+- ``ok == sum(m.successful_requests for m in members)``;
+- ``attempts - ok == sum(m.failed_requests for m in members)``;
+- ``attempts == calls - unsent + retries``, where ``unsent`` counts calls that ended before
+  any attempt (no member could take them in time) and ``retries`` the extra attempts, of
+  which ``failovers`` went to a different member than the attempt before;
+- tokens of the pool's calls == the sum of the members' tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import msgspec
+
+from ._stats import Stats
+
+__all__ = ["PoolCounter", "PoolStats"]
+
+
+class PoolStats(msgspec.Struct, kw_only=True, frozen=True):
+    """A snapshot of a pool: its own counters and each member's endpoint stats.
+
+    ``members`` maps ``"backend/endpoint_id"`` to that endpoint's :class:`Stats` (all its
+    calls, the pool's and any made on it directly); ``ready``, ``paused``, ``unhealthy``
+    and ``disabled`` count the members in each state now (``unhealthy`` includes
+    ``probing``). ``waits`` counts the times a call waited for a member to come back (every
+    member paused, cooling down or paced) and ``wait_seconds`` the time spent so.
+    """
+
+    calls: int = 0
+    ok: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    in_flight: int = 0
+    attempts: int = 0
+    retries: int = 0
+    failovers: int = 0
+    unsent: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    ready: int = 0
+    paused: int = 0
+    unhealthy: int = 0
+    disabled: int = 0
+    members: dict[str, Stats] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.__struct_fields__:
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counters as plain dicts (members' too)."""
+        out: dict[str, Any] = msgspec.structs.asdict(self)
+        out["members"] = {k: v.to_dict() for k, v in self.members.items()}
+        return out
+
+
+class PoolCounter:
+    """The pool's counters, changed under one lock."""
+
+    __slots__ = ("_lock", "attempts", "calls", "cancelled", "failed", "failovers", "ok",
+                 "retries", "unsent", "wait_seconds", "waits")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the counters of finished calls (calls in flight stay counted)."""
+        with self._lock:
+            live = getattr(self, "calls", 0) - getattr(self, "ok", 0) - getattr(self, "failed", 0)
+            self.calls = live
+            self.ok = self.failed = self.cancelled = self.attempts = self.retries = 0
+            self.failovers = self.unsent = self.waits = 0
+            self.wait_seconds = 0.0
+
+    def started(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def attempt(self, *, retry: bool, failover: bool) -> None:
+        with self._lock:
+            self.attempts += 1
+            if retry:
+                self.retries += 1
+            if failover:
+                self.failovers += 1
+
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            self.waits += 1
+            self.wait_seconds += seconds
+
+    def ended(self, *, ok: bool, cancelled: bool, sent: bool) -> None:
+        with self._lock:
+            if ok:
+                self.ok += 1
+            else:
+                self.failed += 1
+                if cancelled:
+                    self.cancelled += 1
+                if not sent:
+                    self.unsent += 1
+
+    def snapshot(self, **extra: Any) -> PoolStats:
+        with self._lock:
+            return PoolStats(
+                calls=self.calls, ok=self.ok, failed=self.failed, cancelled=self.cancelled,
+                in_flight=self.calls - self.ok - self.failed, attempts=self.attempts,
+                retries=self.retries, failovers=self.failovers, unsent=self.unsent,
+                waits=self.waits, wait_seconds=self.wait_seconds, **extra,
+            )
