@@ -27,8 +27,10 @@ Error bodies stay generic: they come from whatever stands in front of the server
 gateways, load balancers) as often as from the API, and classification must read what it
 can from any body, field by field, and never raise. :func:`error_fields` does that.
 
-The Structs live in ``_openai_wire``, the request builders in ``_openai_requests`` and the
-error reading in ``_openai_errors``; this module is the one place plugins import them from.
+Rate-limit headers (``x-ratelimit-*``) are read by :func:`openai_rate_limits`, a ready
+``parse_rate_limits`` hook. The Structs live in ``_openai_wire``, the request builders in
+``_openai_requests``, the error reading in ``_openai_errors`` and the rate-limit headers in
+``_openai_limits``; this module is the one place plugins import them from.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import msgspec
 
 from ._errors import UnsupportedOperationError
 from ._openai_errors import classify_error, error_fields
+from ._openai_limits import openai_rate_limits
 from ._openai_requests import bearer_headers, chat_body, completion_body, embeddings_body
 from ._openai_wire import (
     ChatChoice,
@@ -95,6 +98,7 @@ __all__ = [
     "embeddings_body",
     "error_fields",
     "exchange",
+    "openai_rate_limits",
     "parse_chat",
     "parse_chat_event",
     "parse_completion",

@@ -14,6 +14,7 @@ not offered. Reads ``ANTHROPIC_API_KEY`` (required) and ``ANTHROPIC_BASE_URL``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ipfs_accel import (
@@ -23,12 +24,14 @@ from ipfs_accel import (
     EndpointConfig,
     Exchange,
     Failure,
+    RateLimits,
     UnsupportedOperationError,
     Usage,
     hookimpl,
 )
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
+from ._limits import rate_limits
 from ._request import DEFAULT_MAX_TOKENS, ClaudeOptions, messages_body
 from ._response import classify, parse_event, parse_message, usage_of
 from ._wire import EVENT_TYPES, Message
@@ -42,6 +45,7 @@ __all__ = [
     "ClaudeOptions",
     "backend_info",
     "classify_error",
+    "parse_rate_limits",
     "parse_usage",
     "send",
 ]
@@ -120,3 +124,11 @@ def parse_usage(operation: str, data: Any) -> Usage | None:
 def classify_error(failure: Failure) -> Classification:
     """Classify an Anthropic error response or ``error`` stream event (never raises)."""
     return classify(failure)
+
+
+@hookimpl
+def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """The ``anthropic-ratelimit-*`` headers every response carries: requests, and the
+    binding one of the ``tokens`` / ``input-tokens`` / ``output-tokens`` budgets (the least
+    remaining), resets read from their RFC 3339 times. Never raises."""
+    return rate_limits(headers)

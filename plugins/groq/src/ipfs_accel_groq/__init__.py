@@ -40,6 +40,7 @@ from ipfs_accel import (
     Event,
     Exchange,
     Failure,
+    RateLimits,
     StreamChunk,
     StreamFailure,
     Usage,
@@ -56,6 +57,7 @@ __all__ = [
     "XGroq",
     "backend_info",
     "classify_error",
+    "parse_rate_limits",
     "parse_usage",
     "send",
 ]
@@ -173,3 +175,16 @@ def classify_error(failure: Failure) -> Classification:
         more = "..." if len(failed) > len(shown) else ""
         c.message = f"{c.message} (failed_generation: {shown}{more})"
     return c
+
+
+@ipfs_accel.hookimpl
+def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """Groq's ``x-ratelimit-*`` headers, read as OpenAI's (``oa.openai_rate_limits``).
+
+    The counts are Groq's own: ``x-ratelimit-limit-requests`` and ``-remaining-requests``
+    count requests per *day* (RPD) and the tokens pair tokens per minute (TPM), so
+    ``requests_reset`` runs on a day's clock (``2m59.56s`` where tokens say ``7.66s``). The
+    :class:`~ipfs_accel.RateLimits` carries them as sent: remaining and reset say when a
+    budget is spent and when it is whole again, whatever its window.
+    """
+    return oa.openai_rate_limits(headers)

@@ -27,11 +27,21 @@ route accepts: :data:`DEFAULT_MODEL` for chat, :data:`COMPLETION_MODEL` for ``ge
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import ipfs_accel
 import msgspec
-from ipfs_accel import BackendInfo, Call, Classification, EndpointConfig, Exchange, Failure, Usage
+from ipfs_accel import (
+    BackendInfo,
+    Call,
+    Classification,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    RateLimits,
+    Usage,
+)
 from ipfs_accel import openai_compat as oa
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
@@ -43,6 +53,7 @@ __all__ = [
     "OpenAIOptions",
     "backend_info",
     "classify_error",
+    "parse_rate_limits",
     "parse_usage",
     "send",
 ]
@@ -129,3 +140,11 @@ def classify_error(failure: Failure) -> Classification:
     ``retry-after-ms`` and ``Retry-After`` are honoured.
     """
     return oa.classify_error(failure)
+
+
+@ipfs_accel.hookimpl
+def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """The ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` headers OpenAI sends
+    on every response: the requests and tokens budgets per minute, resets as durations
+    (``6m0s``, ``20ms``). ``None`` when the response has none (a proxy, a local server)."""
+    return oa.openai_rate_limits(headers)

@@ -1,0 +1,69 @@
+"""The OpenAI wire format's rate-limit headers (re-exported by ``openai_compat``).
+
+OpenAI, and Groq after it, send on every response (success or error) two budgets as three
+headers each::
+
+    x-ratelimit-limit-requests: 5000        x-ratelimit-limit-tokens: 160000
+    x-ratelimit-remaining-requests: 4999    x-ratelimit-remaining-tokens: 159976
+    x-ratelimit-reset-requests: 12ms        x-ratelimit-reset-tokens: 6m0s
+
+The counts are whole numbers; the resets are durations (``6m0s``, ``1s``, ``20ms``,
+``7.66s``) until the budget is whole again. The counts are the API's own: OpenAI's
+requests budget is per minute, Groq's is per day (its tokens budget per minute).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from ._backoff import parse_reset
+from ._types import RateLimits
+
+__all__ = ["openai_rate_limits"]
+
+
+def _count(value: str | None) -> int | None:
+    """A rate-limit count from a header value: ASCII digits only (spaces around allowed),
+    else ``None``; never raises."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def _reset(value: str | None) -> float | None:
+    """Seconds until a budget resets (:func:`~ipfs_accel.parse_reset`'s forms), ``None``
+    when unreadable or not finite; never raises."""
+    try:
+        seconds = parse_reset(value)
+    except (ValueError, OverflowError):  # a date past what datetime holds
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
+
+
+def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """The ``x-ratelimit-*`` headers as :class:`~ipfs_accel.RateLimits`, for the
+    ``parse_rate_limits`` hook of a backend that sends them.
+
+    ``headers`` is case-insensitive (as the core passes it) or has lower-case names. A value
+    that cannot be read (not a whole number, not a duration) leaves its field ``None``;
+    when no field can be read at all, the answer is ``None``. Never raises.
+    """
+    try:
+        limits = RateLimits(
+            requests_limit=_count(headers.get("x-ratelimit-limit-requests")),
+            requests_remaining=_count(headers.get("x-ratelimit-remaining-requests")),
+            requests_reset=_reset(headers.get("x-ratelimit-reset-requests")),
+            tokens_limit=_count(headers.get("x-ratelimit-limit-tokens")),
+            tokens_remaining=_count(headers.get("x-ratelimit-remaining-tokens")),
+            tokens_reset=_reset(headers.get("x-ratelimit-reset-tokens")),
+        )
+    except (TypeError, AttributeError):  # a mapping holding something other than text
+        return None
+    return limits if limits != _NOTHING else None
+
+
+_NOTHING = RateLimits()
