@@ -2,7 +2,9 @@
 
 - :class:`FaultServer` answers real HTTP requests on 127.0.0.1 as a test scripts them
   (:class:`Reply`, :class:`Drop`, :class:`Hang`, :class:`Hold`, :class:`Stream`,
-  :class:`TruncatedStream`) and records every request it received.
+  :class:`TruncatedStream`) and records every request it received. Told to, it limits each
+  API key as a vendor does (:class:`RateLimit`, counted in :class:`RateStats`): 429s with
+  Retry-After, and budget headers in OpenAI's or Anthropic's style.
 - :class:`Case` says how to drive one backend; :class:`BackendConformance` is the test class
   a plugin subclasses to run the :data:`CHECKS` (counters, keys, backoff, queue, request ID,
   classify_error totality; and, for what the case declares, the stream, the common
@@ -35,6 +37,7 @@ from ._actions import (
 from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
 from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
+from ._ratelimit import RateLimit, RateStats
 from ._report import BackendReport, Report, build_report, render_markdown, run_report
 from ._require import import_or_skip, require_or_skip, under_ci
 from ._server import FaultServer
@@ -54,6 +57,8 @@ __all__ = [
     "FaultServer",
     "Hang",
     "Hold",
+    "RateLimit",
+    "RateStats",
     "RecordedRequest",
     "Recorder",
     "Reply",

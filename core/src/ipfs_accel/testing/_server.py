@@ -26,6 +26,20 @@ The API, in one screen::
         server.requests[0].header("authorization")    # one header, case-insensitive
         server.peak_concurrency                       # most requests in progress at once
 
+Per-key rate limits, enforced before the scripts answer, and reported as a vendor does::
+
+    server = FaultServer(rate_limits={"sk-key-1": RateLimit(rpm=600, burst=10)},
+                         default_rate_limit=RateLimit(rpm=60),   # any other key, each its own
+                         rate_limit_headers="openai",            # or "anthropic", or None
+                         clock=fake_clock)                       # time.monotonic by default
+    server.limit_key("sk-key-2", rpm=120, tpm=10_000)            # later, or instead
+    server.rate_stats()                                          # {"sk-key-1": RateStats(
+                                                                 #   accepted=10, refused=2)}
+
+A refused request gets a 429 (``retry-after``, ``retry-after-ms``, the API's error body)
+and takes no scripted action; an accepted one is answered as scripted, with the key's
+budget headers added (see ``_ratelimit``).
+
 For free-running use (demos, soak tests), pass a responder: ``FaultServer(responder=fn)``
 where ``fn(request) -> Action`` answers every request the scripts do not; wrap it in
 :func:`with_faults` to inject faults at random rates. Requests nothing answers get
@@ -40,10 +54,13 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
-from ._actions import Action, Hold, RecordedRequest, Reply, Responder
+from ._actions import Action, Hang, Hold, RecordedRequest, Reply, Responder, Stream
 from ._handler import Handler, HTTPServer
+from ._ratelimit import Clock, RateLimit, RateLimiter, RateStats
+from ._ratelimit_wire import HeaderStyle
 
 __all__ = ["FaultServer"]
 
@@ -57,6 +74,12 @@ class FaultServer:
     Each request takes the next action of its path's script (:meth:`script` with
     ``path=``), else of the general script, else the ``responder``'s answer, else
     ``default``. Everything is thread-safe; hanging replies end at :meth:`close`.
+
+    ``rate_limits`` limits the requests of each key it names (``None``: requests without
+    a key), ``default_rate_limit`` those of every other key, each key with its own budget;
+    ``rate_limit_headers`` is how the budgets are reported (``"openai"``, ``"anthropic"``,
+    ``None``); ``clock`` is what the budgets are timed by. A refused request gets a 429
+    before any script or responder is asked (see :class:`RateLimit`).
     """
 
     def __init__(
@@ -66,9 +89,15 @@ class FaultServer:
         default: Action = _DEFAULT,
         host: str = "127.0.0.1",
         port: int = 0,
+        rate_limits: Mapping[str | None, RateLimit] | None = None,
+        default_rate_limit: RateLimit | None = None,
+        rate_limit_headers: HeaderStyle = "openai",
+        clock: Clock = time.monotonic,
     ) -> None:
         self.responder = responder
         self.default = default
+        self._limiter = RateLimiter(rate_limits, default=default_rate_limit,
+                                    style=rate_limit_headers, clock=clock)
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -153,12 +182,28 @@ class FaultServer:
             return len(self._script) + sum(len(q) for q in self._paths.values())
 
     def reset(self) -> None:
-        """Forget scripts, recorded requests and the concurrency peak."""
+        """Forget scripts, recorded requests and the concurrency peak; every rate-limit
+        budget is full again and its counts zero (the limits stay)."""
         with self._lock:
             self._script.clear()
             self._paths.clear()
             self._requests.clear()
             self._peak = self._active
+        self._limiter.reset()
+
+    # -- rate limits ---------------------------------------------------------------
+
+    def limit_key(
+        self, key: str | None, *, rpm: int | None = None, tpm: int | None = None,
+        burst: int = 1, token_burst: int | None = None,
+    ) -> None:
+        """Limit ``key``'s requests (``None``: those without a key) from now on, with a
+        full budget: ``RateLimit(rpm=rpm, tpm=tpm, burst=burst, token_burst=token_burst)``."""
+        self._limiter.limit(key, RateLimit(rpm=rpm, tpm=tpm, burst=burst, token_burst=token_burst))
+
+    def rate_stats(self) -> dict[str | None, RateStats]:
+        """Per limited key, how many requests were accepted and how many refused (429)."""
+        return self._limiter.stats()
 
     # -- what happened -------------------------------------------------------------
 
@@ -231,6 +276,15 @@ class FaultServer:
         return False
 
     def next_action(self, request: RecordedRequest) -> Action:
+        """The rate limiter's 429, else the scripted (or responder's, or default) action
+        with the key's budget headers added."""
+        refusal, headers = self._limiter.admit(request)
+        if refusal is not None:
+            return refusal
+        action = self._scripted(request)
+        return _with_headers(action, headers) if headers else action
+
+    def _scripted(self, request: RecordedRequest) -> Action:
         with self._lock:
             queue = self._paths.get(request.path)
             if queue:
@@ -243,3 +297,13 @@ class FaultServer:
             except Exception as exc:  # a broken responder answers 500, it does not hang
                 return Reply(500, json={"error": {"message": f"responder raised {exc!r}"}})
         return self.default
+
+
+def _with_headers(action: Action, headers: dict[str, str]) -> Action:
+    """``action`` with ``headers`` added to whatever it answers (its own headers win)."""
+    if isinstance(action, Reply | Stream):
+        return replace(action, headers={**headers, **action.headers})
+    if isinstance(action, Hang | Hold) and action.then is not None:  # they may answer later
+        then = replace(action.then, headers={**headers, **action.then.headers})
+        return replace(action, then=then)
+    return action  # Drop, or a Hang/Hold that only cuts
