@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ipfs_accel import backoff_delay, parse_retry_after
+from ipfs_accel import backoff_delay, parse_reset, parse_retry_after
 from ipfs_accel._backoff import plan_wait
 
 delays = st.floats(min_value=0.001, max_value=100, allow_nan=False)
@@ -111,3 +113,34 @@ def test_retry_after_parser_is_total(headers):
     """Any header text gives a finite non-negative number or None, never an exception."""
     value = parse_retry_after(headers)
     assert value is None or 0 <= value < math.inf
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("6m0s", 360.0), ("1s", 1.0), ("20ms", 0.02), ("7.66s", 7.66), ("1h2m3.5s", 3723.5),
+        ("1m", 60.0), ("0.5", 0.5), (" 2 ", 2.0), ("0s", 0.0),
+        ("", None), ("soon", None), ("-1", None), ("1e400", None), ("9" * 400 + "h", None),
+        ("2026-11-30T13:00:00", None),  # a time with no zone cannot be placed
+        (None, None),
+    ],
+)
+def test_parse_reset_reads_durations_and_numbers(value: str | None, seconds: float | None) -> None:
+    """The reset forms rate-limit headers use; anything else is not said."""
+    assert parse_reset(value) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_parse_reset_reads_rfc3339_times() -> None:
+    """Anthropic's resets are RFC 3339 times: seconds from now, 0 once past."""
+    now = datetime.datetime(2026, 11, 30, 13, 0, 0, tzinfo=datetime.UTC).timestamp()
+    assert parse_reset("2026-11-30T13:00:10Z", now=now) == pytest.approx(10.0)
+    assert parse_reset("2026-11-30T14:00:10+01:00", now=now) == pytest.approx(10.0)
+    assert parse_reset("2026-11-30T12:59:00Z", now=now) == 0.0
+
+
+@settings(deadline=None)
+@given(st.text(max_size=40))
+def test_parse_reset_never_raises(value: str) -> None:
+    """Whatever a server sends, the answer is a finite wait >= 0 or None."""
+    out = parse_reset(value)
+    assert out is None or 0 <= out < math.inf

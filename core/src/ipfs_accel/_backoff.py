@@ -133,7 +133,8 @@ def parse_reset(value: str | None, *, now: float | None = None) -> float | None:
     match = _DURATION.fullmatch(text)
     if match is not None and any(match.groups()):
         h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
-        return h * 3600 + m * 60 + s + ms / 1000
+        seconds = h * 3600 + m * 60 + s + ms / 1000
+        return seconds if seconds < math.inf else None
     return _until(text, now)
 
 
