@@ -41,7 +41,7 @@ class _Counters(BatchCounters):
 
 
 class _SlowFirst:
-    """A backend whose call for line 1 waits until every other line is written."""
+    """A pool whose call for line 1 waits until every other line is written."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -49,7 +49,7 @@ class _SlowFirst:
         self.counters: _Counters | None = None
         self.widest = 0  # most items taken from the input and not yet written
 
-    async def achat(self, *, endpoint_id: str, messages: Any) -> ChatResult:
+    async def achat(self, *, messages: Any) -> ChatResult:
         assert self.counters is not None
         self.widest = max(self.widest, self.pulled - self.counters.written)
         if messages == "line 1":
@@ -77,7 +77,7 @@ def test_run_batch_reads_lazily_and_leaves_nothing_unwritten(tmp_path: Path) -> 
     backend.counters = counters
     out = tmp_path / "r.jsonl"
     with out.open("w") as f:
-        asyncio.run(run_batch(backend, ["e1"], items(), f,  # type: ignore[arg-type]
+        asyncio.run(run_batch(backend, items(), f,
                               concurrency=concurrency, counters=counters))
     lines = _lines(out)
     assert sorted(lines) == list(range(1, total + 1))

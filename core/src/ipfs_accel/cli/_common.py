@@ -152,10 +152,15 @@ def open_backend(
     api_key_env: str | None = None,
     model: str | None = None,
     settings: Mapping[str, Any] | None = None,
+    keys: Sequence[str] = (),
 ) -> tuple[Backend, list[str], dict[str, str], str | None]:
-    """The backend, its endpoint IDs (one per URL, or one default), their URLs, the key's env.
+    """The backend, its endpoint IDs, their URLs, the key's env.
 
-    Unknown backends, broken plugins and a missing key raise one-line errors.
+    One endpoint per URL (or one on the default URL) and, with ``keys``, one per key on
+    each URL: ``<name>-<url #>`` for one key, ``<name>-<url #>-k<key #>`` for several (a key
+    is named by its position, never shown). Without ``keys`` the key comes from
+    ``api_key_env`` or the backend's own variable. Unknown backends, broken plugins and a
+    missing key raise one-line errors.
     """
     try:
         backend = registry.get(name)
@@ -163,7 +168,9 @@ def open_backend(
         raise
     except ConfigurationError as exc:
         raise CliError(str(exc), hint="see `ipfs-accel backends`") from None
-    key, env = _key_from_env(backend, api_key_env)
+    if keys and api_key_env:
+        raise CliError("--api-key-env names one key; with -k/--keys-file give every key there")
+    key, env = (None, None) if keys else _key_from_env(backend, api_key_env)
     common: dict[str, Any] = {k: v for k, v in (settings or {}).items() if v is not None}
     if key is not None:
         common["api_key"] = key
@@ -174,6 +181,11 @@ def open_backend(
         values = dict(common)
         if url is not None:
             values["base_url"] = url
-        ids.append(backend.create_endpoint(f"{name}-{i}", **values))
+        if len(keys) > 1:
+            for k, each in enumerate(keys, start=1):
+                ids.append(backend.create_endpoint(f"{name}-{i}-k{k}", **values, api_key=each))
+        else:
+            ids.append(backend.create_endpoint(
+                f"{name}-{i}", **values, **({"api_key": keys[0]} if keys else {})))
     urls = {eid: backend.get_endpoint(eid).base_url for eid in ids}
     return backend, ids, urls, env

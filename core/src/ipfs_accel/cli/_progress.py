@@ -1,4 +1,5 @@
-"""A live rich progress bar over a running batch: done, failed, retries, queued, tokens/s."""
+"""A live rich progress bar over a running batch: done, failed, retries, queued, tokens/s,
+and the pool's members that are paused, unhealthy or disabled."""
 
 from __future__ import annotations
 
@@ -10,29 +11,30 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._backend import Backend
-from .._stats import Stats
+from .._pool import Pool
+from ._members import members_text
 
 __all__ = ["run_with_progress", "status_text"]
 
 
-def status_text(counters: Any, backends: list[Backend]) -> str:
-    """The counters as one line of rich markup."""
-    agg = Stats.sum(b.get_stats() for b in backends)
+def status_text(counters: Any, pool: Pool) -> str:
+    """The counters and the pool's members as one line of rich markup."""
+    stats = pool.get_stats()
     elapsed = max(time.monotonic() - counters.started_at, 1e-6)
     failed = counters.failed + counters.bad
+    moved = f", {stats.failovers} moved" if stats.failovers else ""
     return (
         f"[green]{counters.ok} ok[/] [red]{failed} failed[/] "
-        f"[yellow]{agg.retries} retries[/] ({agg.retry_wait_seconds:.1f}s waited) "
+        f"[yellow]{stats.retries} retries[/]{moved} ({stats.wait_seconds:.1f}s waited) "
         f"{counters.in_flight} in flight {max(counters.queued, 0)} queued "
-        f"[cyan]{counters.output_tokens / elapsed:,.0f} tok/s[/]"
+        f"[cyan]{counters.output_tokens / elapsed:,.0f} tok/s[/] {members_text(stats)}"
     )
 
 
 def run_with_progress(
     coro: Coroutine[Any, Any, None],
     counters: Any,
-    backends: list[Backend],
+    pool: Pool,
     console: Console,
     *,
     description: str = "calls",
@@ -54,9 +56,9 @@ def run_with_progress(
         try:
             while not work.done():
                 progress.update(task, completed=counters.done,
-                                status=status_text(counters, backends))
+                                status=status_text(counters, pool))
                 await asyncio.wait({work}, timeout=0.1)
-            progress.update(task, completed=counters.done, status=status_text(counters, backends))
+            progress.update(task, completed=counters.done, status=status_text(counters, pool))
         finally:
             if not work.done():
                 work.cancel()

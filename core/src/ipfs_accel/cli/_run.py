@@ -1,4 +1,4 @@
-"""``ipfs-accel run``: a JSONL file of calls through one backend's endpoints.
+"""``ipfs-accel run``: a JSONL file of calls through a pool of one backend's endpoints.
 
 Input, one call per line (blank lines are skipped, a UTF-8 BOM on line 1 is ignored)::
 
@@ -32,17 +32,18 @@ import re
 import time
 from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, Protocol
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .._backend import Backend
 from .._errors import CallError, IpfsAccelError
 from .._types import ChatResult, EmbedResult
+from ._members import track
 
 __all__ = [
     "BatchCounters",
+    "Caller",
     "Item",
     "Line",
     "count_lines",
@@ -215,7 +216,7 @@ class BatchCounters:
         return self.total - self.done - self.in_flight
 
 
-def _ok_record(item: Item, result: Any, endpoint: str) -> dict[str, Any]:
+def _ok_record(item: Item, result: Any, endpoint: str | None) -> dict[str, Any]:
     record: dict[str, Any] = {"line": item.line, "id": item.id, "ok": True}
     if isinstance(result, ChatResult):
         record["text"] = result.text
@@ -262,9 +263,16 @@ class _Writer:
         self.counters.written += 1
 
 
+class Caller(Protocol):
+    """What :func:`run_batch` calls: a pool's async operations (``achat``, ``agenerate``,
+    ``aembed``, given an item's keyword arguments) and its closing."""
+
+    async def aclose(self) -> None:
+        """Close its connections."""
+
+
 async def run_batch(
-    backend: Backend,
-    endpoints: list[str],
+    pool: Caller,
     items: Iterable[Item],
     out: IO[str],
     *,
@@ -272,23 +280,14 @@ async def run_batch(
     counters: BatchCounters,
     on_bad_line: Callable[[Item], None] = lambda item: None,
 ) -> None:
-    """Answer every item exactly once, writing each result as its call ends.
+    """Answer every item exactly once through ``pool``, writing each result as its call ends.
 
     ``items`` is consumed lazily: an item is taken only when one of the ``concurrency``
     workers is free, so at most ``concurrency`` items are in flight and none waits unwritten.
+    A result names the endpoint of the call's latest attempt (see :func:`._members.track`).
     """
     writer = _Writer(out, counters)
     pending = iter(items)
-    load = dict.fromkeys(endpoints, 0)
-    turn = 0
-
-    def pick() -> str:
-        # least loaded; ties go round-robin so idle endpoints share the work
-        nonlocal turn
-        turn += 1
-        n = len(endpoints)
-        order = [endpoints[(turn + i) % n] for i in range(n)]
-        return min(order, key=lambda e: load[e])
 
     async def worker() -> None:
         for item in pending:  # a shared iterator: each item goes to exactly one worker
@@ -297,24 +296,22 @@ async def run_batch(
                 on_bad_line(item)
                 writer.put(_error_record(item, f"line {item.line}: {item.error}", None))
                 continue
-            endpoint = pick()
-            load[endpoint] += 1
+            where = track()
             counters.in_flight += 1
             try:
-                result = await getattr(backend, item.method)(endpoint_id=endpoint, **item.kwargs)
+                result = await getattr(pool, item.method)(**item.kwargs)
             except (IpfsAccelError, TypeError, ValueError) as exc:
                 counters.failed += 1
-                record = _error_record(item, exc, endpoint)
+                record = _error_record(item, exc, where[0])
             else:
                 counters.ok += 1
                 counters.output_tokens += result.usage.output_tokens
-                record = _ok_record(item, result, endpoint)
+                record = _ok_record(item, result, where[0])
             finally:
-                load[endpoint] -= 1
                 counters.in_flight -= 1
             writer.put(record)
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     finally:
-        await backend.aclose()
+        await pool.aclose()

@@ -1,7 +1,8 @@
-"""The ``run`` command's wiring: its options, resuming, the progress bar, the stats file.
+"""The ``run`` command's wiring: its options, its pool, resuming, the progress bar, the stats.
 
 The batch itself (typed input lines, the workers, writing each result) is :mod:`._run`;
-reading and rewriting the results file is :mod:`._results`.
+the pool's members (keys x URLs) are :mod:`._members`; reading and rewriting the results
+file is :mod:`._results`.
 """
 
 # Imports inside the command are deliberate: `ipfs-accel --help` does not load the batch
@@ -19,7 +20,7 @@ from rich.markup import escape
 
 from .._registry import Registry
 from ._common import CliError, open_backend
-from ._options import BackendOpt, KeyEnvOpt, ModelOpt, RetriesOpt, TimeoutOpt, err, settings
+from ._options import BackendOpt, KeyEnvOpt, ModelOpt, RetriesOpt, TimeoutOpt, err
 
 if TYPE_CHECKING:
     from ._results import Answers
@@ -43,8 +44,30 @@ def run(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Results JSONL (default: FILE with .results.jsonl).")] = None,
     endpoint_url: Annotated[list[str] | None, typer.Option(
-        "--endpoint-url", "-u", help="Server base URL; repeat for several endpoints (calls go "
-        "to the least loaded).")] = None,
+        "--endpoint-url", "-u", help="Server base URL; repeat for several servers. Every key "
+        "is used on every URL: each key x URL is one member of the pool the calls go "
+        "through.")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", "-k", help="An API key; repeat for several (each its own member, on each "
+        "URL). Instead of the backend's key variable. Keys are never printed; prefer "
+        "--keys-file, as a command line is visible to other users of the machine.",
+        show_default=False)] = None,
+    keys_file: Annotated[Path | None, typer.Option(
+        "--keys-file", help="A file of API keys, one a line (blank lines and lines starting "
+        "with # skipped), used as -k keys are.", show_default=False)] = None,
+    strategy: Annotated[str, typer.Option(
+        "--strategy", help="How the pool picks a member for each attempt: least-busy, "
+        "round-robin, weighted, latency or ordered (the first ready member, the next when "
+        "it is paused, unhealthy or full). A call that fails for its member's sake (429, "
+        "overload, 5xx, connection) moves to another member.")] = "least-busy",
+    rpm: Annotated[float | None, typer.Option(
+        "--rpm", help="Requests per minute per member (key x URL): "
+        "calls are paced to stay under it instead of running into 429s. Keys of one account "
+        "may share the account's limit: divide it among them.", show_default=False)] = None,
+    tpm: Annotated[int | None, typer.Option(
+        "--tpm", min=1, help="Tokens per minute per member, paced the same way (input size "
+        "plus max_tokens booked before a call, settled with its usage).",
+        show_default=False)] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1,
                                              help="Calls in flight at once.")] = 8,
     resume: Annotated[bool, typer.Option("--resume", help="Skip the lines OUTPUT already "
@@ -70,6 +93,11 @@ def run(
 ) -> None:
     """Run a batch of calls from a JSONL file, results as JSONL as each call ends.
 
+    The calls go through a pool of the backend's endpoints: one per key on each URL
+    (-k A -k B -u X -u Y: four members), each paced by --rpm/--tpm and paused when its
+    server answers 429 with Retry-After; the progress line shows members paused or
+    unhealthy. Example: ipfs-accel run calls.jsonl -b openai --keys-file keys.txt --rpm 500
+
     Each line is {"id": ..., "messages": [...]} (chat), {"prompt": "..."} or
     {"input": "..." | [...]} (embed), with optional "model", "params", "request_id".
     Each result line is {"line": n, "id": ..., "ok": true, "text"/"vectors", "usage",
@@ -77,11 +105,13 @@ def run(
     "request_id"}}. Bad lines are answered with an error and do not stop the batch.
     Results are written and fsynced as each call ends, so they come in completion order
     (--ordered sorts them by line at the end): after a crash or Ctrl-C, rerun with --resume.
-    At the end the per-endpoint stats table is printed (and written with --stats-file).
+    At the end the per-member stats table (each row counts attempts) and the pool's
+    calls, retries and failovers are printed (the table also written with --stats-file).
     Exit code 1 when any line failed.
     """
     from . import _results, _run
-    from ._view import stats_document, stats_table, write_stats_file
+    from ._members import RunPool, read_keys
+    from ._view import pool_line, stats_document, stats_table, write_stats_file
 
     if not file.is_file():
         raise CliError(f"input file {file} not found")
@@ -90,11 +120,15 @@ def run(
     if output.exists() and not (resume or overwrite) and output.stat().st_size > 0:
         raise CliError(f"output {output} already exists",
                        hint="pass --resume to continue it or --overwrite to start again")
+    keys = read_keys(key or [], keys_file)
     be, ids, urls, _env = open_backend(
         Registry(), backend, endpoint_urls=endpoint_url or [], api_key_env=api_key_env,
-        model=model, settings={**settings(timeout, max_retries),
-                               "max_concurrent_requests": concurrency,
-                               "queue_size": max(100, concurrency)})
+        model=model, keys=keys, settings={"timeout": timeout, "rpm": rpm, "tpm": tpm,
+                                          "max_concurrent_requests": concurrency,
+                                          "queue_size": max(100, concurrency)})
+    # the pool retries a call (on any member); each attempt is one call of its endpoint
+    pool = RunPool(be, ids, strategy=strategy,
+                   **({} if max_retries is None else {"max_retries": max_retries}))
     answers = _results.read_answers(output) if resume else _results.Answers()
     skip = answers.ok if retry_failed else answers.ok | answers.failed
     counters = _run.BatchCounters(_run.count_lines(file, skip=skip))
@@ -108,7 +142,7 @@ def run(
     interrupted = False
     items = _run.parse_lines(file, be.info.operations, skip=skip)
     with output.open("a" if resume else "w", encoding="utf-8") as f:
-        coro = _run.run_batch(be, ids, items, f, concurrency=concurrency, counters=counters,
+        coro = _run.run_batch(pool, items, f, concurrency=concurrency, counters=counters,
                               on_bad_line=bad_line)
         try:
             if quiet:
@@ -116,7 +150,7 @@ def run(
             else:
                 from ._progress import run_with_progress
 
-                run_with_progress(coro, counters, [be], err)
+                run_with_progress(coro, counters, pool, err)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -124,7 +158,8 @@ def run(
     if not interrupted:
         _results.finish_results(output, answers, ordered=ordered, retried=retry_failed)
     if not quiet:
-        err.print(stats_table(stats_document([be], urls=urls)))
+        err.print(stats_table(stats_document([be], urls=urls), title="Per-member stats"))
+        err.print(pool_line(pool.get_stats()))
     if stats_file is not None:
         write_stats_file(stats_file, stats_document([be], urls=urls))
     if interrupted:

@@ -18,12 +18,14 @@ import msgspec
 from rich.table import Table
 
 from .._backend import Backend
+from .._pool_stats import PoolStats
 from .._stats import Stats
 
 __all__ = [
     "EndpointRow",
     "StatsFile",
     "load_stats_file",
+    "pool_line",
     "stats_document",
     "stats_json",
     "stats_table",
@@ -153,3 +155,12 @@ def stats_table(document: StatsFile, *, title: str = "Per-endpoint stats") -> Ta
     table.add_row("[bold]all[/]", f"[bold]{agg.endpoints_count} endpoints[/]",
                   *(f"[bold]{c}[/]" for c in cells(agg)))
     return table
+
+
+def pool_line(stats: PoolStats) -> str:
+    """The pool's own counters in one line of rich markup: calls and their attempts."""
+    moved = f", {stats.failovers} moved to another member" if stats.failovers else ""
+    waits = (f", {stats.waits} waits for a member to come back "
+             f"({stats.wait_seconds:.1f}s)" if stats.waits else "")
+    return (f"[bold]Pool[/]: {stats.calls} calls, {stats.ok} ok, {stats.failed} failed; "
+            f"{stats.attempts} attempts, {stats.retries} retries{moved}{waits}")
