@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["ended", "estimate_tokens", "hold_async", "hold_sync", "learn"]
 
 _monotonic = time.monotonic
+_sleep = time.sleep
+_asleep = asyncio.sleep
 _encode = msgspec.json.encode
 _MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
                "num_predict")
@@ -67,20 +69,22 @@ def _book(
     res = endpoint.reserve(tokens)
     if res is None:
         return None, 0.0
-    wait = res.at - _monotonic()
+    now = _monotonic()
+    wait = res.at - now
     if wait <= 0:
         return res, 0.0
     what = "paused" if res.held == "pause" else "paced by its rpm/tpm"
     if deadline_at is not None and res.at >= deadline_at:
         endpoint.cancel(res)
         err = TimeoutError(
-            f"the endpoint is {what} for {wait:.3g}s more, past the call's deadline of "
-            f"{config.settings.deadline}s",
+            f"the endpoint is {what} for {wait:.3g}s more, past the call's deadline "
+            f"({max(deadline_at - now, 0.0):.3g}s left)",
             backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
         )
         err.retryable = False
         raise err
-    if res.held == "pause" and wait > config.settings.max_retry_after:
+    # The pause, not the pacing that may follow it, is what max_retry_after bounds.
+    if res.held == "pause" and gate.paused_until - now > config.settings.max_retry_after:
         endpoint.cancel(res)
         refused = RateLimitError(
             f"the endpoint is paused for {wait:.3g}s ({gate.pause_reason}), longer than "
@@ -93,20 +97,34 @@ def _book(
     return res, wait
 
 
+def _outgrown(endpoint: Endpoint, res: Reservation) -> bool:
+    """Whether a pause set or extended while ``res`` waited now ends after its start:
+    the attempt must not go into it, so it books again, behind the pause (and paced
+    after it, rather than all the waiting attempts at once at its end)."""
+    if endpoint.gate.paused_until <= res.at:
+        return False
+    res.wait = 0.0  # sat out in full: the time stays counted, the new booking adds its own
+    endpoint.cancel(res)
+    return True
+
+
 def hold_sync(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
     deadline_at: float | None,
 ) -> Reservation | None:
     """Book the attempt and block until it may go."""
-    res, wait = _book(x, endpoint, config, call, deadline_at)
-    if wait > 0:
+    while True:
+        res, wait = _book(x, endpoint, config, call, deadline_at)
+        if wait <= 0:
+            return res
         assert res is not None
         try:
-            time.sleep(wait)
+            _sleep(wait)
         except BaseException:
             endpoint.cancel(res)
             raise
-    return res
+        if not _outgrown(endpoint, res):
+            return res
 
 
 async def hold_async(
@@ -114,15 +132,18 @@ async def hold_async(
     deadline_at: float | None,
 ) -> Reservation | None:
     """Book the attempt and wait on the running loop until it may go."""
-    res, wait = _book(x, endpoint, config, call, deadline_at)
-    if wait > 0:
+    while True:
+        res, wait = _book(x, endpoint, config, call, deadline_at)
+        if wait <= 0:
+            return res
         assert res is not None
         try:
-            await asyncio.sleep(wait)
+            await _asleep(wait)
         except BaseException:
             endpoint.cancel(res)
             raise
-    return res
+        if not _outgrown(endpoint, res):
+            return res
 
 
 def learn(x: Exchanger, endpoint: Endpoint, headers: Mapping[str, str] | None) -> None:
@@ -138,10 +159,13 @@ def ended(
     endpoint: Endpoint, res: Reservation | None, exc: BaseException | None,
     used: float | None = None,
 ) -> None:
-    """An attempt's outcome on its endpoint: ``exc`` ``None`` (answered, ``used`` tokens),
-    a :class:`CallError` (failed: health, pauses), anything else (cancelled)."""
+    """An attempt's outcome on its endpoint: ``exc`` ``None`` (answered, ``used`` tokens;
+    0 or ``None``: the server reported none, and the estimate stands), a
+    :class:`CallError` (failed: health, pauses), anything else (cancelled)."""
     if exc is None:
         endpoint.answered()
+        if not used:
+            used = None
     elif isinstance(exc, CallError):
         endpoint.failed(exc)
     else:
