@@ -72,15 +72,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """ipfs-accel against raw httpx2, the openai/anthropic SDKs and litellm (bench/compare.py).
+    """ipfs-accel against raw httpx2, the openai/anthropic SDKs and litellm (bench/compare.py),
+    then pools against their targets (bench/pool.py).
 
     The peer SDKs are installed in this session only, never as project dependencies. Not in
     the default set: it takes minutes and its figures depend on the machine. Pass
-    ``-- --quick`` for a shorter run.
+    ``-- --quick`` for a shorter run (of both).
     """
     session.install("./core", *_plugin_paths(), "openai", "anthropic", "litellm")
     session.run("python", "bench/compare.py", *session.posargs,
                 env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    session.run("python", "bench/pool.py", *[a for a in session.posargs if a == "--quick"])
 
 
 @nox.session
