@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from _cli_fixtures import cli, cli_env
 from ipfs_accel import BackendInfo, Call, EndpointConfig, Exchange, Registry, hookimpl
 from ipfs_accel.cli._common import CliError
 from ipfs_accel.cli._demo import run_demo
+from ipfs_accel.cli._demo_pools import header_style
 from ipfs_accel.testing import require_or_skip
 from rich.console import Console
 
@@ -38,21 +40,47 @@ def test_import_ipfs_accel_does_not_import_typer_or_rich() -> None:
 
 
 def test_demo_finishes_every_call_exactly_once(tmp_path: Path) -> None:
-    """The demo runs offline through every installed backend and proves nothing was lost."""
+    """The demo runs offline through every installed backend's pool, proves nothing was
+    lost, and says what pacing held back beside the 429s the servers sent."""
     if not _INSTALLED:
         require_or_skip("no backend plugin installed")
     stats = tmp_path / "demo-stats.json"
     r = cli(["demo", "--calls", "90", "--seed", "3", "--stats-file", str(stats)],
             env=_env(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "every call finished exactly once" in r.stdout
+    assert "Nothing lost: every call finished exactly once (90 calls, checked)." in r.stdout
     assert "FAIL" not in r.stdout and "Traceback" not in r.stderr
     assert "demo-key" not in r.stdout + r.stderr  # fake keys are keys too: never printed
+    assert "the spare server went down after 45 calls" in r.stderr
+    conserved = re.search(r"pools conserve calls: 90 == ok (\d+) \+ failed (\d+)", r.stdout)
+    assert conserved, r.stdout
+    ok = int(conserved[1])
+    pacing = re.search(r"Pacing held calls back (\d+) times \((\d+) at a member, (\d+) in a "
+                       r"pool waiting for one\); the servers refused (\d+) with 429 \(the "
+                       r"members saw (\d+) refusals for a limit, overloads included\)\.",
+                       r.stdout)
+    assert pacing, r.stdout
+    held, at_member, in_pool, refused, seen = (int(n) for n in pacing.groups())
+    assert held == at_member + in_pool
     document = json.loads(stats.read_text())
     agg = document["aggregate"]
-    assert agg["total_requests"] == 90
     assert agg["total_requests"] == agg["successful_requests"] + agg["failed_requests"]
-    assert agg["retries"] > 0  # faults were injected and retried
+    assert agg["successful_requests"] == ok  # one answer per call, on the member it ran on
+    assert agg["total_requests"] > 90  # faults and the spare going down cost attempts
+    assert agg["paced"] == at_member and agg["rate_limited"] == seen
+    assert seen >= refused  # every 429 the servers sent is a refusal the members saw
+    assert f"Servers[/]: {refused} x 429".replace("[/]", "") in r.stdout
+
+
+def test_each_plugin_gets_the_rate_limit_headers_it_reads() -> None:
+    """The demo's servers speak to a plugin in the header style its parse_rate_limits
+    reads; one that reads none gets 429s only (and is paced by rpm)."""
+    registry = Registry()
+    expected = {"openai": "openai", "groq": "openai", "claude": "anthropic", "ollama": None}
+    present = {name: style for name, style in expected.items() if name in _INSTALLED}
+    if not present:
+        require_or_skip("none of openai, groq, claude, ollama installed")
+    assert {name: header_style(registry.hooks(name)) for name in present} == present
 
 
 def test_demo_backend_option_narrows(tmp_path: Path) -> None:
@@ -108,6 +136,9 @@ def test_demo_replays_a_third_party_plugins_case() -> None:
     assert "nocase-" not in out.getvalue()
     assert "every call finished exactly once" in out.getvalue()
     assert "injected nothing" not in out.getvalue()  # the faults reached a stranger too
+    # its key travels in a header the servers do not read: a server per key, limits kept
+    assert "example: the key travels where the servers do not look" in err.getvalue()
+    assert "Pacing held calls back" in out.getvalue()
     assert "demo-key" not in err.getvalue() + out.getvalue()
 
 

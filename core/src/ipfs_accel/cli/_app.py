@@ -170,14 +170,18 @@ def demo(
         "--backend", "-b", help="Only these backends (repeatable).")] = None,
     calls: Annotated[int, typer.Option("--calls", "-n", min=1, help="Calls in all.")] = 300,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault injection.")] = 7,
-    endpoints: Annotated[int, typer.Option("--endpoints", min=1,
-                                           help="Endpoints per backend.")] = 3,
+    endpoints: Annotated[int, typer.Option(
+        "--endpoints", min=1, help="Keys per backend, each rate-limited by its server (the "
+        "pool also has one endpoint on a spare server that goes down halfway).")] = 3,
     stats_file: Annotated[Path | None, typer.Option(
         "--stats-file", help="Also save the final stats as JSON.")] = None,
 ) -> None:
-    """Offline demo: a loopback server speaking every backend's protocol injects rate
-    limits, overloads, server errors and dropped connections; watch the core retry, then
-    see per-endpoint stats and a check that every call finished exactly once.
+    """Offline demo: calls through a pool per backend, over loopback servers speaking every
+    backend's protocol. Each key is rate-limited by its server (429s, and the vendor's
+    rate-limit headers where the plugin reads them), a spare server goes down halfway, and
+    overloads, server errors and dropped connections are injected; watch the pools pace,
+    retry and move calls, then see per-member stats, a check that every call finished
+    exactly once, and how many calls pacing held back against the 429s the servers sent.
     No keys, no network.
     """
     from ._demo import run_demo

@@ -1,22 +1,28 @@
-"""``ipfs-accel demo``: hundreds of calls through every backend against a faulty loopback server.
+"""``ipfs-accel demo``: hundreds of calls through every backend's pool of keys and servers.
 
-No keys, no network: a :class:`~ipfs_accel.testing.FaultServer` on 127.0.0.1 replays each
-plugin's own canned answers, from its ``conformance_case`` hook (see ``_demo_server``), and
-injects rate limits with Retry-After, overloads, server errors and dropped connections. Any
-installed plugin with a case takes part, a third-party one too; one without is skipped with
-a line saying so. Several endpoints per backend, each with its own fake key and limits,
-carry the calls (the case's own call, from a pool of threads); the core queues and retries
-them. At the end: the per-endpoint stats, the aggregate, the retries and waits, and a check
-that every call finished exactly once (exit code 1 when any check fails).
+No keys, no network: :class:`~ipfs_accel.testing.FaultServer` instances on 127.0.0.1 replay each
+plugin's own canned answers, from its ``conformance_case`` hook (see ``_demo_server``).
+Any installed plugin with a case takes part, a third-party one too; one without is skipped
+with a line saying so. Each backend has a pool (see ``_demo_pools``): several keys, each
+limited by the server as vendors limit them (429s, and the vendor's rate-limit headers for
+plugins that read them), and one endpoint on a spare server that goes down halfway. The
+servers also inject overloads, server errors and dropped connections. The calls (the
+case's own call, from a pool of threads) go through the pools, which pace, pause, retry
+and move calls between members. At the end: the per-member stats, the pools' counts, a
+check that every call finished exactly once (exit code 1 when any check fails), and how
+many calls pacing held back against how many 429s the servers sent.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -24,16 +30,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .._backend import Backend
 from .._errors import IpfsAccelError, PluginLoadError
+from .._pool import Pool
 from .._registry import Registry
-from .._stats import Stats
-from ..testing import Case, FaultServer
+from ..testing import Case
 from ._common import CliError
-from ._demo_server import DemoResponder, endpoint_key
-from ._view import stats_document, stats_table, write_stats_file
+from ._demo_pools import RPM, Network, build_network
+from ._demo_report import Outcome, report
+from ._demo_server import DemoResponder
 
 __all__ = ["run_demo"]
 
-_RETRY_AFTER = 0.2
 # A case's call is a blocking one: one thread per call in flight or queued, so the
 # endpoints' queues fill as they would under many callers (bounded for huge --calls).
 _MAX_THREADS = 512
@@ -43,13 +49,6 @@ _MAX_THREADS = 512
 class _Planned:
     call_id: str
     backend: str
-    endpoint: str
-
-
-@dataclass
-class _Outcome:
-    ok: bool
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,109 +89,86 @@ def _open_backends(
 
 
 def _plan(opened: dict[str, _Demoed], calls: int) -> list[_Planned]:
-    """Calls spread over backends, each backend's endpoints taken round-robin."""
+    """Calls spread over the backends in turn."""
     names = list(opened)
-    turns: Counter[str] = Counter()
-    plan = []
-    for i in range(calls):
-        name = names[i % len(names)]
-        eids = opened[name].backend.endpoints()
-        plan.append(_Planned(f"demo-{i + 1:05d}", name, eids[turns[name] % len(eids)]))
-        turns[name] += 1
-    return plan
+    return [_Planned(f"demo-{i + 1:05d}", names[i % len(names)]) for i in range(calls)]
 
 
-def _one(demoed: _Demoed, call: _Planned) -> _Outcome:
-    """The case's own call on the planned endpoint, with the planned request ID."""
+class _Through:
+    """What a case's call takes for a Backend: each operation goes through the backend's
+    pool instead, which picks the member (the endpoint the case names is ignored)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        operation = getattr(self._pool, name)
+
+        def through(*args: Any, endpoint_id: str | None = None, **kwargs: Any) -> Any:
+            return operation(*args, **kwargs)
+
+        return through
+
+
+def _one(case: Case, pool: Pool, call: _Planned) -> Outcome:
+    """The case's own call through the pool, with the planned request ID."""
     try:
-        demoed.case.call(demoed.backend, call.endpoint, call.call_id)
+        # a Backend look-alike: the case calls backend.chat(...)/embed(...)/invoke(...)
+        case.call(cast(Backend, _Through(pool)), "", call.call_id)
     except IpfsAccelError as exc:
-        return _Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
-    return _Outcome(ok=True)
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
+    return Outcome(ok=True)
 
 
-def _status(outcomes: dict[str, list[_Outcome]], backends: dict[str, Backend]) -> str:
-    agg = Stats.sum(b.get_stats() for b in backends.values())
+def _status(outcomes: dict[str, list[Outcome]], pools: dict[str, Pool]) -> str:
+    stats = [pool.get_stats() for pool in pools.values()]
     ok = sum(1 for v in outcomes.values() for o in v if o.ok)
     failed = sum(1 for v in outcomes.values() for o in v if not o.ok)
-    return (f"[green]{ok} ok[/] [red]{failed} failed[/] [yellow]{agg.retries} retries[/] "
-            f"({agg.retry_wait_seconds:.1f}s waited) {agg.in_flight} in flight "
-            f"{agg.queued} queued [cyan]{agg.output_tokens} tokens[/]")
+    retries = sum(s.retries for s in stats)
+    moved = sum(s.failovers for s in stats)
+    paced = sum(m.paced for s in stats for m in s.members.values())
+    members = sum(len(s.members) for s in stats)
+    paused = sum(s.paused for s in stats)
+    unwell = sum(s.unhealthy + s.disabled for s in stats)
+    return (f"[green]{ok} ok[/] [red]{failed} failed[/] [yellow]{retries} retries[/] "
+            f"({moved} moved) [cyan]{paced} paced[/] {members} members: "
+            f"[yellow]{paused} paused[/] [red]{unwell} unhealthy[/]")
 
 
 def _run_all(
-    plan: list[_Planned], opened: dict[str, _Demoed], progress: Progress,
-) -> dict[str, list[_Outcome]]:
-    outcomes: dict[str, list[_Outcome]] = {}
-    backends = {name: d.backend for name, d in opened.items()}
+    plan: list[_Planned], opened: dict[str, _Demoed], net: Network, progress: Progress,
+    halfway: Callable[[int], None],
+) -> dict[str, list[Outcome]]:
+    outcomes: dict[str, list[Outcome]] = {}
     per_backend = Counter(c.backend for c in plan)
     total_task = progress.add_task("all", total=len(plan), status="")
     tasks = {name: progress.add_task(f"  {name}", total=n, status="")
              for name, n in per_backend.items()}
-    pool = ThreadPoolExecutor(max_workers=min(len(plan), _MAX_THREADS),
-                              thread_name_prefix="ipfs-accel-demo")
+    threads = ThreadPoolExecutor(max_workers=min(len(plan), _MAX_THREADS),
+                                 thread_name_prefix="ipfs-accel-demo")
+    done_count, half = 0, len(plan) // 2
     try:
-        running: dict[Future[_Outcome], _Planned] = {
-            pool.submit(_one, opened[c.backend], c): c for c in plan}
+        running: dict[Future[Outcome], _Planned] = {
+            threads.submit(_one, opened[c.backend].case, net.pools[c.backend], c): c
+            for c in plan}
         pending = set(running)
         while pending:
-            progress.update(total_task, status=_status(outcomes, backends))
+            progress.update(total_task, status=_status(outcomes, net.pools))
             done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in done:
                 call = running[future]
                 outcomes.setdefault(call.call_id, []).append(future.result())
                 progress.advance(tasks[call.backend])
                 progress.advance(total_task)
-        progress.update(total_task, status=_status(outcomes, backends))
+                done_count += 1
+                if done_count == half:
+                    halfway(done_count)
+        progress.update(total_task, status=_status(outcomes, net.pools))
     finally:
-        pool.shutdown(cancel_futures=True)  # on Ctrl-C: calls not started never start
-        for backend in backends.values():
-            backend.close()
+        threads.shutdown(cancel_futures=True)  # on Ctrl-C: calls not started never start
+        for demoed in opened.values():
+            demoed.backend.close()
     return outcomes
-
-
-def _attempts(server: FaultServer, backends: dict[str, Backend]) -> Counter[int]:
-    """How many HTTP requests the server saw per call (1 = no retry), from the request IDs."""
-    headers = {b.info.request_id_header.lower() for b in backends.values()}
-    per_call: Counter[str] = Counter()
-    for request in server.requests:
-        for name in headers:
-            rid = request.header(name)
-            if rid:
-                per_call[rid] += 1
-                break
-    return Counter(per_call.values())
-
-
-def _checks(
-    plan: list[_Planned], outcomes: dict[str, list[_Outcome]], agg: Stats,
-    responder: DemoResponder, attempts: Counter[int],
-) -> list[tuple[bool, str]]:
-    issued = {c.call_id for c in plan}
-    answers = sum(len(v) for v in outcomes.values())
-    ok = sum(1 for v in outcomes.values() for o in v if o.ok)
-    failed = answers - ok
-    twice = [cid for cid, v in outcomes.items() if len(v) != 1]
-    missing = issued - set(outcomes)
-    seen = sum(k * n for k, n in attempts.items())
-    return [
-        (len(plan) == answers,
-         f"calls issued == results + errors: {len(plan)} == {ok} + {failed}"),
-        (not twice and not missing and set(outcomes) <= issued,
-         f"each call ID answered exactly once ({len(twice)} twice, {len(missing)} never)"),
-        (agg.total_requests == agg.successful_requests + agg.failed_requests == len(plan)
-         and agg.in_flight == agg.queued == 0,
-         f"stats conserve calls: total {agg.total_requests} == successful "
-         f"{agg.successful_requests} + failed {agg.failed_requests}, none in flight"),
-        (agg.successful_requests == ok and agg.failed_requests == failed,
-         "stats agree with what the calls returned"),
-        (seen == len(plan) + agg.retries,
-         f"server saw {seen} attempts == {len(plan)} calls + {agg.retries} retries"),
-        (not responder.key_violations,
-         "every request carried only its own endpoint's key"
-         + (f" (violations on {', '.join(sorted(set(responder.key_violations)))})"
-            if responder.key_violations else "")),
-    ]
 
 
 def run_demo(
@@ -209,7 +185,8 @@ def run_demo(
     """Run the demo; return the exit code (0 only when every check passed).
 
     Every backend in ``registry`` (the installed ones by default) whose plugin has a
-    conformance case takes part, or only ``backends`` when given.
+    conformance case takes part, or only ``backends`` when given; each has ``endpoints``
+    rate-limited keys and one endpoint on the spare server.
     """
     registry = Registry() if registry is None else registry
     installed = registry.names()
@@ -223,26 +200,21 @@ def run_demo(
         raise CliError("no installed backend plugin has a conformance case for the demo",
                        hint="pip install ipfs-accel-plugin-openai (or any other backend)")
     responder = DemoResponder({name: d.case for name, d in opened.items()}, seed=seed,
-                              retry_after=_RETRY_AFTER, delay=(0.05, 0.3))
-    with FaultServer(responder=responder) as server:
-        for name, demoed in opened.items():
-            for i in range(1, endpoints + 1):
-                eid = f"{name}-{i}"
-                demoed.backend.create_endpoint(eid, **{
-                    **demoed.case.settings,
-                    "base_url": f"{server.base_url}/ep/{eid}", "api_key": endpoint_key(eid),
-                    "max_concurrent_requests": 1 + i % 4, "queue_size": max(100, calls),
-                    "max_retries": 10, "initial_retry_delay": 0.05, "max_retry_delay": 0.5,
-                    "timeout": 10.0,
-                })
-        overloaded = "/".join(sorted({str(d.case.overloaded.status) for d in opened.values()}))
-        console.print(
-            f"[bold]ipfs-accel demo[/]: loopback server {server.base_url} replaying the "
-            f"canned answers of {len(opened)} plugin{'s' if len(opened) != 1 else ''} "
-            f"({', '.join(opened)}); {endpoints} "
-            "endpoints each, own fake key, concurrency 1-4\nfaults injected (seed "
-            f"{seed}): ~10% 429 + Retry-After {_RETRY_AFTER:g}s, ~5% {overloaded}, ~5% 500, "
-            "~3% dropped connections")
+                              delay=(0.05, 0.3))
+    down_after: list[int] = []
+    with ExitStack() as stack:
+        net = build_network(
+            stack, {name: d.backend for name, d in opened.items()},
+            {name: registry.hooks(name) for name in opened},
+            {name: d.case for name, d in opened.items()}, responder,
+            keys=endpoints, calls=calls)
+        _banner(console, opened, net, endpoints, seed)
+
+        def halfway(done: int) -> None:
+            net.spare.close()  # connections refused from now on; calls on it are cut
+            down_after.append(done)
+            console.print(f"[yellow]the spare server went down after {done} calls[/]")
+
         plan = _plan(opened, calls)
         progress = Progress(
             TextColumn("[bold]{task.description:<9}"), BarColumn(bar_width=30),
@@ -251,47 +223,31 @@ def run_demo(
         )
         started = time.monotonic()
         with progress:
-            outcomes = _run_all(plan, opened, progress)
+            outcomes = _run_all(plan, opened, net, progress, halfway)
         elapsed = time.monotonic() - started
-        backends_used = {name: d.backend for name, d in opened.items()}
-        attempts = _attempts(server, backends_used)
-    return _report(plan, outcomes, backends_used, responder, attempts, elapsed, stats_file,
-                   console, out)
+        return report({c.call_id for c in plan}, outcomes,
+                      [d.backend for d in opened.values()], net, responder,
+                      down_after[0] if down_after else None, elapsed, stats_file, out)
 
 
-def _report(  # noqa: PLR0917 - private: one call site passes everything it measured
-    plan: list[_Planned], outcomes: dict[str, list[_Outcome]], opened: dict[str, Backend],
-    responder: DemoResponder, attempts: Counter[int], elapsed: float,
-    stats_file: Path | None, console: Console, out: Console,
-) -> int:
-    document = stats_document(list(opened.values()))
-    out.print(stats_table(document))
-    agg = Stats.sum(b.get_stats(e) for b in opened.values() for e in b.endpoints())
-    ok = agg.successful_requests
-    out.print(f"[bold]Aggregate[/]: {len(plan)} calls in {elapsed:.1f}s over "
-              f"{agg.endpoints_count} endpoints: {ok} ok, {agg.failed_requests} failed; "
-              f"{agg.input_tokens} input + {agg.output_tokens} output tokens; "
-              f"mean latency {agg.average_latency_seconds:.2f}s, max "
-              f"{agg.latency_seconds_max:.2f}s")
-    injected = ", ".join(f"{n} x {what}" for what, n in responder.injected.most_common())
-    out.print(f"[bold]Server[/]: {responder.requests} requests; injected {injected or 'nothing'}")
-    spread = ", ".join(f"{n} call{'s' if n != 1 else ''} x {k} attempt{'s' if k > 1 else ''}"
-                       for k, n in sorted(attempts.items()))
-    out.print(f"[bold]Core[/]: {agg.retries} retries, {agg.retry_wait_seconds:.1f}s waited in "
-              f"all (backoff and Retry-After); {spread}")
-    failures: Counter[str] = Counter(
-        (o.error or "").split(":")[0] for v in outcomes.values() for o in v if not o.ok)
-    if failures:
-        out.print("[bold]Failed after all retries[/]: "
-                  + ", ".join(f"{n} x {kind}" for kind, n in failures.most_common()))
-    if stats_file is not None:
-        write_stats_file(stats_file, document)
-    checks = _checks(plan, outcomes, agg, responder, attempts)
-    for passed, text in checks:
-        out.print(f"  {'[green]ok[/]  ' if passed else '[red]FAIL[/]'} {escape(text)}")
-    if all(passed for passed, _ in checks):
-        out.print(f"[bold green]Nothing lost: every call finished exactly once[/] "
-                  f"({len(plan)} calls, checked).")
-        return 0
-    out.print("[bold red]Check failed: not every call finished exactly once.[/]")
-    return 1
+def _banner(console: Console, opened: dict[str, _Demoed], net: Network, keys: int,
+            seed: int) -> None:
+    by_style: dict[str | None, list[str]] = {}
+    for name, style in net.styles.items():
+        by_style.setdefault(style, []).append(name)
+    headers = "; ".join(
+        f"{', '.join(names)}: {style} rate-limit headers, paced by them" if style
+        else f"{', '.join(names)}: 429s only, paced by rpm={RPM}"
+        for style, names in by_style.items())
+    alone = [name for name, apart in net.apart.items() if not apart]
+    if alone:
+        headers += (f"; {', '.join(alone)}: the key travels where the servers do not look "
+                    "for one, so each key has a server of its own")
+    overloaded = "/".join(sorted({str(d.case.overloaded.status) for d in opened.values()}))
+    console.print(
+        f"[bold]ipfs-accel demo[/]: loopback servers replaying the canned answers of "
+        f"{len(opened)} plugin{'s' if len(opened) != 1 else ''} ({', '.join(opened)}); a pool "
+        f"per backend of {keys} key{'s' if keys != 1 else ''}, each limited to {RPM} requests "
+        "a minute by its server, and one endpoint on a spare server that goes down halfway\n"
+        f"{escape(headers)}\nfaults injected (seed {seed}): ~5% {overloaded}, ~5% 500, "
+        "~3% dropped connections")

@@ -1,10 +1,10 @@
 """The demo's fake APIs: each plugin's own canned answers, and seeded faults.
 
-One :class:`~ipfs_accel.testing.FaultServer` serves every backend. Each endpoint gets its
+One responder answers for every demo server (see ``_demo_pools``). Each endpoint gets its
 own base URL, ``<server>/ep/<endpoint-id>``, so the responder knows which endpoint a
 request came through (and which key it must carry) and so which backend's
 :class:`~ipfs_accel.testing.Case` answers it. The core knows no API's wire format: the
-success reply and the error replies (rate limited, overloaded) are the ones the plugin's
+success reply and the error reply (overloaded) are the ones the plugin's
 ``conformance_case`` hook declares, replayed as they are.
 """
 
@@ -39,18 +39,18 @@ def _later(answer: Reply | Stream, delay: float) -> Action:
 class DemoResponder:
     """Answers every request: a seeded fault some of the time, else the case's success reply.
 
-    Rates: ~10% the case's 429 with ``Retry-After`` (or ``retry-after-ms``), ~5% its
-    overloaded reply (503, or the API's own status such as 529), ~5% that reply as a 500,
-    ~3% dropped connections. Counts what it injected and checks every request carries only
-    its own endpoint's key. Endpoint IDs are ``<backend>-<n>``; ``cases`` is by backend.
+    Rates: ~5% the case's overloaded reply (503, or the API's own status such as 529), ~5%
+    that reply as a 500, ~3% dropped connections (429s come from the servers' per-key rate
+    limits, before a request reaches this). Counts what it injected and checks every
+    request carries only its own endpoint's key. Endpoint IDs are ``<backend>-<n>``;
+    ``cases`` is by backend.
     """
 
-    def __init__(self, cases: Mapping[str, Case], *, seed: int, retry_after: float = 0.2,
+    def __init__(self, cases: Mapping[str, Case], *, seed: int,
                  delay: tuple[float, float] = (0.02, 0.15)) -> None:
         self._cases = dict(cases)
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not crypto
         self._lock = threading.Lock()
-        self.retry_after = retry_after
         self.delay = delay
         self.injected: Counter[str] = Counter()
         self.requests = 0
@@ -59,7 +59,6 @@ class DemoResponder:
     def __call__(self, request: RecordedRequest) -> Action:
         with self._lock:
             roll = self._rng.random()
-            half = self._rng.random() < 0.5
             delay = self._rng.uniform(*self.delay)
             self.requests += 1
         parts = request.path.split("/", 3)  # "", "ep", "<endpoint-id>", "rest..."
@@ -68,7 +67,7 @@ class DemoResponder:
             return Reply(404, json={"error": {"message": "demo server: unknown endpoint"}})
         endpoint_id = parts[2]
         self._check_key(request, endpoint_id)
-        fault = self._fault(case, roll, half, delay)
+        fault = self._fault(case, roll, delay)
         return fault if fault is not None else _later(case.success, delay)
 
     def _check_key(self, request: RecordedRequest, endpoint_id: str) -> None:
@@ -78,23 +77,16 @@ class DemoResponder:
             with self._lock:
                 self.key_violations.append(endpoint_id)
 
-    def _fault(self, case: Case, roll: float, half: bool, delay: float) -> Action | None:
-        if roll < 0.10:
-            wait = ({"retry-after-ms": str(int(self.retry_after * 1000))} if half
-                    else {"retry-after": f"{self.retry_after:g}"})
-            reply = case.rate_limited
-            return self._injected(
-                f"{reply.status} rate limited",
-                dataclasses.replace(reply, headers={**reply.headers, **wait}, delay=delay / 2))
-        if roll < 0.15:
+    def _fault(self, case: Case, roll: float, delay: float) -> Action | None:
+        if roll < 0.05:
             reply = case.overloaded
             return self._injected(f"{reply.status} overloaded",
                                   dataclasses.replace(reply, delay=delay / 2))
-        if roll < 0.20:
+        if roll < 0.10:
             # The API's own error body (its overloaded one) under a plain server error.
             return self._injected("500 server error",
                                   dataclasses.replace(case.overloaded, status=500, delay=delay / 2))
-        if roll < 0.23:
+        if roll < 0.13:
             return self._injected("dropped connection", Drop())
         return None
 
