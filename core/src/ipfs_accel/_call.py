@@ -95,7 +95,8 @@ class Engine:
             return out
 
         state = Attempts(endpoint, config, deadline_at)
-        result = _once(attempt) if once else retry_sync(state, attempt)
+        result = (_once(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
+                  else retry_sync(state, attempt))
         return x.expected(config, call, result, expect)
 
     def _chain_sync(
@@ -200,7 +201,9 @@ class Engine:
             return out
 
         state = Attempts(endpoint, config, deadline_at)
-        result = await (_aonce(attempt) if once else retry_async(state, attempt))
+        result = await (
+            _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
+            else retry_async(state, attempt))
         return x.expected(config, call, result, expect)
 
     async def _chain_async(

@@ -142,6 +142,15 @@ class Endpoint:
         with self._lock:
             return self.gate.take(_monotonic())
 
+    def closed_reason(self) -> str | None:
+        """Why a pool should not send here now (disabled, or cooling down), else ``None``."""
+        gate = self.gate
+        if gate.disabled:
+            return "disabled by an authentication failure"
+        if gate.unhealthy_until > _monotonic() and not gate.probing:
+            return f"unhealthy ({gate.failures} failures in a row; cooling down)"
+        return None
+
     def ready_at(self, now: float) -> float:
         """When an attempt could start here (``math.inf``: disabled or its probe is out)."""
         return self.gate.ready_at(now)

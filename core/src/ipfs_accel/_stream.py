@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iter
 from typing import TypeVar
 
 from ._endpoint import Endpoint
-from ._errors import CallError
+from ._errors import CallError, TransportError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
 from ._limits import Reservation
 from ._pace import ended, hold_async, hold_sync, learn
@@ -63,7 +63,8 @@ def stream_sync(
             return first
 
         state = Attempts(endpoint, config, deadline_at)
-        first = _once(attempt) if once else retry_sync(state, attempt)
+        first = (_once(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
+                 else retry_sync(state, attempt))
         assert reader is not None
         if first is not None:
             reader.yielded = True
@@ -118,7 +119,9 @@ async def stream_async(
                     return first
 
                 state = Attempts(endpoint, config, deadline_at)
-                first = await (_aonce(attempt) if once else retry_async(state, attempt))
+                first = await (
+                    _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
+                    else retry_async(state, attempt))
         except builtins_TimeoutError as exc:
             if isinstance(exc, CallError):
                 raise
@@ -200,7 +203,27 @@ def _settle(endpoint: Endpoint, booked: Reservation | None, usage: Usage | None)
         endpoint.settle(booked, usage.total_tokens)
 
 
-def _once(attempt: Callable[[], _T]) -> _T:
+def _refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call) -> None:
+    """A pool's attempt that waited in the queue of an endpoint that meanwhile turned
+    unhealthy or was disabled is not sent there: a retryable error the pool moves on from
+    (not a failure of the endpoint, which sent nothing)."""
+    why = endpoint.closed_reason()
+    if why is not None:
+        err = TransportError(
+            f"not sent: the endpoint is {why}", backend=x.backend,
+            endpoint_id=config.endpoint_id, request_id=call.request_id, attempts=1,
+        )
+        err.retryable = True
+        raise err
+
+
+def _once(
+    attempt: Callable[[], _T], *, x: Exchanger, endpoint: Endpoint, config: EndpointConfig,
+    call: Call,
+) -> _T:
+    """One attempt, counted as the call's only one (a pool's), unless the endpoint closed
+    while the call waited for it."""
+    _refuse_closed(x, endpoint, config, call)
     try:
         return attempt()
     except CallError as exc:
@@ -208,7 +231,12 @@ def _once(attempt: Callable[[], _T]) -> _T:
         raise
 
 
-async def _aonce(attempt: Callable[[], Awaitable[_T]]) -> _T:
+async def _aonce(
+    attempt: Callable[[], Awaitable[_T]], *, x: Exchanger, endpoint: Endpoint,
+    config: EndpointConfig, call: Call,
+) -> _T:
+    """:func:`_once` for coroutines."""
+    _refuse_closed(x, endpoint, config, call)
     try:
         return await attempt()
     except CallError as exc:

@@ -1,0 +1,90 @@
+"""A pool's calls queued at a member that turns unhealthy (or is disabled) while they wait
+are not sent there: they move on, and the dead member gets only the attempts that found it
+open. Without this, every call queued behind the first failures went on to the dead
+server one by one (37 of 40 attempts in a run with a concurrency of 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import _echo_plugin
+import pytest
+from ipfs_accel import Registry, TransportError
+from ipfs_accel.testing import FaultServer, Reply
+
+MSG = [{"role": "user", "content": "hi"}]
+OK = Reply(200, json={"model": "echo-1", "choices": [{"message": {"content": "A"},
+                                                       "finish_reason": "stop"}],
+                      "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+
+
+def dead_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def _pool(server: FaultServer, **dead: Any) -> tuple[Any, Any]:
+    reg = Registry(plugins=[_echo_plugin], entry_points=False)
+    backend = reg.get("echo")
+    bad = backend.create_endpoint("dead", base_url=dead_url(), max_concurrent_requests=1,
+                                  unhealthy_after=2, cooldown=300, **dead)
+    good = backend.create_endpoint("live", base_url=server.base_url, max_concurrent_requests=4)
+    return reg.pool([("echo", bad), ("echo", good)], strategy="round-robin", max_retries=20), backend
+
+
+def test_calls_queued_at_a_member_that_died_move_on() -> None:
+    """40 concurrent calls, one member refusing connections with a concurrency of 1: its
+    queue fills at once, but after two failures it is unhealthy and the calls queued there
+    leave without sending."""
+    with FaultServer(default=OK) as server:
+        pool, backend = _pool(server)
+
+        async def main() -> list[Any]:
+            return await asyncio.gather(*(pool.achat(MSG) for _ in range(40)))
+
+        results = asyncio.run(main())
+        assert len(results) == 40 and all(r.text == "A" for r in results)
+        dead = backend.get_stats("dead")
+        assert dead.state == "unhealthy"
+        assert dead.consecutive_failures == 2  # the attempts really sent there
+        stats = pool.get_stats()
+        assert stats.ok == 40 and stats.failed == 0
+        # the calls that found it closed were refused without a request: they count as
+        # failed attempts on the member (conservation holds), not as its failures
+        assert dead.total_requests == stats.attempts - backend.get_stats("live").total_requests
+
+
+def test_a_direct_call_on_an_unhealthy_endpoint_still_goes() -> None:
+    """Only a pool routes around an unhealthy endpoint: a call made on it directly has
+    nowhere else to go and is sent."""
+    with FaultServer(default=OK) as server:
+        reg = Registry(plugins=[_echo_plugin], entry_points=False)
+        backend = reg.get("echo")
+        eid = backend.create_endpoint(base_url=server.base_url, unhealthy_after=1, max_retries=0)
+        backend._endpoint(eid).gate.failed(TransportError.kind, None, 0.0)
+        backend._endpoint(eid).gate.unhealthy_until = float("inf")
+        assert backend.get_stats(eid).state == "unhealthy"
+        assert backend.chat(MSG, endpoint_id=eid).text == "A"
+        assert len(server.requests) == 1
+
+
+def test_refused_without_sending_is_a_retryable_transport_error() -> None:
+    """What a pool sees from a member that closed under a queued call."""
+    with FaultServer(default=OK) as server:
+        reg = Registry(plugins=[_echo_plugin], entry_points=False)
+        backend = reg.get("echo")
+        eid = backend.create_endpoint(base_url=server.base_url)
+        endpoint = backend._endpoint(eid)
+        endpoint.gate.disabled = True
+        from ipfs_accel._types import ChatResult  # noqa: PLC0415
+
+        _, call = backend._prepare("chat", eid, "req-1", None, {}, messages=MSG)
+        with pytest.raises(TransportError, match="not sent: the endpoint is disabled") as caught:
+            backend._engine.call(endpoint, call, ChatResult, once=True)
+        assert caught.value.retryable and caught.value.attempts == 1
+        assert server.requests == []
