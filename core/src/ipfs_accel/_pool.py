@@ -44,12 +44,14 @@ if TYPE_CHECKING:
 __all__ = ["Pool", "PoolSettings", "Run"]
 
 _monotonic = time.monotonic
-# Failures of one member that another may not share, though not retryable on the member.
-_MEMBER_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.QUOTA_EXCEEDED, ErrorKind.RATE_LIMITED})
+# Failures of one member that another may not share, though not retryable on the member
+# (a server error a stream reports in an event before its first chunk is one).
+_MEMBER_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.QUOTA_EXCEEDED, ErrorKind.RATE_LIMITED,
+                           ErrorKind.SERVER})
 _PROBE_POLL = 0.05  # every member's probe is out: look again this soon
 
 
-class PoolSettings(msgspec.Struct, kw_only=True, frozen=True):
+class PoolSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """How a pool retries and waits (its members' own retry settings do not apply: the
     pool makes one attempt at a time on a member and decides the next).
 
@@ -89,9 +91,11 @@ class PoolSettings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Run:
-    """One pool call in progress: its deadline, attempts so far, last member and error."""
+    """One pool call in progress: its deadline, attempts so far, last member and error, and
+    the members that refused it in a way asking them again would not change (``refused``)."""
 
-    __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "request_id")
+    __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "refused",
+                 "request_id")
 
     def __init__(self, operation: str, request_id: str, deadline_at: float | None) -> None:
         self.operation = operation
@@ -100,6 +104,7 @@ class Run:
         self.attempts = 0
         self.last: Member | None = None
         self.last_error: CallError | None = None
+        self.refused: set[Member] = set()
 
 
 MemberSpec = tuple[Any, str] | tuple[Any, str, float]
@@ -238,7 +243,7 @@ class Pool(PoolOperations):
         soonest = math.inf
         probing = False
         for m in self._members:
-            if run.operation not in m.backend.info.operations:
+            if run.operation not in m.backend.info.operations or m in run.refused:
                 continue
             try:
                 endpoint = m.endpoint
@@ -261,6 +266,8 @@ class Pool(PoolOperations):
                 i = ready.index(member)
                 if endpoints[i].take():
                     return member
+                # out since we looked (another call took its probe): ask again soon
+                probing = True
                 del ready[i], endpoints[i]
         if soonest < math.inf:
             return self._wait_for(run, soonest - now, soonest)
@@ -307,12 +314,15 @@ class Pool(PoolOperations):
         run.last_error = exc
         if not (exc.retryable or exc.kind in _MEMBER_KINDS or isinstance(exc, QueueFullError)):
             return None  # the call itself is refused (400, context too long, a deadline)
+        if not exc.retryable:  # the same member would refuse it again
+            run.refused.add(member)
         s = self.settings
         if run.attempts > s.max_retries:
             return None
         now = _monotonic()
         others = [m for m in self._members
-                  if m is not member and run.operation in m.backend.info.operations]
+                  if m is not member and m not in run.refused
+                  and run.operation in m.backend.info.operations]
         for m in others:
             try:
                 if m.endpoint.ready_at(now) <= now:

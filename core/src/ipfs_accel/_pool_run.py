@@ -91,7 +91,7 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
             ok = True
             return result
     except BaseException as exc:
-        cancelled = not isinstance(exc, Exception)
+        cancelled = _failed(run, exc)
         raise
     finally:
         pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
@@ -121,10 +121,19 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
             ok = True
             return result
     except BaseException as exc:
-        cancelled = not isinstance(exc, Exception)
+        cancelled = _failed(run, exc)
         raise
     finally:
         pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+
+
+def _failed(run: Run, exc: BaseException) -> bool:
+    """``exc`` ends the pool call ``run``: an error says how many attempts the whole call
+    made (on every member), not the one attempt of the member that raised it. Returns
+    whether the call was cancelled rather than failed."""
+    if isinstance(exc, CallError):
+        exc.attempts = run.attempts
+    return not isinstance(exc, Exception)
 
 
 def _prepared(req: Request, member: Member) -> tuple[Endpoint, Call]:
@@ -162,12 +171,15 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
                     time.sleep(wait)
                 continue
             member.measured(_monotonic() - started)
-            yield first
-            yield from chunks
+            try:
+                yield first
+                yield from chunks
+            finally:
+                chunks.close()  # at once, not when collected: the member's slot and count
             ok = True
             return
     except BaseException as exc:
-        cancelled = not isinstance(exc, Exception)  # GeneratorExit: closed before its end
+        cancelled = _failed(run, exc)  # GeneratorExit: closed before its end
         raise
     finally:
         pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
@@ -208,7 +220,7 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
             ok = True
             return
     except BaseException as exc:
-        cancelled = not isinstance(exc, Exception)
+        cancelled = _failed(run, exc)
         raise
     finally:
         pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
