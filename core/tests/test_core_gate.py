@@ -197,12 +197,73 @@ def test_pause_turns_the_gate_on():
 # -- what the headers say ---------------------------------------------------------------
 
 
-def test_learn_spent_request_budget_pauses_until_reset():
-    """remaining 0 with a reset: new calls wait for the reset."""
+def test_learn_spent_request_budget_paces_one_reset_apart():
+    """remaining 0 with a reset (for an attempt sent at 100): the next attempt waits for
+    the reset, and those after it go one reset apart, not all at once at its end."""
     g = gate()
     g.learn(RateLimits(requests_limit=10, requests_remaining=0, requests_reset=2.5), 100.0)
-    assert g.paused_until == 102.5 and "requests" in g.pause_reason
-    assert g.state(101.0) == "paused"
+    assert g.paused_until == 0.0 and g.held_until(101.0) == 102.5  # a pace, not a pause
+    assert g.state(101.0) == "paused" and g.ready_at(101.0) == 101.0  # takes, and holds
+    assert g.pace_at(101.0) == 102.5 and g.interval() == 2.5
+    starts = [g.reserve(101.0, 0).at for _ in range(3)]
+    assert starts == [102.5, 105.0, 107.5]
+
+
+def test_learn_requests_left_let_that_many_go_then_the_pace_holds():
+    """A report of requests left lets that many attempts go at once; once a report says
+    none is left, they are spaced; a later report of some left frees them again."""
+    g = gate()
+    g.learn(RateLimits(requests_remaining=2, requests_reset=1.0), 0.0)
+    assert [g.reserve(0.0, 0).at for _ in range(3)] == [0.0, 0.0, 0.0]  # spent: no pace known
+    g.learn(RateLimits(requests_remaining=0, requests_reset=1.0), 0.5)
+    assert [g.reserve(0.6, 0).at for _ in range(2)] == [1.5, 2.5]
+    g.learn(RateLimits(requests_remaining=4, requests_reset=0.1), 0.7)
+    assert g.reserve(0.8, 0).at == 0.8 and g.pace_at(0.8) == 0.8
+
+
+def test_learn_paces_with_a_configured_rpm_by_the_slower():
+    """With an rpm of its own, an endpoint whose server says its budget is spent goes at
+    the later of the two: the rpm's spacing and the server's reset (from when its answer
+    came, so a request the server counted late is not followed too closely)."""
+    g = gate(rpm=60)  # 1 s apart
+    g.learn(RateLimits(requests_remaining=0, requests_reset=0.5), 0.0)
+    assert [g.reserve(0.0, 0).at for _ in range(3)] == [0.5, 1.5, 2.5]
+    g.learn(RateLimits(requests_remaining=0, requests_reset=5.0), 2.0)  # slower: it holds
+    assert g.pace_at(2.0) == 7.0
+
+
+def test_a_paced_attempt_moves_after_a_later_answer_keeping_the_gap():
+    """An answer that comes after an attempt was booked, saying the budget is back only
+    later, moves that attempt there; the next one keeps a whole reset after it."""
+    g = gate()
+    g.learn(RateLimits(requests_remaining=0, requests_reset=1.0), 0.0)
+    a, b = g.reserve(0.0, 0), g.reserve(0.0, 0)
+    assert (a.at, b.at) == (1.0, 2.0)
+    assert g.recheck(a) == 1.0  # a goes at 1.0
+    g.learn(RateLimits(requests_remaining=0, requests_reset=1.0), 1.3)  # a's answer, late
+    assert g.recheck(b) == 2.3  # moved: the server's budget is back at 2.3
+    assert g.recheck(b) == 2.3  # and stays there (its own start is no reason to move)
+    c = g.reserve(2.0, 0)
+    assert c.at >= 3.3
+
+
+def test_recheck_books_again_behind_a_pause():
+    """A pause set while an attempt waited sends it back to book again."""
+    g = gate()
+    res = g.reserve(0.0, 0)
+    g.pause(5.0, "x")
+    assert g.recheck(res) is None
+
+
+def test_cancel_gives_back_the_latest_paced_place():
+    """A paced booking cancelled while it is the latest frees its place in the pace."""
+    g = gate()
+    g.learn(RateLimits(requests_remaining=0, requests_reset=1.0), 0.0)
+    first = g.reserve(0.0, 0)
+    second = g.reserve(0.0, 0)
+    assert (first.at, second.at) == (1.0, 2.0)
+    g.cancel(second)
+    assert g.reserve(0.0, 0).at == 2.0
 
 
 def test_learn_spent_token_budget_pauses_until_reset():
@@ -212,26 +273,27 @@ def test_learn_spent_token_budget_pauses_until_reset():
     assert g.paused_until == 107.0 and "tokens" in g.pause_reason
 
 
-def test_learn_takes_the_later_of_two_spent_budgets():
-    """Both budgets spent: the pause lasts until the later reset."""
+def test_learn_both_budgets_spent_holds_until_the_later():
+    """Both budgets spent: the token pause and the requests pace, the later wins."""
     g = gate()
     g.learn(RateLimits(requests_remaining=0, requests_reset=3.0,
                        tokens_remaining=0, tokens_reset=1.0), 0.0)
-    assert g.paused_until == 3.0
+    assert g.paused_until == 1.0
+    assert g.reserve(0.0, 0).at == 3.0
 
 
 @pytest.mark.parametrize("limits", [
-    RateLimits(requests_remaining=5, requests_reset=3.0),
     RateLimits(requests_remaining=0),
     RateLimits(requests_remaining=0, requests_reset=0.0),
     RateLimits(tokens_remaining=1, tokens_reset=60.0),
     RateLimits(),
-], ids=["left", "no-reset", "reset-now", "tokens-left", "empty"])
+], ids=["no-reset", "reset-now", "tokens-left", "empty"])
 def test_learn_budget_not_spent_changes_nothing(limits):
-    """Budget left, or no time to wait: no pause."""
+    """No time to wait, or tokens left: no pause, no pace."""
     g = gate()
     g.learn(limits, 10.0)
-    assert g.paused_until == 0.0 and g.state(10.0) == "ready" and not g.active
+    assert g.paused_until == 0.0 and g.state(10.0) == "ready" and g.pace_at(10.0) == 10.0
+    assert g.reserve(10.0, 0).at == 10.0
 
 
 def test_learn_never_shortens_a_pause():
@@ -452,12 +514,13 @@ def test_state_names_the_strongest_condition():
     assert g.state(50.0) == "disabled"
 
 
-def test_ready_at_is_the_latest_of_now_pause_pace_and_cooldown():
-    """ready_at: when an attempt could start here."""
+def test_ready_at_is_the_latest_of_now_pause_and_cooldown():
+    """ready_at: when the endpoint takes attempts again; pacing holds an attempt it took,
+    so it is in pace_at, not here."""
     g = gate(rpm=60, unhealthy_after=1, cooldown=3.0)
     assert g.ready_at(5.0) == 5.0
     g.reserve(5.0, 0)
-    assert g.ready_at(5.0) == 6.0
+    assert g.ready_at(5.0) == 5.0 and g.pace_at(5.0) == 6.0
     g.pause(8.0, "x")
     assert g.ready_at(5.0) == 8.0
     g.failed(ErrorKind.SERVER, None, 7.0)
@@ -465,11 +528,11 @@ def test_ready_at_is_the_latest_of_now_pause_pace_and_cooldown():
     assert g.ready_at(20.0) == 20.0
 
 
-def test_ready_at_counts_the_token_budget():
-    """An endpoint whose tokens are booked ahead is not ready before they free up."""
+def test_pace_at_counts_the_token_budget():
+    """An endpoint whose tokens are booked ahead paces its next attempt after them."""
     g = gate(tpm=600)
     g.reserve(0.0, 50)  # 5 s of tokens
-    assert g.ready_at(0.0) == pytest.approx(5.0)
+    assert g.pace_at(0.0) == pytest.approx(5.0)
     assert g.reserve(0.0, 1).at == pytest.approx(5.0)
 
 

@@ -815,3 +815,52 @@ def test_estimate_tokens_is_input_size_over_four_plus_max_tokens():
     assert 100 + 50 <= estimate <= 100 + 50 + 20
     unbounded = ipfs_accel.Call(operation="embed", model="m", inputs=["abcd" * 10])
     assert 10 <= _pace.estimate_tokens(unbounded) <= 15
+
+
+# -- what the later review fixed ----------------------------------------------------------
+
+
+def test_honor_retry_after_false_does_not_pause_the_endpoint(server):
+    """honor_retry_after=False: a 429's Retry-After neither delays the retry nor pauses
+    the endpoint for the calls behind it."""
+    server.script([limited(30), OK])
+    b, eid = make(server, honor_retry_after=False)
+    with pytest.raises(RateLimitError):
+        b.chat(MSG, endpoint_id=eid)
+    stats = b.get_stats(eid)
+    assert (stats.state, stats.paused_until, stats.rate_limited) == ("ready", None, 1)
+    assert b.chat(MSG, endpoint_id=eid).text == "hello"
+
+
+def test_a_stream_reporting_no_usage_keeps_its_token_estimate(server):
+    """tpm: a stream whose server reports no usage keeps the tokens it booked (as a unary
+    call does); settling to 0 would let the next call go as if nothing was used."""
+    server.script([Stream(SSE.lines)])
+    b, eid = make(server, tpm=60)  # a token a second
+    deltas = [c.delta for c in b.stream_chat(MSG, endpoint_id=eid, max_tokens=5)]
+    assert "".join(deltas) == "hello"
+    gate = b._endpoint(eid).gate
+    assert gate.tokens is not None
+    assert gate.tokens.tat - time.monotonic() > 4  # the 5 max_tokens still booked
+
+
+def test_a_direct_call_cancelled_leaves_a_pools_probe_out(server):
+    """Only the pool that took an endpoint's probe gives it back: a direct call cancelled
+    on that endpoint says nothing about the probe (a second probe would go out)."""
+    server.script([Hold(release=threading.Event())])
+    b, eid = make(server, unhealthy_after=1, cooldown=0.01)
+    endpoint = b._endpoint(eid)
+    with endpoint._lock:
+        endpoint.gate.failed(ipfs_accel.ErrorKind.SERVER, None, time.monotonic() - 1)
+    assert endpoint.take() == "probe"
+
+    async def main() -> None:
+        task = asyncio.ensure_future(b.achat(MSG, endpoint_id=eid))
+        await auntil(lambda: len(server.requests) == 1, "the call reached the server")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await b.aclose()
+
+    asyncio.run(main())
+    assert endpoint.gate.probing and endpoint.take() == ""

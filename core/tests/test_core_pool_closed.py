@@ -88,3 +88,63 @@ def test_refused_without_sending_is_a_retryable_transport_error() -> None:
             backend._engine.call(endpoint, call, ChatResult, once=True)
         assert caught.value.retryable and caught.value.attempts == 1
         assert server.requests == []
+
+
+def test_least_busy_spreads_paced_calls_by_when_they_would_go() -> None:
+    """Members paced by rpm are not 'unready': least-busy sends each call where it would
+    go soonest, so 8 calls at once on two members 0.05 s apart go 4 and 4, and no call
+    sleeps in the pool waiting for a member (that woke every waiting call per freed slot)."""
+    with FaultServer(default=OK) as a, FaultServer(default=OK) as b:
+        reg = Registry(plugins=[_echo_plugin], entry_points=False)
+        backend = reg.get("echo")
+        ea = backend.create_endpoint("a", base_url=a.base_url, rpm=1200)
+        eb = backend.create_endpoint("b", base_url=b.base_url, rpm=1200)
+        pool = reg.pool([("echo", ea), ("echo", eb)])
+
+        async def main() -> list[Any]:
+            return await asyncio.gather(*(pool.achat(MSG) for _ in range(8)))
+
+        assert len(asyncio.run(main())) == 8
+        assert (len(a.requests), len(b.requests)) == (4, 4)
+        stats = pool.get_stats()
+        assert stats.waits == 0 and stats.ok == 8
+        assert sum(m.paced for m in stats.members.values()) == 6  # all but the first on each
+
+
+def test_backoff_between_attempts_on_one_member_is_counted() -> None:
+    """A one-member pool retries the member after a backoff; the time slept is the pool's
+    retry_wait_seconds."""
+    failing = Reply(500, json={"error": {"message": "oops"}})
+    with FaultServer() as server:
+        server.script([failing, OK])
+        reg = Registry(plugins=[_echo_plugin], entry_points=False)
+        backend = reg.get("echo")
+        eid = backend.create_endpoint(base_url=server.base_url)
+        pool = reg.pool([("echo", eid)], initial_retry_delay=0.02, retry_jitter=0)
+        assert pool.chat(MSG).text == "A"
+        stats = pool.get_stats()
+        assert (stats.attempts, stats.retries, stats.failovers) == (2, 1, 0)
+        assert stats.retry_wait_seconds >= 0.02
+
+
+def test_a_probe_refused_before_it_was_sent_is_given_back() -> None:
+    """A pool's probe whose attempt never reached the server (its member's queue full)
+    gives the probe back, so the member can be probed again rather than stay 'probing'."""
+    with FaultServer(default=OK) as server:
+        reg = Registry(plugins=[_echo_plugin], entry_points=False)
+        backend = reg.get("echo")
+        eid = backend.create_endpoint(base_url=server.base_url, unhealthy_after=1,
+                                      cooldown=0.01, max_concurrent_requests=1, queue_size=0)
+        endpoint = backend._endpoint(eid)
+        with endpoint._lock:
+            endpoint.gate.failed(TransportError.kind, None, 0.0)  # long cooled down
+        endpoint.limiter.enter()  # the one slot taken: the next call finds the queue full
+        pool = reg.pool([("echo", eid)], max_retries=0)
+        from ipfs_accel import QueueFullError  # noqa: PLC0415
+
+        with pytest.raises(QueueFullError):
+            pool.chat(MSG)
+        assert not endpoint.gate.probing
+        endpoint.limiter.leave()
+        assert pool.chat(MSG).text == "A"  # the next probe goes, and succeeds
+        assert backend.get_stats(eid).state == "ready"

@@ -103,6 +103,12 @@ class Endpoint:
         with self._lock:
             self.gate.cancel(res)
 
+    def recheck(self, res: Reservation) -> float | None:
+        """After waiting for ``res``: when it may go (``None``: book again); see
+        :meth:`Gate.recheck`."""
+        with self._lock:
+            return self.gate.recheck(res)
+
     def settle(self, res: Reservation, used: float) -> None:
         """An attempt used ``used`` tokens of what it booked."""
         if res.tokens != used:
@@ -110,7 +116,8 @@ class Endpoint:
                 self.gate.settle(res, used)
 
     def learn(self, limits: RateLimits) -> None:
-        """What a response's headers say of the budgets (``parse_rate_limits``)."""
+        """What the headers of an answer just received say of the budgets
+        (``parse_rate_limits``)."""
         with self._lock:
             self.gate.learn(limits, _monotonic())
 
@@ -127,20 +134,29 @@ class Endpoint:
         if exc.kind is ErrorKind.TIMEOUT and not exc.retryable:
             self.released()
             return
+        retry_after = exc.retry_after if self.config.settings.honor_retry_after else None
         with self._lock:
-            self.gate.failed(exc.kind, exc.retry_after, _monotonic())
+            self.gate.failed(exc.kind, retry_after, _monotonic())
 
     def released(self) -> None:
-        """An attempt ended without an outcome (cancelled)."""
+        """A pool's probe ended without an outcome (cancelled, or refused unsent)."""
         if self.gate.probing:
             with self._lock:
                 self.gate.released()
 
-    def take(self) -> bool:
-        """For a pool: may an attempt go here now? (A cooled-down endpoint's first taker
-        is its probe.)"""
+    def take(self) -> str:
+        """For a pool: may an attempt go here now? ``""`` no, ``"go"``, or ``"probe"``:
+        a cooled-down endpoint's first taker is its probe (see :meth:`Gate.take`)."""
         with self._lock:
             return self.gate.take(_monotonic())
+
+    def eta(self, now: float) -> float:
+        """When a call sent here now would go, by pacing: its next free moment, plus one
+        interval for each call queued ahead of it."""
+        gate = self.gate
+        if not gate.active:
+            return now
+        return gate.pace_at(now) + self.limiter.waiting * gate.interval()
 
     def closed_reason(self) -> str | None:
         """Why a pool should not send here now (disabled, or cooling down), else ``None``."""
@@ -175,8 +191,8 @@ class Endpoint:
             return self.stats.snapshot_locked(
                 queued=self.limiter.waiting, in_flight=self.limiter.in_flight,
                 state=gate.state(now),
-                paused_until=(_time() + gate.paused_until - now
-                              if gate.paused_until > now else None),
+                paused_until=(_time() + held - now if (held := gate.held_until(now)) > now
+                              else None),
                 consecutive_failures=gate.failures,
                 rate_limited=gate.rate_limited,
                 paced=gate.paced,

@@ -2,8 +2,15 @@
 
 The :class:`Gate` of an endpoint answers one question before each attempt: when may it go?
 Its answer is the latest of: now, the end of a pause (a 429 or an overload with
-Retry-After, or a budget the server's headers say is spent), and the next free moment of
-the ``rpm`` and ``tpm`` budgets. The budgets are GCRA (the generic cell rate algorithm):
+Retry-After, or a token budget the server's headers say is spent), the next free moment of
+the ``rpm`` and ``tpm`` budgets, and the pace the server's headers set. Those headers
+(``parse_rate_limits``) report the requests left: while some are, attempts go; once the
+server says none is, attempts go one reset apart (the reset it reported, counted from when
+its answer came: the server may have counted the request a moment after it was sent)
+until it reports some left again; an attempt booked before an answer said the budget is
+back only later books again behind it. That is a pace,
+not a pause: the attempts waiting at the end of a pause would all go at once into the
+next refusal. The budgets are GCRA (the generic cell rate algorithm):
 each budget keeps one number, the theoretical arrival time of the next unit, so a
 reservation is O(1), tells the exact wait, and never lets a burst through that the smooth
 rate would refuse (servers enforce per-minute limits over shorter windows, so pacing is
@@ -79,16 +86,18 @@ class Budget:
 
 class Reservation:
     """What one attempt booked: when it may start, the units it holds, what holds it back
-    (``"pause"``, ``"pace"`` or ``None``) and for how long (``wait``, counted in the gate's
-    ``paced_seconds``; a cancel takes back what is still in it)."""
+    (``"pause"``, ``"spent"`` for the server's pace, ``"pace"`` or ``None``) and for how
+    long (``wait``, counted in the gate's ``paced_seconds``; a cancel takes back what is
+    still in it)."""
 
-    __slots__ = ("at", "held", "tokens", "wait")
+    __slots__ = ("at", "held", "spaced", "tokens", "wait")
 
     def __init__(self, at: float, tokens: float, held: str | None, wait: float = 0.0) -> None:
         self.at = at
         self.tokens = tokens
         self.held = held
         self.wait = wait
+        self.spaced = False  # booked one reset after the last, the server's budget spent
 
 
 class Gate:
@@ -100,6 +109,7 @@ class Gate:
         "cooldown",
         "disabled",
         "failures",
+        "left",
         "max_cooldown",
         "paced",
         "paced_seconds",
@@ -108,6 +118,10 @@ class Gate:
         "probing",
         "rate_limited",
         "requests",
+        "spent_from",
+        "spent_gap",
+        "spent_next",
+        "spent_went",
         "tokens",
         "unhealthy_after",
         "unhealthy_until",
@@ -118,6 +132,11 @@ class Gate:
         self.tokens: Budget | None = None
         self.paused_until = 0.0
         self.pause_reason = ""
+        self.left: int | None = None  # requests left, as the server last reported (None: never)
+        self.spent_from = 0.0  # while none is left: when the server said some is back
+        self.spent_next = 0.0  # and when the next attempt paced after the last may go
+        self.spent_went = 0.0  # the start of the latest paced attempt that went
+        self.spent_gap = 0.0  # and how far apart they go (the reset the server reported)
         self.failures = 0
         self.unhealthy_until = 0.0
         self.probing = False
@@ -149,7 +168,7 @@ class Gate:
     def _refresh(self) -> None:
         # the fast path: an endpoint with no budget and never paused skips the reservation
         self.active = self.requests is not None or self.tokens is not None or (
-            self.paused_until > 0)
+            self.paused_until > 0) or self.left is not None
 
     # -- before and after an attempt -------------------------------------------------
 
@@ -169,17 +188,31 @@ class Gate:
             start = requests.free_at(start)
         if budget is not None:
             start = budget.free_at(start)
+        spaced = self.left is not None and self.left <= 0
+        paced = "pace"
+        if spaced:
+            server = max(self.spent_from, self.spent_next)
+            if server > start:
+                start, paced = server, "spent"  # the server's own pace holds it
         if start > at:
-            at, held = start, held or "pace"  # a pause that holds it stays what holds it
+            at, held = start, held or paced  # a pause that holds it stays what holds it
         if requests is not None:
             requests.book(at, 1)
         if budget is not None:
             budget.book(at, tokens)
+        if spaced:
+            self.spent_next = at + self.spent_gap
+            if at <= now:
+                self.spent_went = max(self.spent_went, at)
+        elif self.left is not None:
+            self.left -= 1
         if held is not None:
             self.paced += 1
             self.paced_seconds += at - now
-        return Reservation(at, tokens if budget is not None else 0.0, held,
-                           at - now if held is not None else 0.0)
+        res = Reservation(at, tokens if budget is not None else 0.0, held,
+                          at - now if held is not None else 0.0)
+        res.spaced = spaced
+        return res
 
     def cancel(self, res: Reservation) -> None:
         """An attempt booked but never sent: give its request (unless a booking followed
@@ -187,6 +220,8 @@ class Gate:
         time (set ``wait`` to 0 first to keep a wait it did sit out)."""
         if self.requests is not None:
             self.requests.unbook(res.at, 1)
+        if res.spaced and self.spent_next == res.at + self.spent_gap:
+            self.spent_next = res.at  # the latest spaced booking: its place is free again
         if res.held is not None:
             self.paced = max(self.paced - 1, 0)
             self.paced_seconds = max(self.paced_seconds - res.wait, 0.0)
@@ -212,13 +247,44 @@ class Gate:
         return True
 
     def learn(self, limits: RateLimits, now: float) -> None:
-        """A response's rate-limit headers: a spent budget pauses until its reset."""
-        for remaining, reset, what in (
-            (limits.requests_remaining, limits.requests_reset, "requests"),
-            (limits.tokens_remaining, limits.tokens_reset, "tokens"),
-        ):
-            if remaining is not None and remaining <= 0 and reset is not None and reset > 0:
-                self.pause(now + reset, f"the server's {what} budget is spent")
+        """A response's rate-limit headers, read at ``now``.
+
+        Requests: the count left lets that many attempts go; none left paces attempts one
+        reported reset apart, from the later of now + reset and the last paced booking.
+        Tokens: a spent budget pauses until its reset.
+        """
+        remaining, reset = limits.requests_remaining, limits.requests_reset
+        if remaining is not None:
+            if remaining > 0:
+                self.left = remaining
+            elif reset is not None and reset > 0:
+                self.left = 0
+                self.spent_gap = reset
+                self.spent_from = max(self.spent_from, now + reset)
+            self._refresh()
+        remaining, reset = limits.tokens_remaining, limits.tokens_reset
+        if remaining is not None and remaining <= 0 and reset is not None and reset > 0:
+            self.pause(now + reset, "the server's tokens budget is spent")
+
+    def recheck(self, res: Reservation) -> float | None:
+        """``res`` waited until its start: when may it go now? ``None`` if a pause set or
+        extended meanwhile holds it (it must book again, behind the pause and paced after
+        it). A paced attempt moves later (keeping its place in the pace) if an answer since
+        said the spent budget is back only later, or if the paced attempt before it went
+        later than booked: the gap the server asks for is between the requests it sees."""
+        if self.paused_until > res.at:
+            return None
+        if res.spaced and self.left is not None and self.left <= 0:
+            went = self.spent_went  # another attempt's (this one's own, once it is set)
+            at = max(res.at, self.spent_from,
+                     went + self.spent_gap if went < res.at else res.at)
+            if at > res.at:
+                self.paced_seconds += at - res.at
+                res.wait += at - res.at
+                res.at = at
+                self.spent_next = max(self.spent_next, at + self.spent_gap)
+            self.spent_went = max(self.spent_went, at)
+        return res.at
 
     def succeeded(self) -> None:
         """An attempt got an answer from the server (any answer but a failure of the
@@ -256,7 +322,8 @@ class Gate:
             self.succeeded()  # the server answered about the call itself (400, 404...)
 
     def released(self) -> None:
-        """An attempt ended without an outcome (cancelled): a probe it was is free again."""
+        """The probe a pool took ended without an outcome (cancelled, refused before it was
+        sent): the endpoint may be probed again."""
         self.probing = False
 
     def reset_counts(self) -> None:
@@ -279,26 +346,52 @@ class Gate:
             return PROBING
         if self.unhealthy_until > 0:  # cooling down, or cooled down and due a probe
             return UNHEALTHY
-        if self.paused_until > now:
+        if self.held_until(now) > now:
             return PAUSED
         return READY
 
+    def held_until(self, now: float) -> float:
+        """The end of the pause, or of the server's pace while its budget is spent (an
+        attempt booked now would wait that long, whatever pacing of our own adds)."""
+        if self.left is not None and self.left <= 0 and self.spent_from > self.paused_until:
+            return self.spent_from
+        return self.paused_until
+
     def ready_at(self, now: float) -> float:
-        """When a new attempt could start here (``math.inf``: disabled, or a probe is out)."""
+        """When the endpoint takes attempts again: now, the end of its pause or cooldown
+        (``math.inf``: disabled, or its probe is out). Pacing is not in it: a paced
+        endpoint takes an attempt and holds it (see :meth:`pace_at`)."""
         if self.disabled or self.probing:
             return math.inf
-        at = max(now, self.paused_until, self.unhealthy_until)
+        return max(now, self.paused_until, self.unhealthy_until)
+
+    def pace_at(self, now: float) -> float:
+        """When an attempt booked now would go, as far as pacing says: the budgets' next
+        free moment and the server's pace while its budget is spent."""
+        at = now
         for budget in (self.requests, self.tokens):
             if budget is not None:
                 at = max(at, budget.tat)
+        if self.left is not None and self.left <= 0:
+            at = max(at, self.spent_from, self.spent_next)
         return at
 
-    def take(self, now: float) -> bool:
-        """A pool wants to send here now: False if the endpoint is out (disabled, cooling
-        down, or its one probe already out); an endpoint whose cooldown ended is taken as
-        the probe."""
+    def interval(self) -> float:
+        """How far apart pacing spaces attempts now (0: not at all)."""
+        if self.requests is not None:
+            return self.requests.interval
+        if self.left is not None and self.left <= 0:
+            return self.spent_gap
+        return 0.0
+
+    def take(self, now: float) -> str:
+        """A pool wants to send here now: ``""`` if the endpoint is out (disabled, cooling
+        down, or its one probe already out), ``"probe"`` if its cooldown ended and this
+        attempt is the probe (the pool releases it if it ends without an outcome), else
+        ``"go"``."""
         if self.disabled or self.probing or self.unhealthy_until > now:
-            return False
+            return ""
         if self.unhealthy_until > 0:  # cooled down: this attempt is the probe
             self.probing = True
-        return True
+            return "probe"
+        return "go"

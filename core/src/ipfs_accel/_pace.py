@@ -73,7 +73,8 @@ def _book(
     wait = res.at - now
     if wait <= 0:
         return res, 0.0
-    what = "paused" if res.held == "pause" else "paced by its rpm/tpm"
+    what = {"pause": "paused", "spent": "paced by the server's spent budget"}.get(
+        res.held or "", "paced by its rpm/tpm")
     if deadline_at is not None and res.at >= deadline_at:
         endpoint.cancel(res)
         err = TimeoutError(
@@ -94,18 +95,30 @@ def _book(
         )
         refused.retryable = False
         raise refused
+    if res.held == "spent" and wait > config.settings.max_retry_after:
+        endpoint.cancel(res)
+        refused = RateLimitError(
+            f"the server's requests budget is spent for {wait:.3g}s more, longer than "
+            f"max_retry_after ({config.settings.max_retry_after}s)",
+            backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+            retry_after=wait,
+        )
+        refused.retryable = False
+        raise refused
     return res, wait
 
 
-def _outgrown(endpoint: Endpoint, res: Reservation) -> bool:
-    """Whether a pause set or extended while ``res`` waited now ends after its start:
-    the attempt must not go into it, so it books again, behind the pause (and paced
-    after it, rather than all the waiting attempts at once at its end)."""
-    if endpoint.gate.paused_until <= res.at:
-        return False
-    res.wait = 0.0  # sat out in full: the time stays counted, the new booking adds its own
-    endpoint.cancel(res)
-    return True
+def _waited(endpoint: Endpoint, res: Reservation) -> float | None:
+    """``res`` waited until its start: the seconds still to wait (0: go), or ``None`` when
+    a pause set or extended meanwhile holds it: it must not go into the pause, so it books
+    again, behind it (and paced after it, rather than all the waiting attempts at once at
+    its end)."""
+    at = endpoint.recheck(res)
+    if at is None:
+        res.wait = 0.0  # sat out in full: the time stays counted, the new booking adds its own
+        endpoint.cancel(res)
+        return None
+    return max(at - _monotonic(), 0.0)
 
 
 def hold_sync(
@@ -115,15 +128,18 @@ def hold_sync(
     """Book the attempt and block until it may go."""
     while True:
         res, wait = _book(x, endpoint, config, call, deadline_at)
-        if wait <= 0:
-            return res
-        assert res is not None
-        try:
-            _sleep(wait)
-        except BaseException:
-            endpoint.cancel(res)
-            raise
-        if not _outgrown(endpoint, res):
+        while wait > 0:
+            assert res is not None
+            try:
+                _sleep(wait)
+            except BaseException:
+                endpoint.cancel(res)
+                raise
+            more = _waited(endpoint, res)
+            if more is None:
+                break
+            wait = more
+        else:
             return res
 
 
@@ -134,20 +150,24 @@ async def hold_async(
     """Book the attempt and wait on the running loop until it may go."""
     while True:
         res, wait = _book(x, endpoint, config, call, deadline_at)
-        if wait <= 0:
-            return res
-        assert res is not None
-        try:
-            await _asleep(wait)
-        except BaseException:
-            endpoint.cancel(res)
-            raise
-        if not _outgrown(endpoint, res):
+        while wait > 0:
+            assert res is not None
+            try:
+                await _asleep(wait)
+            except BaseException:
+                endpoint.cancel(res)
+                raise
+            more = _waited(endpoint, res)
+            if more is None:
+                break
+            wait = more
+        else:
             return res
 
 
 def learn(x: Exchanger, endpoint: Endpoint, headers: Mapping[str, str] | None) -> None:
-    """What a response's headers say of the endpoint's budgets, if the plugin reads them."""
+    """What the headers of an answer just received say of the endpoint's budgets, if the
+    plugin reads them."""
     hooks = x.hooks
     if headers and hooks.reads_rate_limits:
         limits = hooks.parse_rate_limits(headers)
@@ -161,14 +181,13 @@ def ended(
 ) -> None:
     """An attempt's outcome on its endpoint: ``exc`` ``None`` (answered, ``used`` tokens;
     0 or ``None``: the server reported none, and the estimate stands), a
-    :class:`CallError` (failed: health, pauses), anything else (cancelled)."""
+    :class:`CallError` (failed: health, pauses), anything else (cancelled: no outcome; a
+    pool releases a probe it took)."""
     if exc is None:
         endpoint.answered()
         if not used:
             used = None
     elif isinstance(exc, CallError):
         endpoint.failed(exc)
-    else:
-        endpoint.released()
     if res is not None:
         endpoint.settle(res, res.tokens if used is None else used)

@@ -94,8 +94,8 @@ class Run:
     """One pool call in progress: its deadline, attempts so far, last member and error, and
     the members that refused it in a way asking them again would not change (``refused``)."""
 
-    __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "refused",
-                 "request_id")
+    __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "probe",
+                 "refused", "request_id")
 
     def __init__(self, operation: str, request_id: str, deadline_at: float | None) -> None:
         self.operation = operation
@@ -105,6 +105,7 @@ class Run:
         self.last: Member | None = None
         self.last_error: CallError | None = None
         self.refused: set[Member] = set()
+        self.probe = False  # the member last picked was taken as its endpoint's probe
 
 
 MemberSpec = tuple[Any, str] | tuple[Any, str, float]
@@ -227,8 +228,7 @@ class Pool(PoolOperations):
             raise UnsupportedOperationError(f"no member of the pool offers {operation!r}")
 
     def begin(self, operation: str, request_id: str) -> Run:
-        """Start (and count) a call of ``operation``; refused at once if no member offers it."""
-        self.check(operation)
+        """Start (and count) a call of ``operation`` (:meth:`check` it first)."""
         deadline = self.settings.deadline
         run = Run(operation, request_id, None if deadline is None else _monotonic() + deadline)
         self.counter.started()
@@ -264,7 +264,9 @@ class Pool(PoolOperations):
             while ready:
                 member = self._picker.choose(ready, endpoints)
                 i = ready.index(member)
-                if endpoints[i].take():
+                taken = endpoints[i].take()
+                if taken:
+                    run.probe = taken == "probe"
                     return member
                 # out since we looked (another call took its probe): ask again soon
                 probing = True

@@ -4,8 +4,10 @@ Ready members only: one that is paused, cooling down after failures, disabled, o
 one probe is already out is skipped while another is ready. The strategies choose among
 the ready ones:
 
-- ``least-busy`` (default): fewest calls in flight and queued relative to the member's
-  concurrency; ties go round in turn, so an idle pool spreads its calls.
+- ``least-busy`` (default): the member where the call would go soonest by its pacing
+  (``rpm``, ``tpm``, the server's pace: a paced member holds a call rather than refuse it,
+  so pacing makes no member unready), then the fewest calls in flight and queued relative
+  to the member's concurrency; ties go round in turn, so an idle pool spreads its calls.
 - ``round-robin``: each member in turn.
 - ``weighted``: in proportion to the members' weights, smoothly interleaved (nginx's smooth
   weighted round-robin: deterministic, never two heavy picks in a row when a light one is due).
@@ -17,6 +19,7 @@ the ready ones:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["STRATEGIES", "Member", "Picker"]
 
 STRATEGIES = ("least-busy", "round-robin", "weighted", "latency", "ordered")
+_monotonic = time.monotonic
 _ALPHA = 0.3  # weight of the newest latency in the moving average
 
 
@@ -86,9 +90,10 @@ class Picker:
         return self._turn
 
     def _least_busy(self, ready: Sequence[Member], endpoints: Sequence[Endpoint]) -> Member:
-        loads = [e.load for e in endpoints]
-        low = min(loads)
-        tied = [m for m, load in zip(ready, loads, strict=True) if load == low]
+        now = _monotonic()
+        keys = [(e.eta(now), e.load) for e in endpoints]
+        low = min(keys)
+        tied = [m for m, key in zip(ready, keys, strict=True) if key == low]
         return tied[self._next_turn() % len(tied)]
 
     def _round_robin(self, ready: Sequence[Member], endpoints: Sequence[Endpoint]) -> Member:

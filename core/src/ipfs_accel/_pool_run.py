@@ -74,19 +74,17 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
     try:
         while True:
             member = _member_sync(pool, run)
-            endpoint, call = _prepared(req, member)
+            endpoint, call = _prepared(req, member, run)
             pool.attempting(run, member)
             started = _monotonic()
             try:
                 result = member.backend._engine.call(
                     endpoint, call, expect, once=True, deadline_at=run.deadline_at)
             except CallError as exc:
-                wait = pool.after_failure(run, member, exc)
-                if wait is None:
-                    raise
-                if wait > 0:
-                    time.sleep(wait)
+                _sleep(pool, _next_wait(pool, run, member, exc))
                 continue
+            finally:
+                _unprobe(run, endpoint)
             member.measured(_monotonic() - started)
             ok = True
             return result
@@ -104,19 +102,17 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
     try:
         while True:
             member = await _member_async(pool, run)
-            endpoint, call = _prepared(req, member)
+            endpoint, call = _prepared(req, member, run)
             pool.attempting(run, member)
             started = _monotonic()
             try:
                 result = await member.backend._engine.acall(
                     endpoint, call, expect, once=True, deadline_at=run.deadline_at)
             except CallError as exc:
-                wait = pool.after_failure(run, member, exc)
-                if wait is None:
-                    raise
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await _asleep(pool, _next_wait(pool, run, member, exc))
                 continue
+            finally:
+                _unprobe(run, endpoint)
             member.measured(_monotonic() - started)
             ok = True
             return result
@@ -125,6 +121,27 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
         raise
     finally:
         pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+
+
+def _next_wait(pool: Pool, run: Run, member: Member, exc: CallError) -> float:
+    """The wait before the next attempt after ``exc`` on ``member``; raises ``exc`` when
+    the call ends with it."""
+    wait = pool.after_failure(run, member, exc)
+    if wait is None:
+        raise exc
+    return wait
+
+
+def _sleep(pool: Pool, wait: float) -> None:
+    if wait > 0:
+        time.sleep(wait)
+        pool.counter.backed_off(wait)
+
+
+async def _asleep(pool: Pool, wait: float) -> None:
+    if wait > 0:
+        await asyncio.sleep(wait)
+        pool.counter.backed_off(wait)
 
 
 def _failed(run: Run, exc: BaseException) -> bool:
@@ -136,13 +153,23 @@ def _failed(run: Run, exc: BaseException) -> bool:
     return not isinstance(exc, Exception)
 
 
-def _prepared(req: Request, member: Member) -> tuple[Endpoint, Call]:
+def _prepared(req: Request, member: Member, run: Run) -> tuple[Endpoint, Call]:
     """``req`` for ``member``; a probe taken for it is given back if that fails."""
     try:
         return req.on(member)
     except BaseException:
-        member.endpoint.released()
+        if run.probe:
+            run.probe = False
+            member.endpoint.released()
         raise
+
+
+def _unprobe(run: Run, endpoint: Endpoint) -> None:
+    """The attempt ``run`` made as its endpoint's probe is over: if it reached no outcome
+    (cancelled, refused before it was sent), the endpoint may be probed again."""
+    if run.probe:
+        run.probe = False
+        endpoint.released()
 
 
 def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
@@ -152,7 +179,7 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
     try:
         while True:
             member = _member_sync(pool, run)
-            endpoint, call = _prepared(req, member)
+            endpoint, call = _prepared(req, member, run)
             pool.attempting(run, member)
             started = _monotonic()
             chunks = member.backend._engine.stream(
@@ -164,12 +191,10 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
                 return
             except CallError as exc:
                 chunks.close()
-                wait = pool.after_failure(run, member, exc)
-                if wait is None:
-                    raise
-                if wait > 0:
-                    time.sleep(wait)
+                _sleep(pool, _next_wait(pool, run, member, exc))
                 continue
+            finally:
+                _unprobe(run, endpoint)
             member.measured(_monotonic() - started)
             try:
                 yield first
@@ -192,7 +217,7 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
     try:
         while True:
             member = await _member_async(pool, run)
-            endpoint, call = _prepared(req, member)
+            endpoint, call = _prepared(req, member, run)
             pool.attempting(run, member)
             started = _monotonic()
             chunks = member.backend._engine.astream(
@@ -204,12 +229,10 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
                 return
             except CallError as exc:
                 await chunks.aclose()
-                wait = pool.after_failure(run, member, exc)
-                if wait is None:
-                    raise
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await _asleep(pool, _next_wait(pool, run, member, exc))
                 continue
+            finally:
+                _unprobe(run, endpoint)
             member.measured(_monotonic() - started)
             try:
                 yield first

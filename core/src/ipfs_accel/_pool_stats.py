@@ -34,7 +34,9 @@ class PoolStats(msgspec.Struct, kw_only=True, frozen=True):
     calls, the pool's and any made on it directly); ``ready``, ``paused``, ``unhealthy``
     and ``disabled`` count the members in each state now (``unhealthy`` includes
     ``probing``). ``waits`` counts the times a call waited for a member to come back (every
-    member paused, cooling down or paced) and ``wait_seconds`` the time spent so.
+    member paused or cooling down) and ``wait_seconds`` the time spent so;
+    ``retry_wait_seconds`` is the backoff slept between two attempts on one member (when no
+    other was ready).
     """
 
     calls: int = 0
@@ -48,6 +50,7 @@ class PoolStats(msgspec.Struct, kw_only=True, frozen=True):
     unsent: int = 0
     waits: int = 0
     wait_seconds: float = 0.0
+    retry_wait_seconds: float = 0.0
     ready: int = 0
     paused: int = 0
     unhealthy: int = 0
@@ -69,8 +72,8 @@ class PoolStats(msgspec.Struct, kw_only=True, frozen=True):
 class PoolCounter:
     """The pool's counters, changed under one lock."""
 
-    __slots__ = ("_lock", "attempts", "calls", "cancelled", "failed", "failovers", "ok",
-                 "retries", "unsent", "wait_seconds", "waits")
+    __slots__ = ("_lock", "attempts", "backoff", "calls", "cancelled", "failed", "failovers",
+                 "ok", "retries", "unsent", "wait_seconds", "waits")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -83,7 +86,7 @@ class PoolCounter:
             self.calls = live
             self.ok = self.failed = self.cancelled = self.attempts = self.retries = 0
             self.failovers = self.unsent = self.waits = 0
-            self.wait_seconds = 0.0
+            self.wait_seconds = self.backoff = 0.0
 
     def started(self) -> None:
         with self._lock:
@@ -102,6 +105,10 @@ class PoolCounter:
             self.waits += 1
             self.wait_seconds += seconds
 
+    def backed_off(self, seconds: float) -> None:
+        with self._lock:
+            self.backoff += seconds
+
     def ended(self, *, ok: bool, cancelled: bool, sent: bool) -> None:
         with self._lock:
             if ok:
@@ -119,5 +126,6 @@ class PoolCounter:
                 calls=self.calls, ok=self.ok, failed=self.failed, cancelled=self.cancelled,
                 in_flight=self.calls - self.ok - self.failed, attempts=self.attempts,
                 retries=self.retries, failovers=self.failovers, unsent=self.unsent,
-                waits=self.waits, wait_seconds=self.wait_seconds, **extra,
+                waits=self.waits, wait_seconds=self.wait_seconds,
+                retry_wait_seconds=self.backoff, **extra,
             )

@@ -199,8 +199,8 @@ def _failed(
 
 def _settle(endpoint: Endpoint, booked: Reservation | None, usage: Usage | None) -> None:
     """A stream's tokens, known at its end, settle what its open attempt booked."""
-    if booked is not None and usage is not None:
-        endpoint.settle(booked, usage.total_tokens)
+    if booked is not None and usage is not None and usage.total_tokens:
+        endpoint.settle(booked, usage.total_tokens)  # none reported: the estimate stands
 
 
 def _refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call) -> None:
