@@ -86,8 +86,9 @@ class Picker:
         return self._choose(ready, endpoints)
 
     def _next_turn(self) -> int:
-        self._turn += 1
-        return self._turn
+        turn = self._turn  # 0 first: round-robin starts with the first member
+        self._turn = turn + 1
+        return turn
 
     def _least_busy(self, ready: Sequence[Member], endpoints: Sequence[Endpoint]) -> Member:
         now = _monotonic()
