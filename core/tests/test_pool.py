@@ -19,9 +19,7 @@ import _echo_plugin
 import pytest
 from ipfs_accel import (
     AuthenticationError,
-    BadRequestError,
     ConfigurationError,
-    ContextLengthError,
     OverloadedError,
     Pool,
     QueueFullError,
@@ -29,7 +27,6 @@ from ipfs_accel import (
     Registry,
     TimeoutError,
     TransportError,
-    UnsupportedOperationError,
 )
 from ipfs_accel import _endpoint as endpoint_module
 from ipfs_accel.testing import Drop, FaultServer, Hang, Hold, Reply
@@ -302,27 +299,6 @@ def test_an_auth_failure_of_the_only_member_ends_the_call(servers):
         s.pool.chat(MSG)
     assert info.value.attempts == 1
     assert len(servers[0].requests) == 1
-
-
-@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize(("reply", "error"), [
-    (failing(400), BadRequestError),
-    (failing(400, code="context_length_exceeded"), ContextLengthError),
-], ids=["400", "context-length"])
-def test_a_failure_of_the_call_itself_is_not_failed_over(servers, reply, error, use_async):
-    """400 or a context too long: one attempt only, the other member never asked."""
-    reg = Registry(environ={})
-    oa = reg.get("openai")
-    eids = [oa.create_endpoint(api_key="k", base_url=srv.base_url + "/v1", model="m")
-            for srv in servers[:2]]
-    pool = reg.pool([("openai", e) for e in eids], strategy="ordered", **FAST)
-    servers[0].script([reply])
-    with pytest.raises(error) as info:
-        asyncio.run(pool.achat(MSG)) if use_async else pool.chat(MSG)
-    assert info.value.attempts == 1
-    assert (len(servers[0].requests), len(servers[1].requests)) == (1, 0)
-    stats = pool.get_stats()
-    assert (stats.attempts, stats.failed, stats.failovers) == (1, 1, 0)
 
 
 def test_failover_prefers_another_member_over_the_same_one(servers):
@@ -600,29 +576,6 @@ def test_endpoint_id_is_refused(servers):
     assert s.pool.get_stats().calls == 0
 
 
-def test_an_operation_no_member_offers_is_unsupported(servers):
-    """An operation no member offers fails at once; one only some offer runs on those."""
-    reg = Registry(plugins=[_echo_plugin], environ={})
-    oa = reg.get("openai")
-    oe = oa.create_endpoint(api_key="k", base_url=servers[0].base_url + "/v1", model="m")
-    pool = reg.pool([("openai", oe)])
-    with pytest.raises(UnsupportedOperationError, match="count"):
-        pool.invoke("count")
-    with pytest.raises(UnsupportedOperationError):
-        asyncio.run(pool.ainvoke("count"))
-    echo = reg.get("echo")
-    ee = echo.create_endpoint(base_url=servers[1].base_url, api_key="k")
-    pool.add("echo", ee)
-    servers[1].script([Reply(200, json={"n": 2}), Reply(200, json={"n": 2})], path="/count/1")
-    servers[1].script([Reply(200, json={"n": 2}), Reply(200, json={"n": 2})], path="/count/2")
-    for _ in range(2):
-        assert pool.invoke("count").data == "2"
-    assert len(servers[0].requests) == 0
-    assert Pool().members() == []
-    with pytest.raises(ConfigurationError, match="no members"):
-        Pool().chat(MSG)
-
-
 @pytest.mark.parametrize(("options", "named"), [
     ({"strategy": "fastest"}, "fastest"),
     ({"max_retries": -1}, "max_retries"),
@@ -660,55 +613,3 @@ def test_members_named_by_backend_are_the_registry_s_own(servers):
     with pytest.raises(ConfigurationError, match="backend"):
         Pool([(42, eid)])
     assert repr(pool).startswith("<Pool least-busy")
-
-
-# -- mixed backends ------------------------------------------------------------------------
-
-
-def _openai_body(text: str) -> dict[str, Any]:
-    return {"id": "x", "object": "chat.completion", "model": "m", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-
-
-@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
-def test_mixed_backends_use_their_own_model_unless_one_is_named(servers, use_async):
-    """openai and groq members: each sends its endpoint's model, or the one the call names."""
-    for srv, letter in zip(servers, LETTERS, strict=False):
-        srv.responder = lambda r, t=letter: Reply(200, json=_openai_body(t))
-    reg = Registry(environ={})
-    oe = reg.get("openai").create_endpoint(api_key="k1", base_url=servers[0].base_url + "/v1",
-                                           model="oa-model")
-    ge = reg.get("groq").create_endpoint(api_key="k2", base_url=servers[1].base_url + "/v1",
-                                         model="gq-model")
-    pool = reg.pool([("openai", oe), ("groq", ge)], strategy="round-robin")
-
-    def chat(**kw: Any) -> str:
-        if use_async:
-            return asyncio.run(pool.achat(MSG, **kw)).text
-        return pool.chat(MSG, **kw).text
-
-    assert sorted(chat() + chat()) == ["A", "B"]
-    assert sorted(chat(model="named") + chat(model="named")) == ["A", "B"]
-    models = [[r.json()["model"] for r in srv.requests] for srv in servers[:2]]
-    assert models == [["oa-model", "named"], ["gq-model", "named"]]
-    assert servers[0].requests[0].header("authorization") == "Bearer k1"
-    assert servers[1].requests[0].header("authorization") == "Bearer k2"
-
-
-def test_openai_and_ollama_fail_over_to_each_other(servers):
-    """A 503 from an openai member moves the call to an ollama member (its own wire)."""
-    reg = Registry(environ={})
-    oe = reg.get("openai").create_endpoint(api_key="k", base_url=servers[0].base_url + "/v1",
-                                           model="m")
-    le = reg.get("ollama").create_endpoint(base_url=servers[1].base_url, model="llama")
-    servers[0].script([failing(503)])
-    servers[1].script([Reply(200, json={"model": "llama", "message": {
-        "role": "assistant", "content": "from ollama"}, "done": True, "done_reason": "stop",
-        "prompt_eval_count": 2, "eval_count": 3})])
-    pool = reg.pool([("openai", oe), ("ollama", le)], strategy="ordered", **FAST)
-    result = pool.chat(MSG)
-    assert result.text == "from ollama"
-    assert servers[1].requests[0].path == "/api/chat"
-    assert servers[1].requests[0].json()["model"] == "llama"
-    assert result.usage.total_tokens == 5
