@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import AsyncGenerator, Generator
+from typing import cast
 
 import httpx2
 
 from ._bounds import Bound
 from ._endpoint import Endpoint
-from ._errors import CallError
+from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
 from ._pace import ended, hold_async, hold_sync, learn
@@ -27,7 +29,7 @@ from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
 from ._stream import _aonce, _once, stream_async, stream_sync
-from ._types import Call, Exchange, StreamChunk, Usage
+from ._types import Call, Exchange, InvokeResult, StreamChunk, Usage
 from ._watchdog import watch
 
 __all__ = ["Engine"]
@@ -97,7 +99,7 @@ class Engine:
         state = Attempts(endpoint, config, deadline_at)
         result = (_once(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
                   else retry_sync(state, attempt))
-        return x.expected(config, call, result, expect)
+        return expected(x.backend, config, call, result, expect)
 
     def _chain_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
@@ -204,7 +206,7 @@ class Engine:
         result = await (
             _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
             else retry_async(state, attempt))
-        return x.expected(config, call, result, expect)
+        return expected(x.backend, config, call, result, expect)
 
     async def _chain_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
@@ -264,3 +266,29 @@ class Engine:
         """Run a streamed call on the running event loop, yielding chunks as they arrive."""
         return stream_async(self.x, endpoint, call, once=once, deadline_at=deadline_at)
 
+
+def expected(backend: str, config: EndpointConfig, call: Call, result: Result,
+             expect: type[R]) -> R:
+    """``result`` if it is what the operation returns; a ResponseError if not.
+
+    One deprecation, as the plugin API promises before a change: ``invoke`` operations
+    whose parser answers with a ``ChatResult`` or ``EmbedResult`` still work, with a
+    ``DeprecationWarning``; they must return ``InvokeResult``.
+    """
+    if isinstance(result, expect):
+        return result
+    if expect is InvokeResult:
+        warnings.warn(
+            f"backend {backend!r} returned {type(result).__name__} for the invoke "
+            f"operation {call.operation!r}: return InvokeResult(data=...) instead; other "
+            "result types will be refused in a later release",
+            DeprecationWarning, stacklevel=2,
+        )
+        return cast("R", result)
+    err = ResponseError(
+        f"backend {backend!r} returned {type(result).__name__} for "
+        f"{call.operation!r}, expected {expect.__name__}",
+        backend=backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+    )
+    err.retryable = False
+    raise err

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-import warnings
-from typing import TypeAlias, TypeVar, cast
+from typing import TypeAlias, TypeVar
 
 import httpx2
 import msgspec
@@ -361,31 +360,6 @@ class Exchanger:
                 endpoint_id=config.endpoint_id,
                 request_id=call.request_id,
             ) from None
-
-    def expected(self, config: EndpointConfig, call: Call, result: Result, expect: type[R]) -> R:
-        """``result`` if it is what the operation returns; a ResponseError if not.
-
-        One deprecation, as the plugin API promises before a change: ``invoke`` operations
-        whose parser answers with a ``ChatResult`` or ``EmbedResult`` still work, with a
-        ``DeprecationWarning``; they must return ``InvokeResult``.
-        """
-        if isinstance(result, expect):
-            return result
-        if expect is InvokeResult:
-            warnings.warn(
-                f"backend {self.backend!r} returned {type(result).__name__} for the invoke "
-                f"operation {call.operation!r}: return InvokeResult(data=...) instead; other "
-                "result types will be refused in a later release",
-                DeprecationWarning, stacklevel=2,
-            )
-            return cast("R", result)
-        err = ResponseError(
-            f"backend {self.backend!r} returned {type(result).__name__} for "
-            f"{call.operation!r}, expected {expect.__name__}",
-            backend=self.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
-        )
-        err.retryable = False
-        raise err
 
     def deadline_error(self, config: EndpointConfig, call: Call, where: str) -> TimeoutError:
         """The call's deadline ran out ``where`` it was (never retried)."""

@@ -1,8 +1,5 @@
-"""Typed values that cross the core/plugin boundary and come back to the user.
-
-Outgoing values (what a plugin hands the core) and results (what the user gets) are msgspec
-Structs: cheap to build, typed, and with a repr that says what is there.
-"""
+"""Typed values that cross the core/plugin boundary and come back to the user: msgspec
+Structs, cheap to build, typed, and with a repr that says what is there."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ._errors import ErrorKind
+from ._ratelimits import RateLimits
 from ._secrets import mask_secret_values
 
 __all__ = [
@@ -26,6 +24,7 @@ __all__ = [
     "Failure",
     "InvokeResult",
     "Operation",
+    "RateLimits",
     "Response",
     "StreamChunk",
     "StreamFailure",
@@ -191,26 +190,6 @@ class Usage(msgspec.Struct, kw_only=True):
             cache_write_tokens=later.cache_write_tokens or self.cache_write_tokens,
             details=details,
         )
-
-
-class RateLimits(msgspec.Struct, kw_only=True, frozen=True):
-    """What one response says about its endpoint's rate limits (``parse_rate_limits``).
-
-    Every field is optional: a plugin fills what its API sends. ``*_limit`` is the budget
-    (as the API counts it), ``*_remaining`` what is left of it now, and ``*_reset`` the
-    seconds from now until the budget is whole again (parse the API's durations or times
-    with :func:`~ipfs_accel.parse_reset`). Tokens are whichever token budget binds first
-    (an API with separate input and output budgets reports the smaller remainder).
-    When a budget is spent (remaining 0), the core holds the endpoint's new calls until
-    its reset rather than sending them into a 429.
-    """
-
-    requests_limit: int | None = None
-    requests_remaining: int | None = None
-    requests_reset: float | None = None
-    tokens_limit: int | None = None
-    tokens_remaining: int | None = None
-    tokens_reset: float | None = None
 
 
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
