@@ -53,6 +53,17 @@ def conserved(stats: ipfs_accel.Stats) -> bool:
 def test_ctrl_c_while_queued_gives_the_place_back():
     """KeyboardInterrupt while a sync call waits in the queue frees its place: the slot
     later goes to a live call, and the counts add up."""
+    # A process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: make Ctrl-C what it is in a
+    # terminal for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_while_queued()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_while_queued() -> None:
     gate, entered = threading.Event(), threading.Semaphore(0)
     b = gated_backend(gate, entered, max_concurrent_requests=1)
     holder = threading.Thread(target=b.chat, args=(MSG,))
