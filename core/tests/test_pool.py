@@ -558,7 +558,7 @@ def test_a_probe_taken_by_another_call_meanwhile_makes_this_one_wait(servers, mo
     assert isinstance(got, float) and got > 0
     monkeypatch.undo()
     s.endpoint(0).released()  # the other call's probe ends without an outcome
-    s.pool.counter.ended(ok=False, cancelled=False, sent=False)
+    s.pool.counter.ended(run.tally, ok=False, cancelled=False)
 
 
 # -- what a pool accepts ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._backoff import plan_wait
+from ._backoff import backoff_delay, plan_wait
 from ._errors import (
     CallError,
     ConfigurationError,
@@ -35,7 +35,7 @@ from ._errors import (
 from ._limits import DISABLED, PAUSED, PROBING, READY, UNHEALTHY
 from ._pool_ops import PoolOperations
 from ._pool_pick import STRATEGIES, Member, Picker
-from ._pool_stats import PoolCounter, PoolStats
+from ._pool_stats import PoolCounter, PoolStats, Tally
 
 if TYPE_CHECKING:
     from ._backend import Backend
@@ -95,10 +95,13 @@ class Run:
     the members that refused it in a way asking them again would not change (``refused``)."""
 
     __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "probe",
-                 "refused", "request_id")
+                 "refused", "request_id", "tally", "waiting_since")
 
-    def __init__(self, operation: str, request_id: str, deadline_at: float | None) -> None:
+    def __init__(
+        self, operation: str, request_id: str, deadline_at: float | None, tally: Tally,
+    ) -> None:
         self.operation = operation
+        self.tally = tally  # what the pool's counters hold of it
         self.request_id = request_id
         self.deadline_at = deadline_at
         self.attempts = 0
@@ -106,6 +109,7 @@ class Run:
         self.last_error: CallError | None = None
         self.refused: set[Member] = set()
         self.probe = False  # the member last picked was taken as its endpoint's probe
+        self.waiting_since: float | None = None  # no member could take it since then
 
 
 MemberSpec = tuple[Any, str] | tuple[Any, str, float]
@@ -230,9 +234,8 @@ class Pool(PoolOperations):
     def begin(self, operation: str, request_id: str) -> Run:
         """Start (and count) a call of ``operation`` (:meth:`check` it first)."""
         deadline = self.settings.deadline
-        run = Run(operation, request_id, None if deadline is None else _monotonic() + deadline)
-        self.counter.started()
-        return run
+        return Run(operation, request_id, None if deadline is None else _monotonic() + deadline,
+                   self.counter.started())
 
     def pick(self, run: Run) -> Member | float:
         """A member to try now (taken: a cooled-down one becomes its probe), or the seconds
@@ -267,14 +270,15 @@ class Pool(PoolOperations):
                 taken = endpoints[i].take()
                 if taken:
                     run.probe = taken == "probe"
+                    run.waiting_since = None
                     return member
                 # out since we looked (another call took its probe): ask again soon
                 probing = True
                 del ready[i], endpoints[i]
         if soonest < math.inf:
-            return self._wait_for(run, soonest - now, soonest)
+            return self._wait_for(run, now, soonest)
         if probing:
-            return self._wait_for(run, _PROBE_POLL, now + _PROBE_POLL)
+            return self._wait_for(run, now, now + _PROBE_POLL, probe=True)
         if run.last_error is not None:
             raise run.last_error
         raise ConfigurationError(
@@ -282,18 +286,33 @@ class Pool(PoolOperations):
             "authentication failure (update_endpoint with a new key brings one back) or "
             "was removed")
 
-    def _wait_for(self, run: Run, wait: float, until: float) -> float:
+    def _wait_for(self, run: Run, now: float, until: float, *, probe: bool = False) -> float:
+        """The wait until ``until`` (a probe's: only until the next look), or raise when it
+        would end past the call's deadline or ``max_wait`` after the call began to wait."""
         if run.deadline_at is not None and until >= run.deadline_at:
             raise run.last_error if run.last_error is not None else self._timeout(run)
-        if wait > self.settings.max_wait:
+        since = now if run.waiting_since is None else run.waiting_since
+        limit = since + self.settings.max_wait
+        if probe and now < limit:  # the probe's outcome is not due at a known time
+            until = min(until, limit)
+        if until > limit:
+            waited = f" after waiting {now - since:.3g}s" if now > since else ""
+            if probe:
+                what = ("every member of the pool that could take the call is cooling down "
+                        "with its one probe call out, and none came back")
+                retry_after = None
+            else:
+                what = (f"every member of the pool is paused or cooling down for "
+                        f"{until - now:.3g}s more")
+                retry_after = until - now
             err = RateLimitError(
-                f"every member of the pool is paused or cooling down for {wait:.3g}s more, "
-                f"longer than the pool's max_wait ({self.settings.max_wait}s)",
-                request_id=run.request_id, retry_after=wait,
+                f"{what}{waited}: longer than the pool's max_wait ({self.settings.max_wait}s)",
+                request_id=run.request_id, retry_after=retry_after,
             )
             err.retryable = False
             raise err
-        return wait
+        run.waiting_since = since
+        return until - now
 
     def _timeout(self, run: Run) -> TimeoutError:
         err = TimeoutError(
@@ -305,8 +324,7 @@ class Pool(PoolOperations):
 
     def attempting(self, run: Run, member: Member) -> None:
         """Count an attempt of ``run`` about to go to ``member``."""
-        self.counter.attempt(retry=run.attempts > 0,
-                             failover=run.last is not None and run.last is not member)
+        self.counter.attempt(run.tally, failover=run.last is not None and run.last is not member)
         run.attempts += 1
         run.last = member
 
@@ -314,14 +332,20 @@ class Pool(PoolOperations):
         """``exc`` ended an attempt on ``member``: the wait before the next attempt (0:
         go to another member now), or ``None`` to end the call with ``exc``."""
         run.last_error = exc
-        if not (exc.retryable or exc.kind in _MEMBER_KINDS or isinstance(exc, QueueFullError)):
-            return None  # the call itself is refused (400, context too long, a deadline)
+        now = _monotonic()
+        if run.deadline_at is not None and now >= run.deadline_at:
+            return None  # the call's own deadline has passed
+        # A timeout that is not retryable is a deadline: the pool's has not passed, so it is
+        # the member's (its own, or its pacing would hold the call past the pool's).
+        refusal = exc.kind is ErrorKind.TIMEOUT or exc.kind in _MEMBER_KINDS or isinstance(
+            exc, QueueFullError)
+        if not (exc.retryable or refusal):
+            return None  # the call itself is refused (400, context too long)
         if not exc.retryable:  # the same member would refuse it again
             run.refused.add(member)
         s = self.settings
         if run.attempts > s.max_retries:
             return None
-        now = _monotonic()
         others = [m for m in self._members
                   if m is not member and m not in run.refused
                   and run.operation in m.backend.info.operations]
@@ -331,13 +355,32 @@ class Pool(PoolOperations):
                     return 0.0
             except ConfigurationError:
                 continue
-        if not exc.retryable and not others:
-            return None  # nothing else to try, and the same member would refuse again
-        if exc.retry_after is not None or not exc.retryable:
-            return 0.0  # the member's pause (or the others' comeback) is waited by pick()
+        if not exc.retryable:  # nothing else to try, and the same member would refuse again,
+            return 0.0 if others else None  # or the others' comeback is waited by pick()
+        return self._again(run, member, exc, now)
+
+    def _again(self, run: Run, member: Member, exc: CallError, now: float) -> float | None:
+        """The wait before asking ``member`` again after the retryable ``exc`` (no other
+        member is ready): no sooner than the backoff, as on one endpoint, whether or not
+        its answer paused it (a Retry-After of 0, or one not honored, does not)."""
+        s = self.settings
         remaining = None if run.deadline_at is None else run.deadline_at - now
+        retry_after = exc.retry_after
+        if retry_after is not None:
+            try:
+                endpoint = member.endpoint
+            except ConfigurationError:
+                return 0.0
+            paused = endpoint.ready_at(now) - now
+            if paused > 0:  # pick() waits for the pause (or another member back sooner)
+                extra = max(backoff_delay(
+                    run.attempts, initial=s.initial_retry_delay, factor=s.backoff_factor,
+                    max_delay=s.max_retry_delay, jitter=s.retry_jitter) - paused, 0.0)
+                return None if remaining is not None and extra >= remaining else extra
+            if not endpoint.config.settings.honor_retry_after:
+                retry_after = None
         return plan_wait(
             run.attempts, initial=s.initial_retry_delay, factor=s.backoff_factor,
-            max_delay=s.max_retry_delay, jitter=s.retry_jitter, retry_after=None,
+            max_delay=s.max_retry_delay, jitter=s.retry_jitter, retry_after=retry_after,
             remaining=remaining,
         )

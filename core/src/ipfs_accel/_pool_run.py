@@ -51,20 +51,22 @@ class Request:
 
 def _member_sync(pool: Pool, run: Run) -> Member:
     while True:
+        new = run.waiting_since is None  # a wait begins (not a look again during one)
         got = pool.pick(run)
         if not isinstance(got, float):
             return got
         time.sleep(got)
-        pool.counter.waited(got)
+        pool.counter.waited(got, new=new)
 
 
 async def _member_async(pool: Pool, run: Run) -> Member:
     while True:
+        new = run.waiting_since is None  # a wait begins (not a look again during one)
         got = pool.pick(run)
         if not isinstance(got, float):
             return got
         await asyncio.sleep(got)
-        pool.counter.waited(got)
+        pool.counter.waited(got, new=new)
 
 
 def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
@@ -85,6 +87,7 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
                 continue
             finally:
                 _unprobe(run, endpoint)
+                pool.counter.attempt_ended(run.tally)
             member.measured(_monotonic() - started)
             ok = True
             return result
@@ -92,7 +95,7 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
         cancelled = _failed(run, exc)
         raise
     finally:
-        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+        pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)
 
 
 async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
@@ -113,6 +116,7 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
                 continue
             finally:
                 _unprobe(run, endpoint)
+                pool.counter.attempt_ended(run.tally)
             member.measured(_monotonic() - started)
             ok = True
             return result
@@ -120,7 +124,7 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
         cancelled = _failed(run, exc)
         raise
     finally:
-        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+        pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)
 
 
 def _next_wait(pool: Pool, run: Run, member: Member, exc: CallError) -> float:
@@ -184,30 +188,35 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
             started = _monotonic()
             chunks = member.backend._engine.stream(
                 endpoint, call, once=True, deadline_at=run.deadline_at)
+            failure: CallError | None = None
             try:
-                first = next(chunks)
-            except StopIteration:
-                ok = True
-                return
-            except CallError as exc:
-                chunks.close()
-                _sleep(pool, _next_wait(pool, run, member, exc))
-                continue
+                try:
+                    first = next(chunks)
+                except StopIteration:
+                    ok = True
+                    return
+                except CallError as exc:
+                    chunks.close()
+                    failure = exc
+                finally:
+                    _unprobe(run, endpoint)
+                if failure is None:
+                    member.measured(_monotonic() - started)
+                    try:
+                        yield first
+                        yield from chunks
+                    finally:
+                        chunks.close()  # at once, not when collected: the member's slot
+                    ok = True
+                    return
             finally:
-                _unprobe(run, endpoint)
-            member.measured(_monotonic() - started)
-            try:
-                yield first
-                yield from chunks
-            finally:
-                chunks.close()  # at once, not when collected: the member's slot and count
-            ok = True
-            return
+                pool.counter.attempt_ended(run.tally)
+            _sleep(pool, _next_wait(pool, run, member, failure))
     except BaseException as exc:
         cancelled = _failed(run, exc)  # GeneratorExit: closed before its end
         raise
     finally:
-        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+        pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)
 
 
 async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
@@ -222,28 +231,33 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
             started = _monotonic()
             chunks = member.backend._engine.astream(
                 endpoint, call, once=True, deadline_at=run.deadline_at)
+            failure: CallError | None = None
             try:
-                first = await anext(chunks)
-            except StopAsyncIteration:
-                ok = True
-                return
-            except CallError as exc:
-                await chunks.aclose()
-                await _asleep(pool, _next_wait(pool, run, member, exc))
-                continue
+                try:
+                    first = await anext(chunks)
+                except StopAsyncIteration:
+                    ok = True
+                    return
+                except CallError as exc:
+                    await chunks.aclose()
+                    failure = exc
+                finally:
+                    _unprobe(run, endpoint)
+                if failure is None:
+                    member.measured(_monotonic() - started)
+                    try:
+                        yield first
+                        async for chunk in chunks:
+                            yield chunk
+                    finally:
+                        await chunks.aclose()
+                    ok = True
+                    return
             finally:
-                _unprobe(run, endpoint)
-            member.measured(_monotonic() - started)
-            try:
-                yield first
-                async for chunk in chunks:
-                    yield chunk
-            finally:
-                await chunks.aclose()
-            ok = True
-            return
+                pool.counter.attempt_ended(run.tally)
+            await _asleep(pool, _next_wait(pool, run, member, failure))
     except BaseException as exc:
         cancelled = _failed(run, exc)
         raise
     finally:
-        pool.counter.ended(ok=ok, cancelled=cancelled, sent=run.attempts > 0)
+        pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)

@@ -13,6 +13,10 @@ is in flight (property-tested in ``tests/``):
   any attempt (no member could take them in time) and ``retries`` the extra attempts, of
   which ``failovers`` went to a different member than the attempt before;
 - tokens of the pool's calls == the sum of the members' tokens.
+
+``reset_stats`` with calls in flight keeps them counted, and the attempt each is running
+then (as its member endpoint keeps it) as that call's first: the laws hold again once
+they end.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import msgspec
 
 from ._stats import Stats
 
-__all__ = ["PoolCounter", "PoolStats"]
+__all__ = ["PoolCounter", "PoolStats", "Tally"]
 
 
 class PoolStats(msgspec.Struct, kw_only=True, frozen=True):
@@ -69,48 +73,79 @@ class PoolStats(msgspec.Struct, kw_only=True, frozen=True):
         return out
 
 
+class Tally:
+    """What the counters hold of one call in flight: its attempts counted (since the last
+    reset) and whether one is running now."""
+
+    __slots__ = ("counted", "running")
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self.running = False
+
+
 class PoolCounter:
     """The pool's counters, changed under one lock."""
 
-    __slots__ = ("_lock", "attempts", "backoff", "calls", "cancelled", "failed", "failovers",
-                 "ok", "retries", "unsent", "wait_seconds", "waits")
+    __slots__ = ("_live", "_lock", "attempts", "backoff", "calls", "cancelled", "failed",
+                 "failovers", "ok", "retries", "unsent", "wait_seconds", "waits")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._live: set[Tally] = set()
         self.reset()
 
     def reset(self) -> None:
-        """Zero the counters of finished calls (calls in flight stay counted)."""
+        """Zero the counters of finished calls and attempts. Calls in flight stay counted,
+        and so does an attempt running now (as its member endpoint keeps it), as its call's
+        first: the laws hold again once they end."""
         with self._lock:
-            live = getattr(self, "calls", 0) - getattr(self, "ok", 0) - getattr(self, "failed", 0)
-            self.calls = live
-            self.ok = self.failed = self.cancelled = self.attempts = self.retries = 0
+            running = 0
+            for tally in self._live:
+                tally.counted = int(tally.running)
+                running += tally.counted
+            self.calls = len(self._live)
+            self.attempts = running
+            self.ok = self.failed = self.cancelled = self.retries = 0
             self.failovers = self.unsent = self.waits = 0
             self.wait_seconds = self.backoff = 0.0
 
-    def started(self) -> None:
+    def started(self) -> Tally:
+        tally = Tally()
         with self._lock:
             self.calls += 1
+            self._live.add(tally)
+        return tally
 
-    def attempt(self, *, retry: bool, failover: bool) -> None:
+    def attempt(self, tally: Tally, *, failover: bool) -> None:
+        """An attempt begins: a retry unless it is the call's first counted."""
         with self._lock:
             self.attempts += 1
-            if retry:
+            if tally.counted:
                 self.retries += 1
-            if failover:
-                self.failovers += 1
+                if failover:
+                    self.failovers += 1
+            tally.counted += 1
+            tally.running = True
 
-    def waited(self, seconds: float) -> None:
+    def attempt_ended(self, tally: Tally) -> None:
         with self._lock:
-            self.waits += 1
+            tally.running = False
+
+    def waited(self, seconds: float, *, new: bool = True) -> None:
+        with self._lock:
+            if new:
+                self.waits += 1
             self.wait_seconds += seconds
 
     def backed_off(self, seconds: float) -> None:
         with self._lock:
             self.backoff += seconds
 
-    def ended(self, *, ok: bool, cancelled: bool, sent: bool) -> None:
+    def ended(self, tally: Tally, *, ok: bool, cancelled: bool) -> None:
         with self._lock:
+            self._live.discard(tally)
+            sent = tally.counted > 0
             if ok:
                 self.ok += 1
             else:
