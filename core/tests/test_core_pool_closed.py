@@ -57,6 +57,8 @@ def test_calls_queued_at_a_member_that_died_move_on() -> None:
         # the calls that found it closed were refused without a request: they count as
         # failed attempts on the member (conservation holds), not as its failures
         assert dead.total_requests == stats.attempts - backend.get_stats("live").total_requests
+        # and they say so: unsent, beside the two really sent
+        assert dead.unsent == dead.total_requests - 2 and dead.unsent > 0
 
 
 def test_a_direct_call_on_an_unhealthy_endpoint_still_goes() -> None:

@@ -158,6 +158,12 @@ class Endpoint:
             return now
         return gate.pace_at(now) + self.limiter.waiting * gate.interval()
 
+    def unsent(self) -> None:
+        """A call that waited here ends without sending (the endpoint closed meanwhile);
+        its end is counted by :meth:`finish` as any other."""
+        with self._lock:
+            self.stats.unsent += 1
+
     def closed_reason(self) -> str | None:
         """Why a pool should not send here now (disabled, or cooling down), else ``None``."""
         gate = self.gate

@@ -18,7 +18,9 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
 
     ``total_requests`` counts calls (not attempts): it equals ``successful_requests +
     failed_requests + in_flight + queued``. ``failed_requests`` counts every call that ended
-    without a result, including those ``rejected`` (queue full) and those ``cancelled`` (the
+    without a result, including those ``rejected`` (queue full), those ``unsent`` (a pool's
+    call that waited here and found the endpoint unhealthy or disabled when its turn came:
+    it went to another member, nothing was sent here) and those ``cancelled`` (the
     task cancelled, ``KeyboardInterrupt``, a stream closed before its end, or a call whose
     event loop was closed while it waited). ``retries`` counts the extra attempts and
     ``retry_wait_seconds`` the time actually spent waiting between attempts. Read as
@@ -38,6 +40,7 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     successful_requests: int = 0
     failed_requests: int = 0
     rejected: int = 0
+    unsent: int = 0
     cancelled: int = 0
     retries: int = 0
     queued: int = 0
@@ -132,6 +135,7 @@ class StatsCounter:
         "retry_wait",
         "successful",
         "total",
+        "unsent",
     )
 
     def __init__(self, lock: threading.Lock) -> None:
@@ -144,6 +148,7 @@ class StatsCounter:
         stay counted in the total."""
         self.total = live
         self.successful = self.failed = self.rejected = self.cancelled = self.retries = 0
+        self.unsent = 0
         self.input_tokens = self.output_tokens = 0
         self.retry_wait = self.latency_total = self.latency_max = 0.0
 
@@ -192,6 +197,7 @@ class StatsCounter:
             successful_requests=self.successful,
             failed_requests=self.failed,
             rejected=self.rejected,
+            unsent=self.unsent,
             cancelled=self.cancelled,
             retries=self.retries,
             queued=queued,

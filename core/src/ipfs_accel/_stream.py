@@ -209,6 +209,7 @@ def _refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, cal
     (not a failure of the endpoint, which sent nothing)."""
     why = endpoint.closed_reason()
     if why is not None:
+        endpoint.unsent()
         err = TransportError(
             f"not sent: the endpoint is {why}", backend=x.backend,
             endpoint_id=config.endpoint_id, request_id=call.request_id, attempts=1,
