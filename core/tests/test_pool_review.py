@@ -177,12 +177,6 @@ def test_reset_stats_with_a_call_in_flight_keeps_the_laws(servers, use_async):
     conserved(pool)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "design question: 'ordered' sends every call to the first member with a free slot, "
-    "even when that member's own rpm pacing would hold the call for a long time while a "
-    "fallback is idle (the issue says it spills when the first is paused, unhealthy or "
-    "full; pacing is none of these). With a deadline the call now fails over; without "
-    "one it waits out the primary's pacing."))
 def test_ordered_spills_past_a_primary_held_by_its_own_pacing(servers):
     """ordered: A's rpm of 1 is spent, B is idle: the next call is picked for B."""
     pool, _, _ = make(servers, [{"rpm": 1}, {}], "ordered")

@@ -13,8 +13,10 @@ the ready ones:
   weighted round-robin: deterministic, never two heavy picks in a row when a light one is due).
 - ``latency``: the lowest moving average of successful attempts' latency; members not yet
   measured first, so each is tried.
-- ``ordered``: the first member (in the order given) that is ready and has a free slot;
-  when all ready ones are full, the first ready one (its queue takes the call).
+- ``ordered``: the first member (in the order given) that is ready, has a free slot and
+  would send at once (its pacing not holding the call); when each one with a free slot is
+  paced, the one that would send soonest; when all ready ones are full, the first ready one
+  (its queue takes the call).
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ class Picker:
         return min(ready, key=lambda m: m.latency or 0.0)
 
     def _ordered(self, ready: Sequence[Member], endpoints: Sequence[Endpoint]) -> Member:
-        for member, endpoint in zip(ready, endpoints, strict=True):
-            if endpoint.has_room:
-                return member
+        now = _monotonic()
+        roomy = [(m, e) for m, e in zip(ready, endpoints, strict=True) if e.has_room]
+        for member, endpoint in roomy:
+            if endpoint.eta(now) <= now:
+                return member  # the first that would send at once
+        if roomy:  # every one with room is paced: the one that would send soonest
+            return min(roomy, key=lambda pair: pair[1].eta(now))[0]
         return ready[0]
