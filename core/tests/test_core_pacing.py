@@ -20,6 +20,7 @@ from typing import Any
 import _echo_plugin
 import ipfs_accel
 import pytest
+from _threads import auntil, thread, until
 from ipfs_accel import (
     AuthenticationError,
     ChatResult,
@@ -88,35 +89,10 @@ def make(server: FaultServer, plugin: Any = _echo_plugin, **settings: Any):
     return b, eid
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (on an event, in small steps) until ``condition`` holds; fail after 10 s."""
-    tick = threading.Event()
-    end = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < end, f"never happened: {what}"
-        tick.wait(0.002)
 
 
-async def auntil(condition: Callable[[], bool], what: str) -> None:
-    end = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < end, f"never happened: {what}"
-        await asyncio.sleep(0.002)
 
 
-def thread(target: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Run ``target`` in a thread; the list gets its result or its exception."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(target())
-        except Exception as exc:
-            out.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, out
 
 
 # -- a 429 pauses the endpoint ----------------------------------------------------------

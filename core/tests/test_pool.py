@@ -12,11 +12,12 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import _echo_plugin
 import pytest
+from _threads import thread, until
 from ipfs_accel import (
     AuthenticationError,
     ConfigurationError,
@@ -100,27 +101,8 @@ def make(servers: list[Any], strategy: str = "least-busy", *, n: int = 2,
     return Setup(urls, strategy, own, weights, options)
 
 
-def thread(target: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Run ``target`` in a thread; the list gets its result or its exception."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(target())
-        except Exception as exc:
-            out.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, out
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
-    tick = threading.Event()
-    end = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < end, f"never happened: {what}"
-        tick.wait(0.002)
 
 
 def texts(pool: Pool, n: int) -> str:
