@@ -150,3 +150,29 @@ def test_a_probe_refused_before_it_was_sent_is_given_back() -> None:
         endpoint.limiter.leave()
         assert pool.chat(MSG).text == "A"  # the next probe goes, and succeeds
         assert backend.get_stats(eid).state == "ready"
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_member_removed_between_pick_and_call_moves_the_call_on(use_async: bool) -> None:
+    """remove_endpoint on a member's backend right after the pool picked that member: the
+    call picks again (the removed member is skipped) instead of failing with 'no endpoint'."""
+    with FaultServer(default=OK) as a, FaultServer(default=OK) as b:
+        reg = Registry(plugins=[_echo_plugin], entry_points=False)
+        backend = reg.get("echo")
+        ea = backend.create_endpoint("a", base_url=a.base_url)
+        eb = backend.create_endpoint("b", base_url=b.base_url)
+        pool = reg.pool([("echo", ea), ("echo", eb)], strategy="ordered")
+        pick = pool.pick
+
+        def pick_then_remove(run: Any) -> Any:
+            got = pick(run)
+            if getattr(got, "endpoint_id", None) == "a" and "a" in backend.endpoints():
+                backend.remove_endpoint("a")  # the race: removed after the pick
+            return got
+
+        pool.pick = pick_then_remove  # type: ignore[method-assign]
+        result = asyncio.run(pool.achat(MSG)) if use_async else pool.chat(MSG)
+        assert result.text == "A"
+        assert (len(a.requests), len(b.requests)) == (0, 1)
+        stats = pool.get_stats()
+        assert (stats.calls, stats.ok, stats.failed) == (1, 1, 0)

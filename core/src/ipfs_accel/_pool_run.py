@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CallError
+from ._errors import CallError, ConfigurationError
 from ._exchange import R
 
 if TYPE_CHECKING:
@@ -76,7 +76,10 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
     try:
         while True:
             member = _member_sync(pool, run)
-            endpoint, call = _prepared(req, member, run)
+            prepared = _prepared(req, member, run)
+            if prepared is None:
+                continue
+            endpoint, call = prepared
             pool.attempting(run, member)
             started = _monotonic()
             try:
@@ -105,7 +108,10 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
     try:
         while True:
             member = await _member_async(pool, run)
-            endpoint, call = _prepared(req, member, run)
+            prepared = _prepared(req, member, run)
+            if prepared is None:
+                continue
+            endpoint, call = prepared
             pool.attempting(run, member)
             started = _monotonic()
             try:
@@ -157,15 +163,27 @@ def _failed(run: Run, exc: BaseException) -> bool:
     return not isinstance(exc, Exception)
 
 
-def _prepared(req: Request, member: Member, run: Run) -> tuple[Endpoint, Call]:
-    """``req`` for ``member``; a probe taken for it is given back if that fails."""
+def _prepared(req: Request, member: Member, run: Run) -> tuple[Endpoint, Call] | None:
+    """``req`` for ``member``; ``None`` when the member's endpoint was removed from its
+    backend since it was picked (the call picks again: the pool skips it now). A probe
+    taken for it is given back if preparing fails."""
     try:
         return req.on(member)
-    except BaseException:
-        if run.probe:
+    except ConfigurationError:
+        if member.endpoint_id not in member.backend.endpoints():
             run.probe = False
-            member.endpoint.released()
+            return None
+        _give_back_probe(member, run)
         raise
+    except BaseException:
+        _give_back_probe(member, run)
+        raise
+
+
+def _give_back_probe(member: Member, run: Run) -> None:
+    if run.probe:
+        run.probe = False
+        member.endpoint.released()
 
 
 def _unprobe(run: Run, endpoint: Endpoint) -> None:
@@ -183,7 +201,10 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
     try:
         while True:
             member = _member_sync(pool, run)
-            endpoint, call = _prepared(req, member, run)
+            prepared = _prepared(req, member, run)
+            if prepared is None:
+                continue
+            endpoint, call = prepared
             pool.attempting(run, member)
             started = _monotonic()
             chunks = member.backend._engine.stream(
@@ -226,7 +247,10 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
     try:
         while True:
             member = await _member_async(pool, run)
-            endpoint, call = _prepared(req, member, run)
+            prepared = _prepared(req, member, run)
+            if prepared is None:
+                continue
+            endpoint, call = prepared
             pool.attempting(run, member)
             started = _monotonic()
             chunks = member.backend._engine.astream(
