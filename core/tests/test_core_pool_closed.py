@@ -92,25 +92,29 @@ def test_refused_without_sending_is_a_retryable_transport_error() -> None:
         assert server.requests == []
 
 
-def test_least_busy_spreads_paced_calls_by_when_they_would_go() -> None:
-    """Members paced by rpm are not 'unready': least-busy sends each call where it would
-    go soonest, so 8 calls at once on two members 0.05 s apart go 4 and 4, and no call
-    sleeps in the pool waiting for a member (that woke every waiting call per freed slot)."""
+def test_least_busy_sends_a_call_where_pacing_would_let_it_go_soonest() -> None:
+    """Members paced by rpm are not 'unready': least-busy picks the member where the call
+    would go soonest (then the least loaded), and when every member is paced it still
+    picks one (whose pacing then holds the call) rather than make the call sleep in the
+    pool, which woke every waiting call for each freed slot. rpm=60 (1 s apart) keeps the
+    order far above any scheduling noise."""
     with FaultServer(default=OK) as a, FaultServer(default=OK) as b:
         reg = Registry(plugins=[_echo_plugin], entry_points=False)
         backend = reg.get("echo")
-        ea = backend.create_endpoint("a", base_url=a.base_url, rpm=1200)
-        eb = backend.create_endpoint("b", base_url=b.base_url, rpm=1200)
+        ea = backend.create_endpoint("a", base_url=a.base_url, rpm=60)
+        eb = backend.create_endpoint("b", base_url=b.base_url, rpm=60)
         pool = reg.pool([("echo", ea), ("echo", eb)])
-
-        async def main() -> list[Any]:
-            return await asyncio.gather(*(pool.achat(MSG) for _ in range(8)))
-
-        assert len(asyncio.run(main())) == 8
-        assert (len(a.requests), len(b.requests)) == (4, 4)
-        stats = pool.get_stats()
-        assert stats.waits == 0 and stats.ok == 8
-        assert sum(m.paced for m in stats.members.values()) == 6  # all but the first on each
+        endpoint_a, endpoint_b = backend._endpoint(ea), backend._endpoint(eb)
+        assert endpoint_a.reserve(0) is not None  # a's next free moment: 1 s from now
+        run = pool.begin("chat", "req-1")
+        try:
+            first = pool.pick(run)
+            assert getattr(first, "endpoint_id", None) == "b"  # b would send at once
+            assert endpoint_b.reserve(0) is not None  # now both are paced
+            second = pool.pick(run)
+            assert not isinstance(second, float)  # a member, not a wait in the pool
+        finally:
+            pool.counter.ended(run.tally, ok=False, cancelled=True)
 
 
 def test_backoff_between_attempts_on_one_member_is_counted() -> None:
