@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -245,13 +245,7 @@ class Pool(PoolOperations):
         endpoints: list[Endpoint] = []
         soonest = math.inf
         probing = False
-        for m in self._members:
-            if run.operation not in m.backend.info.operations or m in run.refused:
-                continue
-            try:
-                endpoint = m.endpoint
-            except ConfigurationError:
-                continue
+        for m, endpoint in self._live(run):
             at = endpoint.ready_at(now)
             if at <= now:
                 ready.append(m)
@@ -285,6 +279,18 @@ class Pool(PoolOperations):
             "no member of the pool can take calls: every one is disabled by an "
             "authentication failure (update_endpoint with a new key brings one back) or "
             "was removed")
+
+    def _live(self, run: Run) -> Iterator[tuple[Member, Endpoint]]:
+        """The members that may take ``run``'s next attempt, with their live endpoints:
+        they offer its operation, have not refused it for good, and are still there."""
+        for m in self._members:
+            if run.operation not in m.backend.info.operations or m in run.refused:
+                continue
+            try:
+                endpoint = m.endpoint
+            except ConfigurationError:  # removed from its backend
+                continue
+            yield m, endpoint
 
     def _wait_for(self, run: Run, now: float, until: float, *, probe: bool = False) -> float:
         """The wait until ``until`` (a probe's: only until the next look), or raise when it
@@ -346,15 +352,9 @@ class Pool(PoolOperations):
         s = self.settings
         if run.attempts > s.max_retries:
             return None
-        others = [m for m in self._members
-                  if m is not member and m not in run.refused
-                  and run.operation in m.backend.info.operations]
-        for m in others:
-            try:
-                if m.endpoint.ready_at(now) <= now:
-                    return 0.0
-            except ConfigurationError:
-                continue
+        others = [e for m, e in self._live(run) if m is not member]
+        if any(e.ready_at(now) <= now for e in others):
+            return 0.0
         if not exc.retryable:  # nothing else to try, and the same member would refuse again,
             return 0.0 if others else None  # or the others' comeback is waited by pick()
         return self._again(run, member, exc, now)

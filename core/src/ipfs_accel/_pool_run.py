@@ -49,24 +49,35 @@ class Request:
             dict(self.params), **self.inputs)
 
 
-def _member_sync(pool: Pool, run: Run) -> Member:
+def _next_sync(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Call]:
+    """The member the next attempt goes to, waiting for one when none is ready, and the
+    call as it makes it; the attempt is counted."""
     while True:
         new = run.waiting_since is None  # a wait begins (not a look again during one)
         got = pool.pick(run)
-        if not isinstance(got, float):
-            return got
-        time.sleep(got)
-        pool.counter.waited(got, new=new)
+        if isinstance(got, float):
+            time.sleep(got)
+            pool.counter.waited(got, new=new)
+            continue
+        prepared = _prepared(req, got, run)
+        if prepared is not None:
+            pool.attempting(run, got)
+            return got, *prepared
 
 
-async def _member_async(pool: Pool, run: Run) -> Member:
+async def _next_async(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Call]:
+    """:func:`_next_sync` on the event loop."""
     while True:
-        new = run.waiting_since is None  # a wait begins (not a look again during one)
+        new = run.waiting_since is None
         got = pool.pick(run)
-        if not isinstance(got, float):
-            return got
-        await asyncio.sleep(got)
-        pool.counter.waited(got, new=new)
+        if isinstance(got, float):
+            await asyncio.sleep(got)
+            pool.counter.waited(got, new=new)
+            continue
+        prepared = _prepared(req, got, run)
+        if prepared is not None:
+            pool.attempting(run, got)
+            return got, *prepared
 
 
 def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
@@ -75,12 +86,7 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
     ok = cancelled = False
     try:
         while True:
-            member = _member_sync(pool, run)
-            prepared = _prepared(req, member, run)
-            if prepared is None:
-                continue
-            endpoint, call = prepared
-            pool.attempting(run, member)
+            member, endpoint, call = _next_sync(pool, run, req)
             started = _monotonic()
             try:
                 result = member.backend._engine.call(
@@ -107,12 +113,7 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
     ok = cancelled = False
     try:
         while True:
-            member = await _member_async(pool, run)
-            prepared = _prepared(req, member, run)
-            if prepared is None:
-                continue
-            endpoint, call = prepared
-            pool.attempting(run, member)
+            member, endpoint, call = await _next_async(pool, run, req)
             started = _monotonic()
             try:
                 result = await member.backend._engine.acall(
@@ -173,22 +174,17 @@ def _prepared(req: Request, member: Member, run: Run) -> tuple[Endpoint, Call] |
         if member.endpoint_id not in member.backend.endpoints():
             run.probe = False
             return None
-        _give_back_probe(member, run)
+        _unprobe(run, member.endpoint)
         raise
     except BaseException:
-        _give_back_probe(member, run)
+        _unprobe(run, member.endpoint)
         raise
-
-
-def _give_back_probe(member: Member, run: Run) -> None:
-    if run.probe:
-        run.probe = False
-        member.endpoint.released()
 
 
 def _unprobe(run: Run, endpoint: Endpoint) -> None:
-    """The attempt ``run`` made as its endpoint's probe is over: if it reached no outcome
-    (cancelled, refused before it was sent), the endpoint may be probed again."""
+    """The attempt ``run`` made (or was to make) as its endpoint's probe is over: if it
+    reached no outcome (cancelled, refused before it was sent, never prepared), the
+    endpoint may be probed again."""
     if run.probe:
         run.probe = False
         endpoint.released()
@@ -200,12 +196,7 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
     ok = cancelled = False
     try:
         while True:
-            member = _member_sync(pool, run)
-            prepared = _prepared(req, member, run)
-            if prepared is None:
-                continue
-            endpoint, call = prepared
-            pool.attempting(run, member)
+            member, endpoint, call = _next_sync(pool, run, req)
             started = _monotonic()
             chunks = member.backend._engine.stream(
                 endpoint, call, once=True, deadline_at=run.deadline_at)
@@ -246,12 +237,7 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
     ok = cancelled = False
     try:
         while True:
-            member = await _member_async(pool, run)
-            prepared = _prepared(req, member, run)
-            if prepared is None:
-                continue
-            endpoint, call = prepared
-            pool.attempting(run, member)
+            member, endpoint, call = await _next_async(pool, run, req)
             started = _monotonic()
             chunks = member.backend._engine.astream(
                 endpoint, call, once=True, deadline_at=run.deadline_at)
