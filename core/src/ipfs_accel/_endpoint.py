@@ -89,14 +89,11 @@ class Endpoint:
 
     # -- limits: pacing, pauses, health (see ``_limits``) ---------------------------------
 
-    def reserve(self, tokens: float) -> Reservation | None:
-        """Book an attempt with the endpoint's budgets; ``None`` when nothing limits it
-        (no ``rpm``/``tpm``, never paused: no lock taken)."""
-        gate = self.gate
-        if not gate.active:
-            return None
+    def reserve(self, tokens: float) -> Reservation:
+        """Book an attempt with the endpoint's budgets (callers skip it while
+        ``gate.active`` is false: nothing limits the endpoint)."""
         with self._lock:
-            return gate.reserve(_monotonic(), tokens)
+            return self.gate.reserve(_monotonic(), tokens)
 
     def cancel(self, res: Reservation) -> None:
         """An attempt booked but never sent gives its budget back."""

@@ -67,8 +67,6 @@ def _book(
         return None, 0.0
     tokens = estimate_tokens(call) if gate.tokens is not None else 0.0
     res = endpoint.reserve(tokens)
-    if res is None:
-        return None, 0.0
     now = _monotonic()
     wait = res.at - now
     if wait <= 0:
