@@ -9,7 +9,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ipfs_accel import backoff_delay, parse_reset, parse_retry_after
+from ipfs_accel import backoff_delay, parse_count, parse_reset, parse_retry_after
 from ipfs_accel._backoff import plan_wait
 
 delays = st.floats(min_value=0.001, max_value=100, allow_nan=False)
@@ -144,3 +144,12 @@ def test_parse_reset_never_raises(value: str) -> None:
     """Whatever a server sends, the answer is a finite wait >= 0 or None."""
     out = parse_reset(value)
     assert out is None or 0 <= out < math.inf
+
+
+@pytest.mark.parametrize(("value", "count"), [
+    ("4999", 4999), (" 0 ", 0), ("", None), ("-1", None), ("1.5", None), ("١٢", None),
+    ("12ms", None), (None, None),
+])
+def test_parse_count_reads_whole_numbers_only(value: str | None, count: int | None) -> None:
+    """A rate-limit count is plain ASCII digits; anything else is not said."""
+    assert parse_count(value) == count

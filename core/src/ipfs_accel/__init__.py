@@ -15,7 +15,7 @@ It logs (retries, with backend, endpoint and request ID; never a key) through th
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._backoff import backoff_delay, parse_reset, parse_retry_after
+from ._backoff import backoff_delay, parse_count, parse_reset, parse_retry_after
 from ._classify import default_classification, error_message
 from ._errors import (
     APIStatusError,
@@ -121,6 +121,7 @@ __all__ = [
     "hookimpl",
     "new_request_id",
     "normalize_finish_reason",
+    "parse_count",
     "parse_reset",
     "parse_retry_after",
 ]

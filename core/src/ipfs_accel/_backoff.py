@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Mapping
 
-__all__ = ["backoff_delay", "parse_reset", "parse_retry_after", "plan_wait"]
+__all__ = ["backoff_delay", "parse_count", "parse_reset", "parse_retry_after", "plan_wait"]
 
 
 def backoff_delay(
@@ -111,13 +111,22 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?"
                        r"(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
 
 
+def parse_count(value: str | None) -> int | None:
+    """A rate-limit count from a header value (``x-ratelimit-remaining-requests: 4999``):
+    ASCII digits, spaces around allowed, else ``None``; never raises."""
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def parse_reset(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds from now until a rate-limit budget resets, from a header value.
 
     Reads the forms APIs send: a duration (``6m0s``, ``1s``, ``20ms``, ``1h2m3.5s``, as
     OpenAI and Groq do), a plain number of seconds, or an RFC 3339 time (``2026-11-30T13:00:
     00Z``, as Anthropic does; ``now`` is the current ``time.time()``, for tests). A time in
-    the past is 0; anything unreadable, negative or not finite is ``None``.
+    the past is 0; anything unreadable, negative or not finite is ``None``. Never raises.
     """
     if value is None:
         return None

@@ -14,34 +14,12 @@ requests budget is per minute, Groq's is per day (its tokens budget per minute).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
-from ._backoff import parse_reset
+from ._backoff import parse_count, parse_reset
 from ._types import RateLimits
 
 __all__ = ["openai_rate_limits"]
-
-
-def _count(value: str | None) -> int | None:
-    """A rate-limit count from a header value: ASCII digits only (spaces around allowed),
-    else ``None``; never raises."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
-        return None
-    return int(text)
-
-
-def _reset(value: str | None) -> float | None:
-    """Seconds until a budget resets (:func:`~ipfs_accel.parse_reset`'s forms), ``None``
-    when unreadable or not finite; never raises."""
-    try:
-        seconds = parse_reset(value)
-    except (ValueError, OverflowError):  # a date past what datetime holds
-        return None
-    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
@@ -54,12 +32,12 @@ def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     """
     try:
         limits = RateLimits(
-            requests_limit=_count(headers.get("x-ratelimit-limit-requests")),
-            requests_remaining=_count(headers.get("x-ratelimit-remaining-requests")),
-            requests_reset=_reset(headers.get("x-ratelimit-reset-requests")),
-            tokens_limit=_count(headers.get("x-ratelimit-limit-tokens")),
-            tokens_remaining=_count(headers.get("x-ratelimit-remaining-tokens")),
-            tokens_reset=_reset(headers.get("x-ratelimit-reset-tokens")),
+            requests_limit=parse_count(headers.get("x-ratelimit-limit-requests")),
+            requests_remaining=parse_count(headers.get("x-ratelimit-remaining-requests")),
+            requests_reset=parse_reset(headers.get("x-ratelimit-reset-requests")),
+            tokens_limit=parse_count(headers.get("x-ratelimit-limit-tokens")),
+            tokens_remaining=parse_count(headers.get("x-ratelimit-remaining-tokens")),
+            tokens_reset=parse_reset(headers.get("x-ratelimit-reset-tokens")),
         )
     except (TypeError, AttributeError):  # a mapping holding something other than text
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from ipfs_accel import RateLimits, parse_reset
+from ipfs_accel import RateLimits, parse_count, parse_reset
 
 __all__ = ["rate_limits"]
 
@@ -21,25 +21,10 @@ _TOKEN_BUDGETS = ("tokens", "input-tokens", "output-tokens")
 _Budget = tuple[int | None, int | None, float | None]  # limit, remaining, reset
 
 
-def _count(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip()
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _reset(value: str | None, now: float | None) -> float | None:
-    try:
-        seconds = parse_reset(value, now=now)
-    except (ValueError, OverflowError):  # a time past what datetime holds
-        return None
-    return seconds if seconds is not None and math.isfinite(seconds) else None
-
-
 def _budget(headers: Mapping[str, str], name: str, now: float | None) -> _Budget:
-    return (_count(headers.get(f"{_PREFIX}{name}-limit")),
-            _count(headers.get(f"{_PREFIX}{name}-remaining")),
-            _reset(headers.get(f"{_PREFIX}{name}-reset"), now))
+    return (parse_count(headers.get(f"{_PREFIX}{name}-limit")),
+            parse_count(headers.get(f"{_PREFIX}{name}-remaining")),
+            parse_reset(headers.get(f"{_PREFIX}{name}-reset"), now=now))
 
 
 def _binding(budgets: list[_Budget]) -> _Budget:
