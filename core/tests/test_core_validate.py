@@ -21,6 +21,7 @@ from ipfs_accel import (
     Registry,
     ResponseError,
     StreamChunk,
+    ToolCall,
     Usage,
 )
 from ipfs_accel._validate import check_chunk, check_result, check_usage
@@ -49,7 +50,9 @@ def _raises(fn: Callable[[], object], *words: str) -> ResponseError:
 
 @given(
     text=st.text(), reason=st.none() | st.text(), model=st.none() | st.text(),
-    calls=st.none() | st.lists(st.dictionaries(st.text(max_size=3), st.text(max_size=3))),
+    calls=st.none() | st.lists(st.builds(
+        lambda i, n, a: ToolCall.of(id=i, name=n, arguments=a), st.text(max_size=3),
+        st.text(max_size=3), st.dictionaries(st.text(max_size=3), st.text(max_size=3)))),
     counts=st.tuples(COUNT, COUNT, COUNT, COUNT),
 )
 def test_well_typed_chat_results_pass(text, reason, model, calls, counts):
@@ -59,6 +62,14 @@ def test_well_typed_chat_results_pass(text, reason, model, calls, counts):
     result = ChatResult(text=text, finish_reason=reason, model=model, tool_calls=calls, usage=usage)
     check_result(result, CHAT, "b", "e")
     assert (result.text, result.finish_reason, result.model) == (text, reason, model)
+    assert all(c.id for c in result.tool_calls or ())  # a call the API gave no ID gets one
+
+
+def test_tool_calls_must_be_tool_call_values():
+    """A plugin that puts its API's dicts in tool_calls is told what the core expects."""
+    result = ChatResult(text="", tool_calls=[{"id": "x"}])  # type: ignore[list-item]
+    _raises(lambda: check_result(result, CHAT, "b", "e"),
+            "tool_calls[0] of type dict, expected ToolCall")
 
 
 @given(field=st.sampled_from(["text", "finish_reason", "model", "server_request_id"]),

@@ -16,7 +16,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._backoff import backoff_delay, parse_count, parse_reset, parse_retry_after
-from ._classify import default_classification, error_message
+from ._chatstream import AsyncChatStream, ChatStream, StreamNotDoneError
+from ._classify import default_classification, error_message, kind_from_message
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -59,6 +60,8 @@ from ._types import (
     Response,
     StreamChunk,
     StreamFailure,
+    ToolCall,
+    ToolCallDelta,
     Usage,
     normalize_finish_reason,
 )
@@ -70,6 +73,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FINISH_REASONS",
     "APIStatusError",
+    "AsyncChatStream",
     "AuthenticationError",
     "Backend",
     "BackendInfo",
@@ -77,6 +81,7 @@ __all__ = [
     "Call",
     "CallError",
     "ChatResult",
+    "ChatStream",
     "Classification",
     "ConfigurationError",
     "ContextLengthError",
@@ -110,7 +115,10 @@ __all__ = [
     "StreamChunk",
     "StreamFailure",
     "StreamInterruptedError",
+    "StreamNotDoneError",
     "TimeoutError",
+    "ToolCall",
+    "ToolCallDelta",
     "TransportError",
     "UnsupportedOperationError",
     "Usage",
@@ -119,6 +127,7 @@ __all__ = [
     "default_classification",
     "error_message",
     "hookimpl",
+    "kind_from_message",
     "new_request_id",
     "normalize_finish_reason",
     "parse_count",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ._call import Engine
+from ._chatstream import AsyncChatStream, ChatStream
 from ._endpoint import Endpoint
 from ._errors import ConfigurationError, UnsupportedOperationError
 from ._http import HTTP
@@ -23,10 +24,12 @@ from ._types import (
     EmbedResult,
     InvokeResult,
     Operation,
-    StreamChunk,
 )
+from .tools import check_features
 
 __all__ = ["Backend", "hide_key", "new_request_id"]
+
+_TEXT_OPERATIONS = frozenset(op.value for op in Operation if op is not Operation.EMBED)
 
 _token_hex = secrets.token_hex
 
@@ -191,6 +194,8 @@ class Backend:
         endpoint = self._endpoint(endpoint_id)
         if messages is not None and not isinstance(messages, list):
             raise ConfigurationError("messages must be a list of {'role', 'content'} dicts")
+        if operation in _TEXT_OPERATIONS:
+            check_features(self.name, operation, self.info.features, params, messages)
         if inputs is not None:
             if isinstance(inputs, str):
                 inputs = [inputs]
@@ -272,45 +277,46 @@ class Backend:
     def stream_chat(
         self, messages: list[dict[str, Any]], *, model: str | None = None,
         endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
-    ) -> Iterator[StreamChunk]:
+    ) -> ChatStream:
         """Stream a chat reply: chunks with text ``delta``; the last has ``done`` and usage.
+        After the stream, its ``result`` is the whole answer (a :class:`ChatResult`).
 
         The endpoint slot is held until the stream is consumed or closed.
         """
         endpoint, call = self._prepare(
             Operation.STREAM_CHAT.value, endpoint_id, request_id, model, params, messages=messages
         )
-        return self._engine.stream(endpoint, call)
+        return ChatStream(self._engine.stream(endpoint, call))
 
     def astream_chat(
         self, messages: list[dict[str, Any]], *, model: str | None = None,
         endpoint_id: str | None = None, request_id: str | None = None, **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncChatStream:
         """Async :meth:`stream_chat` (``async for chunk in backend.astream_chat(...)``)."""
         endpoint, call = self._prepare(
             Operation.STREAM_CHAT.value, endpoint_id, request_id, model, params, messages=messages
         )
-        return self._engine.astream(endpoint, call)
+        return AsyncChatStream(self._engine.astream(endpoint, call))
 
     def stream_generate(
         self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
         request_id: str | None = None, **params: Any,
-    ) -> Iterator[StreamChunk]:
+    ) -> ChatStream:
         """Stream a completion of a raw ``prompt``."""
         endpoint, call = self._prepare(
             Operation.STREAM_GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
         )
-        return self._engine.stream(endpoint, call)
+        return ChatStream(self._engine.stream(endpoint, call))
 
     def astream_generate(
         self, prompt: str, *, model: str | None = None, endpoint_id: str | None = None,
         request_id: str | None = None, **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncChatStream:
         """Async :meth:`stream_generate`."""
         endpoint, call = self._prepare(
             Operation.STREAM_GENERATE.value, endpoint_id, request_id, model, params, prompt=prompt
         )
-        return self._engine.astream(endpoint, call)
+        return AsyncChatStream(self._engine.astream(endpoint, call))
 
     def invoke(
         self, operation: str, *, model: str | None = None, endpoint_id: str | None = None,

@@ -13,7 +13,21 @@ from ._backoff import parse_retry_after
 from ._errors import ErrorKind
 from ._types import Classification, Failure
 
-__all__ = ["default_classification", "error_message"]
+__all__ = ["default_classification", "error_message", "kind_from_message"]
+
+# Wording of the APIs and of the proxies that relay them (LiteLLM, gateways), lower case.
+_MESSAGE_KINDS: tuple[tuple[ErrorKind, tuple[str, ...]], ...] = (
+    (ErrorKind.QUOTA_EXCEEDED, (
+        "exceeded your current quota", "insufficient_quota", "insufficient quota",
+        "credit balance is too low",
+    )),
+    (ErrorKind.CONTEXT_LENGTH, (
+        "maximum context length", "context window", "context_length_exceeded",
+        "context length exceeded", "prompt is too long", "input is too long",
+        "exceeds the context", "too many tokens in the prompt",
+    )),
+    (ErrorKind.RATE_LIMITED, ("rate limit", "rate_limit", "too many requests")),
+)
 
 
 _STATUS_KINDS: dict[int, tuple[ErrorKind, bool]] = {
@@ -53,6 +67,21 @@ def error_message(data: Any, content: bytes = b"") -> str:
     if isinstance(data, str):
         return data[:500]
     return content[:500].decode("utf-8", "replace").strip()
+
+
+def kind_from_message(message: str | None) -> ErrorKind | None:
+    """What an error message says the failure is, where its wording is unmistakable:
+    ``QUOTA_EXCEEDED`` ("exceeded your current quota"), ``CONTEXT_LENGTH`` ("maximum context
+    length", "context window", "prompt is too long"), ``RATE_LIMITED`` ("rate limit");
+    ``None`` otherwise. For plugins whose error codes are missing or relayed as HTTP
+    statuses by a proxy."""
+    if not message:
+        return None
+    low = message.lower()
+    for kind, words in _MESSAGE_KINDS:
+        if any(word in low for word in words):
+            return kind
+    return None
 
 
 def default_classification(failure: Failure) -> Classification:

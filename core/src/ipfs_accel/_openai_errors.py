@@ -7,11 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._classify import default_classification
+from ._classify import default_classification, kind_from_message
 from ._errors import ErrorKind
 from ._types import Classification, Failure
 
 __all__ = ["classify_error", "error_fields"]
+
+# where a message saying "context length" is believed: a refused request (a proxy may
+# relay it as any 4xx) or an error event in a stream, never a 429 or a 5xx
+_REQUEST_KINDS = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.SERVER, ErrorKind.NOT_FOUND})
 
 
 def error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
@@ -38,24 +42,40 @@ def error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
 
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+_RATE_CODES = frozenset({"rate_limit_exceeded", "rate_limit_error", "tokens", "requests",
+                         "429"})
 
 
 def classify_error(failure: Failure) -> Classification:
     """OpenAI's error semantics over the default classification.
 
     ``insufficient_quota`` (429) is not retried: waiting does not fix billing.
-    ``context_length_exceeded`` becomes a context-length error. The error code is kept.
+    ``context_length_exceeded`` becomes a context-length error. Where the code is missing
+    or is only an HTTP status (proxies put ``"400"`` or ``"429"`` there), the message
+    decides (:func:`~ipfs_accel.kind_from_message`). An error event inside a 200 stream
+    that says rate limit is a retryable ``RateLimitError`` (the core makes it final once
+    text reached the caller). The error code is kept.
     """
     c = default_classification(failure)
     message, type_, code = error_fields(failure.data)
     code = code or type_
-    if code in ("insufficient_quota", "billing_hard_limit_reached") or type_ == "insufficient_quota":
+    said = kind_from_message(message)
+    if (code in _QUOTA_CODES or type_ == "insufficient_quota"
+            or said is ErrorKind.QUOTA_EXCEEDED):
         return Classification(
             kind=ErrorKind.QUOTA_EXCEEDED, retryable=False, message=c.message, code=code
         )
-    if code in _CONTEXT_CODES:
+    if code in _CONTEXT_CODES or (
+        said is ErrorKind.CONTEXT_LENGTH and c.kind in _REQUEST_KINDS
+    ):
         c.kind = ErrorKind.CONTEXT_LENGTH
         c.retryable = False
+    elif failure.in_stream and (
+        code in _RATE_CODES or type_ in _RATE_CODES or said is ErrorKind.RATE_LIMITED
+    ):
+        c.kind = ErrorKind.RATE_LIMITED
+        c.retryable = True
     if message and not c.message:
         c.message = message
     c.code = code

@@ -32,6 +32,28 @@ def _params(call: Call, max_tokens_field: str) -> dict[str, Any]:
     return params
 
 
+def _sent(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as this format takes them: ``extra_content`` (what another backend
+    needs back with its turn, carried by ``ChatResult.message``) is not part of it."""
+    if not any("extra_content" in m or m.get("tool_calls") for m in messages):
+        return messages
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if "extra_content" not in message and not calls:
+            out.append(message)
+            continue
+        sent = {k: v for k, v in message.items() if k != "extra_content"}
+        if isinstance(calls, list):
+            sent["tool_calls"] = [
+                {k: v for k, v in c.items() if k != "extra_content"}
+                if isinstance(c, dict) and "extra_content" in c else c
+                for c in calls
+            ]
+        out.append(sent)
+    return out
+
+
 def chat_body(
     call: Call, *, stream: bool = False, include_usage: bool = True,
     max_tokens_field: str = "max_tokens", require_model: bool = True,
@@ -40,7 +62,7 @@ def chat_body(
     messages = call.messages
     if messages is None:
         messages = [{"role": "user", "content": call.prompt or ""}]
-    body: dict[str, Any] = {"messages": messages}
+    body: dict[str, Any] = {"messages": _sent(messages)}
     if require_model or call.model:
         body["model"] = _model(call)
     body.update(_params(call, max_tokens_field))

@@ -19,10 +19,14 @@ __all__ = [
     "ChunkDelta",
     "Completion",
     "CompletionChoice",
+    "CompletionTokensDetails",
     "CompletionUsage",
     "ContentPart",
+    "DeltaToolCall",
     "Embedding",
     "Embeddings",
+    "FunctionCall",
+    "MessageToolCall",
     "PromptTokensDetails",
 ]
 
@@ -38,6 +42,12 @@ class PromptTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
     cache_write_tokens: int | None = None
 
 
+class CompletionTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``usage.completion_tokens_details``: reasoning tokens (part of the completion's)."""
+
+    reasoning_tokens: int | None = None
+
+
 class CompletionUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``usage`` of a body or of a stream's last chunk (``CompletionUsage`` in the spec).
 
@@ -48,6 +58,7 @@ class CompletionUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
     completion_tokens: int | None = None
     total_tokens: int | None = None
     prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
     queue_time: float | None = None
     prompt_time: float | None = None
     completion_time: float | None = None
@@ -60,11 +71,37 @@ class ContentPart(msgspec.Struct, kw_only=True, omit_defaults=True):
     text: str | None = None
 
 
+class FunctionCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``function`` of a tool call: ``arguments`` is JSON text (OpenAI), or an object (some
+    servers behind this format send it decoded)."""
+
+    name: str | None = None
+    arguments: str | dict[str, Any] | None = None
+
+
+class MessageToolCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[].message.tool_calls[]`` of a chat completion."""
+
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCall | None = None
+
+
+class DeltaToolCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``choices[].delta.tool_calls[]`` of a chat stream chunk: a fragment of call
+    ``index`` (``id`` and the name come first, then the arguments in pieces)."""
+
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCall | None = None
+
+
 class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``choices[].message`` of a chat completion."""
 
     content: str | list[ContentPart] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[MessageToolCall] | None = None
 
 
 class ChatChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -86,6 +123,7 @@ class ChunkDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``choices[].delta`` of a chat stream chunk."""
 
     content: str | list[ContentPart] | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._backend import new_request_id
+from ._chatstream import AsyncChatStream, ChatStream
 from ._errors import ConfigurationError
 from ._pool_run import Request, astream, call_async, call_sync, stream
-from ._types import ChatResult, EmbedResult, InvokeResult, Operation, StreamChunk
+from ._types import ChatResult, EmbedResult, InvokeResult, Operation
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -89,38 +89,38 @@ class PoolOperations:
     def stream_chat(
         self, messages: list[dict[str, Any]], *, model: str | None = None,
         request_id: str | None = None, **params: Any,
-    ) -> Iterator[StreamChunk]:
+    ) -> ChatStream:
         """Stream a chat reply; it moves to another member only before its first chunk."""
         pool: Pool = self  # type: ignore[assignment]
         req = _request(pool, _STREAM_CHAT, request_id, model, params, messages=messages)
-        return stream(pool, req)
+        return ChatStream(stream(pool, req))
 
     def astream_chat(
         self, messages: list[dict[str, Any]], *, model: str | None = None,
         request_id: str | None = None, **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncChatStream:
         """Async :meth:`stream_chat`."""
         pool: Pool = self  # type: ignore[assignment]
         req = _request(pool, _STREAM_CHAT, request_id, model, params, messages=messages)
-        return astream(pool, req)
+        return AsyncChatStream(astream(pool, req))
 
     def stream_generate(
         self, prompt: str, *, model: str | None = None, request_id: str | None = None,
         **params: Any,
-    ) -> Iterator[StreamChunk]:
+    ) -> ChatStream:
         """Stream a completion of a raw ``prompt``."""
         pool: Pool = self  # type: ignore[assignment]
         req = _request(pool, _STREAM_GENERATE, request_id, model, params, prompt=prompt)
-        return stream(pool, req)
+        return ChatStream(stream(pool, req))
 
     def astream_generate(
         self, prompt: str, *, model: str | None = None, request_id: str | None = None,
         **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncChatStream:
         """Async :meth:`stream_generate`."""
         pool: Pool = self  # type: ignore[assignment]
         req = _request(pool, _STREAM_GENERATE, request_id, model, params, prompt=prompt)
-        return astream(pool, req)
+        return AsyncChatStream(astream(pool, req))
 
     def invoke(
         self, operation: str, *, model: str | None = None, request_id: str | None = None,

@@ -22,6 +22,7 @@ from ._errors import CallError, StreamInterruptedError
 from ._exchange import Exchanger, loop_time
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
+from ._toolcall import ToolCallParts, fill_ids
 from ._types import Call, Exchange, Failure, StreamChunk, StreamFailure, Usage, fit_finish_reason
 from ._validate import check_chunk, check_usage
 from ._watchdog import watch
@@ -34,7 +35,7 @@ class _StreamBase:
     """What the sync and async stream readers share: turning events into chunks."""
 
     __slots__ = ("bound", "call", "config", "deadline_at", "done", "exchange",
-                 "finish_reason", "headers", "idle", "native_finish_reason", "response",
+                 "finish_reason", "headers", "idle", "native_finish_reason", "parts", "response",
                  "server_request_id", "usage",
                  "x", "yielded")
 
@@ -57,6 +58,7 @@ class _StreamBase:
         self.yielded = False
         self.server_request_id: str | None = None
         self.headers: httpx2.Headers = httpx2.Headers()
+        self.parts: ToolCallParts | None = None  # tool-call fragments, until the turn ends
 
     def event(self, event: Event) -> StreamChunk | None:
         x = self.x
@@ -92,6 +94,10 @@ class _StreamBase:
         if out is None:
             return None
         check_chunk(out, self.call, x.backend, self.config.endpoint_id, self.server_request_id)
+        if out.tool_call_deltas or out.tool_calls or (
+            self.parts is not None and (out.finish_reason is not None or out.done)
+        ):
+            self.tools(out)
         fit_finish_reason(out)
         out.request_id = self.call.request_id
         if self.server_request_id is None and out.server_request_id:
@@ -104,9 +110,29 @@ class _StreamBase:
         if out.done:
             self.done = True
             return self.final(out)
-        if not out.delta and out.finish_reason is None:
+        if (not out.delta and out.finish_reason is None and out.tool_call_deltas is None
+                and out.tool_calls is None):
             return None
         return out
+
+    def tools(self, out: StreamChunk) -> None:
+        """Tool calls: fragments kept until the turn ends, then put whole on the chunk that
+        ends it; whole calls a plugin sent get their IDs."""
+        parts = self.parts
+        if parts is None:
+            parts = self.parts = ToolCallParts()
+        if out.tool_calls:
+            fill_ids(out.tool_calls, self.call.request_id, parts.count)
+            parts.count += len(out.tool_calls)
+        if out.tool_call_deltas:
+            parts.add(out.tool_call_deltas)
+        if out.finish_reason is not None or out.done:
+            calls = parts.take(self.call.request_id)
+            if calls:
+                out.tool_calls = [*(out.tool_calls or ()), *calls]
+            if out.finish_reason == "stop" and parts.count:  # the turn asked for tools
+                out.native_finish_reason = out.native_finish_reason or "stop"
+                out.finish_reason = "tool_calls"
 
     def final(self, last: StreamChunk) -> StreamChunk:
         last.usage = self.usage or last.usage or Usage()

@@ -48,6 +48,7 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    reasoning_tokens: int = 0
     retry_wait_seconds: float = 0.0
     latency_seconds_total: float = 0.0
     latency_seconds_max: float = 0.0
@@ -130,11 +131,13 @@ class StatsCounter:
         "latency_max",
         "latency_total",
         "output_tokens",
+        "reasoning_tokens",
         "rejected",
         "retries",
         "retry_wait",
         "successful",
         "total",
+        "total_tokens",
         "unsent",
     )
 
@@ -149,7 +152,7 @@ class StatsCounter:
         self.total = live
         self.successful = self.failed = self.rejected = self.cancelled = self.retries = 0
         self.unsent = 0
-        self.input_tokens = self.output_tokens = 0
+        self.input_tokens = self.output_tokens = self.total_tokens = self.reasoning_tokens = 0
         self.retry_wait = self.latency_total = self.latency_max = 0.0
 
     def admitted_locked(self) -> None:
@@ -185,6 +188,8 @@ class StatsCounter:
         if usage is not None:
             self.input_tokens += usage.input_tokens
             self.output_tokens += usage.output_tokens
+            self.total_tokens += usage.total_tokens
+            self.reasoning_tokens += usage.reasoning_tokens
         self.latency_total += latency
         self.latency_max = max(self.latency_max, latency)
 
@@ -204,7 +209,8 @@ class StatsCounter:
             in_flight=in_flight,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
-            total_tokens=self.input_tokens + self.output_tokens,
+            total_tokens=self.total_tokens,
+            reasoning_tokens=self.reasoning_tokens,
             retry_wait_seconds=self.retry_wait,
             latency_seconds_total=self.latency_total,
             latency_seconds_max=self.latency_max,

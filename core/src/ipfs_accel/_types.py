@@ -10,8 +10,11 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ._errors import ErrorKind
+from ._finish import FINISH_REASONS, fit_finish_reason, normalize_finish_reason
 from ._ratelimits import RateLimits
 from ._secrets import mask_secret_values
+from ._toolcall import ToolCall, ToolCallDelta
+from ._usage import Usage
 
 __all__ = [
     "FINISH_REASONS",
@@ -28,6 +31,8 @@ __all__ = [
     "Response",
     "StreamChunk",
     "StreamFailure",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
     "fit_finish_reason",
     "normalize_finish_reason",
@@ -81,6 +86,13 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     ``default_models`` names a default per operation (``{"embed": "text-embedding-3-small"}``)
     where one model cannot serve them all; ``default_model`` serves the operations it does not
     name. A default is used only when neither the call nor the endpoint names a model.
+
+    ``features`` says, per operation, what its requests may carry beyond plain text:
+    ``"tools"`` (``tools``, ``tool_choice``, tool calls and tool results in the messages),
+    ``"json_schema"`` and ``"json_object"`` (``response_format``), ``"images"``
+    (``image_url`` parts). The core refuses a call that needs one its operation lacks with a
+    ``ConfigurationError`` before anything is sent. ``None`` (a plugin that declares
+    nothing) leaves it to the plugin.
     """
 
     name: str
@@ -95,6 +107,7 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     request_id_header: str = "X-Request-ID"
     server_request_id_headers: tuple[str, ...] = ("x-request-id", "request-id")
     options: type[msgspec.Struct] | None = None
+    features: Mapping[str, frozenset[str]] | None = None
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -145,88 +158,15 @@ class Response(msgspec.Struct, kw_only=True):
         return _repr(self, self.__rich_repr__())
 
 
-class Usage(msgspec.Struct, kw_only=True):
-    """Token usage of one call. ``total_tokens`` is always input plus output.
-
-    ``cache_read_tokens`` and ``cache_write_tokens`` count prompt-cache tokens where the API
-    reports them (they are part of, not added to, the input); ``details`` keeps any other
-    numbers the API reports (Groq's timings, for example) under the API's own names.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    details: dict[str, float] = {}
-
-    def __post_init__(self) -> None:
-        self.total_tokens = self.input_tokens + self.output_tokens
-
-    def plus(self, other: Usage) -> Usage:
-        """The sum of two usages (a call made of several exchanges)."""
-        details = dict(self.details)
-        for key, value in other.details.items():
-            details[key] = details.get(key, 0) + value
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            details=details,
-        )
-
-    def merged(self, later: Usage) -> Usage:
-        """This usage updated by a later report of the same call (stream events).
-
-        A field the later report leaves at zero keeps its value: Anthropic's
-        ``message_start`` carries the input tokens and ``message_delta`` the output tokens.
-        """
-        details = {**self.details, **later.details} if later.details else self.details
-        return Usage(
-            input_tokens=later.input_tokens or self.input_tokens,
-            output_tokens=later.output_tokens or self.output_tokens,
-            cache_read_tokens=later.cache_read_tokens or self.cache_read_tokens,
-            cache_write_tokens=later.cache_write_tokens or self.cache_write_tokens,
-            details=details,
-        )
-
-
-FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
-"""The one vocabulary of ``finish_reason`` (OpenAI's, plus ``error`` and ``other``)."""
-
-
-def normalize_finish_reason(native: str | None, table: Mapping[str, str]) -> str | None:
-    """``native`` (an API's own stop reason) in the one vocabulary: by ``table`` (the API's
-    values, in any case, to :data:`FINISH_REASONS`), as it is when already in it, else
-    ``"other"``; ``None`` stays ``None``. Plugins keep ``native`` in ``native_finish_reason``.
-    """
-    if native is None:
-        return None
-    mapped = table.get(native)
-    if mapped is None:
-        low = native.lower()
-        mapped = next((v for k, v in table.items() if k.lower() == low), None)
-    if mapped is not None:
-        return mapped
-    return native if native in FINISH_REASONS else "other"
-
-
-def fit_finish_reason(result: ChatResult | StreamChunk) -> None:
-    """Hold the core's promise for any plugin: a ``finish_reason`` outside the vocabulary
-    moves to ``native_finish_reason`` (unless the plugin set that) and becomes ``"other"``."""
-    reason = result.finish_reason
-    if reason is not None and reason not in FINISH_REASONS:
-        if result.native_finish_reason is None:
-            result.native_finish_reason = reason
-        result.finish_reason = "other"
-
-
 class ChatResult(msgspec.Struct, kw_only=True):
     """The result of ``chat`` or ``generate``, the same shape for every backend.
 
     ``finish_reason`` is one of :data:`FINISH_REASONS` whatever the backend;
     ``native_finish_reason`` is the API's own value (``end_turn``, ``STOP``, ``COMPLETE``...).
+    ``tool_calls`` are the functions the model asked to call (``finish_reason`` is then
+    ``"tool_calls"``); :attr:`message` is the assistant turn to append to the messages
+    before the tools' answers. ``extra_content`` is what the backend needs back with that
+    turn that OpenAI's form has no field for (by vendor); it travels in :attr:`message`.
     """
 
     text: str
@@ -236,8 +176,22 @@ class ChatResult(msgspec.Struct, kw_only=True):
     usage: Usage = msgspec.field(default_factory=Usage)
     request_id: str = ""
     server_request_id: str | None = None
-    tool_calls: list[Any] | None = None
+    tool_calls: list[ToolCall] | None = None
+    extra_content: dict[str, Any] | None = None
     raw: Any = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message of this answer in OpenAI's form, to append to the
+        conversation: ``messages += [result.message, *tool_answers]``."""
+        out: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            out["tool_calls"] = [call.to_message() for call in self.tool_calls]
+            if not self.text:
+                out["content"] = None
+        if self.extra_content:
+            out["extra_content"] = self.extra_content
+        return out
 
 
 class EmbedResult(msgspec.Struct, kw_only=True):
@@ -268,6 +222,12 @@ class StreamChunk(msgspec.Struct, kw_only=True):
     A plugin may set ``server_request_id`` from an event when the server sends its ID only
     in the body; the core then puts it on this and later chunks (a header's ID wins).
     ``finish_reason`` and ``native_finish_reason`` are as on :class:`ChatResult`.
+
+    Tool calls: a plugin puts the fragments an event carries in ``tool_call_deltas`` (or
+    whole calls in ``tool_calls``, where its API sends them whole); the core joins the
+    fragments and puts the whole calls in ``tool_calls`` of the chunk that ends the turn
+    (the one with a ``finish_reason``). ``model`` and ``extra_content`` (as on
+    :class:`ChatResult`) are set by a plugin where an event carries them.
     """
 
     delta: str = ""
@@ -277,6 +237,10 @@ class StreamChunk(msgspec.Struct, kw_only=True):
     usage: Usage | None = None
     request_id: str = ""
     server_request_id: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_deltas: list[ToolCallDelta] | None = None
+    model: str | None = None
+    extra_content: dict[str, Any] | None = None
     raw: Any = None
 
 

@@ -33,6 +33,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ._errors import ResponseError
+from ._toolcall import ToolCall, ToolCallDelta, fill_ids
 from ._types import Call, ChatResult, EmbedResult, InvokeResult, StreamChunk, Usage
 
 __all__ = ["check_chunk", "check_result", "check_usage"]
@@ -41,7 +42,7 @@ _Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_inf
 _VECTORS = list[list[_Finite]]  # NaN fails both bounds, so this admits finite numbers only
 _convert = msgspec.convert
 _TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
-           "cache_write_tokens")
+           "cache_write_tokens", "reasoning_tokens")
 
 
 def check_result(
@@ -58,6 +59,8 @@ def check_result(
     """
     if isinstance(result, ChatResult):
         problem = _chat(result)
+        if problem is None and result.tool_calls:
+            fill_ids(result.tool_calls, call.request_id)
     elif isinstance(result, EmbedResult):
         problem = _embed(result, call.inputs)
     else:
@@ -94,11 +97,13 @@ def check_chunk(
     delta, reason, sid, usage = (
         chunk.delta, chunk.finish_reason, chunk.server_request_id, chunk.usage
     )
+    calls: Any = chunk.tool_calls
+    deltas: Any = chunk.tool_call_deltas
     if (
         type(delta) is str
         and (reason is None or type(reason) is str)
         and (sid is None or type(sid) is str)
-        and usage is None
+        and usage is None and calls is None and deltas is None
     ):
         return
     problem = (
@@ -106,6 +111,8 @@ def check_chunk(
         or _optional_text("finish_reason", reason)
         or _optional_text("server_request_id", sid)
         or (None if usage is None else _usage(usage))
+        or (None if calls is None else _items("tool_calls", calls, ToolCall))
+        or (None if deltas is None else _items("tool_call_deltas", deltas, ToolCallDelta))
     )
     if problem is not None:
         raise _error(problem, call, backend, endpoint_id, server_request_id)
@@ -123,6 +130,16 @@ def _error(
     )
     err.retryable = False
     return err
+
+
+def _items(name: str, values: Any, type_: type) -> str | None:
+    """A list whose items are all ``type_``, else what is wrong with it."""
+    if not isinstance(values, list):
+        return f"{name} of type {_kind(values)}, expected a list"
+    for i, value in enumerate(values):
+        if type(value) is not type_:
+            return f"{name}[{i}] of type {_kind(value)}, expected {type_.__name__}"
+    return None
 
 
 def _kind(value: Any) -> str:
@@ -151,11 +168,15 @@ def _chat(result: ChatResult) -> str | None:
         and (reason is None or type(reason) is str)
         and (model is None or type(model) is str)
         and (sid is None or type(sid) is str)
-        and (calls is None or type(calls) is list)
+        and (calls is None or (type(calls) is list and all(type(c) is ToolCall for c in calls)))
     ):
         return None
     if calls is not None and not isinstance(calls, list):
         return f"tool_calls of type {_kind(calls)}, expected a list"
+    if calls:
+        problem = _items("tool_calls", calls, ToolCall)
+        if problem is not None:
+            return problem
     return (
         _text("text", text)
         or _optional_text("finish_reason", reason)
@@ -200,13 +221,14 @@ def _vector_problem(vectors: list[Any]) -> str:
 def _usage(usage: Any) -> str | None:
     if not isinstance(usage, Usage):
         return f"usage of type {_kind(usage)}, expected Usage"
-    i, o, t, r, w = (
+    i, o, t, r, w, z = (
         usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.cache_read_tokens,
-        usage.cache_write_tokens,
+        usage.cache_write_tokens, usage.reasoning_tokens,
     )
     if (
         type(i) is int and type(o) is int and type(t) is int and type(r) is int
-        and type(w) is int and i >= 0 and o >= 0 and t >= 0 and r >= 0 and w >= 0
+        and type(w) is int and type(z) is int
+        and i >= 0 and o >= 0 and t >= 0 and r >= 0 and w >= 0 and z >= 0
     ):
         return None
     for name in _TOKENS:

@@ -46,6 +46,7 @@ import msgspec
 from ._errors import UnsupportedOperationError
 from ._openai_errors import classify_error, error_fields
 from ._openai_limits import openai_rate_limits
+from ._openai_parts import _raw_calls, parse_usage, tool_call_deltas, tool_calls
 from ._openai_requests import bearer_headers, chat_body, completion_body, embeddings_body
 from ._openai_wire import (
     ChatChoice,
@@ -56,10 +57,14 @@ from ._openai_wire import (
     ChunkDelta,
     Completion,
     CompletionChoice,
+    CompletionTokensDetails,
     CompletionUsage,
     ContentPart,
+    DeltaToolCall,
     Embedding,
     Embeddings,
+    FunctionCall,
+    MessageToolCall,
     PromptTokensDetails,
 )
 from ._settings import EndpointConfig
@@ -71,7 +76,6 @@ from ._types import (
     Response,
     StreamChunk,
     StreamFailure,
-    Usage,
     normalize_finish_reason,
 )
 from ._wire import Event, decode_json
@@ -86,10 +90,14 @@ __all__ = [
     "ChunkDelta",
     "Completion",
     "CompletionChoice",
+    "CompletionTokensDetails",
     "CompletionUsage",
     "ContentPart",
+    "DeltaToolCall",
     "Embedding",
     "Embeddings",
+    "FunctionCall",
+    "MessageToolCall",
     "PromptTokensDetails",
     "bearer_headers",
     "chat_body",
@@ -105,6 +113,8 @@ __all__ = [
     "parse_completion_event",
     "parse_embeddings",
     "parse_usage",
+    "tool_call_deltas",
+    "tool_calls",
 ]
 
 
@@ -150,41 +160,6 @@ def _normal(native: str | None) -> str | None:
     return normalize_finish_reason(native, FINISH_REASON_TABLE)
 
 
-def parse_usage(data: Any) -> Usage | None:
-    """Usage from the ``usage`` of a body or stream chunk, ``None`` when it has none.
-
-    ``data`` is one of the Structs above (or any value with a ``usage`` attribute holding a
-    :class:`CompletionUsage`, such as a plugin's own chunk Struct), or a generically decoded
-    body, whose ``usage`` is fitted here leniently: usage that cannot be read is no usage,
-    never an error, as this backs the ``parse_usage`` hook.
-    """
-    if isinstance(data, Mapping):
-        counts: Any = data.get("usage")
-    else:
-        counts = getattr(data, "usage", None)
-    if counts is None:
-        return None
-    if not isinstance(counts, CompletionUsage):
-        try:
-            counts = msgspec.convert(counts, CompletionUsage, strict=False)
-        except msgspec.ValidationError:
-            return None
-    details = counts.prompt_tokens_details
-    timings = {
-        name: value for name, value in (
-            ("queue_time", counts.queue_time), ("prompt_time", counts.prompt_time),
-            ("completion_time", counts.completion_time), ("total_time", counts.total_time),
-        ) if value is not None
-    }
-    return Usage(
-        input_tokens=counts.prompt_tokens or 0,
-        output_tokens=counts.completion_tokens or 0,
-        cache_read_tokens=(details.cached_tokens or 0) if details is not None else 0,
-        cache_write_tokens=(details.cache_write_tokens or 0) if details is not None else 0,
-        details=timings,
-    )
-
-
 def _text(content: str | list[ContentPart] | None) -> str:
     if isinstance(content, str):
         return content
@@ -211,13 +186,14 @@ def parse_chat(resp: Response) -> ChatResult:
         return ChatResult(text="", finish_reason=_normal(first.finish_reason),
                           native_finish_reason=first.finish_reason, model=data.model,
                           raw=_raw(resp))
+    raw = _raw(resp)
     return ChatResult(
         text=_text(message.content),
         finish_reason=_normal(first.finish_reason),
         native_finish_reason=first.finish_reason,
         model=data.model,
-        tool_calls=message.tool_calls or None,
-        raw=_raw(resp),
+        tool_calls=tool_calls(message.tool_calls, _raw_calls(raw)),
+        raw=raw,
     )
 
 
@@ -319,6 +295,8 @@ def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
         delta=_text(delta.content) if delta is not None else "",
         finish_reason=_normal(choice.finish_reason),
         native_finish_reason=choice.finish_reason, raw=_event_raw(event),
+        tool_call_deltas=tool_call_deltas(delta.tool_calls) if delta is not None else None,
+        model=data.model,
     )
 
 
