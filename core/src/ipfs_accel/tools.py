@@ -42,6 +42,7 @@ __all__ = [
     "check_params",
     "data_url",
     "function_tools",
+    "native_tools",
     "needed_features",
     "response_format",
     "tool_call_id",
@@ -84,16 +85,38 @@ def _bad(what: str) -> ConfigurationError:
     return ConfigurationError(what)
 
 
-def function_tools(params: Mapping[str, Any]) -> list[FunctionTool]:
-    """The call's ``tools``, read and checked (none: an empty list)."""
+def _tools(params: Mapping[str, Any]) -> list[Any]:
     tools = params.get("tools")
     if tools is None:
         return []
     if not isinstance(tools, list):
         raise _bad(f"tools must be a list of function tools, not {type(tools).__name__}")
-    out: list[FunctionTool] = []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
+        if not isinstance(tool, Mapping):
+            raise _bad(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}, "
+                       f"not {type(tool).__name__}")
+    return tools
+
+
+def _is_function(tool: Mapping[str, Any]) -> bool:
+    return tool.get("type") == "function" or "function" in tool
+
+
+def native_tools(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The call's tools in its API's own form (any tool that is not OpenAI's
+    ``{"type": "function", ...}``: Anthropic's ``{"name", "input_schema"}``, a server tool
+    such as web search), for the plugin to send as they are."""
+    return [dict(t) for t in _tools(params) if not _is_function(t)]
+
+
+def function_tools(params: Mapping[str, Any]) -> list[FunctionTool]:
+    """The call's function tools in OpenAI's form, read and checked (none: an empty list);
+    tools in an API's own form are :func:`native_tools`."""
+    out: list[FunctionTool] = []
+    for i, tool in enumerate(_tools(params)):
+        if not _is_function(tool):
+            continue
+        if tool.get("type", "function") != "function":
             raise _bad(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}")
         fn = tool.get("function")
         if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:

@@ -34,7 +34,7 @@ from ._actions import (
     TruncatedStream,
     with_faults,
 )
-from ._case import Case, CheckResult, chat_call, openai_chat_case, registry_for
+from ._case import TOOL, Case, CheckResult, ToolCase, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
 from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
 from ._ratelimit import RateLimit, RateStats
@@ -46,6 +46,7 @@ from ._suite import BackendConformance
 __all__ = [
     "CHECKS",
     "FAST_RETRIES",
+    "TOOL",
     "Action",
     "Answer",
     "BackendConformance",
@@ -65,6 +66,7 @@ __all__ = [
     "Report",
     "Responder",
     "Stream",
+    "ToolCase",
     "TruncatedStream",
     "build_report",
     "chat_call",

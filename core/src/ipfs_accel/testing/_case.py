@@ -15,7 +15,8 @@ from .._backend import Backend
 from .._registry import Registry
 from ._actions import Reply, Stream
 
-__all__ = ["Case", "CheckResult", "chat_call", "openai_chat_case", "registry_for"]
+__all__ = ["TOOL", "Case", "CheckResult", "ToolCase", "chat_call", "openai_chat_case",
+           "registry_for"]
 
 CallFn = Callable[[Backend, str, str], Any]
 
@@ -29,6 +30,40 @@ def chat_call(backend: Backend, endpoint_id: str, request_id: str) -> Any:
 
 def _error(message: str) -> dict[str, Any]:
     return {"error": {"message": message}}
+
+
+TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city now.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]},
+    },
+}
+"""The tool the kit's tool check offers; the case's replies call it as
+``get_weather({"city": "Paris"})``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCase:
+    """How a backend with tools answers the kit's tool round trip.
+
+    - ``reply``: the API's answer (as it sends it) to a chat offering :data:`TOOL`, asking
+      for one call: ``get_weather`` with ``{"city": "Paris"}``.
+    - ``stream``: the same answer streamed (the API's lines, as for ``Case.stream``);
+      ``None`` where the backend has no stream_chat.
+    - ``id``: the call's ID as the API sends it; ``None`` for an API that sends none (the
+      core then makes one, and the check only asks that it is there and round-trips).
+
+    The check then sends the turn back (``result.message`` and a ``tool`` message with the
+    answer ``"sunny, 21 C"``), replied to with the case's chat reply, and looks for the
+    function's name, the answer (and the ID, where the API has one) in that request.
+    """
+
+    reply: Reply
+    stream: Stream | None = None
+    id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +101,8 @@ class Case:
       ``stop``) must appear in the chat request body, as a dotted path (``"p"``,
       ``"stop_sequences"``, ``"generationConfig.maxOutputTokens"``); ``None`` for one the
       API has no room for (the plugin drops it and the call still succeeds).
+    - ``tools``: the backend's answers for the tool round trip (a :class:`ToolCase`); a
+      backend that declares ``tools`` in ``BackendInfo.features`` should declare it.
     """
 
     backend: str
@@ -89,6 +126,7 @@ class Case:
     embed: Reply | None = None
     inputs: tuple[str, ...] = ("ping",)
     params: Mapping[str, str | None] = field(default_factory=dict)
+    tools: ToolCase | None = None
 
 
 def openai_chat_case(
@@ -104,6 +142,7 @@ def openai_chat_case(
     stream: bool | Stream = False,
     embed: bool | Reply = False,
     params: Mapping[str, str | None] | None = None,
+    tools: bool = False,
 ) -> Case:
     """A :class:`Case` for a backend that answers chat in the OpenAI Chat Completions shape.
 
@@ -114,6 +153,8 @@ def openai_chat_case(
     OpenAI stream of the same answer (``"po"``, ``"ng"``, the finish, a usage chunk, then
     ``[DONE]``), or pass your own :class:`Stream`; ``embed=True`` the OpenAI ``/embeddings``
     answer (a :class:`Reply` of your own otherwise). ``params`` is :attr:`Case.params`.
+    ``tools=True`` declares the OpenAI answer (and, with ``stream``, the OpenAI stream, the
+    arguments in two pieces) calling :data:`TOOL` for the tool round trip.
     The error replies are the kit's defaults (``{"error": {"message": ...}}``). The other
     arguments are those of :class:`Case`; the key travels as a bearer token by default.
     """
@@ -138,7 +179,43 @@ def openai_chat_case(
         stream=_openai_stream(model, extra) if stream is True else stream or None,
         embed=_openai_embeddings(model) if embed is True else embed or None,
         params=dict(params or {}),
+        tools=_openai_tools(model, extra, stream=bool(stream)) if tools else None,
     )
+
+
+def _openai_tools(model: str, extra: Mapping[str, Any] | None, *, stream: bool) -> ToolCase:
+    call = {"id": "call_abc123", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    body = {
+        "id": "chatcmpl-tool1", "object": "chat.completion", "created": 1764201600,
+        "model": model, **(extra or {}),
+        "choices": [{"index": 0, "logprobs": None, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {"id": "chatcmpl-tool1", "object": "chat.completion.chunk",
+                "created": 1764201600, "model": model, **(extra or {}),
+                "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                             "finish_reason": finish}]}
+
+    events = [
+        chunk({"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_abc123", "type": "function",
+             "function": {"name": "get_weather", "arguments": ""}}]}, None),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}, None),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}, None),
+        chunk({}, "tool_calls"),
+        {"id": "chatcmpl-tool1", "object": "chat.completion.chunk", "created": 1764201600,
+         "model": model, "choices": [],
+         "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
+    ]
+    lines: list[str] = []
+    for event in events:
+        lines += [f"data: {json.dumps(event)}", ""]
+    return ToolCase(reply=Reply(200, json=body), id="call_abc123",
+                    stream=Stream([*lines, "data: [DONE]", ""]) if stream else None)
 
 
 def _openai_stream(model: str, extra: Mapping[str, Any] | None) -> Stream:
