@@ -6,7 +6,8 @@ feature promises. A check returns a :class:`CheckResult`; it never raises. The c
 by family: per-endpoint counters and keys (``_checks_endpoint``), backoff and request ID
 (``_checks_retry``), the queue (``_checks_queue``), classify_error (``_checks_classify``),
 the operations the kit drives itself: stream, finish_reason, every covered operation sync
-and async (``_checks_ops``) and the common parameters' request form (``_checks_params``);
+and async (``_checks_ops``), the common parameters' request form (``_checks_params``) and
+the tool round trip (``_checks_tools``);
 what they share is in ``_run`` (and, for driving operations, ``_drive``). A check that has
 nothing to check for the case is *skipped*: shown as such, never as a pass.
 """
@@ -25,6 +26,7 @@ from ._checks_ops import check_finish_reason, check_operations, check_stream
 from ._checks_params import check_params
 from ._checks_queue import check_queue
 from ._checks_retry import check_backoff, check_request_id
+from ._checks_tools import check_tools
 from ._run import CheckFailed, CheckRun, CheckSkipped
 
 __all__ = ["CHECKS", "Check", "run_check", "run_checks"]
@@ -50,6 +52,7 @@ CHECKS: tuple[Check, ...] = (
     Check("params", "common parameters", check_params),
     Check("operations", "operations sync+async", check_operations),
     Check("finish_reason", "finish_reason", check_finish_reason),
+    Check("tools", "tool calls round trip", check_tools),
 )
 """The checks, in report order. The last four drive what the case's optional parts declare
 (a stream reply, the parameters' request form, chat/embed replies, the finish); each is

@@ -81,3 +81,7 @@ class BackendConformance:
     def test_finish_reason(self) -> None:
         """Results end with the case's finish_reason, in the one vocabulary, never 'other'."""
         self._check("finish_reason")
+
+    def test_tools(self) -> None:
+        """A tool call comes back typed and goes back to the API with the tool's answer."""
+        self._check("tools")
