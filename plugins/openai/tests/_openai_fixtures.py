@@ -104,3 +104,27 @@ def backend(server: Server, **settings: Any) -> tuple[Backend, str]:
     b = mock_backend(ipfs_accel_openai, server)
     eid = b.create_endpoint(**{"api_key": KEY, **FAST_RETRIES, **settings})
     return b, eid
+
+
+def tool_calls_answer(*calls: dict[str, Any], content: str | None = None,
+                      finish: str = "tool_calls", usage: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """A ``chat.completion`` whose message asks for ``calls`` (``ChatCompletionMessageToolCall``)."""
+    return {**CHAT, "id": "chatcmpl-tool",
+            "choices": [{"index": 0, "logprobs": None, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": content, "refusal": None,
+                                     "annotations": [], "tool_calls": list(calls)}}],
+            "usage": usage or CHAT["usage"]}
+
+
+def function_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One ``tool_calls[]`` entry of a message, arguments as JSON text (as OpenAI sends them)."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_chunk(*fragments: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` whose delta carries ``tool_calls`` fragments
+    (``ChatCompletionMessageToolCallChunk``: ``index``, then ``id``/``function`` pieces)."""
+    out = chunk(None, finish)
+    out["choices"][0]["delta"] = {"tool_calls": list(fragments)}
+    return out

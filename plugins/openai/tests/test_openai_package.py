@@ -42,3 +42,6 @@ def test_backend_declaration() -> None:
                                          "stream_generate": "gpt-3.5-turbo-instruct"}
     assert info.operations == {"chat", "generate", "embed", "stream_chat", "stream_generate"}
     assert info.server_request_id_headers == ("x-request-id",)
+    chat = {"tools", "json_schema", "json_object", "images"}
+    assert dict(info.features or {}) == {"chat": chat, "stream_chat": chat,
+                                         "generate": set(), "stream_generate": set()}

@@ -72,6 +72,17 @@ _DEFAULT_MODELS = {
     "stream_generate": COMPLETION_MODEL,
 }
 
+_CHAT_FEATURES = frozenset({"tools", "json_schema", "json_object", "images"})
+# What each text operation's requests may carry: Chat Completions takes tools, both
+# response formats and image parts; the legacy /completions takes none of them, so the
+# core refuses them there before sending.
+_FEATURES = {
+    "chat": _CHAT_FEATURES,
+    "stream_chat": _CHAT_FEATURES,
+    "generate": frozenset[str](),
+    "stream_generate": frozenset[str](),
+}
+
 
 class OpenAIOptions(msgspec.Struct, kw_only=True, frozen=True):
     """OpenAI endpoint settings, given to ``create_endpoint``.
@@ -102,6 +113,7 @@ def backend_info() -> BackendInfo:
         request_id_header="X-Client-Request-Id",
         server_request_id_headers=("x-request-id",),
         options=OpenAIOptions,
+        features=_FEATURES,
     )
 
 
