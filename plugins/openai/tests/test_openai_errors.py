@@ -227,3 +227,76 @@ def test_classify_error_is_total(failure: Failure) -> None:
     assert isinstance(result, Classification)
     assert isinstance(result.kind, ErrorKind)
     assert isinstance(result.retryable, bool)
+
+
+# -- codes that are missing or HTTP statuses: the message decides --------------------------
+
+def test_context_length_with_a_status_for_code() -> None:
+    """A proxy's code "400" with OpenAI's context wording is a ContextLengthError."""
+    server = Server(error(400, "This model's maximum context length is 128000 tokens. However,"
+                          " your messages resulted in 130001 tokens.", "invalid_request_error",
+                          "400"), OK)
+    b, eid = backend(server)
+    with pytest.raises(ContextLengthError) as info:
+        b.chat(HI, endpoint_id=eid)
+    assert (info.value.attempts, info.value.code) == (1, "400")
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("code", ["429", None])
+def test_quota_with_a_status_or_no_code_is_not_retried(code: str | None) -> None:
+    """A 429 whose code is "429" (or missing) but says "exceeded your current quota" is a
+    QuotaExceededError on the first attempt, not a rate limit retried for half a minute."""
+    server = Server(error(429, "You exceeded your current quota, please check your plan and "
+                          "billing details.", "rate_limit_error", code,
+                          headers={"retry-after": "0"}), OK)
+    b, eid = backend(server, max_retries=3)
+    with pytest.raises(QuotaExceededError) as info:
+        b.chat(HI, endpoint_id=eid)
+    assert info.value.attempts == 1
+    assert len(server.requests) == 1
+    assert b.get_stats(eid).retries == 0
+
+
+def _stream_error(body: dict[str, object], named: bool) -> httpx2.Response:
+    """A 200 stream whose first event is an error (``event: error`` when ``named``)."""
+    line = f"{'event: error' + chr(10) if named else ''}data: {json.dumps(body)}\n\n"
+    return stream_response(line.encode())
+
+
+RATE_EVENT = {"error": {"message": "Rate limit reached for gpt-4o-mini on tokens per min "
+                                   "(TPM): Limit 200000, Used 199990.", "type": "tokens",
+                        "param": None, "code": "rate_limit_exceeded"}}
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["data", "event-error"])
+def test_rate_limit_event_before_any_chunk_is_retried(named: bool) -> None:
+    """An error event saying rate limit, in a 200 stream before any chunk, is retried; the
+    second attempt's text and usage are the call's."""
+    server = Server(_stream_error(RATE_EVENT, named),
+                    stream_response(sse(chunk("ok", "stop"), chunk(usage=STREAM_USAGE))))
+    b, eid = backend(server)
+    assert "".join(c.delta for c in b.stream_chat(HI, endpoint_id=eid)) == "ok"
+    assert len(server.requests) == 2
+    stats = b.get_stats(eid)
+    assert (stats.retries, stats.successful_requests, stats.total_tokens) == (1, 1, 12)
+
+
+def test_rate_limit_event_gives_up_as_rate_limit_error() -> None:
+    """Still limited after the retries: a RateLimitError (not a ServerError), every
+    attempt counted."""
+    server = Server(_stream_error(RATE_EVENT, named=False))
+    b, eid = backend(server, max_retries=2)
+    with pytest.raises(RateLimitError) as info:
+        list(b.stream_chat(HI, endpoint_id=eid))
+    assert (info.value.attempts, info.value.code) == (3, "rate_limit_exceeded")
+    assert len(server.requests) == 3
+
+
+def test_rate_limit_event_by_message_only() -> None:
+    """An error event without a code whose message says rate limit is retried too."""
+    event = {"error": {"message": "Rate limit exceeded, retry shortly", "type": None}}
+    server = Server(_stream_error(event, named=True), stream_response(sse(chunk("ok", "stop"))))
+    b, eid = backend(server)
+    assert "".join(c.delta for c in b.stream_chat(HI, endpoint_id=eid)) == "ok"
+    assert len(server.requests) == 2

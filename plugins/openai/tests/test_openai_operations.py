@@ -84,6 +84,24 @@ def test_generate_keeps_a_chosen_model() -> None:
     assert server.body()["model"] == "davinci-002"
 
 
+@pytest.mark.parametrize("where", ["call", "endpoint"])
+def test_explicit_model_sent_as_given_by_every_operation(where: str) -> None:
+    """A model named by the call or the endpoint goes out as given, whatever the operation:
+    generate never swaps gpt-4o-mini for gpt-3.5-turbo-instruct, nor embed an alias for
+    text-embedding-3-small (a proxy's aliases would be refused)."""
+    usage = {"object": "text_completion", "created": 1, "model": "m", "choices": [],
+             "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}
+    server = Server(httpx2.Response(200, json=COMPLETION),
+                    stream_response(sse(COMPLETION, usage)),
+                    httpx2.Response(200, json=EMBEDDINGS))
+    b, eid = backend(server, **({"model": "gpt-4o-mini"} if where == "endpoint" else {}))
+    named = {"model": "gpt-4o-mini"} if where == "call" else {}
+    b.generate("Say this is a test", endpoint_id=eid, **named)
+    list(b.stream_generate("Say this is a test", endpoint_id=eid, **named))
+    b.embed(["a", "b"], endpoint_id=eid, **named)
+    assert [server.body(i)["model"] for i in range(3)] == ["gpt-4o-mini"] * 3
+
+
 def test_embed_request_and_vectors_in_input_order() -> None:
     """embed posts /embeddings with text-embedding-3-small and sorts vectors by index."""
     server = Server(httpx2.Response(200, json=EMBEDDINGS, headers={"x-request-id": "req_e"}))
