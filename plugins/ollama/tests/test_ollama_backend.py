@@ -143,7 +143,11 @@ def test_chat_tool_calls() -> None:
     }
     b = backend(Recorder(httpx2.Response(200, json=answer)))
     r = b.chat(HI, model="m", endpoint_id=endpoint(b))
-    assert r.tool_calls == [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]
+    assert r.tool_calls is not None
+    [call] = r.tool_calls
+    assert (call.name, call.arguments) == ("get_weather", {"city": "Tokyo"})
+    assert call.raw == {"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}
+    assert call.id.startswith("call_")  # Ollama sends none: the core makes one
     assert (r.finish_reason, r.native_finish_reason) == ("tool_calls", "stop")
 
 

@@ -28,7 +28,7 @@ from ipfs_accel_ollama._answers import ChatAnswer, ChatLine, Tags
 
 HI = [{"role": "user", "content": "why is the sky blue?"}]
 EXTRAS: dict[str, Any] = {
-    "thinking": {"nested": [1, 2, {"deep": None}]},
+    "context": {"nested": [1, 2, {"deep": None}]},
     "logprobs": [{"token": "x", "logprob": -0.1}],
     "created_at": 1700000000,  # not read: a different type is no concern of the plugin
     "a_field_from_the_future": True,
@@ -42,6 +42,7 @@ EXTRAS: dict[str, Any] = {
     ({**CHAT_RESPONSE, "message": "hello"}, "$.message"),
     ({**CHAT_RESPONSE, "message": {"content": "", "tool_calls": {"name": "f"}}},
      "$.message.tool_calls"),
+    ({**CHAT_RESPONSE, "message": {"content": "", "thinking": 1}}, "$.message.thinking"),
     ({**CHAT_RESPONSE, "eval_count": -3}, "$.eval_count"),
     ({**CHAT_RESPONSE, "prompt_eval_count": "26"}, "$.prompt_eval_count"),
     ({**CHAT_RESPONSE, "eval_duration": "fast"}, "$.eval_duration"),
@@ -61,6 +62,7 @@ def test_a_chat_field_of_the_wrong_type_is_named(body: dict[str, Any], field: st
 @pytest.mark.parametrize(("operation", "body", "field"), [
     ("generate", {**GENERATE_RESPONSE, "response": ["a"]}, "$.response"),
     ("generate", {**GENERATE_RESPONSE, "done_reason": False}, "$.done_reason"),
+    ("generate", {**GENERATE_RESPONSE, "thinking": ["a"]}, "$.thinking"),
     ("embed", {**EMBED_RESPONSE, "model": 3}, "$.model"),
     ("embed", {**EMBED_RESPONSE, "prompt_eval_count": -1}, "$.prompt_eval_count"),
     ("embed", {"model": "all-minilm"}, "embeddings"),
@@ -126,7 +128,7 @@ async def test_a_final_line_with_a_negative_count_is_named() -> None:
 def test_unknown_fields_are_skipped_and_raw_is_the_body() -> None:
     """Fields the plugin does not read, whatever their type, are skipped; raw is the body."""
     body = {**CHAT_RESPONSE, **EXTRAS,
-            "message": {**CHAT_RESPONSE["message"], "images": None, "thinking": 1}}
+            "message": {**CHAT_RESPONSE["message"], "images": 1, "role": 2}}
     b = backend(Recorder(httpx2.Response(200, json=body),
                          httpx2.Response(200, json={**GENERATE_RESPONSE, **EXTRAS})))
     eid = endpoint(b)

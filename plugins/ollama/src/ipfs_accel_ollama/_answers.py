@@ -22,6 +22,7 @@ __all__ = [
     "GenerateLine",
     "Metered",
     "Tags",
+    "WireToolCall",
 ]
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -43,16 +44,33 @@ class Metered(Answer):
     eval_duration: float | None = None
 
 
+class WireFunction(Answer, kw_only=True):
+    """``function`` of a tool call (openapi.yaml ``ToolCall``): ``arguments`` is a JSON
+    object; text is read too (parsed by ``ToolCall.of``), as a proxy may send it."""
+
+    name: str
+    arguments: dict[str, Any] | str | None = None
+
+
+class WireToolCall(Answer, kw_only=True):
+    """One of ``message.tool_calls``: Ollama sends no ID (the core makes one)."""
+
+    function: WireFunction
+
+
 class Delta(Answer):
-    """The ``message`` of a streamed ``/api/chat`` line: its piece of text."""
+    """The ``message`` of a streamed ``/api/chat`` line: its piece of text, or the tool
+    calls, which Ollama streams whole in a line of their own."""
 
     content: str = ""
+    tool_calls: list[WireToolCall] | None = None
 
 
 class Message(Delta):
-    """The ``message`` of a non-streamed ``/api/chat`` answer, with any tool calls."""
+    """The ``message`` of a non-streamed ``/api/chat`` answer, with the model's
+    ``thinking`` when ``think`` was asked for."""
 
-    tool_calls: list[dict[str, Any]] | None = None
+    thinking: str | None = None
 
 
 class ChatAnswer(Metered):
@@ -68,6 +86,7 @@ class GenerateAnswer(Metered):
 
     model: str | None = None
     response: str = ""
+    thinking: str | None = None
     done_reason: str | None = None
 
 

@@ -26,6 +26,7 @@ from ipfs_accel import (
     Response,
     StreamChunk,
     StreamFailure,
+    ToolCall,
     Usage,
     decode_json,
     normalize_finish_reason,
@@ -41,6 +42,7 @@ from ._answers import (
     Line,
     Metered,
     Tags,
+    WireToolCall,
 )
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "parse_generate",
     "parse_generate_event",
     "parse_tags",
+    "tool_calls",
     "usage_of",
 ]
 
@@ -138,18 +141,38 @@ def embed_body(call: Call, *, keep_alive: str | int | None = None) -> dict[str, 
     return body
 
 
+def tool_calls(wire: list[WireToolCall] | None, raw: Any) -> list[ToolCall] | None:
+    """``message.tool_calls`` as typed calls: Ollama sends no ID (left empty, the core makes
+    a stable one), the arguments as an object; ``raw`` is each call as sent (``raw``: the
+    body or line they came in)."""
+    if not wire:
+        return None
+    message = raw.get("message") if isinstance(raw, dict) else None
+    sent = message.get("tool_calls") if isinstance(message, dict) else None
+    sent = sent if isinstance(sent, list) and len(sent) == len(wire) else [None] * len(wire)
+    return [ToolCall.of(id="", name=call.function.name, arguments=call.function.arguments,
+                        raw=one) for call, one in zip(wire, sent, strict=True)]
+
+
+def _thinking(text: str | None) -> dict[str, Any] | None:
+    # the model's thinking (``think``): kept with the turn, sent back by chat_body
+    return {"ollama": {"thinking": text}} if text else None
+
+
 def parse_chat(resp: Response) -> ChatResult:
     """A non-streamed ``/api/chat`` answer (decoded into :class:`ChatAnswer` by the core)."""
     answer: ChatAnswer = resp.data
     message = answer.message
-    tool_calls = (message.tool_calls or None) if message is not None else None
+    raw = decode_json(resp.content)
+    calls = tool_calls(message.tool_calls, raw) if message is not None else None
     return ChatResult(
         text=message.content if message is not None else "",
-        finish_reason=_finish(answer.done_reason, tool_calls),
+        finish_reason=_finish(answer.done_reason, calls),
         native_finish_reason=answer.done_reason,
         model=answer.model,
-        tool_calls=tool_calls,
-        raw=decode_json(resp.content),
+        tool_calls=calls,
+        extra_content=_thinking(message.thinking) if message is not None else None,
+        raw=raw,
     )
 
 
@@ -161,6 +184,7 @@ def parse_generate(resp: Response) -> ChatResult:
         finish_reason=_finish(answer.done_reason),
         native_finish_reason=answer.done_reason,
         model=answer.model,
+        extra_content=_thinking(answer.thinking),
         raw=decode_json(resp.content),
     )
 
@@ -193,12 +217,15 @@ def parse_tags(resp: Response) -> InvokeResult:
     return InvokeResult(data=tags.models)
 
 
-def _chunk(event: Event, line: Line, text: str) -> StreamChunk:
+def _chunk(event: Event, line: Line, text: str,
+           wire: list[WireToolCall] | None = None) -> StreamChunk:
+    raw = decode_json(event.data)
+    calls = tool_calls(wire, raw)
     if line.done:
-        return StreamChunk(delta=text, finish_reason=_finish(line.done_reason),
+        return StreamChunk(delta=text, finish_reason=_finish(line.done_reason, calls),
                            native_finish_reason=line.done_reason, done=True,
-                           raw=decode_json(event.data))
-    return StreamChunk(delta=text, raw=decode_json(event.data))
+                           tool_calls=calls, raw=raw)
+    return StreamChunk(delta=text, tool_calls=calls, raw=raw)
 
 
 def _failure(event: Event) -> StreamFailure:
@@ -215,7 +242,11 @@ def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
     if line.error is not UNSET:
         return _failure(event)
     message = line.message
-    return _chunk(event, line, message.content if message is not None else "")
+    if message is None:
+        return _chunk(event, line, "")
+    # Ollama streams tool calls whole, in a line with no text: the core keeps that chunk,
+    # and turns the "stop" that ends the stream into "tool_calls"
+    return _chunk(event, line, message.content, message.tool_calls)
 
 
 def parse_generate_event(event: Event) -> StreamChunk | StreamFailure | None:
