@@ -13,8 +13,8 @@ from ._types import Classification, Failure
 
 __all__ = ["classify_error", "error_fields"]
 
-# where a message saying "context length" is believed: a refused request (a proxy may
-# relay it as any 4xx) or an error event in a stream, never a 429 or a 5xx
+# where a message saying "context length" is believed: a refused request (a proxy may relay
+# it as any 4xx, or as a 500), or an error event in a stream; never a 429 or an overload
 _REQUEST_KINDS = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.SERVER, ErrorKind.NOT_FOUND})
 
 

@@ -56,10 +56,14 @@ def _second_turn(call: ToolCall, first: ChatResult) -> list[dict[str, Any]]:
             {"role": "tool", "tool_call_id": call.id, "content": ANSWER}]
 
 
-def _sent_back(case: Case, body: Any, call: ToolCall, where: str) -> None:
+def _sent_back(case: Case, before: Any, body: Any, call: ToolCall, where: str) -> None:
     text = json.dumps(body)
-    expect("get_weather" in text, f"{where}: the request that sends the turn back does not "
-                                  "name get_weather: the assistant's tool call was dropped")
+    # the first request names the function where it offers the tool; the one that sends
+    # the turn back must name it once more, in the assistant's call
+    offered = json.dumps(before).count("get_weather")
+    expect(text.count("get_weather") > offered,
+           f"{where}: the request that sends the turn back names get_weather only where it "
+           "offers the tool: the assistant's tool call was dropped")
     expect(ANSWER in text, f"{where}: the tool's answer {ANSWER!r} is not in the request")
     if case.tools is not None and case.tools.id is not None:
         expect(call.id in text, f"{where}: the call's id {call.id!r} is not in the request "
@@ -92,10 +96,10 @@ def _tool_first(run: CheckRun, case: Case) -> str:
         for mode in ("sync", "async"):
             where = f"chat ({mode})"
             first = _chat(backend, mode, MESSAGES, eid)
+            call = _one_call(case, first.tool_calls, where)
             expect(first.finish_reason == "tool_calls",
                    f"{where}: finish_reason {first.finish_reason!r} (native "
                    f"{first.native_finish_reason!r}), expected 'tool_calls'")
-            call = _one_call(case, first.tool_calls, where)
             calls.append(call)
             turn = _second_turn(call, first)
             second = _chat(backend, mode, turn, eid)
@@ -106,10 +110,10 @@ def _tool_first(run: CheckRun, case: Case) -> str:
     expect(len(requests) == 4, f"4 calls sent {len(requests)} requests")
     for i, mode, call in ((1, "sync", calls[0]), (3, "async", calls[1])):
         try:
-            body = requests[i].json()
+            before, body = requests[i - 1].json(), requests[i].json()
         except ValueError:
             raise CheckFailed(f"chat ({mode}): the request body is not JSON") from None
-        _sent_back(case, body, call, f"chat ({mode})")
+        _sent_back(case, before, body, call, f"chat ({mode})")
     return f"get_weather({_ARGS}) typed, sent back with the answer; {' and '.join(done)}"
 
 
