@@ -15,10 +15,19 @@ whatever the header says), so the stream tests send it. Its streams end with
 ``event: done`` instead of ``data: [DONE]``, so they check that the request is accepted,
 that the generated chunks parse, and that the missing terminal event is reported as
 ``StreamInterruptedError``. Skipped when the spec or the mock binary is missing.
+
+Tools, structured output and images: requests offering a tool (with each ``tool_choice``),
+a conversation sending a tool call back (the assistant turn as ``ChatResult.message`` gives
+it, and the ``tool`` message answering it), ``response_format`` of both JSON kinds and user
+messages with ``image_url`` parts (an https and a ``data:`` URL) are each accepted with no
+diagnostic, unary and streamed. The mock's generated answers carry no tool call (the
+spec does not require one), so the assistant turn is built from a :class:`ToolCall` as a
+result would hold it.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,7 +55,8 @@ from mockserver import (  # noqa: E402
 
 ipfs_accel_openai = import_or_skip("ipfs_accel_openai")
 
-from ipfs_accel import Backend, ResponseError  # noqa: E402
+from ipfs_accel import Backend, ChatResult, ResponseError, ToolCall  # noqa: E402
+from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -125,3 +135,56 @@ def test_stream_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F811
     backend, eid = _backend(mock_pool, seen, headers=FAST_STREAM)
     drain_interrupted(backend.stream_generate("Say this is a test", endpoint_id=eid, max_tokens=7))
     assert_all_accepted(seen, "/completions")
+
+
+PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+         "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+_CALL = ToolCall.of(id="call_abc123", name="get_weather", arguments='{"city": "Paris"}')
+TOOL_TURN = [
+    *WEATHER,
+    ChatResult(text="", tool_calls=[_CALL]).message,
+    {"role": "tool", "tool_call_id": "call_abc123", "content": "sunny, 21 C"},
+]
+IMAGES = [{"role": "user", "content": [
+    {"type": "text", "text": "What is in these images?"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "low"}},
+    {"type": "image_url", "image_url": {"url": PIXEL}},
+]}]
+SCHEMA = {"type": "json_schema", "json_schema": {
+    "name": "weather", "strict": True,
+    "schema": {"type": "object", "properties": {"city": {"type": "string"}},
+               "required": ["city"], "additionalProperties": False}}}
+_NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+
+@pytest.mark.parametrize(("messages", "params"), [
+    (WEATHER, {"tools": [TOOL]}),
+    (WEATHER, {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False}),
+    (WEATHER, {"tools": [TOOL], "tool_choice": _NAMED}),
+    (WEATHER, {"tools": [TOOL], "tool_choice": "none"}),
+    (TOOL_TURN, {"tools": [TOOL]}),
+    (WEATHER, {"response_format": SCHEMA}),
+    (WEATHER, {"response_format": {"type": "json_object"}}),
+    (IMAGES, {}),
+    (IMAGES, {"tools": [TOOL], "response_format": SCHEMA}),
+], ids=["tools", "required", "named", "none", "tool-result", "json_schema", "json_object",
+        "images", "all"])
+def test_tools_formats_and_images_conform(
+    mock_pool: MockPool,  # noqa: F811
+    messages: list[dict[str, Any]], params: dict[str, Any],
+) -> None:
+    """Chat requests with tools, tool choices, a tool call sent back with its answer,
+    response formats and image parts are accepted as the spec says, unary and streamed."""
+    seen: list[httpx2.Response] = []
+    streaming, sid = _backend(mock_pool, seen, headers={**FAST_STREAM,
+                                                        "accept": "text/event-stream"})
+    drain_interrupted(streaming.stream_chat(messages, endpoint_id=sid, **params))
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.chat(messages, endpoint_id=eid, **params)
+    assert_all_accepted(seen, "/chat/completions")
+    for response in seen:  # what the mock validated is what the caller gave
+        body = json.loads(response.request.content)
+        assert body["messages"] == messages
+        assert {k: body[k] for k in params} == params
+    assert isinstance(result.text, str)
