@@ -63,7 +63,8 @@ def test_public_surface() -> None:
     """The package exports exactly its hooks and its options type, sorted."""
     assert ipfs_accel_ovms.__all__ == sorted(ipfs_accel_ovms.__all__)
     assert set(ipfs_accel_ovms.__all__) == {
-        "OvmsOptions", "backend_info", "classify_error", "parse_usage", "send",
+        "InferResponse", "OvmsOptions", "aready", "backend_info", "classify_error",
+        "parse_usage", "ready", "send",
     }
 
 
@@ -222,7 +223,7 @@ def test_infer() -> None:
     assert (req.method, req.url.path) == ("POST", "/v2/models/mymodel/infer")
     assert req.headers["x-request-id"] == "rid-i"
     assert rec.body() == {"inputs": [TENSOR], "outputs": [{"name": "output0"}], "id": "rid-i"}
-    assert r.data == INFER_RESPONSE["outputs"]
+    assert (r.data.outputs, r.data.id) == (INFER_RESPONSE["outputs"], "rid-i")
     assert r.usage.total_tokens == 0
 
 
@@ -271,14 +272,6 @@ def test_health_and_metadata() -> None:
     ]
     assert rec.requests[0].headers["x-request-id"] == "rid-h"
     assert all(q.content == b"" for q in rec.requests)
-
-
-def test_not_ready_retried_then_ready() -> None:
-    """503 from the ready route (loading) is retried until the server is ready."""
-    rec = Recorder(_error(503, "Model is not loaded yet"), httpx2.Response(200, content=b""))
-    b = backend(rec)
-    assert b.invoke("model_ready", model="resnet", endpoint_id=endpoint(b)).data is True
-    assert len(rec.requests) == 2
 
 
 def test_predict_rows_and_columns() -> None:
@@ -348,7 +341,8 @@ def test_503_exhausted() -> None:
     rec = Recorder(_error(503, "Server not ready"))
     b = backend(rec)
     with pytest.raises(OverloadedError) as info:
-        b.invoke("ready", endpoint_id=endpoint(b, max_retries=1))
+        b.invoke("rerank", model="m", endpoint_id=endpoint(b, max_retries=1), query="q",
+                 documents=["a"])
     assert info.value.attempts == 2
 
 

@@ -162,13 +162,14 @@ def test_native_answers_keep_unknown_fields_as_sent() -> None:
     rows = [{"index": 1, "relevance_score": 0.9, "document": {"text": "b"}, "extra": None}]
     metadata = {**METADATA_RESPONSE, "vendor_field": [1, "two"]}
     rec = Recorder(
-        httpx2.Response(200, json={**INFER_RESPONSE, "outputs": [tensor], "id": 7, "more": {}}),
+        httpx2.Response(200, json={**INFER_RESPONSE, "outputs": [tensor], "id": "7", "more": {}}),
         httpx2.Response(200, json={"results": rows, "id": "r", "meta": {"api_version": 2}}),
         httpx2.Response(200, json=metadata),
         httpx2.Response(200, json={"predictions": None, "model_spec": {"x": 1}}),
     )
     b = backend(rec)
-    assert _infer(b).data == [tensor]
+    infer = _infer(b).data
+    assert (infer.outputs, infer.id) == ([tensor], "7")
     assert _rerank(b).data == rows
     assert b.invoke("metadata", model="resnet", endpoint_id=endpoint(b)).data == metadata
     assert b.invoke("predict", model="m", endpoint_id=endpoint(b), instances=[1]).data is None

@@ -14,6 +14,7 @@ Install ``ipfs-accel-plugin-ovms`` and ``Registry().get("ovms")`` finds it. Base
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ipfs_accel
@@ -30,12 +31,32 @@ from ipfs_accel import (
 )
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
-from ._kserve import KSERVE_OPERATIONS, kserve_exchange
+from ._health import aready, fit_probe, ready
+from ._kserve import KSERVE_OPERATIONS, InferResponse, kserve_exchange
 from ._rerank import rerank_exchange
 
-__all__ = ["OvmsOptions", "backend_info", "classify_error", "parse_usage", "send"]
+__all__ = [
+    "InferResponse",
+    "OvmsOptions",
+    "aready",
+    "backend_info",
+    "classify_error",
+    "parse_usage",
+    "ready",
+    "send",
+]
 
 _OPENAI_OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
+_CHAT_FEATURES = frozenset({"tools", "json_schema", "json_object", "images"})
+_FEATURES: Mapping[str, frozenset[str]] = {
+    "chat": _CHAT_FEATURES, "stream_chat": _CHAT_FEATURES,
+    "generate": frozenset(), "stream_generate": frozenset(),
+}
+"""What each text operation's requests may carry (``BackendInfo.features``): chat takes
+tools, both response formats and images; ``/v3/completions`` none of them."""
+
+_ANY_OBJECT = {"type": "json_schema", "json_schema": {"name": "json_object",
+                                                      "schema": {"type": "object"}}}
 
 
 class OvmsOptions(msgspec.Struct, kw_only=True, frozen=True):
@@ -60,7 +81,17 @@ def backend_info() -> BackendInfo:
         api_key_env=("OVMS_API_KEY",),
         operations=_OPENAI_OPERATIONS | KSERVE_OPERATIONS | {"rerank"},
         options=OvmsOptions,
+        features=_FEATURES,
     )
+
+
+def _fit_format(call: Call) -> Call:
+    """``json_object`` as the json_schema of any object: OVMS turns ``response_format`` into
+    an XGrammar structural tag, which has no ``json_object``, and then imposes nothing."""
+    fmt = call.params.get("response_format")
+    if not (isinstance(fmt, Mapping) and fmt.get("type") == "json_object"):
+        return call
+    return msgspec.structs.replace(call, params={**call.params, "response_format": _ANY_OBJECT})
 
 
 @ipfs_accel.hookimpl
@@ -73,7 +104,7 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         usage = options.stream_usage if isinstance(options, OvmsOptions) else True
         if op.startswith("stream_"):
             headers = {**headers, "accept": "text/event-stream"}
-        return openai_compat.exchange(call, endpoint, prefix="/v3", headers=headers,
+        return openai_compat.exchange(_fit_format(call), endpoint, prefix="/v3", headers=headers,
                                       include_usage=usage)
     if op == "rerank":
         return rerank_exchange(call, headers)
@@ -92,6 +123,7 @@ def parse_usage(operation: str, data: Any) -> Usage | None:
 def classify_error(failure: Failure) -> Classification:
     """OVMS errors are ``{"error": "..."}``; 503 (model or server not ready) is retried.
 
-    404 (no such model or version) and other 4xx are final; other 5xx are retried.
+    404 (no such model or version) and other 4xx are final; other 5xx are retried. The
+    health probes' not-ready answers (400, 404, 503) are final: they are the answer.
     """
-    return openai_compat.classify_error(failure)
+    return fit_probe(failure, openai_compat.classify_error(failure))

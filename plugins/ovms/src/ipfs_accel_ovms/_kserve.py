@@ -10,9 +10,13 @@ HEAD in 2026-07): ``POST /v1/models/{m}[/versions/{v}]:predict`` with ``instance
 format, answered with ``predictions``) or ``inputs`` (columnar, answered with ``outputs``).
 
 Answers are decoded by the core into the types below, so a field of the wrong type is a
-``ResponseError`` naming it. What a call returns is what the server sent: the output
-tensors as JSON objects (their ``data`` and any extra fields untouched), the metadata
-objects whole.
+``ResponseError`` naming it. What a call returns is what the server sent: ``infer`` an
+:class:`InferResponse` (the output tensors as JSON objects, their ``data`` and any extra
+fields untouched, with the answer's ``id``, ``model_name``, ``model_version`` and
+``parameters``), the metadata objects whole.
+
+The health routes answer by status alone (200 ready; 4xx, and OVMS's 503 while a model
+loads, not ready): their not-ready answers are final, never retried (see ``_health``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from urllib.parse import quote
 import msgspec
 from ipfs_accel import Call, ConfigurationError, Exchange, InvokeResult, Response, decode_json
 
-__all__ = ["KSERVE_OPERATIONS", "kserve_exchange"]
+__all__ = ["KSERVE_OPERATIONS", "InferResponse", "kserve_exchange"]
 
 KSERVE_OPERATIONS = frozenset(
     {"infer", "live", "ready", "model_ready", "metadata", "server_metadata", "predict"}
@@ -53,9 +57,33 @@ class _OutputTensor(msgspec.Struct):
 
 
 class _InferAnswer(msgspec.Struct):
-    """A KServe v2 ``inference_response``: only ``outputs`` is read."""
+    """A KServe v2 ``inference_response``, as read: its tensors' identities are checked
+    here, their data is not decoded twice."""
 
     outputs: list[_OutputTensor]
+    model_name: str | None = None
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class InferResponse(msgspec.Struct, kw_only=True, frozen=True):
+    """What ``invoke("infer")`` returns (its ``data``): a KServe v2 ``inference_response``.
+
+    - ``outputs``: the output tensors as the server sent them (``name``, ``shape``,
+      ``datatype``, ``data`` and any extra fields), in its order.
+    - ``id``: the request's ``id`` as the server returns it (the call's request ID unless
+      ``id=`` was given); ``None`` where the server sent none.
+    - ``model_name``, ``model_version``: the model (and version) that answered;
+      ``model_version`` is ``None`` where the server does not version models.
+    - ``parameters``: the response's parameters, if any.
+    """
+
+    outputs: list[dict[str, Any]]
+    model_name: str | None = None
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
 
 
 class _PredictAnswer(msgspec.Struct):
@@ -70,9 +98,13 @@ _Object = dict[str, Any]
 
 
 def _infer_result(resp: Response) -> InvokeResult:
-    # the typed decode checked every tensor's name, datatype and shape; the user gets the
-    # tensors as the server sent them, data and extra fields included
-    return InvokeResult(data=decode_json(resp.content)["outputs"])
+    # the typed decode checked every field read here and each tensor's name, datatype and
+    # shape; the user gets the tensors as the server sent them, data and extra fields included
+    answer: _InferAnswer = resp.data
+    return InvokeResult(data=InferResponse(
+        outputs=decode_json(resp.content)["outputs"], model_name=answer.model_name,
+        model_version=answer.model_version, id=answer.id, parameters=answer.parameters,
+    ))
 
 
 def _predict_result(resp: Response) -> InvokeResult:
@@ -84,7 +116,7 @@ def _predict_result(resp: Response) -> InvokeResult:
 
 
 def _true(resp: Response) -> InvokeResult:
-    return InvokeResult(data=True)  # a 2xx is the answer; not ready comes back as an error
+    return InvokeResult(data=True)  # a 2xx is the answer; not ready is an error (``_health``)
 
 
 def _body(resp: Response) -> InvokeResult:
