@@ -2,8 +2,9 @@
 
 The canned success is an OVMS ``/v3/chat/completions`` answer, shaped as the API's
 documentation shows it; the kit replays it from a loopback server while it checks counters,
-keys, backoff, queue and request IDs. The kit is imported only when the hook is called,
-never on normal use.
+keys, backoff, queue and request IDs. OVMS answers tool calls in OpenAI's form (its output
+parsers give each call an ID), unary and streamed, so the tool round trip is the OpenAI one.
+The kit is imported only when the hook is called, never on normal use.
 """
 
 from __future__ import annotations
@@ -32,4 +33,5 @@ def conformance_case() -> Case:
         embed=True,
         params={"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
                 "stop": "stop"},
+        tools=True,
     )
