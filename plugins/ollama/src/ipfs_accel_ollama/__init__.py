@@ -37,6 +37,12 @@ __all__ = ["OllamaOptions", "backend_info", "classify_error", "parse_usage", "se
 _NDJSON = {"accept": "application/x-ndjson"}
 _OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate",
                          "list_models"})
+_CHAT = frozenset({"tools", "json_schema", "json_object", "images"})
+_GENERATE = frozenset({"json_schema", "json_object", "images"})
+_FEATURES = {"chat": _CHAT, "stream_chat": _CHAT, "generate": _GENERATE,
+            "stream_generate": _GENERATE}
+"""What each text operation's requests may carry: tools only on ``/api/chat``; both routes
+take ``format`` and ``images``."""
 
 
 class OllamaOptions(msgspec.Struct, kw_only=True, frozen=True):
@@ -60,6 +66,7 @@ def backend_info() -> BackendInfo:
         api_key_env=("OLLAMA_API_KEY",),
         operations=_OPERATIONS,
         options=OllamaOptions,
+        features=_FEATURES,
     )
 
 

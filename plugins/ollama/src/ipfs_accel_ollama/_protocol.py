@@ -33,6 +33,7 @@ from ipfs_accel import (
 )
 from msgspec import UNSET
 
+from . import _request as request
 from ._answers import (
     ChatAnswer,
     ChatLine,
@@ -99,9 +100,11 @@ def _model(call: Call) -> str:
     return call.model
 
 
-def _common(call: Call, keep_alive: str | int | None) -> dict[str, Any]:
-    """Model, the pass-through params, and the common params moved into ``options``."""
-    params = dict(call.params)
+def _common(call: Call, keep_alive: str | int | None,
+            mapped: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Model, the pass-through params, and the common params moved into ``options``;
+    ``mapped`` params are left to the caller."""
+    params = {name: value for name, value in call.params.items() if name not in mapped}
     given = params.pop("options", None)
     options: dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
     for ours, theirs in OPTION_NAMES.items():
@@ -116,10 +119,21 @@ def _common(call: Call, keep_alive: str | int | None) -> dict[str, Any]:
     return body
 
 
+def _format(body: dict[str, Any], call: Call) -> None:
+    fmt = request.output_format(call.params)
+    if fmt is not None:
+        body["format"] = fmt
+
+
 def chat_body(call: Call, *, stream: bool, keep_alive: str | int | None = None) -> dict[str, Any]:
-    """The ``/api/chat`` request body."""
-    body = _common(call, keep_alive)
-    body["messages"] = call.messages or []
+    """The ``/api/chat`` request body: tools, tool turns, images and ``response_format``
+    mapped to Ollama's form (:mod:`._request`)."""
+    body = _common(call, keep_alive, request.MAPPED)
+    tools = request.chat_tools(call.params)
+    if tools is not None:
+        body["tools"] = tools
+    _format(body, call)
+    body["messages"] = request.chat_messages(call.messages)
     body["stream"] = stream
     return body
 
@@ -127,8 +141,10 @@ def chat_body(call: Call, *, stream: bool, keep_alive: str | int | None = None) 
 def generate_body(
     call: Call, *, stream: bool, keep_alive: str | int | None = None
 ) -> dict[str, Any]:
-    """The ``/api/generate`` request body."""
-    body = _common(call, keep_alive)
+    """The ``/api/generate`` request body (``response_format`` as ``format``; images go as
+    Ollama's own ``images=[base64, ...]``)."""
+    body = _common(call, keep_alive, frozenset({"response_format"}))
+    _format(body, call)
     body["prompt"] = call.prompt or ""
     body["stream"] = stream
     return body
