@@ -90,3 +90,25 @@ def backend(server: Server, **settings: Any) -> tuple[Backend, str]:
     b = mock_backend(ipfs_accel_groq, server)
     eid = b.create_endpoint(**{"api_key": KEY, **FAST_RETRIES, **settings})
     return b, eid
+
+
+def tool_calls_answer(*calls: dict[str, Any], content: str | None = None,
+                      usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Groq ``chat.completion`` whose message asks for ``calls``."""
+    return {**CHAT, "choices": [{"index": 0, "logprobs": None, "finish_reason": "tool_calls",
+                                 "message": {"role": "assistant", "content": content,
+                                             "tool_calls": list(calls)}}],
+            "usage": usage or CHAT["usage"]}
+
+
+def function_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One ``tool_calls[]`` entry (``ChatCompletionMessageToolCall``), arguments as JSON text."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_chunk(*fragments: dict[str, Any], finish: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """A chunk whose delta carries ``tool_calls`` (``ChatCompletionMessageToolCallChunk``)."""
+    out = chunk(None, finish, **extra)
+    out["choices"][0]["delta"] = {"tool_calls": list(fragments)}
+    return out

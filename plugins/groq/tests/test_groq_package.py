@@ -40,3 +40,6 @@ def test_backend_declaration() -> None:
     assert dict(info.default_models) == {"embed": "nomic-embed-text-v1_5"}
     assert info.operations == {"chat", "generate", "embed", "stream_chat", "stream_generate"}
     assert info.server_request_id_headers == ("x-request-id",)
+    chat = {"tools", "json_schema", "json_object", "images"}
+    assert dict(info.features or {}) == {"chat": chat, "stream_chat": chat,
+                                         "generate": set(), "stream_generate": set()}

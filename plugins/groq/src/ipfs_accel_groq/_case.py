@@ -30,6 +30,7 @@ def conformance_case() -> Case:
         extra={"system_fingerprint": "fp_a1b2c3", "x_groq": {"id": "req_01jd5x"}},
         stream=True,
         embed=True,
+        tools=True,  # the tool round trip, as the kit's "tools" check drives it
         params={"max_tokens": "max_completion_tokens", "temperature": "temperature",
                 "top_p": "top_p", "stop": "stop"},
     )
