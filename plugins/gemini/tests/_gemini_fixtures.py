@@ -29,10 +29,13 @@ def endpoint(b: Backend, key: str = KEY, **settings: Any) -> str:
 
 
 def usage_metadata(prompt: int = 11, candidates: int = 5, **extra: int) -> dict[str, int]:
+    """``usageMetadata`` whose total is what the API adds up: prompt, candidates, thoughts
+    and tool-use prompt (the cached tokens are part of the prompt already)."""
+    billed = sum(v for k, v in extra.items() if k != "cachedContentTokenCount")
     return {
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
-        "totalTokenCount": prompt + candidates + sum(extra.values()),
+        "totalTokenCount": prompt + candidates + billed,
         **extra,
     }
 

@@ -57,7 +57,8 @@ def test_chat_request_follows_the_spec() -> None:
 
 
 def test_chat_result_fields_and_usage() -> None:
-    """The reply's text, finish reason, model, usage and both request IDs are read."""
+    """The reply's text, finish reason, model, usage (thinking billed as output) and both
+    request IDs are read."""
     usage = usage_metadata(20, 7, cachedContentTokenCount=8, thoughtsTokenCount=30)
     rec = Recorder(json_response(200, generate_response("Fine.", usage=usage, response_id="r-9")))
     b = backend(rec)
@@ -69,13 +70,14 @@ def test_chat_result_fields_and_usage() -> None:
     assert result.request_id == "req-1"
     assert result.server_request_id == "r-9"
     assert result.usage.input_tokens == 20
-    assert result.usage.output_tokens == 7
-    assert result.usage.total_tokens == 27
+    assert result.usage.output_tokens == 37
+    assert result.usage.reasoning_tokens == 30
+    assert result.usage.total_tokens == 57
     assert result.usage.cache_read_tokens == 8
     assert result.usage.details["thoughtsTokenCount"] == 30
-    assert result.usage.details["totalTokenCount"] == 65
+    assert result.usage.details["totalTokenCount"] == 57
     stats = b.get_stats()
-    assert (stats.input_tokens, stats.output_tokens, stats.total_tokens) == (20, 7, 27)
+    assert (stats.input_tokens, stats.output_tokens, stats.total_tokens) == (20, 37, 57)
 
 
 def test_generate_is_one_user_turn_and_passes_params_through() -> None:
@@ -126,7 +128,12 @@ def test_thoughts_are_not_text_and_function_calls_are_tool_calls() -> None:
     b = backend(rec)
     result = b.chat([{"role": "user", "content": "Weather?"}], endpoint_id=endpoint(b))
     assert result.text == "Let me check."
-    assert result.tool_calls == [{"name": "weather", "args": {"city": "Paris"}}]
+    assert result.tool_calls is not None
+    [call] = result.tool_calls
+    assert (call.name, call.arguments, call.arguments_json) == (
+        "weather", {"city": "Paris"}, '{"city":"Paris"}')
+    assert call.raw == parts[2]
+    assert call.id  # the API gave none: the core made one
 
 
 def test_blocked_prompt_reports_the_block_reason() -> None:

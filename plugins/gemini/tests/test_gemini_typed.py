@@ -95,7 +95,8 @@ def test_parse_usage_reads_the_typed_response() -> None:
     u = ipfs_accel_gemini.parse_usage("chat", body)
     assert u is not None
     assert (u.input_tokens, u.output_tokens, u.cache_read_tokens) == (5, 4, 2)
-    assert u.details == {"totalTokenCount": 11.0}
+    assert u.details == {"totalTokenCount": 9.0}  # the cached tokens are part of the prompt
+    assert u.total_tokens == 9
     assert ipfs_accel_gemini.parse_usage("chat", GenerateContentResponse()) is None
     generic = ipfs_accel_gemini.parse_usage("chat", {"usageMetadata": usage_metadata(3, 1)})
     assert generic is not None and (generic.input_tokens, generic.output_tokens) == (3, 1)

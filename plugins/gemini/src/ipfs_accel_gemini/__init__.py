@@ -9,6 +9,36 @@ Routes (base URL ``https://generativelanguage.googleapis.com``)::
 
 The key goes in the ``x-goog-api-key`` header, never in the URL. It is read from
 ``api_key=``, else ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``.
+
+Tools, structured output and images are taken in OpenAI's form (``BackendInfo.features``:
+chat and stream_chat take all four, generate and stream_generate the two JSON formats):
+
+- ``tools`` -> ``tools: [{"functionDeclarations": [{name, description,
+  parametersJsonSchema}]}]``, tools in Gemini's own form (``{"googleSearch": {}}``) after
+  it as they are; ``tool_choice`` -> ``toolConfig.functionCallingConfig`` (``auto`` AUTO,
+  ``none`` NONE, ``required`` ANY, one function ANY with ``allowedFunctionNames``).
+- ``response_format`` ``json_schema`` -> ``generationConfig.responseMimeType``
+  ``application/json`` + ``responseJsonSchema``; ``json_object`` -> ``responseMimeType``.
+- ``image_url`` parts -> ``inlineData`` (``data:`` URLs) or ``fileData`` (``fileUri``, the
+  ``mimeType`` guessed from the extension, left out when unknown: the spec makes it optional).
+- An assistant message's ``tool_calls`` -> ``functionCall`` parts of the ``model`` turn,
+  each with its ``thoughtSignature`` restored from the call's
+  ``extra_content["google"]["thought_signature"]`` (the API refuses the turn without it);
+  ``tool`` messages -> ``functionResponse`` parts (``name`` of the call answered,
+  ``response`` the answer's JSON object or ``{"result": answer}``), consecutive answers in
+  one ``user`` turn. A call's ``id`` is sent back (on both parts) only when the API gave it.
+- Out: each ``functionCall`` part is a :class:`~ipfs_accel.ToolCall` (``id`` the API's or,
+  when it gives none, one the core makes; ``arguments`` = ``args``; ``extra_content``
+  ``{"google": {"thought_signature", "function_call_id"}}`` as the part had them; ``raw``
+  the part); streams carry them whole on the chunk that brought them. ``STOP`` with calls
+  is ``finish_reason="tool_calls"``. A text part's ``thoughtSignature`` travels as the
+  result's ``extra_content`` and goes back on the turn's last text part.
+
+Billed tokens (``usageMetadata``): ``input_tokens`` = ``promptTokenCount`` +
+``toolUsePromptTokenCount``; ``output_tokens`` = ``candidatesTokenCount`` +
+``thoughtsTokenCount`` (thinking is billed as output), ``reasoning_tokens`` =
+``thoughtsTokenCount``; ``total_tokens`` = ``totalTokenCount``; ``cache_read_tokens`` =
+``cachedContentTokenCount`` (part of the prompt). Streams take the last event's counts.
 """
 
 from __future__ import annotations
@@ -68,6 +98,10 @@ class GeminiOptions(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
+_CHAT = frozenset({"tools", "json_schema", "json_object", "images"})
+_GENERATE = frozenset({"json_schema", "json_object"})  # a prompt: no turns to call tools in
+_FEATURES = {"chat": _CHAT, "stream_chat": _CHAT, "generate": _GENERATE,
+             "stream_generate": _GENERATE}
 
 
 @hookimpl
@@ -84,6 +118,7 @@ def backend_info() -> BackendInfo:
         default_models={"embed": DEFAULT_EMBED_MODEL},
         operations=_OPERATIONS,
         options=GeminiOptions,
+        features=_FEATURES,
     )
 
 

@@ -2,7 +2,9 @@
 
 The canned success is a ``generateContent`` answer, shaped as the API's documentation shows
 it; the kit replays it from a loopback server while it checks counters, keys, backoff, queue
-and request IDs. The kit is imported only when the hook is called, never on normal use.
+and request IDs. The tool round trip is answered with a ``functionCall`` part carrying a
+``thoughtSignature`` and no ID, as a thinking model sends it. The kit is imported only
+when the hook is called, never on normal use.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ipfs_accel import hookimpl
 if TYPE_CHECKING:
     from ipfs_accel.testing import Case
 
-__all__ = ["conformance_case"]
+__all__ = ["SIGNATURE", "conformance_case"]
 
 
 def _error(code: int, status: str, message: str) -> dict[str, Any]:
@@ -36,6 +38,41 @@ def _chunk(text: str, finish: str | None, output_tokens: int) -> dict[str, Any]:
     }
 
 
+# An opaque signature as the API sends it (base64): it must come back on the part.
+SIGNATURE = "CiQBVKhc7kqb0cXzR2Y5x3n0M1h4VGVzdFNpZ25hdHVyZQ=="
+_CALL_PART = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+              "thoughtSignature": SIGNATURE}
+# a thinking model's count: the thoughts are billed as output and are in the total
+_TOOL_USAGE = {"promptTokenCount": 30, "candidatesTokenCount": 6, "thoughtsTokenCount": 12,
+               "totalTokenCount": 48}
+
+
+def _tool_body(parts: list[dict[str, Any]], finish: str | None,
+               usage: dict[str, int]) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    return {"candidates": [candidate], "usageMetadata": usage,
+            "modelVersion": "gemini-2.5-flash", "responseId": "tIg7aZ2bC4mX1dkP"}
+
+
+def _tool_reply() -> dict[str, Any]:
+    """The answer calling ``get_weather({"city": "Paris"})``: a thinking model's
+    ``functionCall`` part with its ``thoughtSignature``, no ID (the API gives none), and
+    ``STOP``."""
+    return _tool_body([_CALL_PART], "STOP", _TOOL_USAGE)
+
+
+def _tool_stream() -> list[str]:
+    """The same streamed: the whole call in one event, ``STOP`` in the next."""
+    events = (_tool_body([_CALL_PART], None, _TOOL_USAGE),
+              _tool_body([{"text": ""}], "STOP", _TOOL_USAGE))
+    lines: list[str] = []
+    for event in events:
+        lines += [f"data: {json.dumps(event)}", ""]
+    return lines
+
+
 def _stream() -> list[str]:
     """``streamGenerateContent?alt=sse``: one ``data:`` event per chunk, each repeating the
     usage so far; the chunk with ``finishReason`` is the last."""
@@ -48,7 +85,12 @@ def _stream() -> list[str]:
 @hookimpl
 def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
-    from ipfs_accel.testing import Case, Reply, Stream  # noqa: PLC0415 - the kit loads only here
+    from ipfs_accel.testing import (  # noqa: PLC0415 - the kit loads only here
+        Case,
+        Reply,
+        Stream,
+        ToolCase,
+    )
 
     return Case(
         backend="gemini",
@@ -78,4 +120,6 @@ def conformance_case() -> Case:
         params={"max_tokens": "generationConfig.maxOutputTokens",
                 "temperature": "generationConfig.temperature",
                 "top_p": "generationConfig.topP", "stop": "generationConfig.stopSequences"},
+        tools=ToolCase(reply=Reply(200, json=_tool_reply()), stream=Stream(_tool_stream()),
+                       id=None),
     )

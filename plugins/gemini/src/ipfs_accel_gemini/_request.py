@@ -15,6 +15,9 @@ from urllib.parse import quote
 
 from ipfs_accel import Call, ConfigurationError
 
+from ._messages import contents as message_contents
+from ._tools import apply_openai
+
 __all__ = [
     "embed_request",
     "generate_body",
@@ -38,7 +41,8 @@ EMBED_FIELDS = frozenset({"outputDimensionality", "taskType", "title"})
 # The common parameters, mapped to GenerationConfig's names.
 _COMMON = {"max_tokens": "maxOutputTokens", "temperature": "temperature", "top_p": "topP",
            "stop": "stopSequences"}
-_ROLES = {"user": "user", "assistant": "model", "model": "model"}
+# Read in OpenAI's form by ._tools, never passed through under their own names.
+_OPENAI = frozenset({"tools", "tool_choice", "response_format"})
 _SNAKE = re.compile(r"_([a-z])")
 
 
@@ -59,60 +63,20 @@ def model_id(model: str | None, operation: str) -> str:
     return quote(name, safe="-._~@")
 
 
-def _parts(content: Any, where: str) -> list[dict[str, Any]]:
-    """``parts`` from a message's content: a string, or a list of strings / OpenAI-style text
-    parts / Gemini parts (passed through)."""
-    if isinstance(content, str):
-        return [{"text": content}]
-    if isinstance(content, list):
-        parts: list[dict[str, Any]] = []
-        for item in content:
-            if isinstance(item, str):
-                parts.append({"text": item})
-            elif isinstance(item, dict) and item.get("type") == "text" and "text" in item:
-                parts.append({"text": item["text"]})
-            elif isinstance(item, dict) and "type" not in item:
-                parts.append(item)  # already a Gemini Part (text, inlineData, functionCall...)
-            else:
-                raise ConfigurationError(f"{where}: unsupported content part {item!r:.80}")
-        return parts
-    raise ConfigurationError(f"{where}: content must be a string or a list of parts")
-
-
-def _contents(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The turns and the system parts of OpenAI-style messages."""
-    contents: list[dict[str, Any]] = []
-    system: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise ConfigurationError(f"{where} must be a dict with 'role' and 'content'")
-        role = message.get("role", "user")
-        if "parts" in message:
-            parts = _parts(message["parts"], where)
-        else:
-            parts = _parts(message.get("content"), where)
-        if role == "system":
-            system.extend(parts)
-            continue
-        mapped = _ROLES.get(role)
-        if mapped is None:
-            raise ConfigurationError(
-                f"{where}: role {role!r} is not one of user, assistant, model, system"
-            )
-        contents.append({"role": mapped, "parts": parts})
-    return contents, system
-
-
 def generate_body(call: Call) -> dict[str, Any]:
-    """The ``GenerateContentRequest`` for a chat or generate call (streamed or not)."""
+    """The ``GenerateContentRequest`` for a chat or generate call (streamed or not).
+
+    ``tools``, ``tool_choice`` and ``response_format`` are read in OpenAI's form (see
+    :mod:`._tools`); messages as :mod:`._messages` says."""
     if call.messages is not None:
-        contents, system = _contents(call.messages)
+        contents, system = message_contents(call.messages)
     else:
         contents, system = [{"role": "user", "parts": [{"text": call.prompt or ""}]}], []
     body: dict[str, Any] = {"contents": contents}
     config: dict[str, Any] = {}
     for key, value in call.params.items():
+        if key in _OPENAI:
+            continue
         if key in _COMMON:
             config[_COMMON[key]] = [value] if key == "stop" and isinstance(value, str) else value
             continue
@@ -126,6 +90,7 @@ def generate_body(call: Call) -> dict[str, Any]:
             system.append({"text": value})
         else:
             body[name if name in REQUEST_FIELDS else key] = value
+    apply_openai(call.params, body, config)
     if system:
         instruction = body.get("systemInstruction")
         if isinstance(instruction, dict) and isinstance(instruction.get("parts"), list):

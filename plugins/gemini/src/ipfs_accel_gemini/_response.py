@@ -9,7 +9,7 @@ vocabulary by :data:`FINISH_REASON_TABLE`; the API's own value stays beside them
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from ipfs_accel import (
@@ -19,6 +19,7 @@ from ipfs_accel import (
     Response,
     StreamChunk,
     StreamFailure,
+    ToolCall,
     Usage,
     decode_json,
     normalize_finish_reason,
@@ -75,7 +76,7 @@ vocabulary; a value not listed becomes ``"other"``. A ``STOP`` whose candidate c
 functions is ``tool_calls`` (Gemini has no reason of its own for it)."""
 
 
-def _finish(native: str | None, calls: list[Any] | None) -> str | None:
+def _finish(native: str | None, calls: list[ToolCall] | None) -> str | None:
     reason = normalize_finish_reason(native, FINISH_REASON_TABLE)
     return "tool_calls" if reason == "stop" and calls else reason
 
@@ -85,11 +86,17 @@ def _count(value: int) -> int:
 
 
 def usage_from(data: Any) -> Usage | None:
-    """Usage from a response's ``usageMetadata``; ``None`` when it has none.
+    """Usage from a response's ``usageMetadata``, as billed; ``None`` when it has none.
 
-    ``promptTokenCount`` is the input (``cachedContentTokenCount`` of it came from the
-    cache), ``candidatesTokenCount`` the output; thinking and tool-use prompt tokens and
-    the total are kept in ``details`` under the API's own names. Never raises.
+    - ``input_tokens``: ``promptTokenCount`` (the cached part included, also given as
+      ``cache_read_tokens`` from ``cachedContentTokenCount``) plus
+      ``toolUsePromptTokenCount`` (the prompt of the API's own tool use, billed as input);
+    - ``output_tokens``: ``candidatesTokenCount`` plus ``thoughtsTokenCount`` (thinking is
+      billed as output), and ``reasoning_tokens`` the ``thoughtsTokenCount``;
+    - ``total_tokens``: the API's ``totalTokenCount`` (input plus output when it has none).
+
+    The three counts that are not plain prompt or candidates stay in ``details`` under the
+    API's names as well. Never raises.
     """
     if isinstance(data, dict):  # from a caller that declared no type: read it the same way
         try:
@@ -99,50 +106,102 @@ def usage_from(data: Any) -> Usage | None:
     if not isinstance(data, GenerateContentResponse) or data.usage_metadata is None:
         return None
     meta = data.usage_metadata
+    thoughts = _count(meta.thoughts_token_count)
+    tool_prompt = _count(meta.tool_use_prompt_token_count)
     details = {
-        name: float(_count(value))
+        name: float(value)
         for name, value in (
-            ("thoughtsTokenCount", meta.thoughts_token_count),
-            ("toolUsePromptTokenCount", meta.tool_use_prompt_token_count),
-            ("totalTokenCount", meta.total_token_count),
+            ("thoughtsTokenCount", thoughts),
+            ("toolUsePromptTokenCount", tool_prompt),
+            ("totalTokenCount", _count(meta.total_token_count)),
         )
         if value > 0
     }
     return Usage(
-        input_tokens=_count(meta.prompt_token_count),
-        output_tokens=_count(meta.candidates_token_count),
+        input_tokens=_count(meta.prompt_token_count) + tool_prompt,
+        output_tokens=_count(meta.candidates_token_count) + thoughts,
+        total_tokens=_count(meta.total_token_count),
         cache_read_tokens=_count(meta.cached_content_token_count),
+        reasoning_tokens=thoughts,
         details=details,
     )
 
 
-def _candidate(data: GenerateContentResponse) -> tuple[str, str | None, list[Any] | None]:
-    """Text (thoughts left out), finish reason and function calls of the first candidate."""
+class _Turn(NamedTuple):
+    """What the first candidate says: its text, finish reason, function calls and the
+    thought signature of a text part (returned with the turn, as the API recommends)."""
+
+    text: str
+    reason: str | None
+    calls: list[ToolCall] | None
+    signature: str | None
+
+
+def _raw_parts(raw: Any) -> list[Any]:
+    """The first candidate's parts as the body spelled them (for ``ToolCall.raw``)."""
+    try:
+        parts = raw["candidates"][0]["content"]["parts"]
+    except (KeyError, IndexError, TypeError):
+        return []
+    return parts if isinstance(parts, list) else []
+
+
+def _google(signature: str | None, call_id: str | None = None) -> dict[str, Any] | None:
+    """``extra_content`` for what the API wants back: ``{"google": {...}}`` or ``None``."""
+    google: dict[str, Any] = {}
+    if signature:
+        google["thought_signature"] = signature
+    if call_id:
+        google["function_call_id"] = call_id
+    return {"google": google} if google else None
+
+
+def _turn(data: GenerateContentResponse, raw: Any) -> _Turn:
+    """The first candidate's answer (thoughts left out of the text); ``raw`` is the body
+    (or the event) as decoded JSON, whose parts become the calls' ``raw``."""
     if not data.candidates:
         feedback = data.prompt_feedback
-        return "", None if feedback is None else feedback.block_reason, None
+        return _Turn("", None if feedback is None else feedback.block_reason, None, None)
     first = data.candidates[0]
     parts = [] if first.content is None else first.content.parts
-    text = "".join(p.text for p in parts if p.text is not None and not p.thought)
-    calls: list[Any] = [p.function_call for p in parts if p.function_call is not None]
-    return text, first.finish_reason, calls or None
+    raws = _raw_parts(raw)
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    signature: str | None = None
+    for i, part in enumerate(parts):
+        fc = part.function_call
+        if fc is not None:
+            calls.append(ToolCall.of(
+                id=fc.id or "", name=fc.name, arguments=fc.args or {},
+                extra_content=_google(part.thought_signature, fc.id),
+                raw=raws[i] if i < len(raws) else None,
+            ))
+        elif not part.thought:
+            if part.text is not None:
+                texts.append(part.text)
+            if part.thought_signature:
+                signature = part.thought_signature
+    return _Turn("".join(texts), first.finish_reason, calls or None, signature)
 
 
 def parse_generate(resp: Response) -> ChatResult:
     """A ``GenerateContentResponse`` into a :class:`ChatResult`; ``raw`` is the whole body.
 
     ``native_finish_reason`` is the first candidate's ``finishReason`` (or the prompt's
-    ``blockReason``), ``finish_reason`` that value in the core's vocabulary."""
+    ``blockReason``), ``finish_reason`` that value in the core's vocabulary. ``functionCall``
+    parts are the ``tool_calls`` (see :mod:`ipfs_accel_gemini`)."""
     data: GenerateContentResponse = resp.data
-    text, reason, calls = _candidate(data)
+    raw = decode_json(resp.content)
+    turn = _turn(data, raw)
     return ChatResult(
-        text=text,
-        finish_reason=_finish(reason, calls),
-        native_finish_reason=reason,
+        text=turn.text,
+        finish_reason=_finish(turn.reason, turn.calls),
+        native_finish_reason=turn.reason,
         model=data.model_version,
         server_request_id=data.response_id or None,
-        tool_calls=calls,
-        raw=decode_json(resp.content),
+        tool_calls=turn.calls,
+        extra_content=_google(turn.signature),
+        raw=raw,
     )
 
 
@@ -202,9 +261,11 @@ def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
         code = data.error.get("code") if isinstance(data.error, dict) else None
         status = code if isinstance(code, int) and 400 <= code <= 599 else None
         return StreamFailure(data=decode_json(event.data), status=status)
-    text, reason, calls = _candidate(data)
+    raw = decode_json(event.data)
+    turn = _turn(data, raw)
     return StreamChunk(
-        delta=text, finish_reason=_finish(reason, calls), native_finish_reason=reason,
-        done=reason is not None,
-        server_request_id=data.response_id or None, raw=decode_json(event.data),
+        delta=turn.text, finish_reason=_finish(turn.reason, turn.calls),
+        native_finish_reason=turn.reason, done=turn.reason is not None,
+        server_request_id=data.response_id or None, tool_calls=turn.calls,
+        model=data.model_version, extra_content=_google(turn.signature), raw=raw,
     )

@@ -18,6 +18,7 @@ __all__ = [
     "Content",
     "ContentEmbedding",
     "EmbedContentResponse",
+    "FunctionCall",
     "GenerateContentResponse",
     "Part",
     "PromptFeedback",
@@ -31,12 +32,25 @@ class _In(msgspec.Struct, rename="camel"):
     """Incoming: unknown fields are skipped, names are the API's camelCase."""
 
 
+class FunctionCall(_In):
+    """A ``FunctionCall`` the model asks for: ``args`` is a JSON object; ``id`` is optional
+    (the API gives one on some models only)."""
+
+    name: str
+    args: dict[str, Any] | None = None
+    id: str | None = None
+
+
 class Part(_In):
-    """A ``Part``: text (a thought when ``thought`` is set) or a function call."""
+    """A ``Part``: text (a thought when ``thought`` is set) or a function call.
+
+    ``thoughtSignature`` is the opaque signature of the model's thinking that the API wants
+    back on the same part of the turn when the conversation goes on."""
 
     text: str | None = None
     thought: bool = False
-    function_call: dict[str, Any] | None = None
+    function_call: FunctionCall | None = None
+    thought_signature: str | None = None
 
 
 class Content(_In):
