@@ -134,23 +134,6 @@ def test_chat_merges_given_options_and_keep_alive_option() -> None:
     assert body["keep_alive"] == "10m"
 
 
-def test_chat_tool_calls() -> None:
-    """Tool calls in the message come back in ChatResult.tool_calls."""
-    answer = dict(CHAT_RESPONSE)
-    answer["message"] = {
-        "role": "assistant", "content": "",
-        "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}],
-    }
-    b = backend(Recorder(httpx2.Response(200, json=answer)))
-    r = b.chat(HI, model="m", endpoint_id=endpoint(b))
-    assert r.tool_calls is not None
-    [call] = r.tool_calls
-    assert (call.name, call.arguments) == ("get_weather", {"city": "Tokyo"})
-    assert call.raw == {"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}
-    assert call.id.startswith("call_")  # Ollama sends none: the core makes one
-    assert (r.finish_reason, r.native_finish_reason) == ("tool_calls", "stop")
-
-
 def test_chat_needs_model() -> None:
     """A chat without a model fails before anything is sent."""
     rec = Recorder(httpx2.Response(200, json=CHAT_RESPONSE))
