@@ -18,6 +18,7 @@ from ipfs_accel import (
     Failure,
     NotFoundError,
     OverloadedError,
+    QuotaExceededError,
     RateLimitError,
     ServerError,
     StreamInterruptedError,
@@ -195,3 +196,75 @@ def test_classify_error_is_total(failure: Failure) -> None:
     assert isinstance(result, Classification)
     assert isinstance(result.kind, ErrorKind)
     assert isinstance(result.retryable, bool)
+
+
+# -- codes that are missing or HTTP statuses: the message decides --------------------------
+
+def test_context_length_with_a_status_for_code() -> None:
+    """A proxy's code "400" with Groq's context wording is a ContextLengthError, at once."""
+    server = Server(error(400, "Please reduce the length of the messages or completion. "
+                          "This model's maximum context length is 131072 tokens.",
+                          "invalid_request_error", "400"), OK)
+    b, eid = backend(server)
+    with pytest.raises(ContextLengthError) as info:
+        b.chat(HI, endpoint_id=eid)
+    assert (info.value.attempts, info.value.code) == (1, "400")
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("code", ["429", None])
+def test_quota_with_a_status_or_no_code_is_not_retried(code: str | None) -> None:
+    """A 429 whose code is "429" (or missing) but says "exceeded your current quota" is a
+    QuotaExceededError on the first attempt, not a retried rate limit."""
+    server = Server(error(429, "You exceeded your current quota, please check your plan and "
+                          "billing details.", "rate_limit_error", code,
+                          headers={"retry-after": "0"}), OK)
+    b, eid = backend(server, max_retries=3)
+    with pytest.raises(QuotaExceededError) as info:
+        b.chat(HI, endpoint_id=eid)
+    assert info.value.attempts == 1
+    assert len(server.requests) == 1
+    assert b.get_stats(eid).retries == 0
+
+
+RATE_EVENT = {"error": {"message": "Rate limit reached for model `llama-3.3-70b-versatile` "
+                                   "on tokens per minute (TPM): Limit 12000, Used 11990.",
+                        "type": "tokens", "code": "rate_limit_exceeded"}}
+
+
+def _stream_error(body: dict[str, object], named: bool) -> httpx2.Response:
+    """A 200 stream whose first event is an error (``event: error`` when ``named``)."""
+    line = f"{'event: error' + chr(10) if named else ''}data: {json.dumps(body)}\n\n"
+    return stream_response(line.encode())
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["data", "event-error"])
+def test_rate_limit_event_before_any_chunk_is_retried(named: bool) -> None:
+    """An error event saying rate limit, in a 200 stream before any chunk, is retried."""
+    final = chunk(None, "stop", x_groq={"id": "req_01", "usage": {
+        "prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}})
+    server = Server(_stream_error(RATE_EVENT, named), stream_response(sse(chunk("ok"), final)))
+    b, eid = backend(server)
+    assert "".join(c.delta for c in b.stream_chat(HI, endpoint_id=eid)) == "ok"
+    assert len(server.requests) == 2
+    stats = b.get_stats(eid)
+    assert (stats.retries, stats.successful_requests, stats.total_tokens) == (1, 1, 12)
+
+
+def test_rate_limit_event_gives_up_as_rate_limit_error() -> None:
+    """Still limited after the retries: a RateLimitError, every attempt counted."""
+    server = Server(_stream_error(RATE_EVENT, named=False))
+    b, eid = backend(server, max_retries=2)
+    with pytest.raises(RateLimitError) as info:
+        list(b.stream_chat(HI, endpoint_id=eid))
+    assert (info.value.attempts, info.value.code) == (3, "rate_limit_exceeded")
+    assert len(server.requests) == 3
+
+
+def test_x_groq_rate_limit_before_any_chunk_is_retried() -> None:
+    """A stream stopped at once by an x_groq.error saying rate limit is retried too."""
+    stopped = chunk(None, None, x_groq={"id": "req_01", "error": "rate limit exceeded"})
+    server = Server(stream_response(sse(stopped)), stream_response(sse(chunk("ok", "stop"))))
+    b, eid = backend(server)
+    assert "".join(c.delta for c in b.stream_chat(HI, endpoint_id=eid)) == "ok"
+    assert len(server.requests) == 2

@@ -45,6 +45,7 @@ from ipfs_accel import (
     StreamFailure,
     Usage,
     decode_json,
+    kind_from_message,
 )
 from ipfs_accel import openai_compat as oa
 
@@ -171,7 +172,10 @@ def classify_error(failure: Failure) -> Classification:
     498 (``capacity_exceeded``: the flex tier is full) is an overload, retried unless
     ``x-should-retry: false``. ``failed_generation`` (what the model produced when JSON mode
     or a tool call failed to validate) is added to the message. A stream stopped by
-    ``x_groq.error`` reports that error.
+    ``x_groq.error`` reports that error, classified by its wording: one saying rate limit is
+    a retryable :class:`~ipfs_accel.RateLimitError` (retried while no text reached the
+    caller), quota or context length their own errors. Codes that are missing or are HTTP
+    statuses (a proxy's ``"429"``) are read by the message too (``oa.classify_error``).
     """
     c = oa.classify_error(failure)
     if failure.status == 498 and not failure.in_stream:
@@ -180,6 +184,12 @@ def classify_error(failure: Failure) -> Classification:
     stream_error = _x_groq(failure.data).get("error")
     if isinstance(stream_error, str) and stream_error:
         c.message = stream_error
+        # x_groq.error is bare text: its wording is all there is to tell a rate limit
+        # (retried while no text reached the caller) from a server fault
+        said = kind_from_message(stream_error)
+        if failure.in_stream and c.kind is ErrorKind.SERVER and said is not None:
+            c.kind = said
+            c.retryable = said is ErrorKind.RATE_LIMITED
     data = failure.data
     error = data.get("error") if isinstance(data, Mapping) else None
     failed = error.get("failed_generation") if isinstance(error, Mapping) else None
