@@ -7,6 +7,11 @@ binary (``npm ci``) is missing. Every operation goes through the real
 request against the document; a recording transport keeps the responses so the mock's
 verdict headers are checked (no rejection, no diagnostic). The answers must parse twice:
 as the document's examples, and as bodies generated from its schemas (examples removed).
+
+The contract is text in, text out: a chat or generate call with tools, a tool turn, a
+``response_format`` or ``image_url`` parts is refused by the plugin before sending, with a
+``ConfigurationError`` naming what is missing, and no request reaches the mock; a plain chat
+then goes through on the same endpoint.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from mockserver import (  # noqa: E402
 
 ipfs_accel_llvm = import_or_skip("ipfs_accel_llvm")
 
-from ipfs_accel import Backend, ErrorKind, Failure  # noqa: E402
+from ipfs_accel import Backend, ConfigurationError, ErrorKind, Failure  # noqa: E402
 from ipfs_accel._wire import decode_json  # noqa: E402
+from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -189,3 +195,39 @@ def test_mock_rejects_a_request_outside_the_document(mock_pool: MockPool) -> Non
     assert c.kind is ErrorKind.BAD_REQUEST
     assert c.retryable is False
     assert c.message == "Validation failed"
+
+
+_USER = [{"role": "user", "content": "What is the weather in Paris?"}]
+_TOOL_TURN = [*_USER, {"role": "assistant", "content": None, "tool_calls": [{
+    "id": "call_1", "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]
+_IMAGE = [{"role": "user", "content": [
+    {"type": "text", "text": "What is this?"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]}]
+_SCHEMA = {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(("messages", "params", "feature"), [
+    (_USER, {"tools": [TOOL]}, "tools"),
+    (_TOOL_TURN, {}, "tools"),
+    (_USER, {"response_format": _SCHEMA}, "json_schema"),
+    (_USER, {"response_format": {"type": "json_object"}}, "json_object"),
+    (_IMAGE, {}, "images"),
+], ids=["tools", "tool-result", "json_schema", "json_object", "images"])
+def test_what_the_contract_lacks_is_refused_unsent(
+    mock_pool: MockPool, messages: list[dict[str, Any]],  # noqa: F811
+    params: dict[str, Any], feature: str,
+) -> None:
+    """Tools, tool results, response formats and images never reach the server: each is a
+    ConfigurationError naming the feature; a plain chat is then accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(_mock(mock_pool, "examples"), seen)
+    with pytest.raises(ConfigurationError, match=rf"\b{feature}\b"):
+        backend.chat(messages, endpoint_id=eid, **params)
+    if feature != "images" and messages is _USER:
+        with pytest.raises(ConfigurationError, match=rf"\b{feature}\b"):
+            backend.generate("Weather?", endpoint_id=eid, **params)
+    assert seen == []
+    assert backend.chat(_USER, endpoint_id=eid).text == "Hello from LLVM"
+    assert_all_accepted(seen, "/models/{model_id}/infer")

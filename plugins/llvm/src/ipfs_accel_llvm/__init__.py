@@ -58,6 +58,8 @@ _INFO = BackendInfo(
     api_key_required=False,
     default_models=DEFAULT_MODELS,
     operations=OPERATIONS,
+    # text in, text out: the core refuses tools, response formats and images before sending
+    features={"chat": frozenset(), "generate": frozenset()},
 )
 
 
