@@ -108,6 +108,8 @@ def embed_request(call: Call, text: str, model: str | None) -> dict[str, Any]:
         request["model"] = model
     request["content"] = {"parts": [{"text": text}]}
     for key, value in call.params.items():
+        if key in _OPENAI:  # the core checks these for text operations only
+            raise ConfigurationError(f"backend 'gemini' does not take {key} in 'embed'")
         name = _camel(key)
         request[name if name in EMBED_FIELDS else key] = value
     return request
