@@ -8,8 +8,24 @@ Talks to a self-hosted TGI server (default ``http://localhost:8080``, or ``TGI_B
   given, else ``"tgi"``, which TGI accepts whatever model it serves);
 - ``invoke("health")`` -> ``GET /health``; ``invoke("info")`` -> ``GET /info``.
 
+Tools, structured output and images (OpenAI's vocabulary, mapped in :mod:`._request`):
+``chat`` and ``stream_chat`` take ``tools``, ``tool_choice``, tool turns, ``response_format``
+(``json_schema``, ``json_object``; sent as TGI's grammar ``{"type": "json", "value": schema}``)
+and ``image_url`` parts; ``generate`` and ``stream_generate`` take ``response_format`` (as
+``parameters.grammar``) but no tools. ``BackendInfo.features`` says so, and the core refuses
+what an operation lacks before sending; TGI's refusal of tools together with a grammar is a
+``ConfigurationError`` here too. Tool calls come back as typed ``ToolCall`` (TGI's IDs, ``"0"``,
+kept), streamed ones joined by the core, TGI's older stream shapes read in :mod:`._chat`.
+
 ``finish_reason`` is one of :data:`ipfs_accel.FINISH_REASONS` on every route (TGI's
-``eos_token`` and ``stop_sequence`` are ``stop``); ``native_finish_reason`` is TGI's own value.
+``eos_token`` and ``stop_sequence`` are ``stop``, a turn with tool calls ``tool_calls``);
+``native_finish_reason`` is TGI's own value.
+
+Billed tokens: TGI serves a model on your own hardware and bills nothing; the counts are
+what it reports. Chat: the body's (or usage chunk's) ``usage``, whose ``total_tokens``
+(prompt plus completion) is kept as TGI's own total; TGI reports no reasoning tokens (a
+thinking model's thinking is part of ``completion_tokens``). ``/generate``: the
+``x-prompt-tokens`` / ``x-generated-tokens`` headers (else ``details``), total their sum.
 
 The key is optional (``HF_TOKEN`` or ``HF_API_TOKEN``, or ``api_key=``): it is sent as
 ``Authorization: Bearer`` to servers started with ``--api-key`` or behind an HF endpoint.
@@ -25,7 +41,6 @@ from typing import Any
 from ipfs_accel import (
     BackendInfo,
     Call,
-    ChatResult,
     Classification,
     EndpointConfig,
     ErrorKind,
@@ -41,20 +56,24 @@ from ipfs_accel import (
 )
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
+from ._chat import EVENT_TYPES as CHAT_EVENT_TYPES
+from ._chat import ChatEvents, parse_chat
 from ._generate import (
     EVENT_TYPES,
     GenerateAnswer,
     generate_body,
-    header_usage,
     parse_generate,
     parse_generate_event,
     stream_usage,
 )
+from ._request import chat_body
 
 __all__ = ["backend_info", "classify_error", "parse_usage", "send"]
 
 _OPERATIONS = frozenset({"chat", "generate", "stream_chat", "stream_generate", "health", "info"})
 _SSE = {"accept": "text/event-stream"}
+_CHAT_FEATURES = frozenset({"tools", "json_schema", "json_object", "images"})
+_GENERATE_FEATURES = frozenset({"json_schema", "json_object"})  # parameters.grammar
 
 _INFO = BackendInfo(
     name="hf_tgi",
@@ -66,6 +85,8 @@ _INFO = BackendInfo(
     # Only the Messages API takes a model; /generate serves the one model TGI was started with.
     default_models={"chat": "tgi", "stream_chat": "tgi"},
     operations=_OPERATIONS,
+    features={"chat": _CHAT_FEATURES, "stream_chat": _CHAT_FEATURES,
+              "generate": _GENERATE_FEATURES, "stream_generate": _GENERATE_FEATURES},
 )
 
 
@@ -89,30 +110,19 @@ def _health(resp: Response) -> InvokeResult:
     return InvokeResult(data={"healthy": True, "status": resp.status})
 
 
-def _parse_chat(resp: Response) -> ChatResult:
-    result = openai_compat.parse_chat(resp)
-    # parse_usage (the body's ``usage``) wins; the headers stand in when the body has none
-    result.usage = header_usage(resp.headers)
-    return result
-
-
 @hookimpl
 def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The TGI exchange for one call."""
     auth = openai_compat.bearer_headers(endpoint)
     op = call.operation
-    if op in ("chat", "stream_chat"):
-        if op == "stream_chat":
-            return openai_compat.exchange(
-                call, endpoint, prefix="/v1", headers={**auth, **_SSE}, require_model=False
-            )
-        return Exchange(
-            path="/v1/chat/completions",
-            json=openai_compat.chat_body(call, require_model=False),
-            headers=auth,
-            parse=_parse_chat,
-            response_type=openai_compat.ChatCompletion,
-        )
+    if op == "chat":
+        return Exchange(path="/v1/chat/completions", json=chat_body(call), headers=auth,
+                        parse=parse_chat, response_type=openai_compat.ChatCompletion)
+    if op == "stream_chat":
+        # one reader per call: it keeps what TGI's tool-call stream spreads over events
+        return Exchange(path="/v1/chat/completions", json=chat_body(call, stream=True),
+                        headers={**auth, **_SSE}, stream="sse",
+                        parse_event=ChatEvents().parse, event_type=CHAT_EVENT_TYPES)
     if op == "generate":
         return Exchange(path="/generate", json=generate_body(call), headers=auth,
                         parse=parse_generate, response_type=GenerateAnswer)

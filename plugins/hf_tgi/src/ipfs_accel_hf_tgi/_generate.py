@@ -2,7 +2,10 @@
 
 Request: ``{"inputs": prompt, "parameters": {...}}``. The common ``max_tokens`` becomes
 ``max_new_tokens`` and a single ``stop`` string becomes a list; ``details`` defaults to true
-so the answer says how many tokens were generated and why generation stopped.
+so the answer says how many tokens were generated and why generation stopped. Structured
+output: ``response_format`` (OpenAI's ``json_schema`` or ``json_object``) becomes
+``parameters.grammar = {"type": "json", "value": <schema>}`` (``{"type": "object"}`` for
+``json_object``), and TGI's own ``grammar=`` goes as it is (see :mod:`._request`).
 
 Answer: ``{"generated_text", "details": {"finish_reason", "generated_tokens", "prefill",
 ...}}``. The prompt's token count is only in ``details.prefill`` when the caller asked for
@@ -37,6 +40,8 @@ from ipfs_accel import (
     decode_json,
     normalize_finish_reason,
 )
+
+from ._request import grammar
 
 __all__ = [
     "EVENT_TYPES",
@@ -118,7 +123,10 @@ SSE default name, which some proxies write out. Others (``error``) are decoded g
 
 def generate_body(call: Call) -> dict[str, Any]:
     """The ``/generate`` (and ``/generate_stream``) body for a generate call."""
-    parameters = dict(call.params)
+    parameters = {k: v for k, v in call.params.items() if k not in ("response_format", "grammar")}
+    wanted = grammar(call.params)
+    if wanted is not None:
+        parameters["grammar"] = wanted
     if "max_tokens" in parameters:
         parameters["max_new_tokens"] = parameters.pop("max_tokens")
     stop = parameters.get("stop")
