@@ -102,11 +102,13 @@ async def test_async_stream_joins_parallel_tool_calls(events: list[dict[str, Any
 
 _SENT_BACK = [
     *HI,
-    {"role": "assistant", "content": None, "tool_calls": [PARIS, OSLO]},
+    {"role": "assistant", "tool_calls": [PARIS, OSLO]},
     {"role": "tool", "tool_call_id": "call_paris", "content": "sunny, 21 C"},
     {"role": "tool", "tool_call_id": "call_oslo", "content": "rain, 9 C"},
 ]
-"""What Groq gets back: its schema refuses unknown message fields, so nothing else."""
+"""What Groq gets back: nothing but its schema's fields, and no ``content: null`` beside
+the calls (the schema says content is required unless tool_calls is there, and its
+``nullable`` beside ``oneOf`` does not admit null)."""
 
 
 def _turn(first: Any) -> list[dict[str, Any]]:
@@ -168,3 +170,24 @@ def test_generate_refuses_tools_and_formats_before_sending(
         else:
             list(b.stream_generate("Weather?", endpoint_id=eid, **params))
     assert server.requests == []
+
+
+def test_assistant_turn_with_text_keeps_it_and_callers_messages_are_untouched() -> None:
+    """Only a null content beside tool calls is left out: a turn with text keeps it, an
+    assistant turn without calls is sent as given, and the caller's list is not changed."""
+    with_text = {"role": "assistant", "content": "Checking.", "tool_calls": [PARIS]}
+    bare = {"role": "assistant", "content": None, "tool_calls": [OSLO]}
+    plain = {"role": "assistant", "content": "Hello."}
+    messages = [*HI, plain, with_text,
+                {"role": "tool", "tool_call_id": "call_paris", "content": "sunny"},
+                bare, {"role": "tool", "tool_call_id": "call_oslo", "content": "rain"}]
+    before = [dict(m) for m in messages]
+    server = Server(httpx2.Response(200, json=CHAT), stream_response(sse(chunk("ok", "stop"))))
+    b, eid = backend(server)
+    b.chat(messages, endpoint_id=eid, tools=[TOOL])
+    list(b.stream_chat(messages, endpoint_id=eid, tools=[TOOL]))
+    for i in (0, 1):
+        sent = server.body(i)["messages"]
+        assert sent[1:4] == [plain, with_text, messages[3]]
+        assert sent[4] == {"role": "assistant", "tool_calls": [OSLO]}
+    assert messages == before

@@ -140,6 +140,26 @@ def _parse_event(event: Event) -> StreamChunk | StreamFailure | None:
     return oa.parse_chat_event(event)
 
 
+def _calls_only(message: Any) -> bool:
+    """An assistant turn of tool calls with ``content: null`` (as ``ChatResult.message``
+    gives it)."""
+    return (isinstance(message, Mapping) and message.get("role") == "assistant"
+            and bool(message.get("tool_calls")) and "content" in message
+            and message["content"] is None)
+
+
+def _without_null_content(body: Any) -> None:
+    """Leave ``content: null`` out of assistant turns that carry tool calls: Groq's schema
+    wants content unless tool_calls is given, and its ``nullable`` beside a ``oneOf`` does
+    not admit null. New dicts: the caller's messages are never changed."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and any(_calls_only(m) for m in messages):
+        body["messages"] = [
+            {k: v for k, v in m.items() if k != "content"} if _calls_only(m) else m
+            for m in messages
+        ]
+
+
 @ipfs_accel.hookimpl
 def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The Groq request for one call."""
@@ -147,6 +167,7 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
         call, endpoint, max_tokens_field="max_completion_tokens", generate_as_chat=True,
         include_usage=False,  # not in Groq's schema: x_groq.usage carries a stream's usage
     )
+    _without_null_content(exchange.json)
     if exchange.stream is not None:
         exchange.parse_event = _parse_event
         exchange.event_type = _EVENTS
