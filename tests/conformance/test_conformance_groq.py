@@ -12,10 +12,21 @@ accepted and that the missing events are reported as ``StreamInterruptedError``.
 embed test narrows the spec (``embeddings_in_order``) to the answer a server gives its two
 inputs, two rows indexed 0 and 1: from the schema alone the mock sends one row with an
 index drawn from 0..100. Skipped when the spec or the mock binary is missing.
+
+Tools, structured output and images: requests offering a tool (with each ``tool_choice``),
+a conversation sending a tool call back (the assistant turn as ``ChatResult.message`` gives
+it, and the ``tool`` message answering it: Groq's message schemas refuse unknown fields,
+and its assistant ``content`` does not admit the ``null`` the turn carries beside its calls,
+which the plugin leaves out),
+``response_format`` of both JSON kinds and user messages with ``image_url`` parts (an https
+and a ``data:`` URL) are each accepted with no diagnostic, unary and streamed. The mock's
+answers carry no tool call, so the assistant turn is built from a :class:`ToolCall` as a
+result would hold it.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +53,8 @@ from mockserver import (  # noqa: E402
 
 ipfs_accel_groq = import_or_skip("ipfs_accel_groq")
 
-from ipfs_accel import Backend  # noqa: E402
+from ipfs_accel import Backend, ChatResult, ToolCall  # noqa: E402
+from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -104,3 +116,57 @@ def test_streams_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: 
         stream = backend.stream_generate("Hi", endpoint_id=eid, max_tokens=8)
     drain_interrupted(stream)
     assert_all_accepted(seen, "/openai/v1/chat/completions")
+
+
+PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+         "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+_CALL = ToolCall.of(id="call_abc123", name="get_weather", arguments='{"city":"Paris"}')
+TOOL_TURN = [
+    *WEATHER,
+    ChatResult(text="", tool_calls=[_CALL]).message,
+    {"role": "tool", "tool_call_id": "call_abc123", "content": "sunny, 21 C"},
+]
+IMAGES = [{"role": "user", "content": [
+    {"type": "text", "text": "What is in these images?"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+    {"type": "image_url", "image_url": {"url": PIXEL, "detail": "low"}},
+]}]
+SCHEMA = {"type": "json_schema", "json_schema": {
+    "name": "weather", "strict": True,
+    "schema": {"type": "object", "properties": {"city": {"type": "string"}},
+               "required": ["city"], "additionalProperties": False}}}
+_NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+
+@pytest.mark.parametrize(("messages", "params"), [
+    (WEATHER, {"tools": [TOOL]}),
+    (WEATHER, {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False}),
+    (WEATHER, {"tools": [TOOL], "tool_choice": _NAMED}),
+    (WEATHER, {"tools": [TOOL], "tool_choice": "none"}),
+    (TOOL_TURN, {"tools": [TOOL]}),
+    (WEATHER, {"response_format": SCHEMA}),
+    (WEATHER, {"response_format": {"type": "json_object"}}),
+    (IMAGES, {}),
+    (IMAGES, {"tools": [TOOL], "response_format": SCHEMA}),
+], ids=["tools", "required", "named", "none", "tool-result", "json_schema", "json_object",
+        "images", "all"])
+def test_tools_formats_and_images_conform(
+    mock_pool: MockPool,  # noqa: F811
+    messages: list[dict[str, Any]], params: dict[str, Any],
+) -> None:
+    """Chat requests with tools, tool choices, a tool call sent back with its answer,
+    response formats and image parts are accepted as the spec says, unary and streamed."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    result = backend.chat(messages, endpoint_id=eid, **params)
+    drain_interrupted(backend.stream_chat(messages, endpoint_id=eid, **params))
+    assert_all_accepted(seen, "/openai/v1/chat/completions")
+    # what the mock validated is what the caller gave, less a null content beside tool calls
+    sent = [{k: v for k, v in m.items() if not (k == "content" and v is None)}
+            for m in messages]
+    for response in seen:
+        body = json.loads(response.request.content)
+        assert body["messages"] == sent
+        assert {k: body[k] for k in params} == params
+    assert isinstance(result.text, str)
