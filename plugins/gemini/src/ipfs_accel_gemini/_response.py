@@ -4,6 +4,14 @@ Every field of these responses is optional in the spec, so the readers tolerate 
 ones: a response without candidates (a blocked prompt) is an empty reply whose finish
 reason is the ``promptFeedback.blockReason``. Finish reasons are put in the core's
 vocabulary by :data:`FINISH_REASON_TABLE`; the API's own value stays beside them.
+
+The first candidate's ``functionCall`` parts become :class:`~ipfs_accel.ToolCall` objects
+(``arguments`` the ``args`` object, ``raw`` the part as sent, ``id`` the API's or empty for
+the core to make one), each with ``extra_content={"google": {"thought_signature",
+"function_call_id"}}`` as far as the part had a ``thoughtSignature`` and an ``id``. A
+stream sends each call whole, so a chunk carries the calls of its event in ``tool_calls``.
+A text part's ``thoughtSignature`` is the answer's ``extra_content`` (the same namespace).
+Usage is read as billed (:func:`usage_from`).
 """
 
 from __future__ import annotations
@@ -252,7 +260,9 @@ def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
 
     The stream has no end marker: the chunk carrying a ``finishReason`` (or, for a blocked
     prompt, a ``promptFeedback.blockReason``) is the last one, its finish reasons read as in
-    :func:`parse_generate`. A chunk's ``raw`` is the event's whole data.
+    :func:`parse_generate`. The event's ``functionCall`` parts are whole calls, in
+    ``tool_calls`` (the core gives those without an ID one, and says ``tool_calls`` at the
+    end of a turn that had any). A chunk's ``raw`` is the event's whole data.
     """
     data = event.json
     if not isinstance(data, StreamEvent):
