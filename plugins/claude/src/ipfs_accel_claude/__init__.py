@@ -31,9 +31,11 @@ from ipfs_accel import (
 )
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
+from ._errors import classify
+from ._events import EventReader
 from ._limits import rate_limits
 from ._request import DEFAULT_MAX_TOKENS, ClaudeOptions, messages_body
-from ._response import classify, parse_event, parse_message, usage_of
+from ._response import parse_message, usage_of
 from ._wire import EVENT_TYPES, Message
 
 __all__ = [
@@ -63,6 +65,10 @@ BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 """The environment variable that overrides :data:`DEFAULT_BASE_URL`."""
 
 _OPERATIONS = frozenset({"chat", "generate", "stream_chat", "stream_generate"})
+_CHAT_FEATURES = frozenset({"tools", "json_schema", "images"})
+# json_object: the API's only output format is a JSON schema; generate sends one prompt
+_FEATURES = {"chat": _CHAT_FEATURES, "stream_chat": _CHAT_FEATURES,
+             "generate": frozenset({"json_schema"}), "stream_generate": frozenset({"json_schema"})}
 _PATH = "/v1/messages"
 _SSE_ACCEPT = "text/event-stream"
 
@@ -81,6 +87,7 @@ def backend_info() -> BackendInfo:
         operations=_OPERATIONS,
         server_request_id_headers=("request-id",),
         options=ClaudeOptions,
+        features=_FEATURES,
     )
 
 
@@ -108,8 +115,9 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     headers = _headers(endpoint, options)
     if stream:
         headers["accept"] = _SSE_ACCEPT
+        # one reader per call: it remembers which blocks are tool calls and the thinking
         return Exchange(path=_PATH, json=body, headers=headers, stream="sse",
-                        parse_event=parse_event, event_type=EVENT_TYPES)
+                        parse_event=EventReader(), event_type=EVENT_TYPES)
     return Exchange(path=_PATH, json=body, headers=headers, parse=parse_message,
                     response_type=Message)
 

@@ -2,7 +2,9 @@
 
 The canned success is a Messages API answer, shaped as the API's documentation shows it; the
 kit replays it from a loopback server while it checks counters, keys, backoff, queue and
-request IDs. The kit is imported only when the hook is called, never on normal use.
+request IDs. The tool round trip is answered with a ``tool_use`` block calling
+``get_weather({"city": "Paris"})``, whole and streamed. The kit is imported only when the
+hook is called, never on normal use.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ipfs_accel import hookimpl
 
 if TYPE_CHECKING:
-    from ipfs_accel.testing import Case
+    from ipfs_accel.testing import Case, ToolCase
 
 __all__ = ["conformance_case"]
 
@@ -22,29 +24,78 @@ def _error(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+def _lines(events: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for event in events:
+        lines += [f"event: {event['type']}", f"data: {json.dumps(event)}", ""]
+    return lines
+
+
+def _start(message_id: str) -> dict[str, Any]:
+    return {"type": "message_start", "message": {
+        "id": message_id, "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-6", "content": [], "stop_reason": None,
+        "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1},
+    }}
+
+
+def _end(stop_reason: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+         "usage": {"output_tokens": 3}},
+        {"type": "message_stop"},
+    ]
+
+
 def _stream() -> list[str]:
     """The Messages API's stream of the same answer: named SSE events, ``message_stop`` last;
     ``message_start`` carries the input tokens and ``message_delta`` the output tokens."""
-    start: dict[str, Any] = {
-        "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant",
-        "model": "claude-sonnet-4-6", "content": [], "stop_reason": None,
-        "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1},
-    }
-    events: list[dict[str, Any]] = [
-        {"type": "message_start", "message": start},
+    return _lines([
+        _start("msg_013Zva2CMHLNnXjNJJKqJ2EF"),
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "ping"},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "po"}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ng"}},
         {"type": "content_block_stop", "index": 0},
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-         "usage": {"output_tokens": 3}},
-        {"type": "message_stop"},
-    ]
-    lines: list[str] = []
-    for event in events:
-        lines += [f"event: {event['type']}", f"data: {json.dumps(event)}", ""]
-    return lines
+        *_end("end_turn"),
+    ])
+
+
+_TOOL_ID = "toolu_01A09q90qw90lq917835lq9"
+_TOOL_USE: dict[str, Any] = {"type": "tool_use", "id": _TOOL_ID, "name": "get_weather",
+                             "input": {"city": "Paris"}}
+
+
+def _tool_stream() -> list[str]:
+    """The tool answer streamed as the API does: the ``tool_use`` block starts with its ID,
+    name and an empty input, the input follows in two ``input_json_delta`` pieces."""
+    return _lines([
+        _start("msg_01Aq9w938a90dw8q"),
+        {"type": "content_block_start", "index": 0,
+         "content_block": {**_TOOL_USE, "input": {}}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "input_json_delta", "partial_json": '{"city": '}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "input_json_delta", "partial_json": '"Paris"}'}},
+        {"type": "content_block_stop", "index": 0},
+        *_end("tool_use"),
+    ])
+
+
+def _tools() -> ToolCase:
+    """The Messages API's answer calling get_weather({"city": "Paris"}), and its stream."""
+    from ipfs_accel.testing import Reply, Stream, ToolCase  # noqa: PLC0415 - kit loads here
+
+    return ToolCase(
+        reply=Reply(200, json={
+            "id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-6", "content": [_TOOL_USE],
+            "stop_reason": "tool_use", "stop_sequence": None,
+            "usage": {"input_tokens": 9, "output_tokens": 3},
+        }),
+        stream=Stream(_tool_stream()),
+        id=_TOOL_ID,
+    )
 
 
 @hookimpl
@@ -75,4 +126,5 @@ def conformance_case() -> Case:
         stream=Stream(_stream()),
         params={"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
                 "stop": "stop_sequences"},
+        tools=_tools(),
     )

@@ -1,46 +1,34 @@
-"""Anthropic Messages API answers: messages, stream events, usage and errors."""
+"""Anthropic Messages API answers: a whole message, its tool calls and thinking, and usage."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 from ipfs_accel import (
     ChatResult,
-    Classification,
-    ErrorKind,
-    Event,
-    Failure,
     Response,
-    StreamChunk,
-    StreamFailure,
+    ToolCall,
     Usage,
     decode_json,
-    default_classification,
     normalize_finish_reason,
 )
 
-from ._wire import (
-    BlockDelta,
-    BlockStart,
-    Message,
-    MessageDelta,
-    MessageStart,
-    MessageStop,
-    typed_event,
-)
+from ._wire import Block, Message, MessageDelta, MessageStart, typed_event
 from ._wire import Usage as WireUsage
 
 __all__ = [
     "FINISH_REASON_TABLE",
-    "classify",
-    "error_fields",
-    "parse_event",
+    "VENDOR",
     "parse_message",
+    "thinking_block",
+    "thinking_extra",
     "usage_of",
 ]
+
+VENDOR = "anthropic"
+"""The key of Anthropic's data in ``extra_content`` (``{"anthropic": {"thinking": [...]}}``)."""
 
 FINISH_REASON_TABLE: Mapping[str, str] = {
     "end_turn": "stop",
@@ -62,24 +50,52 @@ def _count(value: int | None) -> int:
     return value if value is not None and value > 0 else 0
 
 
+def thinking_block(block: Block) -> dict[str, Any] | None:
+    """A ``thinking`` or ``redacted_thinking`` block of the answer as the request takes it
+    back (``RequestThinkingBlock``: ``thinking`` and ``signature``;
+    ``RequestRedactedThinkingBlock``: ``data``); ``None`` for any other block."""
+    if block.type == "thinking":
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    return None
+
+
+def thinking_extra(blocks: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """``extra_content`` carrying the turn's thinking blocks, in order (``None``: none)."""
+    thinking = list(blocks)
+    return {VENDOR: {"thinking": thinking}} if thinking else None
+
+
 def parse_message(resp: Response) -> ChatResult:
     """A ``Message`` body (decoded by the core into :class:`~._wire.Message`) into a
-    :class:`ChatResult`: text blocks joined, ``tool_use`` blocks as ``tool_calls``,
-    ``stop_reason`` as ``native_finish_reason`` and, by :data:`FINISH_REASON_TABLE`, as
-    ``finish_reason``. ``raw`` is the whole body."""
+    :class:`ChatResult`.
+
+    Text blocks are joined into ``text``; each ``tool_use`` block is a :class:`ToolCall`
+    (``id``, ``name``, ``arguments`` = its ``input`` object, ``raw`` = the block as sent);
+    ``thinking`` and ``redacted_thinking`` blocks, with their signatures, are kept in
+    ``extra_content`` as ``{"anthropic": {"thinking": [...]}}`` so that ``result.message``
+    sent back restores them before the ``tool_use`` blocks, as the API requires when
+    extended thinking is on. ``stop_reason`` is ``native_finish_reason`` and, by
+    :data:`FINISH_REASON_TABLE`, ``finish_reason``. ``raw`` is the whole body.
+    """
     data: Message = resp.data
     raw = decode_json(resp.content)
     blocks = data.content
     text = "".join(b.text for b in blocks if b.type == "text")
-    # a tool_use block goes out whole, as the API sent it: the typed decode checked the
-    # list, so the block at the same position of the body is that block
-    tool_calls = [raw["content"][i] for i, b in enumerate(blocks) if b.type == "tool_use"]
+    # the typed decode checked the list, so the block at the same position of the body is
+    # the one the call was read from: raw keeps fields the plugin does not declare
+    tool_calls = [
+        ToolCall.of(id=b.id, name=b.name, arguments=b.input or {}, raw=raw["content"][i])
+        for i, b in enumerate(blocks) if b.type == "tool_use"
+    ]
     return ChatResult(
         text=text,
         finish_reason=normalize_finish_reason(data.stop_reason, FINISH_REASON_TABLE),
         native_finish_reason=data.stop_reason,
         model=data.model,
         tool_calls=tool_calls or None,
+        extra_content=thinking_extra(t for b in blocks if (t := thinking_block(b)) is not None),
         raw=raw,
     )
 
@@ -95,15 +111,19 @@ def _usage(data: Any) -> WireUsage | None:
 def usage_of(data: Any) -> Usage | None:
     """Usage from a ``Message`` body or a ``message_start`` / ``message_delta`` event.
 
-    Anthropic's ``input_tokens`` leaves out the prompt-cache tokens; the core's input
-    includes them (``cache_*_tokens`` are part of the input), so the three are added.
-    A ``message_delta`` without ``input_tokens`` reports none, so the input counted from
-    ``message_start`` stands.
+    Billed tokens: Anthropic's ``input_tokens`` leaves out the prompt-cache tokens, which
+    are billed input too, so the core's input is ``input_tokens`` +
+    ``cache_creation_input_tokens`` + ``cache_read_input_tokens`` (the two also in
+    ``cache_write_tokens`` / ``cache_read_tokens``). ``output_tokens`` is billed output,
+    extended-thinking tokens included (the API reports no separate count of them, so
+    ``reasoning_tokens`` stays 0); the API gives no total, so ``total_tokens`` is input plus
+    output. A ``message_delta`` without ``input_tokens`` reports none, so the input counted
+    from ``message_start`` stands.
     """
     try:
         usage = _usage(typed_event(data))
     except msgspec.ValidationError:
-        return None  # parse_event has already refused this event
+        return None  # the stream reader has already refused this event
     if usage is None:
         return None
     cache_write = _count(usage.cache_creation_input_tokens)
@@ -115,98 +135,3 @@ def usage_of(data: Any) -> Usage | None:
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
-
-
-def _chunk(data: Any) -> StreamChunk | None:
-    """The chunk a typed event makes, if any."""
-    if isinstance(data, BlockDelta):
-        # input_json_delta, thinking_delta, signature_delta, citations_delta carry no text
-        delta = data.delta
-        return StreamChunk(delta=delta.text) if delta.type == "text_delta" else None
-    if isinstance(data, BlockStart):
-        block = data.content_block
-        return StreamChunk(delta=block.text) if block.type == "text" and block.text else None
-    if isinstance(data, MessageDelta):
-        native = data.delta.stop_reason
-        return StreamChunk(finish_reason=normalize_finish_reason(native, FINISH_REASON_TABLE),
-                           native_finish_reason=native)
-    if isinstance(data, MessageStop):
-        return StreamChunk(done=True)
-    return None
-
-
-def parse_event(event: Event) -> StreamChunk | StreamFailure | None:
-    """One SSE event of a streamed message, decoded by the core by its event name.
-
-    ``content_block_delta`` with a ``text_delta`` carries text; ``message_delta`` the
-    stop reason (normalised as in :func:`parse_message`); ``message_stop`` ends the
-    stream; ``error`` is a failure. Usage is read by the ``parse_usage`` hook from
-    ``message_start`` and ``message_delta``. ``ping``, ``message_start``, block stops,
-    non-text deltas (tool input JSON, thinking) and event types added later carry no text.
-    A chunk's ``raw`` is the event's whole data.
-    """
-    data = event.json
-    if event.event == "error" or (isinstance(data, dict) and data.get("type") == "error"):
-        return StreamFailure(data=data if data is not None else event.data)
-    chunk = _chunk(typed_event(data))
-    if chunk is not None:
-        chunk.raw = decode_json(event.data)
-    return chunk
-
-
-def error_fields(data: Any) -> tuple[str | None, str | None]:
-    """``(type, message)`` of ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
-    if not isinstance(data, Mapping):
-        return None, None
-    err = data.get("error")
-    if not isinstance(err, Mapping):
-        return None, None
-    kind, message = err.get("type"), err.get("message")
-    return (kind if isinstance(kind, str) else None,
-            message if isinstance(message, str) else None)
-
-
-# error type -> (kind, retryable); the status decides for types not listed here
-_TYPES: dict[str, tuple[ErrorKind, bool]] = {
-    "invalid_request_error": (ErrorKind.BAD_REQUEST, False),
-    "request_too_large": (ErrorKind.BAD_REQUEST, False),
-    "authentication_error": (ErrorKind.AUTH, False),
-    "permission_error": (ErrorKind.AUTH, False),
-    "billing_error": (ErrorKind.QUOTA_EXCEEDED, False),
-    "not_found_error": (ErrorKind.NOT_FOUND, False),
-    "rate_limit_error": (ErrorKind.RATE_LIMITED, True),
-    "api_error": (ErrorKind.SERVER, True),
-    "overloaded_error": (ErrorKind.OVERLOADED, True),
-    # a 504 from Anthropic's side: an HTTP answer, so a server error rather than our timeout
-    "timeout_error": (ErrorKind.SERVER, True),
-}
-
-_CONTEXT = re.compile(
-    r"prompt is too long|exceed(?:s|ed)? (?:the )?context (?:limit|window)|context window",
-    re.IGNORECASE,
-)
-
-
-def classify(failure: Failure) -> Classification:
-    """Anthropic's error semantics over the default classification.
-
-    The body's ``error.type`` decides the kind (a 529 ``overloaded_error`` is overloaded,
-    a ``billing_error`` is out of quota, an ``error`` event mid-stream keeps its type);
-    an ``invalid_request_error`` saying the prompt is too long is a context-length error.
-    ``x-should-retry`` from the server still has the last word on retrying.
-    """
-    c = default_classification(failure)
-    kind, message = error_fields(failure.data)
-    if kind is not None:
-        c.code = kind
-        if kind in _TYPES:
-            c.kind, c.retryable = _TYPES[kind]
-            should = failure.headers.get("x-should-retry")
-            if should in ("true", "false"):
-                c.retryable = should == "true"
-    if message:
-        c.message = message
-        if c.kind is ErrorKind.BAD_REQUEST and _CONTEXT.search(message):
-            c.kind = ErrorKind.CONTEXT_LENGTH
-            c.retryable = False
-    return c

@@ -6,10 +6,12 @@ declared field of the wrong type is a ``ResponseError`` naming it (``$.content[0
 Content blocks and block deltas are one Struct each with ``type: str`` rather than a tagged
 union: a union refuses a tag it does not know, and Anthropic adds block types (thinking,
 server tools, citations...) more often than clients are released. The fields declared
-beside ``type`` (``text``) are read only for the types that carry them and have the same
-type in every block the API documents. Stream events are declared per SSE event name (the
-API names each event after its ``type``); events not named in :data:`EVENT_TYPES` (``ping``,
-``content_block_stop``, ``error`` and any added later) are decoded generically, so an
+beside ``type`` (``text``; ``id``, ``name``, ``input``; ``thinking``, ``signature``,
+``data``; ``partial_json``) are read only for the types that carry them and have the same
+type in every block the API documents (``id``, ``name`` and ``input`` are those of
+``tool_use``, ``server_tool_use`` and ``mcp_tool_use`` alike). Stream events are declared
+per SSE event name (the API names each event after its ``type``); events not named in
+:data:`EVENT_TYPES` (``ping``, ``error`` and any added later) are decoded generically, so an
 ``error`` event of any shape still reaches ``classify_error``.
 """
 
@@ -24,6 +26,7 @@ __all__ = [
     "Block",
     "BlockDelta",
     "BlockStart",
+    "BlockStop",
     "Delta",
     "Message",
     "MessageDelta",
@@ -47,10 +50,18 @@ class Usage(msgspec.Struct):
 
 
 class Block(msgspec.Struct):
-    """A content block; ``text`` is read from ``text`` blocks only."""
+    """A content block: ``text`` of ``text`` blocks; ``id``, ``name`` and ``input`` of
+    ``tool_use`` blocks; ``thinking`` and ``signature`` of ``thinking`` blocks, ``data`` of
+    ``redacted_thinking`` ones."""
 
     type: str
     text: str = ""
+    id: str = ""
+    name: str = ""
+    input: dict[str, Any] | None = None
+    thinking: str = ""
+    signature: str = ""
+    data: str = ""
 
 
 class Message(msgspec.Struct):
@@ -63,8 +74,9 @@ class Message(msgspec.Struct):
 
 
 class Started(msgspec.Struct):
-    """The message a ``message_start`` event opens: only its usage is read."""
+    """The message a ``message_start`` event opens: its model and usage are read."""
 
+    model: str | None = None
     usage: Usage | None = None
 
 
@@ -75,22 +87,35 @@ class MessageStart(msgspec.Struct):
 
 
 class BlockStart(msgspec.Struct):
-    """``content_block_start``: a text block may start with text already."""
+    """``content_block_start``: a text block may start with text already, a ``tool_use``
+    block names its ID and function (its input follows in ``input_json_delta`` pieces)."""
 
     content_block: Block
+    index: int
 
 
 class Delta(msgspec.Struct):
-    """A block delta; ``text`` is read from ``text_delta`` only."""
+    """A block delta: ``text`` of ``text_delta``, ``partial_json`` of ``input_json_delta``,
+    ``thinking`` of ``thinking_delta``, ``signature`` of ``signature_delta``."""
 
     type: str
     text: str = ""
+    partial_json: str = ""
+    thinking: str = ""
+    signature: str = ""
 
 
 class BlockDelta(msgspec.Struct):
-    """``content_block_delta``."""
+    """``content_block_delta``: ``index`` is the block's position in the message."""
 
     delta: Delta
+    index: int
+
+
+class BlockStop(msgspec.Struct):
+    """``content_block_stop``: the block at ``index`` is complete."""
+
+    index: int
 
 
 class StopDelta(msgspec.Struct):
@@ -114,6 +139,7 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "message_start": MessageStart,
     "content_block_start": BlockStart,
     "content_block_delta": BlockDelta,
+    "content_block_stop": BlockStop,
     "message_delta": MessageDelta,
     "message_stop": MessageStop,
 }
