@@ -116,3 +116,76 @@ def sse_response(events: Iterable[dict[str, Any]], status: int = 200) -> httpx2.
         status, content=sse(events),
         headers={"content-type": "text/event-stream", "request-id": "req_server_stream"},
     )
+
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "The weather in a city now.",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                "required": ["city"]}},
+}
+"""An OpenAI-form function tool."""
+
+SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+
+
+def tool_use(call_id: str = "toolu_01A09q90qw90lq917835lq9", name: str = "get_weather",
+             args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``ResponseToolUseBlock``."""
+    return {"type": "tool_use", "id": call_id, "name": name,
+            "input": {"city": "Paris"} if args is None else args, "caller": {"type": "direct"}}
+
+
+def thinking(text: str = "The user wants the weather: call get_weather.",
+             signature: str = SIGNATURE) -> dict[str, Any]:
+    """A ``ResponseThinkingBlock``."""
+    return {"type": "thinking", "thinking": text, "signature": signature}
+
+
+def tool_stream_events(*pieces: str, call_id: str = "toolu_01A09q90qw90lq917835lq9",
+                       text: str = "", think: str = "", input_tokens: int = 25,
+                       output_tokens: int = 15) -> list[dict[str, Any]]:
+    """A streamed answer calling get_weather: optional thinking (with its signature) and
+    text blocks first, then the ``tool_use`` block with its input in ``pieces``."""
+    start = message(content=[], stop_reason=None, use=usage(input_tokens, 1))
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    index = 0
+    if think:
+        events += [
+            {"type": "content_block_start", "index": index,
+             "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+            {"type": "content_block_delta", "index": index,
+             "delta": {"type": "thinking_delta", "thinking": think[:5]}},
+            {"type": "content_block_delta", "index": index,
+             "delta": {"type": "thinking_delta", "thinking": think[5:]}},
+            {"type": "content_block_delta", "index": index,
+             "delta": {"type": "signature_delta", "signature": SIGNATURE}},
+            {"type": "content_block_stop", "index": index},
+        ]
+        index += 1
+    if text:
+        events += [
+            {"type": "content_block_start", "index": index,
+             "content_block": {"citations": None, "text": "", "type": "text"}},
+            {"type": "content_block_delta", "index": index,
+             "delta": {"type": "text_delta", "text": text}},
+            {"type": "content_block_stop", "index": index},
+        ]
+        index += 1
+    events.append({"type": "content_block_start", "index": index,
+                   "content_block": {**tool_use(call_id), "input": {}}})
+    events += [
+        {"type": "content_block_delta", "index": index,
+         "delta": {"type": "input_json_delta", "partial_json": p}} for p in pieces
+    ]
+    events += [
+        {"type": "content_block_stop", "index": index},
+        {"type": "message_delta",
+         "delta": {"container": None, "stop_details": None, "stop_reason": "tool_use",
+                   "stop_sequence": None},
+         "usage": {"cache_creation_input_tokens": None, "cache_read_input_tokens": None,
+                   "input_tokens": None, "output_tokens": output_tokens,
+                   "server_tool_use": None}},
+        {"type": "message_stop"},
+    ]
+    return events

@@ -9,7 +9,13 @@ import httpx2
 import ipfs_accel_claude
 import pytest
 from _claude_fixtures import KEY, json_response, make_backend, message, usage
-from ipfs_accel import ConfigurationError, Registry, ResponseError, UnsupportedOperationError
+from ipfs_accel import (
+    ConfigurationError,
+    Registry,
+    ResponseError,
+    ToolCall,
+    UnsupportedOperationError,
+)
 from ipfs_accel.testing import Recorder
 
 HI = [{"role": "user", "content": "Hello, world"}]
@@ -223,7 +229,7 @@ def test_default_max_tokens_option() -> None:
 
 
 def test_tool_use_blocks_in_result() -> None:
-    """tool_use blocks of the answer come back as tool_calls; text blocks are joined."""
+    """tool_use blocks of the answer come back as typed ToolCalls; text blocks are joined."""
     content = [
         {"citations": None, "text": "Let me check.", "type": "text"},
         {"id": "toolu_01", "input": {"city": "Paris"}, "name": "get_weather",
@@ -235,7 +241,10 @@ def test_tool_use_blocks_in_result() -> None:
     assert result.text == "Let me check."
     assert (result.finish_reason, result.native_finish_reason) == ("tool_calls", "tool_use")
     assert result.tool_calls is not None
-    assert result.tool_calls[0]["name"] == "get_weather"
+    [call] = result.tool_calls
+    assert isinstance(call, ToolCall)
+    assert (call.id, call.name, call.arguments) == ("toolu_01", "get_weather", {"city": "Paris"})
+    assert call.raw == content[1]
 
 
 def test_cache_tokens_in_usage() -> None:
