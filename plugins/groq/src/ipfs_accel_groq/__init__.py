@@ -22,6 +22,24 @@ a top-level ``usage`` is read too where a server sends one.
 
 Answers decode into :mod:`ipfs_accel.openai_compat`'s Structs; stream chunks into
 :class:`GroqChunk`, which adds ``x_groq`` (its ``usage`` and ``error``).
+
+Tools, structured output and images speak OpenAI's vocabulary, as Groq does: chat and
+stream_chat send ``tools``, ``tool_choice``, ``response_format`` (``json_schema`` or
+``json_object``) and ``image_url`` parts (``https:`` or ``data:`` URLs) as given; which
+models take images or ``json_schema`` is Groq's to say (a 400). One change on the way back:
+an assistant turn of tool calls with ``content: null`` (as ``result.message`` gives it) is
+sent without ``content``, since Groq's schema wants content unless ``tool_calls`` is given
+and does not admit null there. ``tool_calls`` come back as typed
+:class:`~ipfs_accel.ToolCall`; Groq streams each call whole in one chunk, and the core joins
+fragments either way, putting the whole calls on the chunk that ends the turn and on
+``stream.result``. ``generate`` is a bare prompt: ``backend_info().features`` gives it
+none of these, and the core refuses them there before sending.
+
+Billed tokens: ``completion_tokens`` counts a reasoning model's reasoning tokens
+(``completion_tokens_details.reasoning_tokens``, in ``usage`` or a stream's
+``x_groq.usage``), so ``Usage.output_tokens`` is what is billed for output and
+``Usage.reasoning_tokens`` shows how much of it was reasoning; ``Usage.total_tokens`` is
+Groq's ``total_tokens``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,28 @@ route accepts: :data:`DEFAULT_MODEL` for chat, :data:`COMPLETION_MODEL` for ``ge
 ``tool_calls``, ``content_filter`` as they are, the deprecated ``function_call`` as
 ``tool_calls``), with the value as sent in ``native_finish_reason``;
 :mod:`ipfs_accel.openai_compat` reads both.
+
+Tools, structured output and images are OpenAI's own vocabulary, so chat and stream_chat
+send them as given: ``tools``, ``tool_choice``, ``parallel_tool_calls``, assistant turns
+with ``tool_calls`` and ``tool`` messages, ``response_format`` (``json_schema`` or
+``json_object``), ``image_url`` content parts (``https:`` or ``data:`` URLs). A message's
+``tool_calls`` come back as typed :class:`~ipfs_accel.ToolCall` (OpenAI's ID, the arguments
+parsed, the text as sent in ``arguments_json``); a stream's ``delta.tool_calls`` fragments
+are joined by the core, and the chunk that ends the turn and ``stream.result`` carry the
+whole calls. ``result.message`` is the assistant turn to send back. ``/completions`` takes
+none of these: ``backend_info().features`` says so, and the core refuses such a
+``generate`` before sending.
+
+Billed tokens: ``usage.completion_tokens`` already counts the reasoning tokens of a
+reasoning model (``completion_tokens_details.reasoning_tokens``), so ``Usage.output_tokens``
+is what is billed for output and ``Usage.reasoning_tokens`` shows how much of it was
+reasoning (in the stats too); ``Usage.total_tokens`` is the API's ``total_tokens``.
+
+Errors are classified by :func:`ipfs_accel.openai_compat.classify_error`: by ``code``, and
+by the message where the code is missing or is an HTTP status (a proxy's ``"400"`` saying
+"maximum context length" is a ``ContextLengthError``, a ``"429"`` saying "exceeded your
+current quota" a ``QuotaExceededError``, not retried). An error event in a 200 stream that
+says rate limit, before any chunk reached the caller, is retried as a ``RateLimitError``.
 """
 
 from __future__ import annotations
