@@ -34,7 +34,7 @@ from ._errors import (
 )
 from ._limits import DISABLED, PAUSED, PROBING, READY, UNHEALTHY
 from ._pool_ops import PoolOperations
-from ._pool_pick import STRATEGIES, Member, Picker
+from ._pool_pick import STRATEGIES, Member, Picker, takes
 from ._pool_stats import PoolCounter, PoolStats, Tally
 
 if TYPE_CHECKING:
@@ -94,13 +94,15 @@ class Run:
     """One pool call in progress: its deadline, attempts so far, last member and error, and
     the members that refused it in a way asking them again would not change (``refused``)."""
 
-    __slots__ = ("attempts", "deadline_at", "last", "last_error", "operation", "probe",
+    __slots__ = ("attempts", "deadline_at", "last", "last_error", "needs", "operation", "probe",
                  "refused", "request_id", "tally", "waiting_since")
 
     def __init__(
         self, operation: str, request_id: str, deadline_at: float | None, tally: Tally,
+        needs: frozenset[str] = frozenset(),
     ) -> None:
         self.operation = operation
+        self.needs = needs
         self.tally = tally  # what the pool's counters hold of it
         self.request_id = request_id
         self.deadline_at = deadline_at
@@ -113,6 +115,7 @@ class Run:
 
 
 MemberSpec = tuple[Any, str] | tuple[Any, str, float]
+
 
 
 class Pool(PoolOperations):
@@ -224,18 +227,22 @@ class Pool(PoolOperations):
 
     # -- decisions (no waiting here: the runners wait) -------------------------------------
 
-    def check(self, operation: str) -> None:
-        """Refuse at once an operation no member offers."""
+    def check(self, operation: str, needs: frozenset[str] = frozenset()) -> None:
+        """Refuse at once an operation no member offers, or a call needing what no member
+        takes in it (tools, a response format, images)."""
         if not any(operation in m.backend.info.operations for m in self._members):
             if not self._members:
                 raise ConfigurationError("the pool has no members")
             raise UnsupportedOperationError(f"no member of the pool offers {operation!r}")
+        if needs and not any(takes(m, operation, needs) for m in self._members):
+            raise ConfigurationError(
+                f"no member of the pool takes {' and '.join(sorted(needs))} in {operation!r}")
 
-    def begin(self, operation: str, request_id: str) -> Run:
+    def begin(self, operation: str, request_id: str, needs: frozenset[str] = frozenset()) -> Run:
         """Start (and count) a call of ``operation`` (:meth:`check` it first)."""
         deadline = self.settings.deadline
         return Run(operation, request_id, None if deadline is None else _monotonic() + deadline,
-                   self.counter.started())
+                   self.counter.started(), needs)
 
     def pick(self, run: Run) -> Member | float:
         """A member to try now (taken: a cooled-down one becomes its probe), or the seconds
@@ -285,6 +292,8 @@ class Pool(PoolOperations):
         they offer its operation, have not refused it for good, and are still there."""
         for m in self._members:
             if run.operation not in m.backend.info.operations or m in run.refused:
+                continue
+            if run.needs and not takes(m, run.operation, run.needs):
                 continue
             try:
                 endpoint = m.endpoint

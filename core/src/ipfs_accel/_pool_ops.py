@@ -9,6 +9,7 @@ from ._chatstream import AsyncChatStream, ChatStream
 from ._errors import ConfigurationError
 from ._pool_run import Request, astream, call_async, call_sync, stream
 from ._types import ChatResult, EmbedResult, InvokeResult, Operation
+from .tools import needed_features
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -17,6 +18,7 @@ __all__ = ["PoolOperations"]
 
 _CHAT, _GENERATE, _EMBED = Operation.CHAT.value, Operation.GENERATE.value, Operation.EMBED.value
 _STREAM_CHAT, _STREAM_GENERATE = Operation.STREAM_CHAT.value, Operation.STREAM_GENERATE.value
+_TEXT = frozenset({_CHAT, _GENERATE, _STREAM_CHAT, _STREAM_GENERATE})
 
 
 def _request(
@@ -25,8 +27,10 @@ def _request(
 ) -> Request:
     if "endpoint_id" in params:
         raise ConfigurationError("a pool picks the endpoint of each attempt: pass no endpoint_id")
-    pool.check(operation)
-    return Request(operation, request_id or new_request_id(), model, params, inputs)
+    needs = (frozenset(needed_features(params, inputs.get("messages")))
+             if operation in _TEXT else frozenset())
+    pool.check(operation, needs)
+    return Request(operation, request_id or new_request_id(), model, params, inputs, needs=needs)
 
 
 class PoolOperations:

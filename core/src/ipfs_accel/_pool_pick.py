@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ._backend import Backend
     from ._endpoint import Endpoint
 
-__all__ = ["STRATEGIES", "Member", "Picker"]
+__all__ = ["STRATEGIES", "Member", "Picker", "takes"]
 
 STRATEGIES = ("least-busy", "round-robin", "weighted", "latency", "ordered")
 _monotonic = time.monotonic
@@ -128,3 +128,10 @@ class Picker:
         if roomy:  # every one with room is paced: the one that would send soonest
             return min(roomy, key=lambda pair: pair[1].eta(now))[0]
         return ready[0]
+
+
+def takes(member: Member, operation: str, needs: frozenset[str]) -> bool:
+    """Whether ``member``'s backend takes what a call needs in ``operation`` (tools, a
+    response format, images); one that declares no features decides for itself."""
+    features = member.backend.info.features
+    return features is None or needs <= features.get(operation, frozenset())

@@ -30,13 +30,14 @@ _monotonic = time.monotonic
 class Request:
     """What the caller asked, to be prepared for whichever member runs it."""
 
-    __slots__ = ("inputs", "model", "operation", "params", "request_id")
+    __slots__ = ("inputs", "model", "needs", "operation", "params", "request_id")
 
     def __init__(
         self, operation: str, request_id: str, model: str | None, params: dict[str, Any],
-        inputs: dict[str, Any],
+        inputs: dict[str, Any], *, needs: frozenset[str] = frozenset(),
     ) -> None:
         self.operation = operation
+        self.needs = needs  # tools, response formats, images: only members that take them
         self.request_id = request_id
         self.model = model
         self.params = params
@@ -82,7 +83,7 @@ async def _next_async(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpo
 
 def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
     """Run a unary pool call on the calling thread."""
-    run = pool.begin(req.operation, req.request_id)
+    run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
     try:
         while True:
@@ -109,7 +110,7 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
 
 async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
     """Run a unary pool call on the running event loop."""
-    run = pool.begin(req.operation, req.request_id)
+    run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
     try:
         while True:
@@ -192,7 +193,7 @@ def _unprobe(run: Run, endpoint: Endpoint) -> None:
 
 def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
     """Run a streamed pool call on the calling thread."""
-    run = pool.begin(req.operation, req.request_id)
+    run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
     try:
         while True:
@@ -233,7 +234,7 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
 
 async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
     """Run a streamed pool call on the running event loop."""
-    run = pool.begin(req.operation, req.request_id)
+    run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
     try:
         while True:
