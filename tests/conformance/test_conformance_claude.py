@@ -4,7 +4,10 @@ Every operation of the plugin goes through the real ``Registry(plugins=[ipfs_acc
 backend and real HTTP to a mock that validates each request against
 ``anthropic/openapi.yaml``: a request the spec rejects fails the test, and the mock's
 answers (the spec's ``Message`` example) must parse. A recording transport keeps every
-response so the mock's verdict headers can be checked.
+response so the mock's verdict headers can be checked. Requests with OpenAI-form and native
+tools and every ``tool_choice``, a result's message sent back with tool answers (thinking
+blocks, ``tool_use``, ``tool_result`` with an image), ``response_format`` as
+``output_config.format`` and images are covered.
 
 The spec documents no ``text/event-stream`` for ``/v1/messages``, so the mock answers a
 stream request with the JSON ``Message``: the stream tests check that the request is
@@ -36,6 +39,7 @@ from _conformance import (  # noqa: E402
 from mockserver import (  # noqa: E402
     MockPool,
     assert_rejected,
+    diagnostics,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
@@ -44,8 +48,11 @@ ipfs_accel_claude = import_or_skip("ipfs_accel_claude")
 from ipfs_accel import (  # noqa: E402
     Backend,
     BadRequestError,
+    ChatResult,
+    ToolCall,
     UnsupportedOperationError,
 )
+from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -70,7 +77,32 @@ CONVERSATION: list[dict[str, Any]] = [
 ]
 TOOLS = [{"name": "get_weather", "description": "Weather of a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
-                           "required": ["city"]}}]
+                           "required": ["city"]}}]  # Anthropic's own form: passed as it is
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}},
+          "required": ["city"], "additionalProperties": False}
+SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+
+
+def _tool_turn() -> list[dict[str, Any]]:
+    """A conversation sent back after a claude tool call: the result's message (thinking,
+    text, two calls) and both answers, one with an image."""
+    first = ChatResult(
+        text="Checking both.",
+        tool_calls=[ToolCall.of(id="toolu_01A09q90qw90lq917835lq9", name="get_weather",
+                                arguments={"city": "Paris"}),
+                    ToolCall.of(id="call_7b2e", name="get_weather", arguments='{"city": "Oslo"}')],
+        extra_content={"anthropic": {"thinking": [
+            {"type": "thinking", "thinking": "Two cities: two calls.", "signature": SIGNATURE},
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}]}},
+    )
+    return [
+        {"role": "user", "content": "Weather in Paris and Oslo?"},
+        first.message,
+        {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "sunny, 21 C"},
+        {"role": "tool", "tool_call_id": "call_7b2e", "content": [
+            {"type": "text", "text": "snow, the radar:"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+    ]
 
 
 _OPEN: list[Backend] = []
@@ -189,3 +221,82 @@ def test_spec_violation_is_caught(mock_pool: MockPool) -> None:  # noqa: F811
     with pytest.raises(BadRequestError):
         backend.chat([{"role": "user", "content": "Hi"}], endpoint_id=eid, max_tokens="lots")
     assert_rejected(seen[-1])
+
+
+@pytest.mark.parametrize("choice", [
+    None, "auto", "none", "required", {"type": "function", "function": {"name": "get_weather"}},
+])
+def test_openai_tools_conform(mock_pool: MockPool, choice: Any) -> None:  # noqa: F811
+    """OpenAI-form tools (strict, no parameters, beside a native tool) and every tool_choice,
+    with parallel_tool_calls=False, are accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    tools = [TOOL, {"type": "function", "function": {"name": "now", "strict": True}},
+             {**TOOLS[0], "name": "get_forecast"}]
+    params: dict[str, Any] = {"tools": tools, "parallel_tool_calls": False}
+    if choice is not None:
+        params["tool_choice"] = choice
+    result = backend.chat([{"role": "user", "content": "Weather?"}], endpoint_id=eid, **params)
+    assert_all_accepted(seen, MATCHED)
+    assert result.text == EXAMPLE_TEXT
+    assert result.tool_calls is None
+
+
+@pytest.mark.parametrize("operation", ["chat", "stream_chat"])
+def test_tool_results_conform(mock_pool: MockPool, operation: str) -> None:  # noqa: F811
+    """A result's message sent back (thinking blocks with signature, text, tool_use for each
+    call) and the tool answers (merged into one user turn, an image among them) conform."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    if operation == "chat":
+        result = backend.chat(_tool_turn(), endpoint_id=eid, tools=[TOOL], max_tokens=2048,
+                              thinking={"type": "enabled", "budget_tokens": 1024})
+        assert result.text == EXAMPLE_TEXT
+    else:
+        drain_interrupted(backend.stream_chat(_tool_turn(), endpoint_id=eid, tools=[TOOL]))
+    assert_all_accepted(seen, MATCHED)
+    sent = seen[0].request.read()
+    assert b'"name":"get_weather"' in sent.replace(b" ", b"")
+    assert b"redacted_thinking" in sent and b"extra_content" not in sent
+
+
+def test_old_null_name_shape_is_refused_by_the_spec(mock_pool: MockPool) -> None:  # noqa: F811
+    """The turn claude used to send back (a tool_use with name null) fails the spec's check
+    (an E3012 diagnostic, which assert_all_accepted refuses): so the accepted requests above
+    do test the fix."""
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_01", "name": None, "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01"}]}]}
+    url = mock_pool.get(SPEC).base_url + MATCHED
+    found = diagnostics(httpx2.post(url, json=body, headers={"anthropic-version": "2023-06-01"}))
+    assert any("body.messages.1.content" in d for d in found), found
+
+
+@pytest.mark.parametrize("operation", ["chat", "generate"])
+def test_output_config_conforms(mock_pool: MockPool, operation: str) -> None:  # noqa: F811
+    """response_format json_schema as output_config.format (with a given effort) is accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": SCHEMA, "strict": True}}
+    if operation == "chat":
+        backend.chat([{"role": "user", "content": "Weather as JSON"}], endpoint_id=eid,
+                     response_format=fmt, output_config={"effort": "low"})
+    else:
+        backend.generate("Weather as JSON", endpoint_id=eid, response_format=fmt)
+    assert_all_accepted(seen, MATCHED)
+    assert b'"output_config"' in seen[0].request.read()
+
+
+def test_images_conform(mock_pool: MockPool) -> None:  # noqa: F811
+    """image_url parts (https and data: URLs of each media type the spec lists) conform."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    parts: list[dict[str, Any]] = [{"type": "text", "text": "Which is Paris?"},
+                                   {"type": "image_url",
+                                    "image_url": {"url": "https://example.com/p.jpg"}}]
+    parts += [{"type": "image_url", "image_url": {"url": f"data:image/{kind};base64,AAAA"}}
+              for kind in ("jpeg", "png", "gif", "webp")]
+    backend.chat([{"role": "user", "content": parts}], endpoint_id=eid)
+    assert_all_accepted(seen, MATCHED)
