@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ipfs_accel import ChatResult, Usage
+from ipfs_accel import ChatResult, ToolCall, Usage
 from ipfs_accel.cli._results import compact_results, read_answers, sort_results
-from ipfs_accel.cli._run import BatchCounters, Item, parse_lines, run_batch
+from ipfs_accel.cli._run import BatchCounters, Item, _ok_record, parse_lines, run_batch
 
 
 def _write(path: Path, records: list[dict[str, Any] | str]) -> None:
@@ -188,3 +188,18 @@ def test_parse_lines_gives_one_error_per_bad_line_naming_the_field(tmp_path: Pat
     assert items[10].method == "achat" and items[10].kwargs == {
         "max_tokens": 3, "model": "m", "messages": [{"role": "user", "content": "hi"}]}
     assert items[11].method == "aembed" and items[11].kwargs == {"inputs": ["x", "y"]}
+
+
+def test_an_answer_with_tool_calls_keeps_them_in_its_line() -> None:
+    """A line answered with tool calls writes them in OpenAI's form (ready to send back),
+    and reasoning tokens beside the usage they are part of."""
+    call = ToolCall.of(id="call_1", name="get_weather", arguments={"city": "Paris"})
+    result = ChatResult(text="", finish_reason="tool_calls", tool_calls=[call],
+                        usage=Usage(input_tokens=5, output_tokens=30, reasoning_tokens=20))
+    record = _ok_record(Item(3, id="a"), result, "openai/e1")
+    assert record["tool_calls"] == [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city":"Paris"}'}}]
+    assert record["usage"] == {"input_tokens": 5, "output_tokens": 30, "total_tokens": 35,
+                               "reasoning_tokens": 20}
+    plain = _ok_record(Item(4), ChatResult(text="hi"), None)
+    assert "tool_calls" not in plain and "reasoning_tokens" not in plain["usage"]

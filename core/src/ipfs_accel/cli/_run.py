@@ -222,12 +222,16 @@ def _ok_record(item: Item, result: Any, endpoint: str | None) -> dict[str, Any]:
         record["text"] = result.text
         record["finish_reason"] = result.finish_reason
         record["model"] = result.model
+        if result.tool_calls:  # the assistant turn as OpenAI's form has it, ready to send back
+            record["tool_calls"] = result.message["tool_calls"]
     elif isinstance(result, EmbedResult):
         record["vectors"] = result.vectors
         record["model"] = result.model
     usage = result.usage
     record["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                        "total_tokens": usage.total_tokens}
+    if usage.reasoning_tokens:
+        record["usage"]["reasoning_tokens"] = usage.reasoning_tokens
     record["request_id"] = result.request_id
     record["server_request_id"] = result.server_request_id
     record["endpoint"] = endpoint
