@@ -14,6 +14,16 @@ at once: there is no client-side batching, so no request ever waits for a batch 
 The model goes into the path: the one named on the call or the endpoint, as given, else
 ``default``. ``finish_reason`` is one of :data:`ipfs_accel.FINISH_REASONS`; the server's own
 value is in ``native_finish_reason``.
+
+The contract is text in, text out: ``BackendInfo.features`` declares that ``chat`` and
+``generate`` take no tools, no ``response_format`` (``json_schema``, ``json_object``) and no
+``image_url`` parts, so the core refuses a call carrying any of them (or a tool turn in the
+messages) with a ``ConfigurationError`` naming it, before anything is sent. Results carry
+no tool calls; ``ChatResult.message`` is the plain assistant turn.
+
+Billed tokens: the optional ``usage`` object, ``prompt_tokens`` (or ``input_tokens``) as
+input and ``completion_tokens`` (or ``output_tokens``) as output; the contract defines
+total as input + output and reports no reasoning tokens.
 """
 
 from __future__ import annotations

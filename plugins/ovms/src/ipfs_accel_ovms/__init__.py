@@ -8,8 +8,27 @@ Install ``ipfs-accel-plugin-ovms`` and ``Registry().get("ovms")`` finds it. Base
   (built with :mod:`ipfs_accel.openai_compat`).
 - ``invoke("rerank", query=..., documents=[...])``: ``POST /v3/rerank`` (Cohere-style).
 - ``invoke("infer" | "model_ready" | "metadata" | "ready" | "live" | "server_metadata")``:
-  the KServe v2 tensor API.
+  the KServe v2 tensor API; ``infer`` returns an :class:`InferResponse` (outputs, ``id``,
+  ``model_name``, ``model_version``, ``parameters``). :func:`ready` / :func:`aready` ask
+  whether the server or a model is ready and answer ``False`` for not ready (a health
+  probe's 400, 404 or 503, which is never retried).
 - ``invoke("predict", instances=... | inputs=...)``: the TF-Serving API of older releases.
+
+Tools, structured output and images (``BackendInfo.features``): ``/v3/chat/completions``
+takes OpenAI's form, so ``chat`` and ``stream_chat`` send ``tools``, ``tool_choice``,
+assistant turns with ``tool_calls``, ``tool`` messages, ``response_format`` and
+``image_url`` parts (``data:`` and https URLs; the server fetches an https one only from its
+``--allowed_media_domains``) as they are, and read tool calls back as typed ``ToolCall``s
+(streamed fragments joined by the core). One mapping: ``{"type": "json_object"}`` is sent
+as the json_schema of any object, because OVMS turns ``response_format`` into an XGrammar
+structural tag, which has no ``json_object``, and would then impose nothing.
+``/v3/completions`` takes none of them: ``generate`` with tools or a response format is
+refused before sending.
+
+Billed tokens: ``usage`` as OVMS reports it, ``prompt_tokens`` as input and
+``completion_tokens`` as output (every generated token, a reasoning model's thinking
+included: OVMS reports no separate reasoning count), and OVMS's ``total_tokens`` kept as the
+total. Streams are counted from the usage chunk (``stream_usage``).
 """
 
 from __future__ import annotations
