@@ -59,6 +59,15 @@ def test_chat_tool_calls_are_typed_with_made_ids() -> None:
     assert r.message["content"] is None
 
 
+def test_a_servers_own_call_id_is_kept() -> None:
+    """The spec's calls carry no ID; where a newer server sends one, it is the call's ID."""
+    call = {"id": "call_srv1", **TOKYO}
+    b = backend(Recorder(httpx2.Response(200, json=_answer(call))))
+    r = b.chat(HI, model="m", endpoint_id=endpoint(b))
+    assert r.tool_calls is not None
+    assert r.tool_calls[0].id == "call_srv1"
+
+
 def test_chat_tool_call_with_text_arguments() -> None:
     """Arguments sent as JSON text (as a proxy may) are parsed into the object."""
     call = {"function": {"name": "get_weather", "arguments": '{"city": "Tokyo"}'}}

@@ -7,6 +7,35 @@ for hosted Ollama (ollama.com) and is sent as ``Authorization: Bearer``.
 
 Operations: ``chat``, ``generate``, ``embed``, ``stream_chat``, ``stream_generate`` (NDJSON)
 and, through ``invoke``, ``list_models`` (``GET /api/tags``).
+
+Tools, structured output and images, in OpenAI's vocabulary (mapped in ``_request``):
+
+- ``tools`` (chat only): sent as Ollama takes them, ``{"type": "function", "function":
+  {"name", "description", "parameters"}}``. ``tool_choice``: Ollama has none; ``"auto"`` is
+  dropped, anything else is a ``ConfigurationError`` before sending. Tools on ``generate``
+  are refused by the core (``BackendInfo.features``).
+- Tool calls out: ``message.tool_calls`` become :class:`~ipfs_accel.ToolCall` with the
+  arguments object as sent and a stable ID made by the core (the spec's calls have none; a
+  server's own ``id`` is kept where it sends one). Streams carry the calls whole in a line
+  with no text; that line is a chunk with ``tool_calls`` and the stream's ``"stop"``
+  becomes ``"tool_calls"``.
+- Round trip: ``result.message`` goes back as an assistant message whose ``tool_calls`` have
+  object arguments (no ID); ``{"role": "tool", "tool_call_id", "content"}`` goes as a tool
+  message with ``tool_name``, the function the answered call named.
+- ``response_format``: ``json_schema`` -> ``format: <schema>``, ``json_object`` ->
+  ``format: "json"`` (chat and generate).
+- Images: ``image_url`` parts with ``data:`` URLs -> the message's ``images`` (base64);
+  ``https:`` URLs are a ``ConfigurationError`` (Ollama fetches nothing). ``generate`` takes
+  Ollama's own ``images=[base64, ...]``.
+
+Billed tokens: ``input_tokens`` is ``prompt_eval_count``, ``output_tokens`` is
+``eval_count``, which counts every token generated, the thinking of a ``think`` request
+included (Ollama splits the thinking out of the generated text after counting). Ollama
+reports no thinking count, so ``reasoning_tokens`` stays 0, and no total, so
+``total_tokens`` is input plus output. The thinking text (``message.thinking``, generate's
+``thinking``) is kept in ``extra_content`` as ``{"ollama": {"thinking": ...}}`` on unary
+results and goes back with ``result.message``; a stream's thinking lines carry no text and
+are not yielded.
 """
 
 from __future__ import annotations

@@ -53,9 +53,11 @@ class WireFunction(Answer, kw_only=True):
 
 
 class WireToolCall(Answer, kw_only=True):
-    """One of ``message.tool_calls``: Ollama sends no ID (the core makes one)."""
+    """One of ``message.tool_calls``. The spec's calls have no ID (the core then makes one);
+    a newer server's ``id`` is kept where it sends one."""
 
     function: WireFunction
+    id: str | None = None
 
 
 class Delta(Answer):

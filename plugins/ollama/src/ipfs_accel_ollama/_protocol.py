@@ -158,15 +158,15 @@ def embed_body(call: Call, *, keep_alive: str | int | None = None) -> dict[str, 
 
 
 def tool_calls(wire: list[WireToolCall] | None, raw: Any) -> list[ToolCall] | None:
-    """``message.tool_calls`` as typed calls: Ollama sends no ID (left empty, the core makes
-    a stable one), the arguments as an object; ``raw`` is each call as sent (``raw``: the
-    body or line they came in)."""
+    """``message.tool_calls`` as typed calls: the spec gives them no ID (left empty, the
+    core makes a stable one; a server's own ``id`` is kept), the arguments as an object;
+    ``raw`` is each call as sent (``raw``: the body or line they came in)."""
     if not wire:
         return None
     message = raw.get("message") if isinstance(raw, dict) else None
     sent = message.get("tool_calls") if isinstance(message, dict) else None
     sent = sent if isinstance(sent, list) and len(sent) == len(wire) else [None] * len(wire)
-    return [ToolCall.of(id="", name=call.function.name, arguments=call.function.arguments,
+    return [ToolCall.of(id=call.id or "", name=call.function.name, arguments=call.function.arguments,
                         raw=one) for call, one in zip(wire, sent, strict=True)]
 
 
