@@ -218,6 +218,21 @@ def test_user_turn_after_answers_is_its_own_turn() -> None:
     assert contents[3] == {"role": "user", "parts": [{"text": "And tomorrow?"}]}
 
 
+def test_a_system_message_between_answers_keeps_them_in_one_turn() -> None:
+    """A system message makes no turn: the tool answers around it still share theirs."""
+    call = {"id": "c2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    messages = _calling("{}")
+    messages[-1]["tool_calls"].append(call)
+    messages += [{"role": "tool", "tool_call_id": "c1", "content": "ok"},
+                 {"role": "system", "content": "Be brief."},
+                 {"role": "tool", "tool_call_id": "c2", "content": "noon"}]
+    body = _sent(messages, tools=[TOOL])
+    assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+    assert [p["functionResponse"]["name"] for p in body["contents"][2]["parts"]] == [
+        "get_weather", "get_time"]
+    assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+
+
 def test_a_gemini_part_passed_through_is_not_changed() -> None:
     """A signature restored on a Gemini part the caller passed goes on a copy."""
     part = {"text": "Sunny."}

@@ -189,11 +189,11 @@ class _Calls:
         """A ``tool`` message as a ``functionResponse`` part."""
         call_id = message.get("tool_call_id")
         name = self.names.get(call_id) if isinstance(call_id, str) else None
-        if name is None and isinstance(message.get("name"), str):
+        if not name and isinstance(message.get("name"), str):
             name = message["name"]
         if not name:
             raise ConfigurationError(
-                f"{where} (role 'tool') answers tool_call_id {call_id!r}, which no earlier "
+                f"{where} (role 'tool') answers tool_call_id {call_id!r}, which no "
                 "assistant message's tool_calls names: Gemini answers a call by its "
                 "function's name"
             )
@@ -223,7 +223,6 @@ def contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
                 turns.append({"role": "user", "parts": [part]})
             answering = True
             continue
-        answering = False
         if "parts" in message:
             parts = _parts(message["parts"], where)
         elif role == "assistant":
@@ -239,4 +238,5 @@ def contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
                 f"{where}: role {role!r} is not one of user, assistant, model, system, tool"
             )
         turns.append({"role": mapped, "parts": parts})
+        answering = False
     return turns, system
