@@ -11,6 +11,12 @@ and no ``data: [DONE]`` (chat), so the stream tests check that the request is ac
 every event parses, and that the missing terminal event is reported as
 ``StreamInterruptedError``, never as text. Skipped when the specs folder, the spec or the
 mock binary is missing.
+
+Tools, tool turns, structured output and images: the spec takes TGI's own shapes (a tool's
+schema under a required ``arguments``, ``response_format`` a ``GrammarType`` with a required
+``value``, an assistant turn with either ``content`` or ``tool_calls``), and the mock rejects
+OpenAI's (``parameters``, ``{"type": "json_schema", "json_schema": ...}``, ``json_object``),
+so these tests see the plugin's mapping accepted, and the raw OpenAI shapes refused.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from _conformance import (  # noqa: E402
 )
 from mockserver import (  # noqa: E402
     MockPool,
+    assert_rejected,
     mock_pool,  # noqa: F401  (registers the session fixture)
 )
 
@@ -131,3 +138,104 @@ async def test_async_generate_conforms(mock_pool: MockPool) -> None:  # noqa: F8
     await backend.aclose()
     assert_all_accepted(seen, "/generate")
     assert result.text == "test"
+
+
+TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}}
+TOOL_TURN = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "0", "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+    {"role": "tool", "tool_call_id": "0", "content": "sunny, 21 C"},
+]
+IMAGES = [{"role": "user", "content": [
+    {"type": "text", "text": "What is in these pictures?"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+]}]
+
+
+@pytest.mark.parametrize("choice", [
+    None, "auto", "none", "required", {"type": "function", "function": {"name": "get_weather"}},
+])
+def test_chat_with_tools_conforms(mock_pool: MockPool, choice: Any) -> None:  # noqa: F811
+    """Tools (schema sent as TGI's 'arguments') and each tool_choice are accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    extra = {} if choice is None else {"tool_choice": choice}
+    backend.chat(MESSAGES, endpoint_id=eid, tools=[TOOL], **extra)
+    assert_all_accepted(seen, "/v1/chat/completions")
+
+
+def test_chat_with_tool_results_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """An assistant turn with tool calls and the tool's answer are accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    backend.chat(TOOL_TURN, endpoint_id=eid, tools=[TOOL])
+    # a turn with text beside its calls is sent as calls only (TGI reads one or the other)
+    turn = [TOOL_TURN[0], {**TOOL_TURN[1], "content": "Let me look."}, TOOL_TURN[2]]
+    backend.chat(turn, endpoint_id=eid, tools=[TOOL])
+    assert_all_accepted(seen, "/v1/chat/completions")
+
+
+@pytest.mark.parametrize("fmt", [
+    {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA, "strict": True}},
+    {"type": "json_object"},
+    {"type": "text"},
+])
+def test_chat_response_format_conforms(mock_pool: MockPool, fmt: dict[str, Any]) -> None:  # noqa: F811
+    """OpenAI's response_format, sent as TGI's GrammarType, is accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    backend.chat(MESSAGES, endpoint_id=eid, response_format=fmt)
+    backend.chat(MESSAGES, endpoint_id=eid, grammar={"type": "regex", "value": "[0-9]+"})
+    assert_all_accepted(seen, "/v1/chat/completions")
+
+
+def test_chat_with_images_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """image_url parts (https and data: URLs) are accepted."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    backend.chat(IMAGES, endpoint_id=eid)
+    assert_all_accepted(seen, "/v1/chat/completions")
+
+
+def test_stream_chat_with_tools_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """A streamed chat with tools and a tool turn is accepted; its events parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    drain_interrupted(backend.stream_chat(TOOL_TURN, endpoint_id=eid, tools=[TOOL],
+                                          tool_choice="required"))
+    assert_all_accepted(seen, "/v1/chat/completions")
+
+
+@pytest.mark.parametrize("fmt", [
+    {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}},
+    {"type": "json_object"},
+])
+def test_generate_grammar_conforms(mock_pool: MockPool, fmt: dict[str, Any]) -> None:  # noqa: F811
+    """response_format on generate, sent as parameters.grammar, is accepted (and streamed)."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    assert backend.generate("Hello", endpoint_id=eid, response_format=fmt).text == "test"
+    assert_all_accepted(seen, "/generate")
+    seen.clear()
+    drain_interrupted(backend.stream_generate("Hello", endpoint_id=eid, response_format=fmt))
+    assert_all_accepted(seen, "/generate_stream")
+
+
+@pytest.mark.parametrize("body", [
+    {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}},
+    {"response_format": {"type": "json_object"}},
+    {"tools": [TOOL]},
+])
+def test_openai_shapes_are_what_the_spec_refuses(mock_pool: MockPool,  # noqa: F811
+                                                 body: dict[str, Any]) -> None:
+    """The shapes mapped above, sent as OpenAI has them, are rejected by the mock."""
+    resp = httpx2.post(mock_pool.get(SPEC).url("/v1/chat/completions"),
+                       json={"messages": MESSAGES, **body})
+    assert_rejected(resp)

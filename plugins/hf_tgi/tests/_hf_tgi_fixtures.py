@@ -99,3 +99,68 @@ def chat_chunk(content: str | None, finish: str | None = None,
     return {"id": "", "object": "chat.completion.chunk", "created": 1706270978,
             "model": "meta-llama/Llama-3.1-8B-Instruct", "system_fingerprint": "3.3.6",
             "choices": choices, "usage": usage}
+
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]},
+    },
+}
+"""An OpenAI-form function tool."""
+
+TGI_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "arguments": TOOL["function"]["parameters"]}}
+"""The same tool as TGI's ``Tool`` (the schema under ``arguments``)."""
+
+
+def tool_answer(arguments: Any = '{"city":"Paris"}', finish: str = "stop") -> dict[str, Any]:
+    """A ``ChatCompletion`` calling get_weather, as TGI 3.3 sends it (``arguments`` JSON
+    text; pass an object for TGI 2.x-3.1, ``eos_token`` as finish for 2.0)."""
+    return {
+        "id": "", "object": "chat.completion", "created": 1741372335,
+        "model": "meta-llama/Llama-3.1-8B-Instruct", "system_fingerprint": "3.3.6-native",
+        "choices": [{"index": 0, "logprobs": None, "finish_reason": finish, "message": {
+            "role": "assistant", "content": None, "tool_calls": [{
+                "id": "0", "type": "function",
+                "function": {"description": None, "name": "get_weather",
+                             "arguments": arguments}}]}}],
+        "usage": {"prompt_tokens": 501, "completion_tokens": 29, "total_tokens": 530},
+    }
+
+
+def tool_chunk(arguments: Any, name: str | None = None, *, finish: str | None = None,
+               whole: bool = False, call_id: str = "0") -> dict[str, Any]:
+    """A ``ChatCompletionChunk`` carrying one tool-call fragment: ``delta.tool_calls`` a
+    list (TGI 3.2 and later) or, with ``whole``, one object (TGI 2.x-3.1)."""
+    call = {"index": 0, "id": call_id, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+    delta = {"role": "assistant", "content": None, "tool_calls": call if whole else [call]}
+    return {"id": "", "object": "chat.completion.chunk", "created": 1741688515,
+            "model": "meta-llama/Llama-3.1-8B-Instruct", "system_fingerprint": "3.3.6-native",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "usage": None}
+
+
+TOOL_STREAM = [
+    tool_chunk("{", "get_weather"),
+    *(tool_chunk(piece) for piece in (' "', "city", '":', ' "', "Paris", '"}')),
+    chat_chunk(None, usage={"prompt_tokens": 501, "completion_tokens": 12, "total_tokens": 513}),
+    "[DONE]",
+]
+"""A tool call streamed by TGI 3.2 and later: the name with ``"{"``, the arguments token by
+token (the envelope's closing brace trimmed), no chunk with a finish_reason, usage, [DONE]."""
+
+LEGACY_TOOL_STREAM = [
+    *(tool_chunk(piece, whole=True, call_id="") for piece in (
+        '{"', "function", '":', ' {"', "_name", '":', ' "', "get", "_weather", '",', ' "',
+        "city", '":', ' "', "Paris", '"}}')),
+    tool_chunk("<|eot_id|>", whole=True, call_id="", finish="stop"),
+    "[DONE]",
+]
+"""The same call streamed by TGI 2.x-3.1: ``tool_calls`` one object, no name, the grammar's
+text with the end-of-sequence token; the last chunk says the finish."""

@@ -92,18 +92,19 @@ def _text(content: str | list[ContentPart] | None) -> str:
 
 def _unwrap(text: str) -> tuple[str, dict[str, Any]] | None:
     """``(name, arguments)`` from TGI's grammar text ``{"function": {"_name": ..., ...}}``
-    (what follows it, the end-of-sequence token, ignored). The last such object is read:
-    a stream opened again after a failure starts its text over after the first's."""
-    for match in reversed(list(_ENVELOPE.finditer(text))):
-        try:
-            value, _ = _decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        function = value.get("function") if isinstance(value, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("_name"), str):
-            name = function.pop("_name")
-            return name, function
-    return None
+    (what follows it, the end-of-sequence token, ignored)."""
+    match = _ENVELOPE.search(text)
+    if match is None:
+        return None
+    try:
+        value, _ = _decoder.raw_decode(text, match.start())
+    except ValueError:
+        return None
+    function = value.get("function") if isinstance(value, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("_name"), str):
+        return None
+    name = function.pop("_name")
+    return name, function
 
 
 class ChatEvents:
