@@ -11,6 +11,11 @@ Talks to a self-hosted TEI server (default ``http://localhost:8080``, or ``TEI_B
 - ``invoke("openai_embed", input=[...])`` -> ``POST /v1/embeddings``;
 - ``invoke("health")`` -> ``GET /health``; ``invoke("info")`` -> ``GET /info``.
 
+Usage: input tokens only (``x-compute-tokens``, or ``usage.prompt_tokens`` of
+``/v1/embeddings``, whose own ``total_tokens`` is kept as the total); TEI generates no
+tokens and bills nothing. A split batch sums each request's counts once. TEI has no text
+operation, so ``BackendInfo.features`` (tools, structured output, images) is not declared.
+
 The key is optional (``HF_TOKEN`` or ``HF_API_TOKEN``, or ``api_key=``), sent as
 ``Authorization: Bearer`` (TEI's ``--api-key``). Errors are ``{"error", "error_type"}``
 (``{"message", "error_type"}`` on ``/v1/embeddings``): 429 Overloaded and 503 are retried;
