@@ -6,6 +6,32 @@ the ``anthropic-version`` header. Operations: ``chat``, ``generate`` (one user t
 ``stream_chat`` and ``stream_generate``; Anthropic has no embeddings API, so ``embed`` is
 not offered. Reads ``ANTHROPIC_API_KEY`` (required) and ``ANTHROPIC_BASE_URL``.
 
+Tools, structured output and images take OpenAI's vocabulary, as on every backend
+(``BackendInfo.features``: chat and stream_chat take ``tools``, ``json_schema`` and
+``images``; generate and stream_generate a ``json_schema``; ``json_object`` none):
+
+- in: OpenAI function tools -> ``{"name", "description", "input_schema", "strict"}``, tools
+  in Anthropic's own form (client or server tools) as they are; ``tool_choice``
+  ``auto``/``none``/``required``/one function -> ``{"type": "auto"|"none"|"any"|"tool",
+  "name"}`` (``parallel_tool_calls=False`` -> ``disable_parallel_tool_use``); an assistant
+  message's ``tool_calls`` -> ``tool_use`` blocks (``input`` parsed from the arguments' JSON)
+  after its ``extra_content["anthropic"]["thinking"]`` blocks and its text; ``tool`` messages
+  -> ``tool_result`` blocks, consecutive ones in one user turn; ``image_url`` parts -> image
+  blocks (``data:`` URLs as base64, others as ``url`` sources); ``response_format``
+  ``json_schema`` -> ``output_config.format`` (``{"type": "json_schema", "schema"}``).
+- out: ``tool_use`` blocks -> :class:`~ipfs_accel.ToolCall` (``arguments`` = ``input``,
+  ``raw`` = the block); ``thinking`` / ``redacted_thinking`` blocks with their signatures ->
+  ``ChatResult.extra_content = {"anthropic": {"thinking": [...]}}``, so ``result.message``
+  sent back restores them; ``stop_reason`` ``tool_use`` -> ``finish_reason="tool_calls"``.
+  Streamed, a ``tool_use`` block start and its ``input_json_delta`` pieces are
+  :class:`~ipfs_accel.ToolCallDelta` fragments (by block index) the core joins; the thinking
+  rides on the ``message_delta`` chunk's ``extra_content`` (and so on ``stream.result``).
+
+Billed tokens: input = ``input_tokens`` + ``cache_creation_input_tokens`` +
+``cache_read_input_tokens``; output = ``output_tokens``, which already counts extended
+thinking (the API reports no separate thinking count, so ``reasoning_tokens`` is 0); the
+API gives no total, so the total is input + output.
+
 >>> from ipfs_accel import Registry
 >>> claude = Registry().get("claude")                                   # doctest: +SKIP
 >>> eid = claude.create_endpoint(anthropic_version="2023-06-01")        # doctest: +SKIP
