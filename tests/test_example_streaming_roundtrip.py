@@ -1,5 +1,6 @@
-"""The second example plugin (brook: chat, streams, embed), proven as the first one is: built
-as a wheel, installed with the core in a fresh venv, found through its entry point, conformant."""
+"""The second example plugin (brook: chat, streams, tool calls, embed), proven as the first one
+is: built as a wheel, installed with the core in a fresh venv, found through its entry point,
+conformant."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from test_example_plugin_roundtrip import ROOT, _run, fresh_venv_with
 EXAMPLE = ROOT / "examples" / "ipfs-accel-plugin-streaming"
 KIT_TESTS = ("test_counters", "test_keys", "test_backoff", "test_queue", "test_request_id",
              "test_classify_error", "test_stream", "test_params", "test_operations",
-             "test_finish_reason")  # the last four drive what the case's optional parts declare
+             "test_finish_reason", "test_tools")
+# the last five drive what the case's optional parts declare (tools: its ToolCase)
+TOOL_TESTS = ("test_round_trip", "test_round_trip_async", "test_a_streamed_call_is_joined",
+              "test_tools_on_generate_are_refused_before_sending")
+"""brook's own tests of the tool loop a third-party plugin should have."""
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +42,6 @@ def test_streaming_example_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     summary = out.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, out
     assert "skipped" not in summary, out  # the case covers every check: none has nothing to do
-    for name in (*KIT_TESTS, "test_async_stream", "test_embed_rows_by_index",
+    for name in (*KIT_TESTS, *TOOL_TESTS, "test_async_stream", "test_embed_rows_by_index",
                  "test_discovered_through_its_entry_point"):
         assert re.search(rf"::{name} PASSED", out), f"{name} did not pass:\n{out}"

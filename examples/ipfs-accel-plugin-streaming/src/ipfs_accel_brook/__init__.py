@@ -6,6 +6,13 @@ vector per input text. The key travels as ``Authorization: Key <key>``, our requ
 ``X-Client-Request-ID``; the server's ID comes back in ``Brook-Request-ID`` (and in the body).
 Errors are ``{"error": {"message", "code", "retry_in"}}``.
 
+Tool calls: a chat (unary or streamed) may offer ``tools`` and a ``tool_mode``, and carry
+assistant turns with ``calls`` and ``tool`` turns with the answers; a reply's message carries
+its ``calls`` (each with Brook's ``id``), a stream sends them as ``call`` and ``call_input``
+events. ``_tools`` maps OpenAI's vocabulary to that form and back. ``backend_info`` declares
+``features``: tools on chat and stream_chat, nothing on generate, so the core refuses tools
+there (and response formats and images everywhere) before anything is sent.
+
 The plugin only translates, and reads every answer into the Structs of ``_wire``: the core
 queues, retries, counts and propagates request IDs. ``docs/writing-a-plugin.md`` walks
 through this file.
@@ -13,6 +20,7 @@ through this file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -36,9 +44,11 @@ from ipfs_accel import (
     default_classification,
     hookimpl,
     normalize_finish_reason,
+    tools,
 )
 
-from ._wire import EVENTS, ChatReply, EmbedReply, End, Meter, Start, Text
+from ._tools import MAPPED, call_delta, chat_tools, tool_calls, turn_fields
+from ._wire import EVENTS, CallInput, CallStart, ChatReply, EmbedReply, End, Meter, Start, Text
 
 if TYPE_CHECKING:
     from ipfs_accel.testing import Case
@@ -65,11 +75,17 @@ _COMMON = {"max_tokens": "max_new_tokens", "temperature": "temperature", "top_p"
            "stop": "stop_sequences"}
 """The common call parameters under their Brook names; any other parameter passes through."""
 
+_TOOLS = frozenset({"tools"})
+_FEATURES = {"chat": _TOOLS, "stream_chat": _TOOLS,
+             "generate": frozenset[str](), "stream_generate": frozenset[str]()}
+"""What each text operation's requests may carry beyond text: tools on the chat routes only
+(generate is one user turn: no tools, no tool turns). No response formats, no images."""
+
 
 @hookimpl
 def backend_info() -> BackendInfo:
-    """The brook backend: its name, defaults (a chat model and an embedding model), env vars
-    and operations."""
+    """The brook backend: its name, defaults (a chat model and an embedding model), env vars,
+    operations and what each text operation takes (tools on chat and stream_chat)."""
     return BackendInfo(
         name="brook",
         description="The made-up Brook API (an example plugin with streams and embeddings).",
@@ -81,6 +97,7 @@ def backend_info() -> BackendInfo:
         operations=frozenset({"chat", "generate", "stream_chat", "stream_generate", "embed"}),
         request_id_header="X-Client-Request-ID",
         server_request_id_headers=("brook-request-id",),
+        features=_FEATURES,
     )
 
 
@@ -101,11 +118,17 @@ def _text(content: Any) -> str:
     raise ConfigurationError("brook takes text only: content must be a string or text parts")
 
 
-def _turns(call: Call) -> list[dict[str, str]]:
+def _turns(call: Call) -> list[dict[str, Any]]:
     if call.messages is None:  # generate: the prompt is one user turn
         return [{"role": "user", "text": call.prompt or ""}]
-    return [{"role": str(m.get("role", "user")), "text": _text(m.get("content", ""))}
-            for m in call.messages]
+    names = tools.tool_names(call.messages)  # tool answers name their call's tool in Brook
+    return [_turn(m, i, names) for i, m in enumerate(call.messages)]
+
+
+def _turn(message: Mapping[str, Any], i: int, names: Mapping[str, str]) -> dict[str, Any]:
+    # content None: an assistant turn that only calls tools (as ChatResult.message gives it)
+    turn = {"role": str(message.get("role", "user")), "text": _text(message.get("content") or "")}
+    return {**turn, **turn_fields(message, i, names)}
 
 
 def _chat_body(call: Call, *, stream: bool) -> dict[str, Any]:
@@ -115,7 +138,10 @@ def _chat_body(call: Call, *, stream: bool) -> dict[str, Any]:
         # Our default, not the caller's choice: the server may answer from a sibling model
         # when this one is busy. A model the caller named is sent as given and kept.
         body["allow_fallback"] = True
+    body.update(chat_tools(call.params))
     for name, value in call.params.items():
+        if name in MAPPED:
+            continue
         if name == "stop" and isinstance(value, str):
             value = [value]  # noqa: PLW2901 - the one parameter whose form changes
         body[_COMMON.get(name, name)] = value
@@ -126,20 +152,25 @@ def _chat_body(call: Call, *, stream: bool) -> dict[str, Any]:
 
 def _chat(resp: Response) -> ChatResult:
     reply: ChatReply = resp.data  # already a ChatReply: the core decoded it
+    raw = decode_json(resp.content)
     return ChatResult(
         text=reply.message.text,
+        tool_calls=tool_calls(reply.message.calls, raw),
         finish_reason=normalize_finish_reason(reply.end, FINISH),
         native_finish_reason=reply.end,
         model=reply.model,
         server_request_id=reply.id,  # stands in only when there is no Brook-Request-ID header
-        raw=decode_json(resp.content),
+        raw=raw,
     )
 
 
 def _event(event: Event) -> StreamChunk | StreamFailure | None:
-    data = event.json  # Start, Text or End by the event's name; anything else generic
+    data = event.json  # a Struct of EVENTS by the event's name; anything else generic
     if isinstance(data, Text):
         return StreamChunk(delta=data.text)
+    if isinstance(data, (CallStart, CallInput)):
+        # one fragment of a tool call: the core joins them into the call on the end chunk
+        return StreamChunk(tool_call_deltas=[call_delta(data)])
     if isinstance(data, Start):
         return StreamChunk(server_request_id=data.id)  # no text: the core only notes the ID
     if isinstance(data, End):

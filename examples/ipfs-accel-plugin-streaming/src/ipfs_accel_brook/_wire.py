@@ -9,9 +9,24 @@ before the plugin sees the value. Error bodies are not declared here: they reach
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-__all__ = ["EVENTS", "ChatReply", "EmbedReply", "End", "Meter", "Row", "Said", "Start", "Text"]
+__all__ = [
+    "EVENTS",
+    "CallInput",
+    "CallStart",
+    "Called",
+    "ChatReply",
+    "EmbedReply",
+    "End",
+    "Meter",
+    "Row",
+    "Said",
+    "Start",
+    "Text",
+]
 
 
 class Meter(msgspec.Struct):
@@ -21,10 +36,22 @@ class Meter(msgspec.Struct):
     written: int = 0
 
 
+class Called(msgspec.Struct):
+    """One tool call in a chat reply: Brook's ID for it, the tool's name, its input (an
+    object). ``id`` is optional here so that a proxy that drops it still works: the core
+    then makes a stable one."""
+
+    tool: str
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: str | None = None
+
+
 class Said(msgspec.Struct):
-    """The assistant's message in a chat reply."""
+    """The assistant's message in a chat reply: its text (``""`` when it only calls tools)
+    and the tool calls it makes, if any."""
 
     text: str
+    calls: list[Called] | None = None
 
 
 class ChatReply(msgspec.Struct):
@@ -69,6 +96,23 @@ class Text(msgspec.Struct):
     text: str
 
 
+class CallStart(msgspec.Struct):
+    """``event: call``: a tool call begins: its position in the reply, ID and tool name.
+    Its input follows in ``call_input`` events with the same ``index``."""
+
+    index: int
+    tool: str
+    id: str | None = None
+
+
+class CallInput(msgspec.Struct):
+    """``event: call_input``: the next piece of a tool call's input, as JSON text (the
+    pieces joined are one JSON object; a piece may end anywhere, mid-string included)."""
+
+    index: int
+    json: str
+
+
 class End(msgspec.Struct):
     """``event: end``: the last event; why the reply ended, and the reply's tokens."""
 
@@ -76,5 +120,5 @@ class End(msgspec.Struct):
     meter: Meter | None = None
 
 
-EVENTS = {"start": Start, "text": Text, "end": End}
+EVENTS = {"start": Start, "text": Text, "call": CallStart, "call_input": CallInput, "end": End}
 """The exchange's ``event_type``: SSE event name to the type its data decodes into."""
