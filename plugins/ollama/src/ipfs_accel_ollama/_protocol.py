@@ -166,8 +166,11 @@ def tool_calls(wire: list[WireToolCall] | None, raw: Any) -> list[ToolCall] | No
     message = raw.get("message") if isinstance(raw, dict) else None
     sent = message.get("tool_calls") if isinstance(message, dict) else None
     sent = sent if isinstance(sent, list) and len(sent) == len(wire) else [None] * len(wire)
-    return [ToolCall.of(id=call.id or "", name=call.function.name, arguments=call.function.arguments,
-                        raw=one) for call, one in zip(wire, sent, strict=True)]
+    return [
+        ToolCall.of(id=call.id or "", name=call.function.name,
+                    arguments=call.function.arguments, raw=one)
+        for call, one in zip(wire, sent, strict=True)
+    ]
 
 
 def _thinking(text: str | None) -> dict[str, Any] | None:
