@@ -390,3 +390,19 @@ def test_parse_chat_keeps_unparseable_arguments_as_text() -> None:
     result = oa.parse_chat(Response(status=200, headers={}, content=b"", data=body))
     [call] = result.tool_calls or []
     assert (call.arguments, call.arguments_json) == (None, '{"city": Paris}')
+
+
+def test_embed_with_tools_refused_where_features_are_declared() -> None:
+    """embed takes no tools or response format on a backend that declares its features."""
+
+    class Embeds(_Featured):
+        @_hook
+        def backend_info(self) -> BackendInfo:
+            return BackendInfo(name="compat", default_base_url="http://compat.test",
+                               default_model="m", operations=frozenset({"chat", "embed"}),
+                               features={"chat": frozenset({"tools"})})
+
+    backend, seen = _compat(plugin=Embeds())
+    with pytest.raises(ConfigurationError, match="does not take tools in 'embed'"):
+        backend.embed(["x"], tools=[WEATHER])
+    assert seen == []

@@ -29,7 +29,9 @@ from .tools import check_features
 
 __all__ = ["Backend", "hide_key", "new_request_id"]
 
-_TEXT_OPERATIONS = frozenset(op.value for op in Operation if op is not Operation.EMBED)
+# the operations whose calls the core reads for tools, response formats and images (an
+# invoke operation's parameters are the plugin's own)
+_CORE_OPERATIONS = frozenset(op.value for op in Operation)
 
 _token_hex = secrets.token_hex
 
@@ -194,7 +196,7 @@ class Backend:
         endpoint = self._endpoint(endpoint_id)
         if messages is not None and not isinstance(messages, list):
             raise ConfigurationError("messages must be a list of {'role', 'content'} dicts")
-        if operation in _TEXT_OPERATIONS:
+        if operation in _CORE_OPERATIONS:
             check_features(self.name, operation, self.info.features, params, messages)
         if inputs is not None:
             if isinstance(inputs, str):

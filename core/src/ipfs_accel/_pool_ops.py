@@ -18,7 +18,7 @@ __all__ = ["PoolOperations"]
 
 _CHAT, _GENERATE, _EMBED = Operation.CHAT.value, Operation.GENERATE.value, Operation.EMBED.value
 _STREAM_CHAT, _STREAM_GENERATE = Operation.STREAM_CHAT.value, Operation.STREAM_GENERATE.value
-_TEXT = frozenset({_CHAT, _GENERATE, _STREAM_CHAT, _STREAM_GENERATE})
+_CORE = frozenset({_CHAT, _GENERATE, _STREAM_CHAT, _STREAM_GENERATE, _EMBED})
 
 
 def _request(
@@ -28,7 +28,7 @@ def _request(
     if "endpoint_id" in params:
         raise ConfigurationError("a pool picks the endpoint of each attempt: pass no endpoint_id")
     needs = (frozenset(needed_features(params, inputs.get("messages")))
-             if operation in _TEXT else frozenset())
+             if operation in _CORE else frozenset())
     pool.check(operation, needs)
     return Request(operation, request_id or new_request_id(), model, params, inputs, needs=needs)
 
