@@ -27,7 +27,14 @@ from ipfs_accel import (
 )
 from ipfs_accel import openai_compat as oa
 from ipfs_accel._toolcall import ToolCallParts, tool_call_id
-from ipfs_accel.tools import data_url, function_tools, native_tools, tool_choice, tool_names
+from ipfs_accel.tools import (
+    data_url,
+    function_tools,
+    native_tool_choice,
+    native_tools,
+    tool_choice,
+    tool_names,
+)
 from test_openai_compat import HI, _Compat, _compat, _sse_response
 
 WEATHER = {"type": "function", "function": {
@@ -370,6 +377,10 @@ def test_readers_for_plugins() -> None:
     assert tool_names(messages) == {"c9": "get_weather"}
     assert data_url("data:image/jpeg;base64,/9j/4A==") == ("image/jpeg", "/9j/4A==")
     assert data_url("https://example.com/cat.png") is None
+    anthropic = {"tool_choice": {"type": "tool", "name": "get_weather"}}
+    assert (tool_choice(anthropic), native_tool_choice(anthropic)) == (
+        None, {"type": "tool", "name": "get_weather"})
+    assert native_tool_choice(params) is None
 
 
 def test_stripped_extra_content_never_changes_the_callers_messages() -> None:

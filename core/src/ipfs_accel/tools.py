@@ -42,6 +42,7 @@ __all__ = [
     "check_params",
     "data_url",
     "function_tools",
+    "native_tool_choice",
     "native_tools",
     "needed_features",
     "response_format",
@@ -136,10 +137,22 @@ def function_tools(params: Mapping[str, Any]) -> list[FunctionTool]:
     return out
 
 
-def tool_choice(params: Mapping[str, Any]) -> ToolChoice | None:
-    """The call's ``tool_choice``, read and checked (``None`` when it has none)."""
+def native_tool_choice(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The call's ``tool_choice`` when it is in its API's own form (an object whose
+    ``type`` is not ``"function"``, such as Anthropic's ``{"type": "any"}``), for the plugin
+    to send as it is; ``None`` otherwise."""
     choice = params.get("tool_choice")
-    if choice is None:
+    if isinstance(choice, Mapping) and isinstance(choice.get("type"), str) and (
+            choice["type"] != "function"):
+        return dict(choice)
+    return None
+
+
+def tool_choice(params: Mapping[str, Any]) -> ToolChoice | None:
+    """The call's ``tool_choice`` in OpenAI's form, read and checked (``None`` when it has
+    none, or has one in its API's own form: :func:`native_tool_choice`)."""
+    choice = params.get("tool_choice")
+    if choice is None or native_tool_choice(params) is not None:
         return None
     if choice in ("auto", "none", "required"):
         return ToolChoice(mode=choice)
