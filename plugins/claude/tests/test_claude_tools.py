@@ -56,9 +56,12 @@ def test_native_tools_pass_as_they_are_in_order() -> None:
     ("required", {"type": "any"}),
     ({"type": "function", "function": {"name": "get_weather"}},
      {"type": "tool", "name": "get_weather"}),
+    ({"type": "any"}, {"type": "any"}),  # already Anthropic's: sent as it is
+    ({"type": "tool", "name": "get_weather"}, {"type": "tool", "name": "get_weather"}),
 ])
 def test_tool_choice(choice: Any, sent: dict[str, Any]) -> None:
-    """auto/none/required/one function become Anthropic's auto/none/any/tool."""
+    """auto/none/required/one function become Anthropic's auto/none/any/tool; a choice
+    already in Anthropic's form is sent as it is."""
     assert _sent(tools=[WEATHER_TOOL], tool_choice=choice)["tool_choice"] == sent
 
 

@@ -7,7 +7,8 @@
   server tool such as ``{"type": "web_search_20250305", ...}``) is sent as it is. The order
   of the list is kept (a ``cache_control`` on the last tool caches them all).
 - ``tool_choice``: ``"auto"`` -> ``{"type": "auto"}``, ``"none"`` -> ``{"type": "none"}``,
-  ``"required"`` -> ``{"type": "any"}``, one function -> ``{"type": "tool", "name"}``;
+  ``"required"`` -> ``{"type": "any"}``, one function -> ``{"type": "tool", "name"}``; one
+  already in Anthropic's form (``{"type": "any"}``...) is sent as it is;
   ``parallel_tool_calls=False`` is ``disable_parallel_tool_use: true`` on it (on
   ``{"type": "auto"}`` when no choice is given).
 - ``response_format``: ``json_schema`` -> ``output_config: {"format": {"type":
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ipfs_accel import ConfigurationError
-from ipfs_accel.tools import function_tools, response_format, tool_choice
+from ipfs_accel.tools import function_tools, native_tool_choice, response_format, tool_choice
 
 __all__ = ["apply_tools"]
 
@@ -55,6 +56,11 @@ def _tools(params: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _tool_choice(params: Mapping[str, Any], parallel: Any) -> dict[str, Any] | None:
+    native = native_tool_choice(params)  # already Anthropic's ({"type": "any"}...)
+    if native is not None:
+        if parallel is False and native.get("type") != "none":
+            native.setdefault("disable_parallel_tool_use", True)
+        return native
     choice = tool_choice(params)
     if choice is None:
         offered = parallel is False and bool(params.get("tools"))
