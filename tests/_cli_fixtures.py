@@ -44,6 +44,8 @@ def backend_info() -> BackendInfo:
         name="clitest", description="CLI test backend", default_base_url="http://127.0.0.1:9",
         api_key_env=("CLITEST_API_KEY",), api_key_required=True, default_model="m-1",
         operations=frozenset({"chat", "embed", "stream_chat"}),
+        features={"chat": frozenset({"tools", "json_schema"}), "stream_chat": frozenset({"tools"}),
+                  "embed": frozenset()},
     )
 
 

@@ -52,6 +52,8 @@ def test_backends_lists_plugins_key_state_and_broken_ones(env: dict[str, str]) -
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert rows["clitest"]["key_set"] is True
     assert rows["clitest"]["operations"] == ["chat", "embed", "stream_chat"]
+    assert rows["clitest"]["features"] == {"chat": ["json_schema", "tools"], "embed": [],
+                                           "stream_chat": ["tools"]}
     assert "ModuleNotFoundError" in rows["broken"]["error"]
     assert KEY not in r.stdout + r.stderr
 

@@ -65,7 +65,8 @@ def _registry() -> Registry:
 
 
 def backends(json_out: JsonOpt = False) -> None:
-    """List installed backend plugins: distribution, version, operations, env vars, key set.
+    """List installed backend plugins: distribution, version, operations, env vars, key set
+    (``--json`` adds what each operation takes: tools, response formats, images).
 
     Whether a key is set is shown as yes/no; the key itself is never printed. A plugin
     that fails to import is listed with its error.
@@ -78,6 +79,9 @@ def backends(json_out: JsonOpt = False) -> None:
         if status.error is None:
             info = registry.hooks(status.name).info
             row["operations"] = sorted(info.operations)
+            # what each operation takes beyond text (None: the plugin does not say)
+            row["features"] = (None if info.features is None else
+                               {op: sorted(f) for op, f in sorted(info.features.items())})
             row["api_key_env"] = list(info.api_key_env)
             row["base_url_env"] = list(info.base_url_env)
             row["key_required"] = info.api_key_required
