@@ -1,21 +1,38 @@
-"""hf_tei: usage totals on every route, one request or a split batch, and in the stats."""
+"""hf_tei: usage totals on every route, one request or a split batch, and in the stats;
+embed refuses tools and response formats before sending."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx2
 import ipfs_accel_hf_tei
+import pytest
 from _hf_tei_fixtures import Server, backend, embed_server, info, vector
+from ipfs_accel import ConfigurationError
 
 TEN = [f"t{i}" for i in range(10)]
 
 
-def test_no_text_operations_no_features() -> None:
-    """TEI embeds and reranks: no chat or generate, so no features to declare."""
+def test_features_say_embed_takes_none() -> None:
+    """TEI has no text operation; embed is declared to take no tools, formats or images."""
     info_ = ipfs_accel_hf_tei.backend_info()
-    assert info_.features is None
+    assert info_.features == {"embed": frozenset()}
     assert not info_.operations & {"chat", "stream_chat", "generate", "stream_generate"}
+
+
+@pytest.mark.parametrize("params", [
+    {"tools": [{"type": "function", "function": {"name": "f"}}]},
+    {"response_format": {"type": "json_object"}},
+])
+def test_embed_refuses_tools_and_formats_unsent(params: dict[str, Any]) -> None:
+    """TEI would drop them silently: the core refuses them before anything is sent."""
+    server = Server()
+    b, eid = backend(server)
+    with pytest.raises(ConfigurationError, match="'embed'"):
+        b.embed(["a"], endpoint_id=eid, **params)
+    assert server.requests == []
 
 
 def test_embed_split_batch_totals_and_stats() -> None:

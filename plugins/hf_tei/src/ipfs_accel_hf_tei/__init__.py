@@ -14,7 +14,9 @@ Talks to a self-hosted TEI server (default ``http://localhost:8080``, or ``TEI_B
 Usage: input tokens only (``x-compute-tokens``, or ``usage.prompt_tokens`` of
 ``/v1/embeddings``, whose own ``total_tokens`` is kept as the total); TEI generates no
 tokens and bills nothing. A split batch sums each request's counts once. TEI has no text
-operation, so ``BackendInfo.features`` (tools, structured output, images) is not declared.
+operation: ``BackendInfo.features`` declares that ``embed`` takes none of tools, structured
+output or images, so the core refuses an embed call carrying them before sending (TEI would
+drop them without a word).
 
 The key is optional (``HF_TOKEN`` or ``HF_API_TOKEN``, or ``api_key=``), sent as
 ``Authorization: Bearer`` (TEI's ``--api-key``). Errors are ``{"error", "error_type"}``
@@ -72,6 +74,7 @@ _INFO = BackendInfo(
     api_key_env=("HF_TOKEN", "HF_API_TOKEN"),
     api_key_required=False,
     operations=frozenset({"embed", "rerank", "openai_embed", "health", "info"}),
+    features={"embed": frozenset()},  # no tools, response formats or images
     options=TEIOptions,
 )
 
