@@ -417,3 +417,15 @@ def test_embed_with_tools_refused_where_features_are_declared() -> None:
     with pytest.raises(ConfigurationError, match="does not take tools in 'embed'"):
         backend.embed(["x"], tools=[WEATHER])
     assert seen == []
+
+
+def test_a_stream_that_ends_after_its_calls_without_a_finish_says_tool_calls() -> None:
+    """Some servers (TGI 3.2+) send no finish chunk after tool calls: the stream's end says
+    tool_calls, on the last chunk and on stream.result."""
+    events = [e for e in PARALLEL if not (e.get("choices") and e["choices"][0]["finish_reason"])]
+    backend, _ = _compat(_sse_response(*events))
+    stream = backend.stream_chat(HI, tools=[WEATHER])
+    chunks = list(stream)
+    assert chunks[-1].done and chunks[-1].finish_reason == "tool_calls"
+    assert [t.name for t in chunks[-1].tool_calls or ()] == ["get_weather", "get_time"]
+    assert stream.result.finish_reason == "tool_calls"

@@ -133,6 +133,9 @@ class _StreamBase:
             if out.finish_reason == "stop" and parts.count:  # the turn asked for tools
                 out.native_finish_reason = out.native_finish_reason or "stop"
                 out.finish_reason = "tool_calls"
+            elif (out.done and out.finish_reason is None and self.finish_reason is None
+                  and parts.count):  # a stream that ends with its calls, saying nothing more
+                out.finish_reason = "tool_calls"
 
     def final(self, last: StreamChunk) -> StreamChunk:
         last.usage = self.usage or last.usage or Usage()

@@ -226,8 +226,11 @@ class StreamChunk(msgspec.Struct, kw_only=True):
     Tool calls: a plugin puts the fragments an event carries in ``tool_call_deltas`` (or
     whole calls in ``tool_calls``, where its API sends them whole); the core joins the
     fragments and puts the whole calls in ``tool_calls`` of the chunk that ends the turn
-    (the one with a ``finish_reason``). ``model`` and ``extra_content`` (as on
-    :class:`ChatResult`) are set by a plugin where an event carries them.
+    (the one with a ``finish_reason``; a stream that ends without one after tool calls
+    ends with ``"tool_calls"``). A chunk with ``tool_call_deltas`` set (even to an empty
+    list) reaches the caller, and so ends the window in which a failed stream is opened
+    again. ``model`` and ``extra_content`` (as on :class:`ChatResult`) are set by a plugin
+    where an event carries them.
     """
 
     delta: str = ""
