@@ -429,3 +429,24 @@ def test_a_stream_that_ends_after_its_calls_without_a_finish_says_tool_calls() -
     assert chunks[-1].done and chunks[-1].finish_reason == "tool_calls"
     assert [t.name for t in chunks[-1].tool_calls or ()] == ["get_weather", "get_time"]
     assert stream.result.finish_reason == "tool_calls"
+
+
+def test_sent_call_reads_a_turn_for_apis_that_take_objects() -> None:
+    """An assistant's tool call read back: arguments as an object from text or an object,
+    none as {}, an ID or None, vendor data kept; a nameless call or non-object arguments
+    are named."""
+    from ipfs_accel.tools import sent_call  # noqa: PLC0415
+
+    made = ToolCall.of(id="c1", name="f", arguments='{"a": 1}',
+                       extra_content={"google": {"thought_signature": "s"}})
+    got = sent_call(made, "messages[1].tool_calls[0]", api="X")
+    assert (got.id, got.name, got.arguments, got.extra_content) == (
+        "c1", "f", {"a": 1}, {"google": {"thought_signature": "s"}})
+    assert sent_call({"function": {"name": "f"}}, "w", api="X").arguments == {}
+    assert sent_call({"id": "", "function": {"name": "f", "arguments": {"b": 2}}}, "w",
+                     api="X") == got.__class__(id=None, name="f", arguments={"b": 2})
+    with pytest.raises(ConfigurationError, match=r"messages\[1\].tool_calls\[0\] must be"):
+        sent_call({"function": {"arguments": "{}"}}, "messages[1].tool_calls[0]", api="X")
+    with pytest.raises(ConfigurationError, match=r"w.function.arguments must be a JSON object "
+                                                 r"\(X takes the arguments as an object\)"):
+        sent_call({"function": {"name": "f", "arguments": "[1, 2]"}}, "w", api="X")

@@ -81,6 +81,7 @@ from ._types import (
 from ._wire import Event, decode_json
 
 __all__ = [
+    "CHAT_FEATURES",
     "FINISH_REASON_TABLE",
     "ChatChoice",
     "ChatCompletion",
@@ -113,6 +114,7 @@ __all__ = [
     "parse_completion_event",
     "parse_embeddings",
     "parse_usage",
+    "read_event",
     "tool_call_deltas",
     "tool_calls",
 ]
@@ -129,6 +131,16 @@ def _fit(data: Any, type_: type[_T]) -> _T:
     if not isinstance(data, Mapping):
         raise ValueError("the body is not a JSON object")
     return msgspec.convert(data, type_)
+
+
+CHAT_FEATURES: Mapping[str, frozenset[str]] = {
+    "chat": frozenset({"tools", "json_schema", "json_object", "images"}),
+    "stream_chat": frozenset({"tools", "json_schema", "json_object", "images"}),
+    "generate": frozenset(),
+    "stream_generate": frozenset(),
+}
+"""``BackendInfo.features`` of a server whose Chat Completions take tools, both response
+formats and image parts and whose legacy completions take none of them (OpenAI's own)."""
 
 
 # --- Answers -------------------------------------------------------------------------------
@@ -254,13 +266,14 @@ def parse_embeddings(resp: Response, *, count: int | None = None) -> EmbedResult
     return EmbedResult(vectors=vectors, model=data.model, raw=raw)
 
 
-_Chunk = TypeVar("_Chunk", ChatCompletionChunk, Completion)
+_Chunk = TypeVar("_Chunk", bound=msgspec.Struct)
 
 
-def _event(event: Event, type_: type[_Chunk]) -> _Chunk | StreamChunk | StreamFailure | None:
-    """What an event says before its choices are read: the end (``[DONE]``), a failure (an
-    error event, or a chunk whose ``error`` is truthy), nothing (data that is not an object),
-    or the chunk itself."""
+def read_event(event: Event, type_: type[_Chunk]) -> _Chunk | StreamChunk | StreamFailure | None:
+    """What an event says before its choices are read: the end (``[DONE]``, a done
+    chunk), a failure (an error event, or a chunk whose ``error`` is truthy), nothing (data
+    that is not an object), or the chunk itself as ``type_`` (a Struct with an ``error``
+    field: :class:`ChatCompletionChunk`, :class:`Completion`, or a plugin's own)."""
     if event.data == "[DONE]":
         return StreamChunk(done=True)
     if event.event == "error":  # an error event is an error whatever its data looks like
@@ -271,7 +284,7 @@ def _event(event: Event, type_: type[_Chunk]) -> _Chunk | StreamChunk | StreamFa
         if not isinstance(data, Mapping):
             return None
         data = msgspec.convert(data, type_)  # an event decoded generically: fit it here
-    if data.error:  # as the SDKs test it: "error": null is no failure
+    if getattr(data, "error", None):  # as the SDKs test it: "error": null is no failure
         return StreamFailure(data=decode_json(event.data))
     return data
 
@@ -284,7 +297,7 @@ def _event_raw(event: Event) -> Any:
 def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
     """One ``chat.completion.chunk`` SSE event (:class:`ChatCompletionChunk`); ``raw`` is
     the whole chunk. The usage-only last chunk gives nothing here: ``parse_usage`` reads it."""
-    data = _event(event, ChatCompletionChunk)
+    data = read_event(event, ChatCompletionChunk)
     if not isinstance(data, ChatCompletionChunk):
         return data
     if not data.choices:
@@ -303,7 +316,7 @@ def parse_chat_event(event: Event) -> StreamChunk | StreamFailure | None:
 def parse_completion_event(event: Event) -> StreamChunk | StreamFailure | None:
     """One streamed ``text_completion`` SSE event (:class:`Completion`); ``raw`` is the
     whole event."""
-    data = _event(event, Completion)
+    data = read_event(event, Completion)
     if not isinstance(data, Completion):
         return data
     if not data.choices:

@@ -17,7 +17,7 @@ The core checks their shape before a call is queued (:func:`check_params`, a
 ``BackendInfo.features``, that the operation takes what the call carries
 (:func:`needed_features`). A plugin maps them to its API with the readers here:
 :func:`function_tools`, :func:`tool_choice`, :func:`response_format`, :func:`tool_names`
-and :func:`data_url`.
+and :func:`data_url`, and :func:`sent_call` for the tool calls of assistant messages.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "FEATURES",
     "FunctionTool",
     "ResponseFormat",
+    "SentCall",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
@@ -46,6 +47,7 @@ __all__ = [
     "native_tools",
     "needed_features",
     "response_format",
+    "sent_call",
     "tool_call_id",
     "tool_choice",
     "tool_names",
@@ -186,6 +188,50 @@ def response_format(params: Mapping[str, Any]) -> ResponseFormat | None:
                               strict=strict if isinstance(strict, bool) else None)
     raise _bad("response_format must be {'type': 'json_schema', 'json_schema': {...}}, "
                "{'type': 'json_object'} or {'type': 'text'}")
+
+
+class SentCall(msgspec.Struct, kw_only=True, frozen=True):
+    """One tool call of an assistant message, read for sending back in an API's own form:
+    ``arguments`` always a JSON object, ``extra_content`` the vendor data it carries."""
+
+    id: str | None
+    name: str
+    arguments: dict[str, Any]
+    extra_content: dict[str, Any] | None = None
+
+
+def sent_call(call: Any, where: str, *, api: str) -> SentCall:
+    """An assistant message's tool call (OpenAI's form, as :attr:`ChatResult.message` gives
+    it, or a :class:`ToolCall`), for a plugin whose API takes the arguments as an object.
+
+    A call without a function name, or whose arguments (JSON text, or an object) are not a
+    JSON object, is a ``ConfigurationError`` naming ``where`` and saying that ``api`` takes
+    an object; no arguments at all are ``{}``. An empty ``id`` is ``None``.
+    """
+    if isinstance(call, ToolCall):
+        call = call.to_message()
+    fn = call.get("function") if isinstance(call, Mapping) else None
+    name = fn.get("name") if isinstance(fn, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise _bad(f"{where} must be {{'id', 'type': 'function', 'function': {{'name', "
+                   "'arguments'}}}} (OpenAI's form, as result.message gives it)")
+    assert isinstance(call, Mapping) and isinstance(fn, Mapping)
+    arguments = fn.get("arguments")
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        arguments = {}
+    elif isinstance(arguments, str):
+        try:
+            arguments = msgspec.json.decode(arguments)
+        except msgspec.DecodeError:
+            arguments = None
+    if not isinstance(arguments, Mapping):
+        raise _bad(f"{where}.function.arguments must be a JSON object ({api} takes the "
+                   "arguments as an object)")
+    call_id = call.get("id")
+    extra = call.get("extra_content")
+    return SentCall(id=call_id if isinstance(call_id, str) and call_id else None, name=name,
+                    arguments=dict(arguments),
+                    extra_content=dict(extra) if isinstance(extra, Mapping) else None)
 
 
 def tool_names(messages: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
