@@ -11,8 +11,9 @@ tools)").
   dropped; ``"none"``, ``"required"`` or one function is a ``ConfigurationError`` before
   anything is sent, never silently ignored.
 - assistant messages with ``tool_calls``: each becomes ``{"function": {"name", "arguments"}}``
-  with the arguments as an OBJECT (OpenAI sends JSON text: parsed here); the call's ID has
-  no place in Ollama's form. ``content: None`` becomes ``""`` (Ollama requires a string).
+  with the arguments as an OBJECT (OpenAI sends JSON text: read by ``tools.sent_call``,
+  which refuses arguments that are no object); the call's ID has no place in Ollama's
+  form. ``content: None`` becomes ``""`` (Ollama requires a string).
   The model's thinking kept in ``extra_content`` (``{"ollama": {"thinking": ...}}``, as
   :attr:`ChatResult.message` carries it) goes back as the message's ``thinking``.
 - ``{"role": "tool", "tool_call_id", "content"}``: a ``tool`` message with ``tool_name``, the
@@ -30,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from ipfs_accel import ConfigurationError, tools
 
 __all__ = ["MAPPED", "chat_messages", "chat_tools", "output_format"]
@@ -155,24 +155,6 @@ def _image(part: Mapping[str, Any], where: str) -> str:
 
 
 def _call(call: Any, i: int, j: int) -> dict[str, Any]:
-    """One OpenAI-form tool call of an assistant message in Ollama's form."""
-    where = f"messages[{i}].tool_calls[{j}]"
-    function = call.get("function") if isinstance(call, Mapping) else None
-    name = function.get("name") if isinstance(function, Mapping) else None
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"{where} must be {{'function': {{'name', 'arguments'}}}}")
-    assert isinstance(function, Mapping)
-    arguments = function.get("arguments")
-    if isinstance(arguments, str):
-        try:
-            arguments = msgspec.json.decode(arguments) if arguments.strip() else {}
-        except msgspec.DecodeError:
-            arguments = None
-    elif arguments is None:
-        arguments = {}
-    if not isinstance(arguments, Mapping):
-        raise ConfigurationError(
-            f"{where}.function.arguments must be a JSON object (Ollama takes the arguments "
-            "as an object)"
-        )
-    return {"function": {"name": name, "arguments": dict(arguments)}}
+    """One tool call of an assistant message in Ollama's form (its ID has no place there)."""
+    sent = tools.sent_call(call, f"messages[{i}].tool_calls[{j}]", api="Ollama")
+    return {"function": {"name": sent.name, "arguments": sent.arguments}}
