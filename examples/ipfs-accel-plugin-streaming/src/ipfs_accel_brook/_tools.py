@@ -12,8 +12,8 @@ already checked their shape:
   ``"required"`` -> ``"any"``, one function -> ``{"tool": <name>}``.
 - an assistant message with ``tool_calls`` (as ``ChatResult.message`` gives it) -> a turn
   ``{"role": "assistant", "text", "calls": [{"id", "tool", "input"}]}``: the arguments,
-  JSON text in OpenAI's form, go as an OBJECT (text that is no JSON object is a
-  ``ConfigurationError``, as is a call without its ``id``).
+  JSON text in OpenAI's form, go as an OBJECT, read by ``tools.sent_call`` (text that is
+  no JSON object is a ``ConfigurationError``, as is a call without its ``id``).
 - ``{"role": "tool", "tool_call_id", "content"}`` -> ``{"role": "tool", "call_id", "tool",
   "text"}``: Brook wants the tool's name beside the ID, found in the conversation's
   assistant turns by ``tools.tool_names``; a tool answer whose call is not there is a
@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from ipfs_accel import ConfigurationError, ToolCall, ToolCallDelta, tools
 
 from ._wire import Called, CallInput, CallStart
@@ -92,27 +91,11 @@ def turn_fields(message: Mapping[str, Any], i: int, names: Mapping[str, str]) ->
 
 def _called(call: Any, where: str) -> dict[str, Any]:
     """One OpenAI-form call of an assistant message as Brook's ``{"id", "tool", "input"}``."""
-    function = call.get("function") if isinstance(call, Mapping) else None
-    name = function.get("name") if isinstance(function, Mapping) else None
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"{where} must be {{'id', 'function': {{'name', 'arguments'}}}}")
-    assert isinstance(call, Mapping) and isinstance(function, Mapping)
-    call_id = call.get("id")
-    if not isinstance(call_id, str) or not call_id:
+    sent = tools.sent_call(call, where, api="brook")  # name and object arguments
+    if sent.id is None:
         raise ConfigurationError(f"{where} needs its 'id': brook matches the tool's answer "
                                  "to the call by it")
-    arguments = function.get("arguments")
-    if isinstance(arguments, str):
-        try:
-            arguments = msgspec.json.decode(arguments) if arguments.strip() else {}
-        except msgspec.DecodeError:
-            arguments = None
-    elif arguments is None:
-        arguments = {}
-    if not isinstance(arguments, Mapping):
-        raise ConfigurationError(f"{where}.function.arguments must be a JSON object: brook "
-                                 "takes a call's input as an object")
-    return {"id": call_id, "tool": name, "input": dict(arguments)}
+    return {"id": sent.id, "tool": sent.name, "input": sent.arguments}
 
 
 def tool_calls(calls: list[Called] | None, body: Any) -> list[ToolCall] | None:
