@@ -8,7 +8,7 @@ joined, and consecutive messages of one role are merged into one turn. Within a 
 - an assistant message's ``tool_calls`` (OpenAI's ``{"id", "type": "function",
   "function": {"name", "arguments"}}``, as :attr:`ChatResult.message` gives them, or
   :class:`ToolCall` objects) become ``tool_use`` blocks (``id``, ``name``, ``input`` = the
-  arguments' JSON object), after its text;
+  arguments' JSON object, read by :func:`ipfs_accel.tools.sent_call`), after its text;
 - its ``extra_content["anthropic"]["thinking"]`` (the thinking and redacted-thinking blocks
   a claude result kept, signatures included) come back first, before text and
   ``tool_use``, as the API requires of a tool-use turn when extended thinking is on;
@@ -26,9 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-from ipfs_accel import ConfigurationError, ToolCall
-from ipfs_accel.tools import data_url
+from ipfs_accel import ConfigurationError
+from ipfs_accel.tools import data_url, sent_call
 
 from ._response import VENDOR
 
@@ -76,42 +75,15 @@ def blocks(content: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _arguments(value: Any, where: str) -> dict[str, Any]:
-    """A tool call's arguments (JSON text, or an object) as the ``input`` object."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = msgspec.json.decode(value)
-        except msgspec.DecodeError:
-            raise ConfigurationError(f"{where}.function.arguments is not valid JSON") from None
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{where}.function.arguments must be a JSON object "
-                                 "(Anthropic's tool_use input is one)")
-    return dict(value)
-
-
 def _tool_use(call: Any, where: str) -> dict[str, Any]:
-    """One assistant tool call as a ``tool_use`` block."""
-    if isinstance(call, ToolCall):
-        call = call.to_message()
-    if not isinstance(call, Mapping):
-        raise ConfigurationError(f"{where} must be {{'id', 'type': 'function', "
-                                 f"'function': {{'name', 'arguments'}}}}")
-    if call.get("type") == "tool_use":
+    """One assistant tool call as a ``tool_use`` block (``input``: the arguments' object)."""
+    if isinstance(call, Mapping) and call.get("type") == "tool_use":
         return dict(call)  # already Anthropic's block
-    fn = call.get("function")
-    name = fn.get("name") if isinstance(fn, Mapping) else None
-    if not isinstance(name, str) or not name:
-        # sent on, it would be a tool_use without a name, which the API refuses
-        raise ConfigurationError(f"{where} needs function.name (OpenAI's form, as "
-                                 "result.message gives it)")
-    call_id = call.get("id")
-    if not isinstance(call_id, str) or not call_id:
+    # a call without a name would be a tool_use without one, which the API refuses
+    sent = sent_call(call, where, api="Anthropic")
+    if sent.id is None:
         raise ConfigurationError(f"{where} needs the call's 'id' (its tool answer names it)")
-    assert isinstance(fn, Mapping)
-    return {"type": "tool_use", "id": call_id, "name": name,
-            "input": _arguments(fn.get("arguments"), where)}
+    return {"type": "tool_use", "id": sent.id, "name": sent.name, "input": sent.arguments}
 
 
 def _thinking(message: Mapping[str, Any]) -> list[dict[str, Any]]:
