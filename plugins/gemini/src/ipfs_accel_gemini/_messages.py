@@ -8,10 +8,10 @@
   from the path's extension and left out when it cannot be: the spec makes it optional);
   a dict without ``type`` is already a Gemini ``Part`` and is sent as it is.
 - An assistant message's ``tool_calls`` become ``functionCall`` parts after its text:
-  ``name``, ``args`` (the arguments' JSON object) and, from the call's
-  ``extra_content["google"]``, the part's ``thoughtSignature`` (the API refuses a turn
-  whose signature is missing) and the ``id`` the API gave the call (only an ID the API
-  sent is sent back: one the core made would be refused as unknown). The message's own
+  ``name``, ``args`` (the arguments' JSON object, read by ``tools.sent_call``) and, from
+  the call's ``extra_content["google"]``, the part's ``thoughtSignature`` (the API refuses
+  a turn whose signature is missing) and the ``id`` the API gave the call (only an ID the
+  API sent is sent back: one the core made would be refused as unknown). The message's own
   ``extra_content["google"]["thought_signature"]`` goes back on its last text part.
 - ``tool`` messages become ``functionResponse`` parts of one ``user`` turn (consecutive
   answers share it): ``name`` is the function of the call that ``tool_call_id`` names (from
@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ipfs_accel import ConfigurationError
-from ipfs_accel.tools import data_url, tool_names
+from ipfs_accel.tools import data_url, sent_call, tool_names
 
 __all__ = ["contents"]
 
@@ -86,40 +86,15 @@ def _parts(content: Any, where: str) -> list[dict[str, Any]]:
     raise ConfigurationError(f"{where}: content must be a string or a list of parts")
 
 
-def _arguments(function: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A tool call's arguments (JSON text, as OpenAI's form has them, or an object)."""
-    arguments = function.get("arguments")
-    if isinstance(arguments, Mapping):
-        return dict(arguments)
-    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
-        return {}
-    if isinstance(arguments, str):
-        try:
-            value = json.loads(arguments)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            return value
-    raise ConfigurationError(
-        f"{where}.function.arguments must be a JSON object (Gemini's functionCall.args is "
-        f"one), not {arguments!r:.80}"
-    )
-
-
 def _function_calls(calls: Any, where: str) -> list[dict[str, Any]]:
     """An assistant message's ``tool_calls`` as ``functionCall`` parts."""
     if not isinstance(calls, list):
         raise ConfigurationError(f"{where}.tool_calls must be a list")
     parts: list[dict[str, Any]] = []
     for k, call in enumerate(calls):
-        at = f"{where}.tool_calls[{k}]"
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise ConfigurationError(f"{at} must be {{'id', 'type': 'function', "
-                                     "'function': {'name', 'arguments'}}")
-        google = _google(call.get("extra_content"))
-        function_call: dict[str, Any] = {"name": function["name"],
-                                         "args": _arguments(function, at)}
+        sent = sent_call(call, f"{where}.tool_calls[{k}]", api="Gemini")
+        google = _google(sent.extra_content)
+        function_call: dict[str, Any] = {"name": sent.name, "args": sent.arguments}
         if isinstance(google.get("function_call_id"), str):
             function_call["id"] = google["function_call_id"]
         part: dict[str, Any] = {"functionCall": function_call}
