@@ -119,22 +119,14 @@ class ChatEvents:
 
     def parse(self, event: Event) -> StreamChunk | StreamFailure | None:
         """One SSE event: a chunk, the end (``[DONE]``), a failure, or nothing."""
-        if event.data == "[DONE]":
-            done = StreamChunk(done=True)
-            self._flush(done)
+        data = openai_compat.read_event(event, ChatChunk)
+        if isinstance(data, StreamChunk):  # the end: it carries what the turn left
+            self._flush(data)
             if self.calls and not self.finished:
-                done.finish_reason = "tool_calls"
-            return done
-        if event.event == "error":  # an error event is an error whatever its data looks like
-            failed = decode_json(event.data)
-            return StreamFailure(data=failed if failed is not None else {"error": event.data})
-        data = event.json
+                data.finish_reason = "tool_calls"
+            return data
         if not isinstance(data, ChatChunk):
-            if not isinstance(data, Mapping):
-                return None
-            data = msgspec.convert(data, ChatChunk)  # a named event, decoded generically
-        if data.error:  # as the SDKs test it: "error": null is no failure
-            return StreamFailure(data=decode_json(event.data))
+            return data  # a failure, or nothing
         if not data.choices:
             return None  # the usage chunk: parse_usage reads it
         choice = data.choices[0]
