@@ -94,16 +94,9 @@ _DEFAULT_MODELS = {
     "stream_generate": COMPLETION_MODEL,
 }
 
-_CHAT_FEATURES = frozenset({"tools", "json_schema", "json_object", "images"})
-# What each text operation's requests may carry: Chat Completions takes tools, both
-# response formats and image parts; the legacy /completions takes none of them, so the
-# core refuses them there before sending.
-_FEATURES = {
-    "chat": _CHAT_FEATURES,
-    "stream_chat": _CHAT_FEATURES,
-    "generate": frozenset[str](),
-    "stream_generate": frozenset[str](),
-}
+# Chat Completions takes tools, both response formats and images; the legacy /completions
+# none of them, so the core refuses them there before sending.
+_FEATURES = oa.CHAT_FEATURES
 
 
 class OpenAIOptions(msgspec.Struct, kw_only=True, frozen=True):
