@@ -87,17 +87,10 @@ EMBEDDING_MODEL = "nomic-embed-text-v1_5"
 """The model ``embed`` sends when neither the call nor the endpoint names one (the spec's
 embedding model)."""
 
-_CHAT_FEATURES = frozenset({"tools", "json_schema", "json_object", "images"})
-# What each text operation's requests may carry: Groq's chat takes function tools,
-# both response formats and image_url parts in user messages (which models do is Groq's
-# to say, with a 400); generate is a bare prompt, so the core refuses them there before
-# sending.
-_FEATURES = {
-    "chat": _CHAT_FEATURES,
-    "stream_chat": _CHAT_FEATURES,
-    "generate": frozenset[str](),
-    "stream_generate": frozenset[str](),
-}
+# Groq's chat takes function tools, both response formats and image_url parts (which
+# models do is Groq's to say, with a 400); generate is a bare prompt, so the core refuses
+# them there before sending.
+_FEATURES = oa.CHAT_FEATURES
 
 _FAILED_GENERATION_SHOWN = 1000
 """How much of ``failed_generation`` goes into the message; all of it stays in ``body``."""
