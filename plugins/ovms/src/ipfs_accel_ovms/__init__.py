@@ -66,11 +66,7 @@ __all__ = [
 ]
 
 _OPENAI_OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
-_CHAT_FEATURES = frozenset({"tools", "json_schema", "json_object", "images"})
-_FEATURES: Mapping[str, frozenset[str]] = {
-    "chat": _CHAT_FEATURES, "stream_chat": _CHAT_FEATURES,
-    "generate": frozenset(), "stream_generate": frozenset(),
-}
+_FEATURES = openai_compat.CHAT_FEATURES
 """What each text operation's requests may carry (``BackendInfo.features``): chat takes
 tools, both response formats and images; ``/v3/completions`` none of them."""
 
