@@ -375,6 +375,8 @@ def test_readers_for_plugins() -> None:
     messages = [ChatResult(text="", tool_calls=[ToolCall.of(id="c9", name="get_weather",
                                                             arguments={})]).message]
     assert tool_names(messages) == {"c9": "get_weather"}
+    typed = [{"role": "assistant", "tool_calls": [ToolCall.of(id="c8", name="f", arguments={})]}]
+    assert tool_names(typed) == {"c8": "f"}
     assert data_url("data:image/jpeg;base64,/9j/4A==") == ("image/jpeg", "/9j/4A==")
     assert data_url("https://example.com/cat.png") is None
     anthropic = {"tool_choice": {"type": "tool", "name": "get_weather"}}
@@ -445,7 +447,8 @@ def test_sent_call_reads_a_turn_for_apis_that_take_objects() -> None:
     assert sent_call({"function": {"name": "f"}}, "w", api="X").arguments == {}
     assert sent_call({"id": "", "function": {"name": "f", "arguments": {"b": 2}}}, "w",
                      api="X") == got.__class__(id=None, name="f", arguments={"b": 2})
-    with pytest.raises(ConfigurationError, match=r"messages\[1\].tool_calls\[0\] must be"):
+    with pytest.raises(ConfigurationError, match=r"messages\[1\].tool_calls\[0\] must be .*"
+                                                 r"'arguments'}} \(OpenAI's form"):
         sent_call({"function": {"arguments": "{}"}}, "messages[1].tool_calls[0]", api="X")
     with pytest.raises(ConfigurationError, match=r"w.function.arguments must be a JSON object "
                                                  r"\(X takes the arguments as an object\)"):

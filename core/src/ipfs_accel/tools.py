@@ -214,7 +214,7 @@ def sent_call(call: Any, where: str, *, api: str) -> SentCall:
     name = fn.get("name") if isinstance(fn, Mapping) else None
     if not isinstance(name, str) or not name:
         raise _bad(f"{where} must be {{'id', 'type': 'function', 'function': {{'name', "
-                   "'arguments'}}}} (OpenAI's form, as result.message gives it)")
+                   "'arguments'}} (OpenAI's form, as result.message gives it)")
     assert isinstance(call, Mapping) and isinstance(fn, Mapping)
     arguments = fn.get("arguments")
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
@@ -242,6 +242,8 @@ def tool_names(messages: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
     for message in messages or ():
         calls = message.get("tool_calls") if message.get("role") == "assistant" else None
         for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, ToolCall):
+                call = call.to_message()  # noqa: PLW2901 - the same call, in OpenAI's form
             fn = call.get("function") if isinstance(call, Mapping) else None
             if isinstance(fn, Mapping) and isinstance(call.get("id"), str):
                 names[call["id"]] = str(fn.get("name") or "")
