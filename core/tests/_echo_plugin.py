@@ -20,6 +20,8 @@ from ipfs_accel import (
     Response,
     StreamChunk,
     StreamFailure,
+    ToolCall,
+    ToolCallDelta,
     Usage,
     default_classification,
     hookimpl,
@@ -48,10 +50,14 @@ def backend_info() -> BackendInfo:
 def _chat(resp: Response) -> ChatResult:
     data = resp.data
     choice = data["choices"][0]
+    calls = [ToolCall.of(id=c.get("id"), name=c["function"]["name"],
+                         arguments=c["function"].get("arguments"), raw=c)
+             for c in choice["message"].get("tool_calls") or ()]
     return ChatResult(
-        text=choice["message"]["content"],
+        text=choice["message"]["content"] or "",
         finish_reason=choice.get("finish_reason"),
         model=data.get("model"),
+        tool_calls=calls or None,
         raw=data,
     )
 
@@ -72,8 +78,14 @@ def _event(event: Event) -> StreamChunk | StreamFailure | None:
     choices = data.get("choices") or []
     if not choices:
         return None
-    delta = choices[0].get("delta", {}).get("content") or ""
-    return StreamChunk(delta=delta, finish_reason=choices[0].get("finish_reason"), raw=data)
+    given = choices[0].get("delta", {})
+    deltas = [ToolCallDelta(index=c.get("index", 0), id=c.get("id"),
+                            name=c.get("function", {}).get("name"),
+                            arguments=c.get("function", {}).get("arguments") or "")
+              for c in given.get("tool_calls") or ()]
+    return StreamChunk(delta=given.get("content") or "",
+                       finish_reason=choices[0].get("finish_reason"),
+                       tool_call_deltas=deltas or None, raw=data)
 
 
 @hookimpl

@@ -44,7 +44,7 @@ def _plugin(name: str, *, case: bool = True, rid_header: str = "X-Request-ID",
     @hookimpl
     def conformance_case() -> Case:
         parts = {f: getattr(ops.FULL_CASE, f) for f in (
-            "text", "finish", "stream", "embed", "inputs", "params")} if full else {}
+            "text", "finish", "stream", "embed", "inputs", "params", "tools")} if full else {}
         return Case(backend=name, success=Reply(200, json=OK), tokens=(3, 2),
                     auth=("authorization", "Bearer {key}"), **parts)
 
@@ -69,7 +69,7 @@ def test_report_ticks_crosses_and_no_case(registry: Registry) -> None:
     report = build_report(registry, backends=["badrid", "good", "nocase"])
     by = {b.name: b for b in report.backends}
     assert [b.name for b in report.backends] == ["badrid", "good", "nocase"]
-    assert by["good"].passed and len(by["good"].checks) == 10
+    assert by["good"].passed and len(by["good"].checks) == 11
     assert all(c.passed for c in by["good"].checks)
     assert by["nocase"].status == "no case" and not by["nocase"].checks
     failed = [c for c in by["badrid"].checks if not c.passed]
@@ -97,12 +97,12 @@ def test_report_passes_only_when_everything_was_checked(registry: Registry) -> N
     assert legacy.passed  # skips are not failures...
     row = by_name(legacy)["legacy"]
     assert [c.check for c in row.checks if c.skipped] == [
-        "stream", "params", "operations", "finish_reason"]
+        "stream", "params", "operations", "finish_reason", "tools"]
     assert not any(c.passed for c in row.checks if c.skipped)  # ...nor passes
     md = render_markdown(legacy)
-    assert "passed every check that applies (4 skipped, each with why)." in md
+    assert "passed every check that applies (5 skipped, each with why)." in md
     assert "| legacy | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ⏭ the backend offers stream_chat but" in md
-    assert "6 of 10 checks passed (4 skipped)" in md
+    assert "6 of 11 checks passed (5 skipped)" in md
     skipped_only = BackendReport(name="x", status="checked", checks=[
         row.checks[6]])  # nothing passed: not a pass
     assert not skipped_only.passed
