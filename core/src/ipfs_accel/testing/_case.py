@@ -194,51 +194,44 @@ def _openai_tools(model: str, extra: Mapping[str, Any] | None, *, stream: bool) 
         "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
     }
 
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {"id": "chatcmpl-tool1", "object": "chat.completion.chunk",
-                "created": 1764201600, "model": model, **(extra or {}),
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}]}
-
-    events = [
-        chunk({"role": "assistant", "content": None, "tool_calls": [
+    deltas: list[tuple[dict[str, Any], str | None]] = [
+        ({"role": "assistant", "content": None, "tool_calls": [
             {"index": 0, "id": "call_abc123", "type": "function",
              "function": {"name": "get_weather", "arguments": ""}}]}, None),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}, None),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}, None),
-        chunk({}, "tool_calls"),
-        {"id": "chatcmpl-tool1", "object": "chat.completion.chunk", "created": 1764201600,
-         "model": model, "choices": [],
-         "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
+        ({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}, None),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}, None),
+        ({}, "tool_calls"),
     ]
-    lines: list[str] = []
-    for event in events:
-        lines += [f"data: {json.dumps(event)}", ""]
     return ToolCase(reply=Reply(200, json=body), id="call_abc123",
-                    stream=Stream([*lines, "data: [DONE]", ""]) if stream else None)
+                    stream=_sse("chatcmpl-tool1", model, extra, deltas) if stream else None)
 
 
-def _openai_stream(model: str, extra: Mapping[str, Any] | None) -> Stream:
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {
-            "id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1764201600,
-            "model": model, **(extra or {}),
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
+def _sse(cid: str, model: str, extra: Mapping[str, Any] | None,
+         deltas: list[tuple[dict[str, Any], str | None]]) -> Stream:
+    """An OpenAI chat stream: a chunk per ``(delta, finish_reason)``, then the usage chunk
+    (9 prompt and 3 completion tokens) and ``[DONE]``."""
     events = [
-        chunk({"role": "assistant", "content": ""}, None),
-        chunk({"content": "po"}, None),
-        chunk({"content": "ng"}, None),
-        chunk({}, "stop"),
-        {"id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1764201600,
-         "model": model, "choices": [],
-         "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
+        {"id": cid, "object": "chat.completion.chunk", "created": 1764201600, "model": model,
+         **(extra or {}),
+         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        for delta, finish in deltas
     ]
+    events.append({"id": cid, "object": "chat.completion.chunk", "created": 1764201600,
+                   "model": model, "choices": [],
+                   "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}})
     lines: list[str] = []
     for event in events:
         lines += [f"data: {json.dumps(event)}", ""]
     return Stream([*lines, "data: [DONE]", ""])
+
+
+def _openai_stream(model: str, extra: Mapping[str, Any] | None) -> Stream:
+    return _sse("chatcmpl-abc123", model, extra, [
+        ({"role": "assistant", "content": ""}, None),
+        ({"content": "po"}, None),
+        ({"content": "ng"}, None),
+        ({}, "stop"),
+    ])
 
 
 def _openai_embeddings(model: str) -> Reply:
