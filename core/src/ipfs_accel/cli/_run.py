@@ -18,7 +18,8 @@ Output, one line per input line, in the order the calls finish::
 Each result is written, flushed and fsynced the moment its call ends, so a slow line holds
 back nothing and a crash or Ctrl-C loses only the calls in flight. What is held in memory
 does not grow with the file: the input is read lazily, at most ``concurrency`` calls are in
-flight, and no finished call waits unwritten. Reading an earlier results file for
+flight, and no finished call waits unwritten. With ``--shard K/N`` only every Nth line from
+line K is parsed and called (:mod:`._run_shard`). Reading an earlier results file for
 ``--resume`` and rewriting it once a run completes (compacted, or ``--ordered``) is
 :mod:`._results`' job.
 """
@@ -26,13 +27,14 @@ flight, and no finished call waits unwritten. Reading an earlier results file fo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any, Protocol
+from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -40,6 +42,9 @@ from msgspec import UNSET, UnsetType
 from .._errors import CallError, IpfsAccelError
 from .._types import ChatResult, EmbedResult
 from ._members import track
+
+if TYPE_CHECKING:
+    from ._run_shard import Shard
 
 __all__ = [
     "BatchCounters",
@@ -169,27 +174,33 @@ def _parse(line: int, text: str, operations: frozenset[str]) -> Item:
     return Item(line, id=data.id, method=method, kwargs=kwargs)
 
 
-def _numbered(path: Path, skip: Container[int]) -> Iterator[tuple[int, str]]:
+def _numbered(path: Path, skip: Container[int],
+              shard: Shard | None) -> Iterator[tuple[int, str]]:
     # utf-8-sig: a BOM that an editor put before line 1 is not part of the JSON
     with path.open(encoding="utf-8-sig", errors="replace") as f:
-        for number, text in enumerate(f, start=1):
+        numbered: Iterator[tuple[int, str]] = enumerate(f, start=1)
+        if shard is not None:  # lines k, k + n, k + 2n...: the others are read past, unparsed
+            numbered = itertools.islice(numbered, shard.k - 1, None, shard.n)
+        for number, text in numbered:
             if text.strip() and number not in skip:
                 yield number, text
 
 
-def parse_lines(path: Path, operations: frozenset[str], *,
-                skip: Container[int] = frozenset()) -> Generator[Item, None, None]:
+def parse_lines(path: Path, operations: frozenset[str], *, skip: Container[int] = frozenset(),
+                shard: Shard | None = None) -> Generator[Item, None, None]:
     """The items of a JSONL file, read lazily, numbered by physical line (1-based).
 
-    Blank lines and the line numbers in ``skip`` are left out.
+    Blank lines and the line numbers in ``skip`` are left out; with ``shard``, so is every
+    line of the other shards (never parsed).
     """
-    for number, text in _numbered(path, skip):
+    for number, text in _numbered(path, skip, shard):
         yield _parse(number, text, operations)
 
 
-def count_lines(path: Path, *, skip: Container[int] = frozenset()) -> int:
+def count_lines(path: Path, *, skip: Container[int] = frozenset(),
+                shard: Shard | None = None) -> int:
     """How many items :func:`parse_lines` yields for the same arguments (one streaming pass)."""
-    return sum(1 for _ in _numbered(path, skip))
+    return sum(1 for _ in _numbered(path, skip, shard))
 
 
 class BatchCounters:

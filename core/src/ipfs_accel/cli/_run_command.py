@@ -21,6 +21,7 @@ from rich.markup import escape
 from .._registry import Registry
 from ._common import CliError, open_backend
 from ._options import BackendOpt, KeyEnvOpt, ModelOpt, RetriesOpt, TimeoutOpt, err
+from ._run_shard import Shard, check_resume, default_output, parse_shard, record_shard
 
 if TYPE_CHECKING:
     from ._results import Answers
@@ -37,12 +38,40 @@ def _resume_note(answers: Answers, output: Path, to_go: int, *, retry_failed: bo
             f"{output}, {to_go} to go{again}")
 
 
+def _prefix(shard: Shard | None) -> str:
+    # what the progress and summary lines start with: which shard ran
+    return "" if shard is None else f"shard {shard}: "
+
+
+def _output(file: Path, output: Path | None, shard: Shard | None, *,
+            resume: bool, overwrite: bool) -> tuple[Path, Answers, bool]:
+    """The results file, what it already answers, and whether it is continued (not fresh).
+
+    An output with results needs --resume or --overwrite; resuming it with another shard
+    than it was written for is refused before anything is sent.
+    """
+    from . import _results
+
+    output = output or default_output(file, shard)
+    started = output.exists() and output.stat().st_size > 0
+    if started and not (resume or overwrite):
+        raise CliError(f"output {output} already exists",
+                       hint="pass --resume to continue it or --overwrite to start again")
+    if not resume:
+        return output, _results.Answers(), False
+    answers = _results.read_answers(output)
+    if started:
+        check_resume(output, shard, answers.ok | answers.failed)
+    return output, answers, started
+
+
 def run(
     file: Annotated[Path, typer.Argument(help="JSONL input, one call per line.",
                                          show_default=False)],
     backend: BackendOpt,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Results JSONL (default: FILE with .results.jsonl).")] = None,
+        "--output", "-o", help="Results JSONL (default: FILE with .results.jsonl; with "
+        "--shard 3/8, FILE with .shard-3-of-8.results.jsonl).")] = None,
     endpoint_url: Annotated[list[str] | None, typer.Option(
         "--endpoint-url", "-u", help="Server base URL; repeat for several servers. Every key "
         "is used on every URL: each key x URL is one member of the pool the calls go "
@@ -81,6 +110,12 @@ def run(
         "result per line (streaming, memory bounded).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it "
                                             "exists.")] = False,
+    shard: Annotated[Shard | None, typer.Option(
+        "--shard", metavar="K/N", parser=parse_shard, help="Take only shard K of N (1-based): "
+        "input lines K, K+N, K+2N... Run N workers, one per shard, anywhere: together they "
+        "answer every line once. Each writes its own OUTPUT (pass each its own -o, or leave "
+        "the default, which names the shard); --resume continues only that shard and refuses "
+        "an OUTPUT written for another.", show_default=False)] = None,
     model: ModelOpt = None,
     api_key_env: KeyEnvOpt = None,
     stats_file: Annotated[Path | None, typer.Option(
@@ -108,6 +143,11 @@ def run(
     At the end the per-member stats table (each row counts attempts) and the pool's
     calls, retries and failovers are printed (the table also written with --stats-file).
     Exit code 1 when any line failed.
+
+    Split a batch over N workers with --shard K/N (1-based): worker K takes lines K, K+N,
+    K+2N... and writes FILE.shard-K-of-N.results.jsonl (or its own -o), so the N results
+    files together answer every line once. Example, the third of eight:
+    ipfs-accel run calls.jsonl -b openai --shard 3/8 (add --resume to continue it).
     """
     from . import _results, _run
     from ._members import RunPool, read_keys
@@ -116,10 +156,8 @@ def run(
     if not file.is_file():
         raise CliError(f"input file {file} not found")
     resume = resume or retry_failed
-    output = output or file.with_name(file.name.removesuffix(".jsonl") + ".results.jsonl")
-    if output.exists() and not (resume or overwrite) and output.stat().st_size > 0:
-        raise CliError(f"output {output} already exists",
-                       hint="pass --resume to continue it or --overwrite to start again")
+    output, answers, continued = _output(file, output, shard, resume=resume,
+                                         overwrite=overwrite)
     keys = read_keys(key or [], keys_file)
     be, ids, urls, _env = open_backend(
         Registry(), backend, endpoint_urls=endpoint_url or [], api_key_env=api_key_env,
@@ -129,18 +167,20 @@ def run(
     # the pool retries a call (on any member); each attempt is one call of its endpoint
     pool = RunPool(be, ids, strategy=strategy,
                    **({} if max_retries is None else {"max_retries": max_retries}))
-    answers = _results.read_answers(output) if resume else _results.Answers()
     skip = answers.ok if retry_failed else answers.ok | answers.failed
-    counters = _run.BatchCounters(_run.count_lines(file, skip=skip))
+    counters = _run.BatchCounters(_run.count_lines(file, skip=skip, shard=shard))
     if answers.ok or answers.failed:
-        err.print(_resume_note(answers, output, counters.total, retry_failed=retry_failed))
+        err.print(_prefix(shard) + _resume_note(answers, output, counters.total,
+                                                retry_failed=retry_failed))
 
     def bad_line(item: Item) -> None:
         err.print(f"[yellow]{escape(str(file))}:{item.line}: skipped, "
                   f"{escape(item.error or '')}[/]")
 
+    if not continued:  # a fresh output: record its shard (an old record goes)
+        record_shard(output, shard)
     interrupted = False
-    items = _run.parse_lines(file, be.info.operations, skip=skip)
+    items = _run.parse_lines(file, be.info.operations, skip=skip, shard=shard)
     with output.open("a" if resume else "w", encoding="utf-8") as f:
         coro = _run.run_batch(pool, items, f, concurrency=concurrency, counters=counters,
                               on_bad_line=bad_line)
@@ -150,7 +190,8 @@ def run(
             else:
                 from ._progress import run_with_progress
 
-                run_with_progress(coro, counters, pool, err)
+                run_with_progress(coro, counters, pool, err,
+                                  description="calls" if shard is None else f"shard {shard}")
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -163,10 +204,11 @@ def run(
     if stats_file is not None:
         write_stats_file(stats_file, stats_document([be], urls=urls))
     if interrupted:
-        err.print(f"interrupted: {counters.written} more lines answered in {output}; rerun "
-                  "with --resume to finish")
+        again = "--resume" if shard is None else f"--resume --shard {shard}"
+        err.print(f"{_prefix(shard)}interrupted: {counters.written} more lines answered in "
+                  f"{output}; rerun with {again} to finish")
         raise typer.Exit(130)
-    err.print(f"{counters.ok} ok, {counters.failed} failed, {counters.bad} bad lines; "
-              f"results in {output}")
+    err.print(f"{_prefix(shard)}{counters.ok} ok, {counters.failed} failed, {counters.bad} "
+              f"bad lines; results in {output}")
     if counters.failed or counters.bad:
         raise typer.Exit(1)
