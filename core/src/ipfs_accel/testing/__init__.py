@@ -38,6 +38,7 @@ from ._case import TOOL, Case, CheckResult, ToolCase, chat_call, openai_chat_cas
 from ._checks import CHECKS, Check, run_check, run_checks
 from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
 from ._ratelimit import RateLimit, RateStats
+from ._redis import RedisServer, redis_server
 from ._report import BackendReport, Report, build_report, render_markdown, run_report
 from ._require import import_or_skip, require_or_skip, under_ci
 from ._server import FaultServer
@@ -62,6 +63,7 @@ __all__ = [
     "RateStats",
     "RecordedRequest",
     "Recorder",
+    "RedisServer",
     "Reply",
     "Report",
     "Responder",
@@ -74,6 +76,7 @@ __all__ = [
     "mock_backend",
     "openai_chat_case",
     "openai_sse",
+    "redis_server",
     "registry_for",
     "render_markdown",
     "require_or_skip",
