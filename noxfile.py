@@ -23,7 +23,7 @@ def _plugin_paths(names: list[str] | None = None) -> list[str]:
 def core(session: nox.Session) -> None:
     """The core alone: unit and property tests of queue, retry, stats, registry, keys."""
     # [cli]: the report command's test runs the app, and the key tests render with rich
-    session.install("./core[cli]", *TEST_DEPS)
+    session.install("./core[cli,redis]", *TEST_DEPS)
     session.run("pytest", "core/tests", *session.posargs)
 
 
@@ -62,7 +62,7 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy --strict over the core, every plugin and the example plugins."""
-    session.install("ruff", "mypy", "-e", "./core[cli]", *[f"-e{p}" for p in _plugin_paths()],
+    session.install("ruff", "mypy", "-e", "./core[cli,redis]", *[f"-e{p}" for p in _plugin_paths()],
                     *TEST_DEPS)
     session.run("ruff", "check", "core", "plugins", "tests", "bench", "examples")
     session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])

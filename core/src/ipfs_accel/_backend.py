@@ -6,7 +6,7 @@ import os
 import secrets
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._call import Engine
 from ._chatstream import AsyncChatStream, ChatStream
@@ -26,6 +26,9 @@ from ._types import (
     Operation,
 )
 from .tools import check_features
+
+if TYPE_CHECKING:
+    from ._shared import Shared
 
 __all__ = ["Backend", "hide_key", "new_request_id"]
 
@@ -69,8 +72,10 @@ class Backend:
         http: HTTP | None = None,
         defaults: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self._hooks = hooks
+        self._shared = shared
         self.info: BackendInfo = hooks.info
         self.name = hooks.info.name
         self._http = http or HTTP()
@@ -113,7 +118,11 @@ class Backend:
             raise ConfigurationError(f"endpoint {endpoint_id!r} already exists on {self.name!r}")
         if not isinstance(endpoint_id, str) or not endpoint_id:
             raise ConfigurationError("endpoint_id must be a non-empty string")
-        self._endpoints[endpoint_id] = Endpoint(self._config(endpoint_id, settings))
+        config = self._config(endpoint_id, settings)
+        shared = self._shared
+        self._endpoints[endpoint_id] = Endpoint(
+            config, shared.endpoint(self.name, config)
+            if shared is not None and config.settings.shared else None)
         self._values[endpoint_id] = dict(settings)
         if self._default_id is None:
             self._default_id = endpoint_id

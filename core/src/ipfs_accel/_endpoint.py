@@ -13,6 +13,7 @@ from ._stats import Stats, StatsCounter
 
 if TYPE_CHECKING:
     from ._errors import CallError
+    from ._shared import SharedEndpoint
     from ._types import RateLimits, Usage
 
 _monotonic = time.monotonic
@@ -29,9 +30,10 @@ class Endpoint:
     a call half-way, and a call costs two lock round trips, not four.
     """
 
-    __slots__ = ("_lock", "config", "endpoint_id", "gate", "limiter", "stats")
+    __slots__ = ("_lock", "config", "endpoint_id", "gate", "limiter", "shared", "stats")
 
-    def __init__(self, config: EndpointConfig) -> None:
+    def __init__(self, config: EndpointConfig, shared: SharedEndpoint | None = None) -> None:
+        self.shared = shared  # its limits shared with other processes (``_shared``), if any
         self.endpoint_id = config.endpoint_id
         self.config = config
         s = config.settings
@@ -215,6 +217,8 @@ class Endpoint:
         """
         key_changed = config.api_key != self.config.api_key
         self.config = config
+        if self.shared is not None:
+            self.shared = self.shared.configured(config)
         s = config.settings
         with self._lock:
             self.gate.configure(s)

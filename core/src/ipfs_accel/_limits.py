@@ -90,7 +90,7 @@ class Reservation:
     long (``wait``, counted in the gate's ``paced_seconds``; a cancel takes back what is
     still in it)."""
 
-    __slots__ = ("at", "held", "spaced", "tokens", "wait")
+    __slots__ = ("at", "held", "lease", "spaced", "tokens", "wait")
 
     def __init__(self, at: float, tokens: float, held: str | None, wait: float = 0.0) -> None:
         self.at = at
@@ -98,6 +98,7 @@ class Reservation:
         self.held = held
         self.wait = wait
         self.spaced = False  # booked one reset after the last, the server's budget spent
+        self.lease: str | None = None  # the shared concurrency slot it holds (``_shared``)
 
 
 class Gate:

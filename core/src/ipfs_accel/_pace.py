@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ._errors import CallError, RateLimitError, TimeoutError
+from ._pace_shared import admit_async, admit_sync, release
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -123,7 +124,34 @@ def hold_sync(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
     deadline_at: float | None,
 ) -> Reservation | None:
-    """Book the attempt and block until it may go."""
+    """Book the attempt and block until it may go (its gate, then any shared limits)."""
+    res = _hold_sync(x, endpoint, config, call, deadline_at)
+    if endpoint.shared is None:
+        return res
+    return admit_sync(x, endpoint, config, call, res=res, tokens=_tokens(config, call),
+                      deadline_at=deadline_at)
+
+
+async def hold_async(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+    deadline_at: float | None,
+) -> Reservation | None:
+    """Book the attempt and wait on the running loop until it may go."""
+    res = await _hold_async(x, endpoint, config, call, deadline_at)
+    if endpoint.shared is None:
+        return res
+    return await admit_async(x, endpoint, config, call, res=res,
+                             tokens=_tokens(config, call), deadline_at=deadline_at)
+
+
+def _tokens(config: EndpointConfig, call: Call) -> float:
+    return estimate_tokens(call) if config.settings.tpm else 0.0
+
+
+def _hold_sync(
+    x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+    deadline_at: float | None,
+) -> Reservation | None:
     while True:
         res, wait = _book(x, endpoint, config, call, deadline_at)
         while wait > 0:
@@ -141,11 +169,10 @@ def hold_sync(
             return res
 
 
-async def hold_async(
+async def _hold_async(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
     deadline_at: float | None,
 ) -> Reservation | None:
-    """Book the attempt and wait on the running loop until it may go."""
     while True:
         res, wait = _book(x, endpoint, config, call, deadline_at)
         while wait > 0:
@@ -187,5 +214,8 @@ def ended(
             used = None
     elif isinstance(exc, CallError):
         endpoint.failed(exc)
+    booked = res.tokens if res is not None else 0.0
     if res is not None:
         endpoint.settle(res, res.tokens if used is None else used)
+    if endpoint.shared is not None:
+        release(endpoint, res, exc, used, booked)

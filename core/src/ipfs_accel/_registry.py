@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,9 @@ class Registry:
     ``plugins`` registers plugin modules or objects directly (tests, embedders); with
     ``entry_points=False`` only those are seen. ``transport``/``async_transport`` replace
     the HTTP transport of every backend this registry makes (``httpx2.MockTransport``).
+    ``shared`` (or the environment variable ``IPFS_ACCEL_SHARED``), a ``redis://`` URL, shares
+    every endpoint's limits (``rpm``, ``tpm``, pauses, ``max_concurrent_requests``) with the
+    other processes that name the endpoint alike (``pip install 'ipfs-accel-core[redis]'``).
     """
 
     def __init__(
@@ -72,8 +76,14 @@ class Registry:
         transport: httpx2.BaseTransport | None = None,
         async_transport: httpx2.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        shared: str | None = None,
     ) -> None:
         self._use_entry_points = entry_points
+        url = shared if shared is not None else (
+            environ if environ is not None else os.environ).get("IPFS_ACCEL_SHARED")
+        self._shared_url = url or None
+        self._shared: Any = None  # made on first use (it imports the Redis client)
+        self._shared_lock = threading.Lock()
         self._transport = transport
         self._async_transport = async_transport
         self._environ = environ
@@ -228,7 +238,19 @@ class Registry:
         defaults = hide_key(defaults)
         hooks = self.hooks(name)
         http = HTTP(transport=self._transport, async_transport=self._async_transport)
-        return Backend(hooks, http=http, defaults=defaults, environ=self._environ)
+        return Backend(hooks, http=http, defaults=defaults, environ=self._environ,
+                       shared=self._shared_state())
+
+    def _shared_state(self) -> Any:
+        """The Redis connection every backend of this registry shares limits through."""
+        if self._shared_url is None:
+            return None
+        with self._shared_lock:  # get() holds self._lock while it makes a backend
+            if self._shared is None:
+                from ._shared import Shared  # noqa: PLC0415 - only shared limits need Redis
+
+                self._shared = Shared(self._shared_url)
+            return self._shared
 
     def pool(
         self, members: Iterable[tuple[Any, ...]] = (), *, strategy: str = "least-busy",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -54,6 +54,12 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
       unhealthy for ``cooldown`` seconds, doubling (up to ``max_cooldown``) while failures
       continue; a pool then sends it one probe call, which decides.
 
+    Shared limits (a Registry made with ``shared="redis://..."``): ``shared`` (True) puts
+    this endpoint's ``rpm``, ``tpm``, pauses and ``max_concurrent_requests`` in Redis for
+    every process naming it alike; a call holds a lease that expires ``lease_seconds``
+    after its worker stops renewing it; ``shared_fail`` ``"open"`` goes on with local limits
+    while Redis is unreachable, ``"closed"`` fails the attempt instead.
+
     Retry delay n (1-based) is ``min(initial_retry_delay * backoff_factor**(n-1),
     max_retry_delay)`` plus up to ``retry_jitter`` of that (never above
     ``max_retry_delay``), unless the server's Retry-After asks for longer.
@@ -79,6 +85,9 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     unhealthy_after: int = 3
     cooldown: float = 5.0
     max_cooldown: float = 300.0
+    shared: bool = True
+    lease_seconds: float = 10.0
+    shared_fail: Literal["open", "closed"] = "open"
     headers: dict[str, str] = {}
 
     def __post_init__(self) -> None:
@@ -140,6 +149,8 @@ def _check_limits(s: EndpointSettings) -> None:
             raise _bad(name, value, "a positive number per minute or None")
     if s.unhealthy_after < 1:
         raise _bad("unhealthy_after", s.unhealthy_after, "an integer >= 1")
+    if not (s.lease_seconds > 0 and _finite(s.lease_seconds)):
+        raise _bad("lease_seconds", s.lease_seconds, "a positive number of seconds")
 
 
 def _check_sent(s: EndpointSettings) -> None:

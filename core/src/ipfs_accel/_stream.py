@@ -19,6 +19,7 @@ from ._errors import CallError, TransportError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
 from ._limits import Reservation
 from ._pace import ended, hold_async, hold_sync, learn
+from ._pace_shared import release
 from ._readers import AsyncStream, SyncStream
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
@@ -198,9 +199,14 @@ def _failed(
 
 
 def _settle(endpoint: Endpoint, booked: Reservation | None, usage: Usage | None) -> None:
-    """A stream's tokens, known at its end, settle what its open attempt booked."""
-    if booked is not None and usage is not None and usage.total_tokens:
-        endpoint.settle(booked, usage.total_tokens)  # none reported: the estimate stands
+    """A stream's tokens, known at its end, settle what its open attempt booked; its
+    shared lease is given back."""
+    tokens = booked.tokens if booked is not None else 0.0
+    used = usage.total_tokens if usage is not None and usage.total_tokens else None
+    if booked is not None and used is not None:
+        endpoint.settle(booked, used)  # none reported: the estimate stands
+    if endpoint.shared is not None and booked is not None:
+        release(endpoint, booked, None, used, tokens)
 
 
 def _refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call) -> None:

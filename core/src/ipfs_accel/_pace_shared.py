@@ -1,0 +1,147 @@
+"""Each attempt through its endpoint's shared state (``_shared``), after its own gate.
+
+Before: once the endpoint's gate lets an attempt go, Redis is asked (one round trip) and the
+attempt waits as long as it says (a shared pause, the shared budgets, a full cluster-wide
+concurrency), within the call's deadline and ``max_retry_after`` as for the local pause.
+After: the lease is given back, the booked tokens corrected with the real usage and a pause
+the server asked for shared; on the event loop that runs as a task of its own, so ending an
+attempt never waits on Redis (a cancelled call still gives its lease back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from ._errors import CallError, ErrorKind, RateLimitError, TimeoutError
+from ._limits import Reservation
+
+if TYPE_CHECKING:
+    from ._endpoint import Endpoint
+    from ._exchange import Exchanger
+    from ._settings import EndpointConfig
+    from ._shared import Admission, SharedEndpoint
+    from ._types import Call
+
+__all__ = ["admit_async", "admit_sync", "release"]
+
+_monotonic = time.monotonic
+_PAUSING = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED})
+_tasks: set[asyncio.Task[None]] = set()  # settles in flight, kept until they end
+
+
+def _refuse(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
+            res: Reservation, local: bool, adm: Admission, deadline_at: float | None) -> None:
+    """Raise when the shared wait ends past the deadline or is a pause longer than
+    ``max_retry_after``; the local booking is given back."""
+    now = _monotonic()
+    err: CallError | None = None
+    if deadline_at is not None and now + adm.wait >= deadline_at:
+        err = TimeoutError(
+            f"the endpoint's shared limits hold it ({adm.why}) for {adm.wait:.3g}s more, past "
+            f"the call's deadline ({max(deadline_at - now, 0.0):.3g}s left)",
+            backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id)
+    elif adm.why == "pause" and adm.wait > config.settings.max_retry_after:
+        err = RateLimitError(
+            f"the endpoint is paused by a shared limit for {adm.wait:.3g}s ({adm.reason}), "
+            f"longer than max_retry_after ({config.settings.max_retry_after}s)",
+            backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+            retry_after=adm.wait)
+    if err is not None:
+        if local:
+            endpoint.cancel(res)
+        err.retryable = False
+        raise err
+
+
+def _start(endpoint: Endpoint, res: Reservation | None, tokens: float) -> tuple[Reservation, bool]:
+    if res is not None:
+        return res, True
+    return Reservation(_monotonic(), tokens, None), False
+
+
+def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
+               res: Reservation | None, tokens: float, deadline_at: float | None,
+               ) -> Reservation | None:
+    """Wait (blocking) until the shared state lets the attempt go; its lease on ``res``."""
+    shared = endpoint.shared
+    if shared is None:
+        return res
+    res, local = _start(endpoint, res, tokens)
+    try:
+        while True:
+            adm = shared.admit(res.tokens)
+            if adm.wait <= 0:
+                res.lease = adm.lease
+                return res
+            _refuse(x, endpoint, config, call, res=res, local=local, adm=adm,
+                    deadline_at=deadline_at)
+            time.sleep(adm.wait)
+    except CallError:
+        raise
+    except BaseException:
+        if local:
+            endpoint.cancel(res)
+        raise
+
+
+async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
+                      res: Reservation | None, tokens: float, deadline_at: float | None,
+                      ) -> Reservation | None:
+    """:func:`admit_sync` on the running loop, with Redis's asyncio client."""
+    shared = endpoint.shared
+    if shared is None:
+        return res
+    res, local = _start(endpoint, res, tokens)
+    try:
+        while True:
+            adm = await shared.aadmit(res.tokens)
+            if adm.wait <= 0:
+                res.lease = adm.lease
+                return res
+            _refuse(x, endpoint, config, call, res=res, local=local, adm=adm,
+                    deadline_at=deadline_at)
+            await asyncio.sleep(adm.wait)
+    except CallError:
+        raise
+    except BaseException:
+        if local:
+            endpoint.cancel(res)
+        raise
+
+
+def _pause(exc: BaseException | None, endpoint: Endpoint) -> tuple[float | None, str]:
+    if not isinstance(exc, CallError) or exc.kind not in _PAUSING or exc.retry_after is None:
+        return None, ""
+    if not endpoint.config.settings.honor_retry_after:
+        return None, ""
+    return exc.retry_after, f"{exc.status or ''} {exc.kind.value}".strip()
+
+
+def release(endpoint: Endpoint, res: Reservation | None, exc: BaseException | None,
+            used: float | None, booked: float) -> None:
+    """The attempt is over (it booked ``booked`` tokens, used ``used``; ``None``: not
+    known): settle it with the shared state (a task of its own when an event loop runs)."""
+    shared = endpoint.shared
+    if shared is None:
+        return
+    pause, reason = _pause(exc, endpoint)
+    lease = res.lease if res is not None else None
+    if lease is None and pause is None:
+        return  # nothing held and nothing to share (tokens alone: no lease, no booking)
+    if res is not None:
+        res.lease = None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        shared.settle(lease, booked, used, pause, reason)
+        return
+    _later(shared, lease, booked=booked, used=used, pause=pause, reason=reason)
+
+
+def _later(shared: SharedEndpoint, lease: str | None, *, booked: float, used: float | None,
+           pause: float | None, reason: str) -> None:
+    task = asyncio.ensure_future(shared.asettle(lease, booked, used, pause, reason))
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)

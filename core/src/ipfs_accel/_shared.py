@@ -1,0 +1,364 @@
+"""Limits shared across processes and hosts, on Redis (or Valkey).
+
+Each process keeps its own queue and its own gate (``_limits``); with ``Registry(shared=
+"redis://...")`` an attempt that its gate lets go also asks Redis, in one script, whether the
+endpoint's shared state lets it go now: no pause, the ``rpm`` / ``tpm`` budgets (GCRA, on the
+server's clock, so hosts whose clocks differ agree), and a lease among the cluster-wide
+``max_concurrent_requests``. The answer is "go" (with a lease) or "wait this long". After the
+attempt one more script gives the lease back, corrects the token budget with the real usage,
+and extends the shared pause when the server asked for one (429 / overload with Retry-After).
+So: one round trip to admit, one to settle.
+
+Leases expire (``lease_seconds``, 10 s by default) unless renewed; a daemon thread renews the
+leases of the calls still running every third of that time, so a worker killed with
+``kill -9`` strands its slots for at most one lease time.
+
+An endpoint's shared identity is its backend, its ``endpoint_id`` and a fingerprint of its key
+and URL: an HMAC keyed with a random salt kept in Redis (``ipfs-accel:salt``), so two keys
+never share a budget by accident and no key, nor an unsalted hash of one, reaches Redis.
+
+Redis unavailable: by default each process goes on with its own local limits and logs one
+warning per outage; Redis is asked again a second later, and shared state resumes when it
+answers. With ``shared_fail="closed"`` the attempt fails instead, as a retryable
+``TransportError``. No exception of the Redis client ever reaches the caller raw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError, TransportError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._settings import EndpointConfig
+
+__all__ = ["Admission", "Shared", "SharedEndpoint"]
+
+log = logging.getLogger("ipfs_accel")
+
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local pause = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
+if pause > now then
+  return {pause - now, 'pause', redis.call('HGET', KEYS[2], 'reason') or ''}
+end
+local maxc = tonumber(ARGV[4])
+if maxc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= maxc then
+    local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    return {math.max(tonumber(first[2]) - now, 1), 'busy', ''}
+  end
+end
+local ri = tonumber(ARGV[1])
+local ti = tonumber(ARGV[2])
+local rt = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+local tt = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local start = now
+if ri > 0 and rt > start then start = rt end
+if ti > 0 and tt > start then start = tt end
+if start > now then return {start - now, 'paced', ''} end
+local keep = 60000
+if ri > 0 then redis.call('HSET', KEYS[1], 'r', now + ri); keep = keep + ri end
+if ti > 0 then
+  local booked = math.ceil(tonumber(ARGV[3]) * ti)
+  redis.call('HSET', KEYS[1], 't', now + booked); keep = keep + booked
+end
+if ri > 0 or ti > 0 then redis.call('PEXPIRE', KEYS[1], keep) end
+if maxc > 0 then
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]) + 60000)
+end
+return {0, 'go', ''}
+"""
+
+_SETTLE = """
+redis.call('ZREM', KEYS[3], ARGV[1])
+local delta = tonumber(ARGV[2])
+if delta ~= 0 then
+  local tt = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+  if tt > 0 then redis.call('HSET', KEYS[1], 't', tt + delta) end
+end
+local p = tonumber(ARGV[3])
+if p > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local cur = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
+  if now + p > cur then
+    redis.call('HSET', KEYS[2], 'until', now + p, 'reason', ARGV[4])
+    redis.call('PEXPIRE', KEYS[2], p + 60000)
+  end
+end
+return 1
+"""
+
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
+return 1
+"""
+
+_SALT_KEY = "ipfs-accel:salt"
+_POLL = 0.025  # a busy endpoint is asked again this soon (a lease may be given back early)
+_RETRY_DOWN = 1.0  # Redis unreachable: ask again after this long
+
+
+class Admission:
+    """Redis's answer: ``wait`` seconds (0: go, holding ``lease``) and why not yet."""
+
+    __slots__ = ("lease", "reason", "wait", "why")
+
+    def __init__(self, wait: float, why: str, reason: str = "", lease: str | None = None):
+        self.wait = wait
+        self.why = why  # "go", "pause", "busy", "paced", "local" (Redis unreachable)
+        self.reason = reason
+        self.lease = lease
+
+
+def _redis() -> Any:
+    try:
+        import redis  # noqa: PLC0415 - only shared limits need it
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ConfigurationError(
+            "shared limits need the Redis client: pip install 'ipfs-accel-core[redis]'"
+        ) from None
+    return redis
+
+
+class Shared:
+    """The connection to Redis of one Registry and the endpoints sharing limits through it."""
+
+    def __init__(self, url: str) -> None:
+        redis = _redis()
+        self.url = url
+        self._redis = redis
+        options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        self.client = redis.Redis.from_url(url, **options)
+        self._async_options = options
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary())
+        self._salt: bytes | None = None
+        self._lock = threading.Lock()
+        self.down_until = 0.0  # monotonic: Redis is not asked before then
+        self._warned = False
+        self._leases: dict[str, tuple[str, set[str], float]] = {}  # key -> (zset, ids, ttl)
+        self._renewer: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return "<Shared redis>"  # the URL may carry a password
+
+    # -- identity ---------------------------------------------------------------------
+
+    def salt(self) -> bytes:
+        """The salt of fingerprints, made once per Redis and kept there."""
+        if self._salt is None:
+            self.client.set(_SALT_KEY, secrets.token_hex(32), nx=True)
+            value = self.client.get(_SALT_KEY)
+            self._salt = value if isinstance(value, bytes) else str(value).encode()
+        return self._salt
+
+    def endpoint(self, backend: str, config: EndpointConfig) -> SharedEndpoint:
+        """The shared state of one endpoint (its key names are made on first use)."""
+        return SharedEndpoint(self, backend, config)
+
+    # -- failures -----------------------------------------------------------------------
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        return (self._redis.RedisError, OSError)
+
+    def failed(self, exc: BaseException) -> None:
+        """Redis did not answer: go on locally until ``down_until``; warn once an outage."""
+        with self._lock:
+            self.down_until = time.monotonic() + _RETRY_DOWN
+            if not self._warned:
+                self._warned = True
+                log.warning("shared limits: Redis unavailable (%s); each process goes on "
+                            "with its own limits until it answers again", type(exc).__name__)
+
+    def answered(self) -> None:
+        if self._warned:
+            with self._lock:
+                if self._warned:
+                    self._warned = False
+                    log.warning("shared limits: Redis answers again; limits are shared")
+
+    def is_down(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    # -- clients ------------------------------------------------------------------------
+
+    def aclient(self) -> Any:
+        """The asyncio client of the running loop (one per loop, released with it)."""
+        import asyncio  # noqa: PLC0415
+
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._redis.asyncio.Redis.from_url(self.url, **self._async_options)
+            self._async[loop] = client
+        return client
+
+    # -- leases -------------------------------------------------------------------------
+
+    def hold(self, zset: str, lease: str, ttl: float) -> None:
+        with self._lock:
+            entry = self._leases.setdefault(zset, (zset, set(), ttl))
+            entry[1].add(lease)
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew, name="ipfs-accel-leases",
+                                                 daemon=True)
+                self._renewer.start()
+
+    def release(self, zset: str, lease: str) -> None:
+        with self._lock:
+            entry = self._leases.get(zset)
+            if entry is not None:
+                entry[1].discard(lease)
+
+    def _renew(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                jobs = [(z, list(ids), ttl) for z, ids, ttl in self._leases.values() if ids]
+                wait = min((ttl for _, _, ttl in jobs), default=10.0) / 3
+            for zset, ids, ttl in jobs:
+                try:
+                    self.client.eval(_RENEW, 1, zset, int(ttl * 1000), *ids)
+                except self.errors():  # the lease may lapse: its slot is freed, not lost
+                    pass
+            self._stop.wait(wait)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.client.close()
+
+
+class SharedEndpoint:
+    """One endpoint's shared state: admit an attempt, settle it."""
+
+    __slots__ = ("_keys", "backend", "config", "shared")
+
+    def __init__(self, shared: Shared, backend: str, config: EndpointConfig) -> None:
+        self.shared = shared
+        self.backend = backend
+        self.config = config
+        self._keys: tuple[str, str, str] | None = None
+
+    def configured(self, config: EndpointConfig) -> SharedEndpoint | None:
+        """The shared state for the endpoint's new settings (``None``: it opted out); a new
+        key or URL is a new identity, with budgets of its own."""
+        if not config.settings.shared:
+            return None
+        return SharedEndpoint(self.shared, self.backend, config)
+
+    def keys(self) -> tuple[str, str, str]:
+        if self._keys is None:
+            c = self.config
+            secret = c.api_key.reveal() if c.api_key is not None else ""
+            mac = hmac.new(self.shared.salt(), f"{secret}\0{c.base_url}".encode(),
+                           hashlib.sha256).hexdigest()[:24]
+            # one hash tag: the three keys of an endpoint live on one Redis Cluster slot
+            base = f"ipfs-accel:{{{self.backend}:{c.endpoint_id}:{mac}}}"
+            self._keys = (f"{base}:budget", f"{base}:pause", f"{base}:leases")
+        return self._keys
+
+    def _args(self, tokens: float, lease: str) -> list[Any]:
+        s = self.config.settings
+        return [
+            int(60000 / s.rpm) if s.rpm else 0,
+            60000 / s.tpm if s.tpm else 0,
+            tokens,
+            s.max_concurrent_requests,
+            lease,
+            int(s.lease_seconds * 1000),
+        ]
+
+    def _answer(self, raw: Any, lease: str) -> Admission:
+        wait_ms, why, reason = raw
+        why = why.decode() if isinstance(why, bytes) else str(why)
+        reason = reason.decode() if isinstance(reason, bytes) else str(reason)
+        if why == "go":
+            self.shared.hold(self.keys()[2], lease, self.config.settings.lease_seconds)
+            return Admission(0.0, "go", lease=lease)
+        wait = int(wait_ms) / 1000
+        return Admission(min(wait, _POLL) if why == "busy" else wait, why, reason)
+
+    def _down(self, exc: BaseException) -> Admission:
+        self.shared.failed(exc)
+        if self.config.settings.shared_fail == "closed":
+            err = TransportError(
+                f"shared limits unavailable ({type(exc).__name__}); shared_fail='closed'",
+                backend=self.backend, endpoint_id=self.config.endpoint_id)
+            err.retryable = True
+            raise err from None
+        return Admission(0.0, "local")
+
+    def admit(self, tokens: float) -> Admission:
+        """Ask Redis (sync) whether an attempt booking ``tokens`` may go now."""
+        if self.shared.is_down() and self.config.settings.shared_fail != "closed":
+            return Admission(0.0, "local")
+        lease = secrets.token_hex(8)
+        try:
+            raw = self.shared.client.eval(_ADMIT, 3, *self.keys(), *self._args(tokens, lease))
+        except self.shared.errors() as exc:
+            return self._down(exc)
+        self.shared.answered()
+        return self._answer(raw, lease)
+
+    async def aadmit(self, tokens: float) -> Admission:
+        """:meth:`admit` on the running loop (its own asyncio client: no thread hop)."""
+        if self.shared.is_down() and self.config.settings.shared_fail != "closed":
+            return Admission(0.0, "local")
+        lease = secrets.token_hex(8)
+        try:
+            keys = self.keys()
+            raw = await self.shared.aclient().eval(_ADMIT, 3, *keys,
+                                                   *self._args(tokens, lease))
+        except self.shared.errors() as exc:
+            return self._down(exc)
+        self.shared.answered()
+        return self._answer(raw, lease)
+
+    def _settle_args(self, lease: str | None, booked: float, used: float | None,
+                     pause: float | None, reason: str) -> list[Any]:
+        s = self.config.settings
+        delta = (used - booked) * 60000 / s.tpm if s.tpm and used is not None else 0
+        return [lease or "", int(delta), int((pause or 0) * 1000), reason]
+
+    def _settling(self, lease: str | None, pause: float | None, used: float | None) -> bool:
+        if lease is not None:
+            self.shared.release(self.keys()[2], lease)
+        return not ((lease is None and pause is None and used is None) or self.shared.is_down())
+
+    def settle(self, lease: str | None, booked: float, used: float | None,
+               pause: float | None = None, reason: str = "") -> None:
+        """After the attempt: give the lease back, correct the tokens, share a pause."""
+        if not self._settling(lease, pause, used):
+            return
+        try:
+            self.shared.client.eval(_SETTLE, 3, *self.keys(),
+                                    *self._settle_args(lease, booked, used, pause, reason))
+        except self.shared.errors() as exc:
+            self.shared.failed(exc)
+
+    async def asettle(self, lease: str | None, booked: float, used: float | None,
+                      pause: float | None = None, reason: str = "") -> None:
+        """:meth:`settle` on the running loop."""
+        if not self._settling(lease, pause, used):
+            return
+        try:
+            await self.shared.aclient().eval(
+                _SETTLE, 3, *self.keys(), *self._settle_args(lease, booked, used, pause, reason))
+        except self.shared.errors() as exc:
+            self.shared.failed(exc)
