@@ -194,12 +194,16 @@ class Engine:
             try:
                 out = await self._chain_async(endpoint, config, call, first, deadline_at)
             except CallError as exc:
-                ended(endpoint, res, exc, 0)
+                settling = ended(endpoint, res, exc, 0)
+                if settling is not None:  # shared limits: the lease is back before the retry
+                    await settling
                 raise
             except BaseException as exc:
                 ended(endpoint, res, exc)
                 raise
-            ended(endpoint, res, None, out.usage.total_tokens)
+            settling = ended(endpoint, res, None, out.usage.total_tokens)
+            if settling is not None:
+                await settling
             return out
 
         state = Attempts(endpoint, config, deadline_at)

@@ -203,11 +203,12 @@ def learn(x: Exchanger, endpoint: Endpoint, headers: Mapping[str, str] | None) -
 def ended(
     endpoint: Endpoint, res: Reservation | None, exc: BaseException | None,
     used: float | None = None,
-) -> None:
+) -> asyncio.Task[None] | None:
     """An attempt's outcome on its endpoint: ``exc`` ``None`` (answered, ``used`` tokens;
     0 or ``None``: the server reported none, and the estimate stands), a
     :class:`CallError` (failed: health, pauses), anything else (cancelled: no outcome; a
-    pool releases a probe it took)."""
+    pool releases a probe it took). With shared limits on an event loop, the settling task
+    is returned for the caller to await when the call ends normally."""
     if exc is None:
         endpoint.answered()
         if not used:
@@ -218,4 +219,5 @@ def ended(
     if res is not None:
         endpoint.settle(res, res.tokens if used is None else used)
     if endpoint.shared is not None:
-        release(endpoint, res, exc, used, booked)
+        return release(endpoint, res, exc, used, booked)
+    return None

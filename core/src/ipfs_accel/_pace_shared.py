@@ -120,28 +120,30 @@ def _pause(exc: BaseException | None, endpoint: Endpoint) -> tuple[float | None,
 
 
 def release(endpoint: Endpoint, res: Reservation | None, exc: BaseException | None,
-            used: float | None, booked: float) -> None:
+            used: float | None, booked: float) -> asyncio.Task[None] | None:
     """The attempt is over (it booked ``booked`` tokens, used ``used``; ``None``: not
-    known): settle it with the shared state (a task of its own when an event loop runs)."""
+    known): settle it with the shared state. On an event loop that is a task of its own,
+    returned so that a call ending normally awaits it (one cancelled does not wait)."""
     shared = endpoint.shared
     if shared is None:
-        return
+        return None
     pause, reason = _pause(exc, endpoint)
     lease = res.lease if res is not None else None
     if lease is None and pause is None:
-        return  # nothing held and nothing to share (tokens alone: no lease, no booking)
+        return None  # nothing held and nothing to share (tokens alone: no lease, no booking)
     if res is not None:
         res.lease = None
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         shared.settle(lease, booked, used, pause, reason)
-        return
-    _later(shared, lease, booked=booked, used=used, pause=pause, reason=reason)
+        return None
+    return _later(shared, lease, booked=booked, used=used, pause=pause, reason=reason)
 
 
 def _later(shared: SharedEndpoint, lease: str | None, *, booked: float, used: float | None,
-           pause: float | None, reason: str) -> None:
+           pause: float | None, reason: str) -> asyncio.Task[None]:
     task = asyncio.ensure_future(shared.asettle(lease, booked, used, pause, reason))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+    return task

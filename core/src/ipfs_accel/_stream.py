@@ -97,6 +97,7 @@ async def stream_async(
     ok = cancelled = False
     reader: AsyncStream | None = None
     booked: Reservation | None = None
+    settling: asyncio.Task[None] | None = None
     try:
         try:
             # The deadline scope covers the queue wait and opening the stream (up to its
@@ -147,9 +148,11 @@ async def stream_async(
                 await reader.aclose()
         finally:
             usage = reader.usage if reader is not None else None
-            _settle(endpoint, booked, usage)
+            settling = _settle(endpoint, booked, usage)
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
                             usage=usage, cancelled=cancelled, waiter=waiter)
+    if settling is not None:  # ended normally: its shared lease is back before it returns
+        await settling
 
 
 def _open(
@@ -198,7 +201,8 @@ def _failed(
     ended(endpoint, booked, exc, 0 if isinstance(exc, CallError) else None)
 
 
-def _settle(endpoint: Endpoint, booked: Reservation | None, usage: Usage | None) -> None:
+def _settle(endpoint: Endpoint, booked: Reservation | None,
+            usage: Usage | None) -> asyncio.Task[None] | None:
     """A stream's tokens, known at its end, settle what its open attempt booked; its
     shared lease is given back."""
     tokens = booked.tokens if booked is not None else 0.0
@@ -206,7 +210,8 @@ def _settle(endpoint: Endpoint, booked: Reservation | None, usage: Usage | None)
     if booked is not None and used is not None:
         endpoint.settle(booked, used)  # none reported: the estimate stands
     if endpoint.shared is not None and booked is not None:
-        release(endpoint, booked, None, used, tokens)
+        return release(endpoint, booked, None, used, tokens)
+    return None
 
 
 def _refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call) -> None:
