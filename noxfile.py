@@ -47,7 +47,7 @@ def plugins(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """All plugins installed together: discovery, cross-plugin and property tests."""
     # pip: the example-plugin round trip builds a wheel and makes a fresh venv with it
-    session.install("./core[cli]", *_plugin_paths(), *TEST_DEPS, "build", "pip")
+    session.install("./core[cli,redis]", *_plugin_paths(), *TEST_DEPS, "build", "pip")
     session.run("pytest", "tests", "--ignore=tests/conformance", *session.posargs)
 
 

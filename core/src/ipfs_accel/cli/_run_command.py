@@ -116,6 +116,12 @@ def run(
         "answer every line once. Each writes its own OUTPUT (pass each its own -o, or leave "
         "the default, which names the shard); --resume continues only that shard and refuses "
         "an OUTPUT written for another.", show_default=False)] = None,
+    shared: Annotated[str | None, typer.Option(
+        "--shared", metavar="URL", help="Share the endpoints' limits (--rpm, --tpm, "
+        "--concurrency, pauses from 429s) with every worker using this Redis "
+        "(redis://host:6379/0), so N workers together stay within them; needs "
+        "ipfs-accel-core[redis]. IPFS_ACCEL_SHARED does the same.",
+        show_default=False)] = None,
     model: ModelOpt = None,
     api_key_env: KeyEnvOpt = None,
     stats_file: Annotated[Path | None, typer.Option(
@@ -148,6 +154,7 @@ def run(
     K+2N... and writes FILE.shard-K-of-N.results.jsonl (or its own -o), so the N results
     files together answer every line once. Example, the third of eight:
     ipfs-accel run calls.jsonl -b openai --shard 3/8 (add --resume to continue it).
+    With --shared redis://host:6379/0 the workers also share the endpoints' limits.
     """
     from . import _results, _run
     from ._members import RunPool, read_keys
@@ -160,7 +167,8 @@ def run(
                                          overwrite=overwrite)
     keys = read_keys(key or [], keys_file)
     be, ids, urls, _env = open_backend(
-        Registry(), backend, endpoint_urls=endpoint_url or [], api_key_env=api_key_env,
+        Registry(shared=shared), backend, endpoint_urls=endpoint_url or [],
+        api_key_env=api_key_env,
         model=model, keys=keys, settings={"timeout": timeout, "rpm": rpm, "tpm": tpm,
                                           "max_concurrent_requests": concurrency,
                                           "queue_size": max(100, concurrency)})
