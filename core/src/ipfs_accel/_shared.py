@@ -50,14 +50,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local pause = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
 if pause > now then
-  return {pause - now, 'pause', redis.call('HGET', KEYS[2], 'reason') or ''}
+  return {pause - now, 'pause', redis.call('HGET', KEYS[2], 'reason') or '', now}
 end
 local maxc = tonumber(ARGV[4])
 if maxc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   if redis.call('ZCARD', KEYS[3]) >= maxc then
     local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-    return {math.max(tonumber(first[2]) - now, 1), 'busy', ''}
+    return {math.max(tonumber(first[2]) - now, 1), 'busy', '', now}
   end
 end
 local ri = tonumber(ARGV[1])
@@ -67,7 +67,7 @@ local tt = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
 local start = now
 if ri > 0 and rt > start then start = rt end
 if ti > 0 and tt > start then start = tt end
-if start > now then return {start - now, 'paced', ''} end
+if start > now then return {start - now, 'paced', '', now} end
 local keep = 60000
 if ri > 0 then redis.call('HSET', KEYS[1], 'r', now + ri); keep = keep + ri end
 if ti > 0 then
@@ -79,7 +79,7 @@ if maxc > 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
   redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]) + 60000)
 end
-return {0, 'go', ''}
+return {0, 'go', '', now}
 """
 
 _SETTLE = """
@@ -285,7 +285,7 @@ class SharedEndpoint:
         ]
 
     def _answer(self, raw: Any, lease: str) -> Admission:
-        wait_ms, why, reason = raw
+        wait_ms, why, reason, _now = raw  # the server's clock (ms), for tests of the script
         why = why.decode() if isinstance(why, bytes) else str(why)
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
         if why == "go":

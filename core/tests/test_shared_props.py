@@ -1,0 +1,82 @@
+"""The shared limiter's arithmetic against a model: whatever the budgets, token counts and
+usage corrections, Redis's admit script answers exactly what GCRA on its own clock says
+(the model is fed the clock reading each answer carries)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ipfs_accel._shared import _ADMIT, _SETTLE
+from ipfs_accel.testing import RedisServer, redis_server
+
+redis_py = pytest.importorskip("redis", reason="shared limits need the Redis client")
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+class Model:
+    """GCRA with no burst: one theoretical arrival time per budget, in ms."""
+
+    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+        self.ri = int(60000 / rpm) if rpm else 0
+        self.ti = 60000 / tpm if tpm else 0.0
+        self.r = 0
+        self.t = 0
+
+    def admit(self, now: int, tokens: float) -> tuple[int, str]:
+        start = now
+        if self.ri and self.r > start:
+            start = self.r
+        if self.ti and self.t > start:
+            start = self.t
+        if start > now:
+            return start - now, "paced"
+        if self.ri:
+            self.r = now + self.ri
+        if self.ti:
+            self.t = now + math.ceil(tokens * self.ti)
+        return 0, "go"
+
+    def settle(self, delta: int) -> None:
+        if delta and self.t > 0:
+            self.t += delta
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("admit"), st.integers(0, 4000)),
+    st.tuples(st.just("settle"), st.integers(-3000, 3000)),
+), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rpm=st.none() | st.sampled_from([1.0, 7.0, 60.0, 600.0, 60000.0]),
+       tpm=st.none() | st.sampled_from([100.0, 1000.0, 90000.0]), steps=ops)
+def test_admit_answers_as_the_model(redis: RedisServer, rpm: float | None, tpm: float | None,
+                                    steps: list[tuple[str, int]]) -> None:
+    client: Any = redis_py.Redis.from_url(redis.url)
+    base = f"ipfs-accel:{{prop:{secrets.token_hex(6)}}}"
+    keys = (f"{base}:budget", f"{base}:pause", f"{base}:leases")
+    model = Model(rpm, tpm)
+    try:
+        for op, n in steps:
+            if op == "admit":
+                args = [model.ri, model.ti, n, 0, "lease", 10000]
+                wait, why, _, now = client.eval(_ADMIT, 3, *keys, *args)
+                assert (int(wait), why.decode()) == model.admit(int(now), n)
+            else:
+                delta = int(n * model.ti) if model.ti else 0
+                client.eval(_SETTLE, 3, *keys, "", delta, 0, "")
+                model.settle(delta)
+    finally:
+        client.delete(*keys)
+        client.close()
