@@ -206,7 +206,14 @@ class Shared:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            client = self._redis.asyncio.Redis.from_url(self.url, **self._async_options)
+            # A connection the asyncio pool kept from before Redis restarted fails once
+            # when next used (the sync pool checks each as it hands it out): one retry at
+            # once on a new connection, for a dropped connection only (a Redis that does
+            # not answer still costs one socket timeout, not two).
+            redis = self._redis
+            retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1,
+                                              supported_errors=(redis.ConnectionError,))
+            client = redis.asyncio.Redis.from_url(self.url, retry=retry, **self._async_options)
             self._async[loop] = client
         return client
 
