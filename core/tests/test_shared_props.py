@@ -4,7 +4,6 @@ usage corrections, Redis's admit script answers exactly what GCRA on its own clo
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -24,32 +23,37 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
+def _kept(x: float) -> float:
+    """A number as Redis keeps it from a script (Lua's tostring: 14 significant digits)."""
+    return float(f"{x:.14g}")
+
+
 class Model:
-    """GCRA with no burst: one theoretical arrival time per budget, in ms."""
+    """GCRA with no burst, booking ahead: one theoretical arrival time per budget, in ms."""
 
     def __init__(self, rpm: float | None, tpm: float | None) -> None:
-        self.ri = int(60000 / rpm) if rpm else 0
+        self.ri = 60000 / rpm if rpm else 0.0
         self.ti = 60000 / tpm if tpm else 0.0
-        self.r = 0
-        self.t = 0
+        self.r = 0.0
+        self.t = 0.0
 
-    def admit(self, now: int, tokens: float) -> tuple[int, str]:
+    def admit(self, now: float, tokens: float) -> tuple[float, str]:
+        if not (self.ri or self.ti):
+            return 0.0, "go"
         start = now
         if self.ri and self.r > start:
             start = self.r
         if self.ti and self.t > start:
             start = self.t
-        if start > now:
-            return start - now, "paced"
         if self.ri:
-            self.r = now + self.ri
+            self.r = _kept(start + self.ri)
         if self.ti:
-            self.t = now + math.ceil(tokens * self.ti)
-        return 0, "go"
+            self.t = _kept(start + tokens * self.ti)
+        return (start - now, "booked") if start > now else (0.0, "go")
 
-    def settle(self, delta: int) -> None:
+    def settle(self, delta: float) -> None:
         if delta and self.t > 0:
-            self.t += delta
+            self.t = _kept(self.t + delta)
 
 
 ops = st.lists(st.one_of(
@@ -70,12 +74,15 @@ def test_admit_answers_as_the_model(redis: RedisServer, rpm: float | None, tpm: 
     try:
         for op, n in steps:
             if op == "admit":
-                args = [model.ri, model.ti, n, 0, "lease", 10000]
-                wait, why, _, now = client.eval(_ADMIT, 3, *keys, *args)
-                assert (int(wait), why.decode()) == model.admit(int(now), n)
+                args = [repr(model.ri), repr(model.ti), n, 0, "lease", 10000, 0]
+                wait, why, _, sec, usec = client.eval(_ADMIT, 3, *keys, *args)
+                now = int(sec) * 1000 + int(usec) / 1000  # the script's clock, as it read it
+                want_wait, want_why = model.admit(now, n)
+                assert why.decode() == want_why
+                assert abs(float(wait) - want_wait) <= 1e-6
             else:
-                delta = int(n * model.ti) if model.ti else 0
-                client.eval(_SETTLE, 3, *keys, "", delta, 0, "")
+                delta = n * model.ti
+                client.eval(_SETTLE, 3, *keys, "", repr(float(delta)), 0, "")
                 model.settle(delta)
     finally:
         client.delete(*keys)

@@ -196,14 +196,14 @@ class Engine:
             except CallError as exc:
                 settling = ended(endpoint, res, exc, 0)
                 if settling is not None:  # shared limits: the lease is back before the retry
-                    await settling
+                    await asyncio.shield(settling)  # cancelled, it still settles
                 raise
             except BaseException as exc:
                 ended(endpoint, res, exc)
                 raise
             settling = ended(endpoint, res, None, out.usage.total_tokens)
             if settling is not None:
-                await settling
+                await asyncio.shield(settling)  # cancelled, it still settles
             return out
 
         state = Attempts(endpoint, config, deadline_at)

@@ -69,9 +69,11 @@ def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: C
     if shared is None:
         return res
     res, local = _start(endpoint, res, tokens)
+    booked = False
     try:
         while True:
-            adm = shared.admit(res.tokens)
+            adm = shared.admit(res.tokens, booked)
+            booked = booked or adm.why == "booked"
             if adm.wait <= 0:
                 res.lease = adm.lease
                 return res
@@ -94,12 +96,16 @@ async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, 
     if shared is None:
         return res
     res, local = _start(endpoint, res, tokens)
+    booked = False
     try:
         while True:
-            adm = await shared.aadmit(res.tokens)
+            adm = await shared.aadmit(res.tokens, booked)
+            booked = booked or adm.why == "booked"
             if adm.wait <= 0:
                 res.lease = adm.lease
+                _cancelled_meanwhile(endpoint, res)
                 return res
+            _cancelled_meanwhile(endpoint, None)
             _refuse(x, endpoint, config, call, res=res, local=local, adm=adm,
                     deadline_at=deadline_at)
             await asyncio.sleep(adm.wait)
@@ -109,6 +115,16 @@ async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, 
         if local:
             endpoint.cancel(res)
         raise
+
+
+def _cancelled_meanwhile(endpoint: Endpoint, res: Reservation | None) -> None:
+    """Redis's asyncio client can answer an await whose task was cancelled meanwhile: the
+    cancellation wins (a lease just taken is given back), so no cancel or deadline is lost."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        if res is not None and res.lease is not None:
+            release(endpoint, res, None, None, res.tokens)
+        raise asyncio.CancelledError
 
 
 def _pause(exc: BaseException | None, endpoint: Endpoint) -> tuple[float | None, str]:
@@ -133,6 +149,8 @@ def release(endpoint: Endpoint, res: Reservation | None, exc: BaseException | No
         return None  # nothing held and nothing to share (tokens alone: no lease, no booking)
     if res is not None:
         res.lease = None
+    if lease is not None:
+        shared.stop_renewing(lease)  # at once: a settle that never runs must not keep it alive
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import random
 import secrets
 import threading
 import time
@@ -47,39 +48,40 @@ log = logging.getLogger("ipfs_accel")
 
 _ADMIT = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local pause = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
 if pause > now then
-  return {pause - now, 'pause', redis.call('HGET', KEYS[2], 'reason') or '', now}
+  return {tostring(pause - now), 'pause', redis.call('HGET', KEYS[2], 'reason') or '',
+          t[1], t[2]}
+end
+local ri = tonumber(ARGV[1])
+local ti = tonumber(ARGV[2])
+if ARGV[7] ~= '1' and (ri > 0 or ti > 0) then
+  local rt = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+  local tt = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+  local start = now
+  if ri > 0 and rt > start then start = rt end
+  if ti > 0 and tt > start then start = tt end
+  local keep = start - now + 60000
+  if ri > 0 then redis.call('HSET', KEYS[1], 'r', tostring(start + ri)); keep = keep + ri end
+  if ti > 0 then
+    local booked = tonumber(ARGV[3]) * ti
+    redis.call('HSET', KEYS[1], 't', tostring(start + booked)); keep = keep + booked
+  end
+  redis.call('PEXPIRE', KEYS[1], math.ceil(keep))
+  if start > now then return {tostring(start - now), 'booked', '', t[1], t[2]} end
 end
 local maxc = tonumber(ARGV[4])
 if maxc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   if redis.call('ZCARD', KEYS[3]) >= maxc then
     local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-    return {math.max(tonumber(first[2]) - now, 1), 'busy', '', now}
+    return {tostring(math.max(tonumber(first[2]) - now, 1)), 'busy', '', t[1], t[2]}
   end
-end
-local ri = tonumber(ARGV[1])
-local ti = tonumber(ARGV[2])
-local rt = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
-local tt = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-local start = now
-if ri > 0 and rt > start then start = rt end
-if ti > 0 and tt > start then start = tt end
-if start > now then return {start - now, 'paced', '', now} end
-local keep = 60000
-if ri > 0 then redis.call('HSET', KEYS[1], 'r', now + ri); keep = keep + ri end
-if ti > 0 then
-  local booked = math.ceil(tonumber(ARGV[3]) * ti)
-  redis.call('HSET', KEYS[1], 't', now + booked); keep = keep + booked
-end
-if ri > 0 or ti > 0 then redis.call('PEXPIRE', KEYS[1], keep) end
-if maxc > 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
   redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]) + 60000)
 end
-return {0, 'go', '', now}
+return {'0', 'go', '', t[1], t[2]}
 """
 
 _SETTLE = """
@@ -87,15 +89,15 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 local delta = tonumber(ARGV[2])
 if delta ~= 0 then
   local tt = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-  if tt > 0 then redis.call('HSET', KEYS[1], 't', tt + delta) end
+  if tt > 0 then redis.call('HSET', KEYS[1], 't', tostring(tt + delta)) end
 end
 local p = tonumber(ARGV[3])
 if p > 0 then
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
   local cur = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
   if now + p > cur then
-    redis.call('HSET', KEYS[2], 'until', now + p, 'reason', ARGV[4])
+    redis.call('HSET', KEYS[2], 'until', tostring(now + p), 'reason', ARGV[4])
     redis.call('PEXPIRE', KEYS[2], p + 60000)
   end
 end
@@ -104,7 +106,7 @@ return 1
 
 _RENEW = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
 return 1
 """
@@ -115,13 +117,14 @@ _RETRY_DOWN = 1.0  # Redis unreachable: ask again after this long
 
 
 class Admission:
-    """Redis's answer: ``wait`` seconds (0: go, holding ``lease``) and why not yet."""
+    """Redis's answer: ``wait`` seconds (0: go, holding ``lease``) and why not yet
+    (``"booked"``: the budgets are booked for then; ask again then, for a lease)."""
 
     __slots__ = ("lease", "reason", "wait", "why")
 
     def __init__(self, wait: float, why: str, reason: str = "", lease: str | None = None):
         self.wait = wait
-        self.why = why  # "go", "pause", "busy", "paced", "local" (Redis unreachable)
+        self.why = why  # "go", "pause", "booked" (its budget slot), "busy", "local" (no Redis)
         self.reason = reason
         self.lease = lease
 
@@ -280,26 +283,30 @@ class SharedEndpoint:
             self._keys = (f"{base}:budget", f"{base}:pause", f"{base}:leases")
         return self._keys
 
-    def _args(self, tokens: float, lease: str) -> list[Any]:
+    def _args(self, tokens: float, lease: str, booked: bool) -> list[Any]:
         s = self.config.settings
         return [
-            int(60000 / s.rpm) if s.rpm else 0,
-            60000 / s.tpm if s.tpm else 0,
+            repr(60000 / s.rpm) if s.rpm else 0,  # ms per request, not rounded
+            repr(60000 / s.tpm) if s.tpm else 0,  # ms per token
             tokens,
             s.max_concurrent_requests,
             lease,
             int(s.lease_seconds * 1000),
+            1 if booked else 0,  # an earlier answer booked its budgets: pause and lease only
         ]
 
     def _answer(self, raw: Any, lease: str) -> Admission:
-        wait_ms, why, reason, _now = raw  # the server's clock (ms), for tests of the script
+        wait_ms, why, reason, *_clock = raw  # then the server's TIME, for tests of the script
         why = why.decode() if isinstance(why, bytes) else str(why)
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
+        wait_ms = float(wait_ms)
         if why == "go":
             self.shared.hold(self.keys()[2], lease, self.config.settings.lease_seconds)
             return Admission(0.0, "go", lease=lease)
-        wait = int(wait_ms) / 1000
-        return Admission(min(wait, _POLL) if why == "busy" else wait, why, reason)
+        wait = wait_ms / 1000
+        if why == "busy":  # asked again soon (a lease may come back early), not all at once
+            wait = min(wait, _POLL * (0.5 + random.random()))  # noqa: S311 - jitter
+        return Admission(wait, why, reason)
 
     def _down(self, exc: BaseException) -> Admission:
         self.shared.failed(exc)
@@ -311,19 +318,22 @@ class SharedEndpoint:
             raise err from None
         return Admission(0.0, "local")
 
-    def admit(self, tokens: float) -> Admission:
-        """Ask Redis (sync) whether an attempt booking ``tokens`` may go now."""
+    def admit(self, tokens: float, booked: bool = False) -> Admission:
+        """Ask Redis (sync) whether an attempt booking ``tokens`` may go now. Its budgets
+        are booked by the first answer (``"booked"``: wait that long, then ask again with
+        ``booked``, for the pause and a lease only)."""
         if self.shared.is_down() and self.config.settings.shared_fail != "closed":
             return Admission(0.0, "local")
         lease = secrets.token_hex(8)
         try:
-            raw = self.shared.client.eval(_ADMIT, 3, *self.keys(), *self._args(tokens, lease))
+            raw = self.shared.client.eval(_ADMIT, 3, *self.keys(),
+                                          *self._args(tokens, lease, booked))
         except self.shared.errors() as exc:
             return self._down(exc)
         self.shared.answered()
         return self._answer(raw, lease)
 
-    async def aadmit(self, tokens: float) -> Admission:
+    async def aadmit(self, tokens: float, booked: bool = False) -> Admission:
         """:meth:`admit` on the running loop (its own asyncio client: no thread hop)."""
         if self.shared.is_down() and self.config.settings.shared_fail != "closed":
             return Admission(0.0, "local")
@@ -331,7 +341,7 @@ class SharedEndpoint:
         try:
             keys = self.keys()
             raw = await self.shared.aclient().eval(_ADMIT, 3, *keys,
-                                                   *self._args(tokens, lease))
+                                                   *self._args(tokens, lease, booked))
         except self.shared.errors() as exc:
             return self._down(exc)
         self.shared.answered()
@@ -341,11 +351,15 @@ class SharedEndpoint:
                      pause: float | None, reason: str) -> list[Any]:
         s = self.config.settings
         delta = (used - booked) * 60000 / s.tpm if s.tpm and used is not None else 0
-        return [lease or "", int(delta), int((pause or 0) * 1000), reason]
+        return [lease or "", repr(float(delta)), int((pause or 0) * 1000), reason]
+
+    def stop_renewing(self, lease: str) -> None:
+        """The call holding ``lease`` is over: its lease is no longer renewed."""
+        self.shared.release(self.keys()[2], lease)
 
     def _settling(self, lease: str | None, pause: float | None, used: float | None) -> bool:
         if lease is not None:
-            self.shared.release(self.keys()[2], lease)
+            self.stop_renewing(lease)
         return not ((lease is None and pause is None and used is None) or self.shared.is_down())
 
     def settle(self, lease: str | None, booked: float, used: float | None,

@@ -152,7 +152,7 @@ async def stream_async(
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
                             usage=usage, cancelled=cancelled, waiter=waiter)
     if settling is not None:  # ended normally: its shared lease is back before it returns
-        await settling
+        await asyncio.shield(settling)  # cancelled, it still settles
 
 
 def _open(
