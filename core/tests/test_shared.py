@@ -168,3 +168,60 @@ def test_async_calls_share_and_give_their_lease_back(redis: RedisServer) -> None
     for _ in range(3):
         assert asyncio.run(backend.achat(MSG, endpoint_id="e")).text == "hi"
         assert redis.command("ZCARD", leases) == 0
+
+
+def test_a_cancelled_call_gives_its_lease_back(redis: RedisServer) -> None:
+    """A call cancelled while its request is in flight stops renewing its lease at once and
+    gives it back: the cluster-wide slot is free for the next call (it was kept renewed
+    forever when the cancellation also cancelled the settle)."""
+    started = asyncio.Event()
+
+    async def held(request: httpx2.Request) -> httpx2.Response:
+        started.set()
+        await asyncio.Event().wait()  # never answers: the caller cancels
+        raise AssertionError("unreachable")
+
+    backend = _backend(redis, held, max_concurrent_requests=1)
+    shared = backend._endpoint("e").shared
+    leases = shared.keys()[2]
+
+    async def main() -> None:
+        task = asyncio.create_task(backend.achat(MSG, endpoint_id="e"))
+        await started.wait()
+        assert redis.command("ZCARD", leases) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not any(ids for _, ids, _ in shared.shared._leases.values())  # not renewed
+        for _ in range(200):  # the settle runs as its own task: bounded wait for it
+            if redis.command("ZCARD", leases) == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert redis.command("ZCARD", leases) == 0
+        assert shared.admit(0.0).why == "go"
+
+    asyncio.run(main())
+
+
+def test_a_lease_stops_renewing_even_if_its_settle_never_runs(redis: RedisServer) -> None:
+    """The settle of a call's end runs as a task on the loop; cancelled before its first
+    step (as a caller's cancellation used to cancel it), the lease must still stop being
+    renewed, or it would hold a cluster-wide slot for ever."""
+    from ipfs_accel._limits import Reservation  # noqa: PLC0415
+    from ipfs_accel._pace_shared import release  # noqa: PLC0415
+
+    backend = _backend(redis, max_concurrent_requests=1)
+    endpoint = backend._endpoint("e")
+    renewing = endpoint.shared.shared._leases
+
+    async def main() -> None:
+        adm = await endpoint.shared.aadmit(0.0)
+        assert adm.why == "go" and any(adm.lease in ids for _, ids, _ in renewing.values())
+        res = Reservation(0.0, 0.0, None)
+        res.lease = adm.lease
+        task = release(endpoint, res, None, None, 0.0)
+        assert task is not None
+        task.cancel()  # before it ever ran
+        assert not any(adm.lease in ids for _, ids, _ in renewing.values())
+
+    asyncio.run(main())
