@@ -75,7 +75,7 @@ def test_admit_answers_as_the_model(redis: RedisServer, rpm: float | None, tpm: 
         for op, n in steps:
             if op == "admit":
                 args = [repr(model.ri), repr(model.ti), n, 0, "lease", 10000, 0]
-                wait, why, _, sec, usec = client.eval(_ADMIT, 3, *keys, *args)
+                wait, why, _, sec, usec, _held = client.eval(_ADMIT, 3, *keys, *args)
                 now = int(sec) * 1000 + int(usec) / 1000  # the script's clock, as it read it
                 want_wait, want_why = model.admit(now, n)
                 assert why.decode() == want_why

@@ -11,6 +11,7 @@ attempt never waits on Redis (a cancelled call still gives its lease back).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import TYPE_CHECKING
 
@@ -31,10 +32,10 @@ _PAUSING = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED})
 _tasks: set[asyncio.Task[None]] = set()  # settles in flight, kept until they end
 
 
-def _refuse(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
-            res: Reservation, local: bool, adm: Admission, deadline_at: float | None) -> None:
+def _refuse(x: Exchanger, config: EndpointConfig, call: Call, *, adm: Admission,
+            deadline_at: float | None) -> None:
     """Raise when the shared wait ends past the deadline or is a pause longer than
-    ``max_retry_after``; the local booking is given back."""
+    ``max_retry_after``."""
     now = _monotonic()
     err: CallError | None = None
     if deadline_at is not None and now + adm.wait >= deadline_at:
@@ -49,10 +50,8 @@ def _refuse(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call
             backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
             retry_after=adm.wait)
     if err is not None:
-        if local:
-            endpoint.cancel(res)
         err.retryable = False
-        raise err
+        raise err  # the caller gives the lease and the booking back
 
 
 def _start(endpoint: Endpoint, res: Reservation | None, tokens: float) -> tuple[Reservation, bool]:
@@ -70,21 +69,18 @@ def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: C
         return res
     res, local = _start(endpoint, res, tokens)
     booked = False
+    lease = secrets.token_hex(8)  # the attempt's, across its questions
     try:
         while True:
-            adm = shared.admit(res.tokens, booked)
+            adm = shared.admit(res.tokens, booked, lease)
+            res.lease = adm.lease
             booked = booked or adm.why == "booked"
             if adm.wait <= 0:
-                res.lease = adm.lease
                 return res
-            _refuse(x, endpoint, config, call, res=res, local=local, adm=adm,
-                    deadline_at=deadline_at)
+            _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
             time.sleep(adm.wait)
-    except CallError:
-        raise
     except BaseException:
-        if local:
-            endpoint.cancel(res)
+        _give_up(endpoint, res, local)
         raise
 
 
@@ -97,34 +93,36 @@ async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, 
         return res
     res, local = _start(endpoint, res, tokens)
     booked = False
+    lease = secrets.token_hex(8)  # the attempt's, across its questions
     try:
         while True:
-            adm = await shared.aadmit(res.tokens, booked)
+            adm = await shared.aadmit(res.tokens, booked, lease)
+            res.lease = adm.lease
             booked = booked or adm.why == "booked"
+            _cancelled_meanwhile()
             if adm.wait <= 0:
-                res.lease = adm.lease
-                _cancelled_meanwhile(endpoint, res)
                 return res
-            _cancelled_meanwhile(endpoint, None)
-            _refuse(x, endpoint, config, call, res=res, local=local, adm=adm,
-                    deadline_at=deadline_at)
+            _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
             await asyncio.sleep(adm.wait)
-    except CallError:
-        raise
     except BaseException:
-        if local:
-            endpoint.cancel(res)
+        _give_up(endpoint, res, local)
         raise
 
 
-def _cancelled_meanwhile(endpoint: Endpoint, res: Reservation | None) -> None:
+def _cancelled_meanwhile() -> None:
     """Redis's asyncio client can answer an await whose task was cancelled meanwhile: the
-    cancellation wins (a lease just taken is given back), so no cancel or deadline is lost."""
+    cancellation wins (the lease goes back on the way out), so none is lost."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
-        if res is not None and res.lease is not None:
-            release(endpoint, res, None, None, res.tokens)
         raise asyncio.CancelledError
+
+
+def _give_up(endpoint: Endpoint, res: Reservation, local: bool) -> None:
+    """An attempt that will not go after all: its lease and its local booking back."""
+    if res.lease is not None:
+        release(endpoint, res, None, None, res.tokens)
+    if local:
+        endpoint.cancel(res)
 
 
 def _pause(exc: BaseException | None, endpoint: Endpoint) -> tuple[float | None, str]:

@@ -49,10 +49,25 @@ log = logging.getLogger("ipfs_accel")
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local maxc = tonumber(ARGV[4])
+local held = 0
+if maxc > 0 and redis.call('ZSCORE', KEYS[3], ARGV[5]) then held = 1 end
 local pause = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
 if pause > now then
   return {tostring(pause - now), 'pause', redis.call('HGET', KEYS[2], 'reason') or '',
-          t[1], t[2]}
+          t[1], t[2], held}
+end
+if maxc > 0 then
+  if held == 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    if redis.call('ZCARD', KEYS[3]) >= maxc then
+      local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+      return {tostring(math.max(tonumber(first[2]) - now, 1)), 'busy', '', t[1], t[2], 0}
+    end
+  end
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]) + 60000)
+  held = 1
 end
 local ri = tonumber(ARGV[1])
 local ti = tonumber(ARGV[2])
@@ -69,19 +84,9 @@ if ARGV[7] ~= '1' and (ri > 0 or ti > 0) then
     redis.call('HSET', KEYS[1], 't', tostring(start + booked)); keep = keep + booked
   end
   redis.call('PEXPIRE', KEYS[1], math.ceil(keep))
-  if start > now then return {tostring(start - now), 'booked', '', t[1], t[2]} end
+  if start > now then return {tostring(start - now), 'booked', '', t[1], t[2], held} end
 end
-local maxc = tonumber(ARGV[4])
-if maxc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= maxc then
-    local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-    return {tostring(math.max(tonumber(first[2]) - now, 1)), 'busy', '', t[1], t[2]}
-  end
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]) + 60000)
-end
-return {'0', 'go', '', t[1], t[2]}
+return {'0', 'go', '', t[1], t[2], held}
 """
 
 _SETTLE = """
@@ -117,8 +122,8 @@ _RETRY_DOWN = 1.0  # Redis unreachable: ask again after this long
 
 
 class Admission:
-    """Redis's answer: ``wait`` seconds (0: go, holding ``lease``) and why not yet
-    (``"booked"``: the budgets are booked for then; ask again then, for a lease)."""
+    """Redis's answer: ``wait`` seconds (0: go) and why not yet (``"booked"``: the budgets
+    are booked for then), and the concurrency ``lease`` the attempt holds, if any."""
 
     __slots__ = ("lease", "reason", "wait", "why")
 
@@ -296,17 +301,16 @@ class SharedEndpoint:
         ]
 
     def _answer(self, raw: Any, lease: str) -> Admission:
-        wait_ms, why, reason, *_clock = raw  # then the server's TIME, for tests of the script
+        # then the server's TIME (for tests of the script) and whether the lease is held
+        wait_ms, why, reason, _sec, _usec, held = raw
         why = why.decode() if isinstance(why, bytes) else str(why)
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
-        wait_ms = float(wait_ms)
-        if why == "go":
+        wait = float(wait_ms) / 1000
+        if int(held):
             self.shared.hold(self.keys()[2], lease, self.config.settings.lease_seconds)
-            return Admission(0.0, "go", lease=lease)
-        wait = wait_ms / 1000
         if why == "busy":  # asked again soon (a lease may come back early), not all at once
             wait = min(wait, _POLL * (0.5 + random.random()))  # noqa: S311 - jitter
-        return Admission(wait, why, reason)
+        return Admission(wait, why, reason, lease=lease if int(held) else None)
 
     def _down(self, exc: BaseException) -> Admission:
         self.shared.failed(exc)
@@ -318,13 +322,15 @@ class SharedEndpoint:
             raise err from None
         return Admission(0.0, "local")
 
-    def admit(self, tokens: float, booked: bool = False) -> Admission:
-        """Ask Redis (sync) whether an attempt booking ``tokens`` may go now. Its budgets
-        are booked by the first answer (``"booked"``: wait that long, then ask again with
-        ``booked``, for the pause and a lease only)."""
+    def admit(self, tokens: float, booked: bool = False, lease: str | None = None,
+              ) -> Admission:
+        """Ask Redis (sync) whether an attempt booking ``tokens`` may go now. The first
+        answer that can takes a concurrency lease (``lease``: the attempt's, kept across its
+        questions) and books the budgets (``"booked"``: wait that long, holding the lease,
+        then ask again with ``booked``: only a pause can hold it then)."""
         if self.shared.is_down() and self.config.settings.shared_fail != "closed":
             return Admission(0.0, "local")
-        lease = secrets.token_hex(8)
+        lease = lease or secrets.token_hex(8)
         try:
             raw = self.shared.client.eval(_ADMIT, 3, *self.keys(),
                                           *self._args(tokens, lease, booked))
@@ -333,11 +339,12 @@ class SharedEndpoint:
         self.shared.answered()
         return self._answer(raw, lease)
 
-    async def aadmit(self, tokens: float, booked: bool = False) -> Admission:
+    async def aadmit(self, tokens: float, booked: bool = False, lease: str | None = None,
+                     ) -> Admission:
         """:meth:`admit` on the running loop (its own asyncio client: no thread hop)."""
         if self.shared.is_down() and self.config.settings.shared_fail != "closed":
             return Admission(0.0, "local")
-        lease = secrets.token_hex(8)
+        lease = lease or secrets.token_hex(8)
         try:
             keys = self.keys()
             raw = await self.shared.aclient().eval(_ADMIT, 3, *keys,
