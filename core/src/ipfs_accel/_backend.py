@@ -25,7 +25,7 @@ from ._types import (
     InvokeResult,
     Operation,
 )
-from .tools import check_features
+from .tools import check_features, check_needs
 
 if TYPE_CHECKING:
     from ._shared import Shared
@@ -196,7 +196,11 @@ class Backend:
         messages: Any = None,
         prompt: str | None = None,
         inputs: Any = None,
+        needs: frozenset[str] | None = None,
     ) -> tuple[Endpoint, Call]:
+        """The endpoint and the call, checked. ``needs``: what the call needs (tools, a
+        response format, images), its shape already checked once for all its attempts (a
+        pool's call): only this backend's features are checked against it."""
         if operation not in self.info.operations:
             offered = ", ".join(sorted(self.info.operations)) or "none"
             raise UnsupportedOperationError(
@@ -206,7 +210,10 @@ class Backend:
         if messages is not None and not isinstance(messages, list):
             raise ConfigurationError("messages must be a list of {'role', 'content'} dicts")
         if operation in _CORE_OPERATIONS:
-            check_features(self.name, operation, self.info.features, params, messages)
+            if needs is None:
+                check_features(self.name, operation, self.info.features, params, messages)
+            else:
+                check_needs(self.name, operation, self.info.features, needs)
         if inputs is not None:
             if isinstance(inputs, str):
                 inputs = [inputs]

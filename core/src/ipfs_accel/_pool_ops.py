@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import tools
 from ._backend import new_request_id
 from ._chatstream import AsyncChatStream, ChatStream
 from ._errors import ConfigurationError
 from ._pool_run import Request, astream, call_async, call_sync, stream
 from ._types import ChatResult, EmbedResult, InvokeResult, Operation
-from .tools import needed_features
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -27,7 +27,9 @@ def _request(
 ) -> Request:
     if "endpoint_id" in params:
         raise ConfigurationError("a pool picks the endpoint of each attempt: pass no endpoint_id")
-    needs = (frozenset(needed_features(params, inputs.get("messages")))
+    # the shapes of tools, response format and images are checked here, once for the call
+    # (each member's attempt checks only that it takes what the call needs)
+    needs = (frozenset(tools.check_params(params, inputs.get("messages")))
              if operation in _CORE else frozenset())
     pool.check(operation, needs)
     return Request(operation, request_id or new_request_id(), model, params, inputs, needs=needs)

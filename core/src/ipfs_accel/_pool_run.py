@@ -34,7 +34,7 @@ class Request:
 
     def __init__(
         self, operation: str, request_id: str, model: str | None, params: dict[str, Any],
-        inputs: dict[str, Any], *, needs: frozenset[str] = frozenset(),
+        inputs: dict[str, Any], *, needs: frozenset[str],
     ) -> None:
         self.operation = operation
         self.needs = needs  # tools, response formats, images: only members that take them
@@ -44,10 +44,12 @@ class Request:
         self.inputs = inputs  # messages= / prompt= / inputs=
 
     def on(self, member: Member) -> tuple[Endpoint, Call]:
-        """The call as ``member``'s backend makes it (its endpoint's model unless named)."""
+        """The call as ``member``'s backend makes it (its endpoint's model unless named).
+        The shape of its tools, response format and images was checked once, when the pool
+        took the call: the member checks only that it takes what the call needs."""
         return member.backend._prepare(
             self.operation, member.endpoint_id, self.request_id, self.model,
-            dict(self.params), **self.inputs)
+            dict(self.params), needs=self.needs, **self.inputs)
 
 
 def _next_sync(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Call]:

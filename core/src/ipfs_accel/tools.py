@@ -13,11 +13,12 @@ A call speaks OpenAI's vocabulary whatever the backend:
   ``https:`` or ``data:`` URL).
 
 The core checks their shape before a call is queued (:func:`check_params`, a
-``ConfigurationError`` naming what is wrong) and, for a plugin that declares
-``BackendInfo.features``, that the operation takes what the call carries
-(:func:`needed_features`). A plugin maps them to its API with the readers here:
-:func:`function_tools`, :func:`tool_choice`, :func:`response_format`, :func:`tool_names`
-and :func:`data_url`, and :func:`sent_call` for the tool calls of assistant messages.
+``ConfigurationError`` naming what is wrong; once per call, however many members of a pool
+its attempts go to) and, for a plugin that declares ``BackendInfo.features``, that the
+operation takes what the call carries (:func:`needed_features`, :func:`check_needs`). A
+plugin maps them to its API with the readers here: :func:`function_tools`,
+:func:`tool_choice`, :func:`response_format`, :func:`tool_names` and :func:`data_url`, and
+:func:`sent_call` for the tool calls of assistant messages.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolChoice",
     "check_features",
+    "check_needs",
     "check_params",
     "data_url",
     "function_tools",
@@ -314,12 +316,23 @@ def check_features(
     backend: str, operation: str, features: Mapping[str, frozenset[str]] | None,
     params: Mapping[str, Any], messages: list[Any] | None,
 ) -> None:
-    """Refuse, before anything is sent, a call that needs what its operation lacks."""
-    needs = check_params(params, messages)
-    if not needs or features is None:
+    """Refuse, before anything is sent, a call whose tools, response format, tool messages
+    or images are malformed (:func:`check_params`), or that needs what its operation lacks
+    (:func:`check_needs`)."""
+    check_needs(backend, operation, features, check_params(params, messages))
+
+
+def check_needs(
+    backend: str, operation: str, features: Mapping[str, frozenset[str]] | None,
+    needs: Iterable[str],
+) -> None:
+    """Refuse, before anything is sent, a call that needs (``needs``, from a call whose shape
+    :func:`check_params` has checked) what its operation lacks."""
+    wanted = set(needs)
+    if not wanted or features is None:
         return
     have = features.get(operation, frozenset())
-    missing = sorted(needs - have)
+    missing = sorted(wanted - have)
     if missing:
         where = sorted(op for op, fs in features.items() if set(missing) <= fs)
         hint = f" (it does for: {', '.join(where)})" if where else ""
