@@ -8,14 +8,23 @@ Routes (by request path):
 
 Every reply carries ``usage``. With ``share_429 > 0`` about that share of requests (every
 ``round(1/share)``-th) gets a 429 with ``retry-after-ms: 1`` / ``retry-after: 0`` instead,
-in both shapes' error formats. The server runs in its own process, pinned to ``cpu``.
+in both shapes' error formats. The server runs in its own process, pinned to ``cpu``:
+:func:`fast_server` starts it so, on a core of its own where there are two or more.
+
+Shared by the loopback servers of the benches: :func:`read_request` (one request off a
+keep-alive connection) and ``CLOSED`` (what ends a connection); :func:`closed_port`, a port
+nothing listens on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 OPENAI_BODY = json.dumps({
@@ -48,6 +57,21 @@ ANTHROPIC_OK = _response(b"200 OK", ANTHROPIC_BODY, b"request-id")
 _RETRY = b"retry-after-ms: 1\r\nretry-after: 0\r\n"
 OPENAI_RL = _response(b"429 Too Many Requests", OPENAI_429, b"x-request-id", _RETRY)
 ANTHROPIC_RL = _response(b"429 Too Many Requests", ANTHROPIC_429, b"request-id", _RETRY)
+CLOSED = (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError)
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one request off a keep-alive connection, its head and its body (as long as its
+    ``content-length`` says); return the head. Raises one of ``CLOSED`` when the client
+    has gone (or sent a head too long)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return head
 
 
 def serve(port_pipe: Any, cpu: int | None, share_429: float = 0.0) -> None:
@@ -61,13 +85,7 @@ def serve(port_pipe: Any, cpu: int | None, share_429: float = 0.0) -> None:
         nonlocal count
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if length:
-                    await reader.readexactly(length)
+                head = await read_request(reader)
                 path = head.split(b" ", 2)[1]
                 if path.startswith(b"/hold/"):
                     continue
@@ -77,7 +95,7 @@ def serve(port_pipe: Any, cpu: int | None, share_429: float = 0.0) -> None:
                     writer.write(ANTHROPIC_RL if anthropic else OPENAI_RL)
                 else:
                     writer.write(ANTHROPIC_OK if anthropic else OPENAI_OK)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except CLOSED:
             pass
         finally:
             writer.close()
@@ -90,3 +108,40 @@ def serve(port_pipe: Any, cpu: int | None, share_429: float = 0.0) -> None:
             await server.serve_forever()
 
     asyncio.run(main())
+
+
+@contextmanager
+def fast_server(*pinned: int | None) -> Iterator[tuple[str, int | None]]:
+    """:func:`serve` in its own process, on the last core when there are two or more (with
+    the processes ``pinned`` names, a Redis server's say; ``None`` is passed over), the
+    client on the others meanwhile; yields the server's URL and its core."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpu = cpus[-1] if len(cpus) > 1 else None
+    others = [pid for pid in pinned if pid is not None]
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.Process(target=serve, args=(child, server_cpu), daemon=True)
+    proc.start()
+    if server_cpu is not None:
+        os.sched_setaffinity(0, set(cpus[:-1]))
+        for pid in others:
+            os.sched_setaffinity(pid, {server_cpu})
+    try:
+        port = parent.recv()
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        yield f"http://127.0.0.1:{port}", server_cpu
+    finally:
+        proc.terminate()
+        proc.join(5)
+        if server_cpu is not None:
+            os.sched_setaffinity(0, set(cpus))
+            for pid in others:
+                os.sched_setaffinity(pid, set(cpus))
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed: connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -29,23 +29,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import multiprocessing
 import os
 import pathlib
-import socket
 import statistics
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _server import serve  # noqa: E402
+from _server import closed_port, fast_server  # noqa: E402
 from ipfs_accel import Backend, Pool, Registry  # noqa: E402
 from ipfs_accel.testing import FaultServer, RateLimit, RecordedRequest, Reply  # noqa: E402
 
@@ -181,14 +178,6 @@ def rate_limits(args: argparse.Namespace, verdicts: Verdicts) -> None:
 
 # -- 2. a dead member and a flaky one ------------------------------------------------------
 
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed: connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 class _Flaky:
     """Answers 503 every other request; records the request IDs it answered 200."""
 
@@ -222,7 +211,7 @@ def failover(args: argparse.Namespace, verdicts: Verdicts) -> None:
             FaultServer(responder=healthy) as good:
         reg = Registry()
         oa = reg.get("openai")
-        dead = _endpoint(oa, f"http://127.0.0.1:{_closed_port()}", KEYS[0])
+        dead = _endpoint(oa, f"http://127.0.0.1:{closed_port()}", KEYS[0])
         eids = [dead, _endpoint(oa, flaky.base_url, KEYS[1]), _endpoint(oa, good.base_url, KEYS[2])]
         pool = reg.pool([("openai", e) for e in eids])
         results, wall = asyncio.run(_workers(pool, calls, concurrency, "fo"))
@@ -322,32 +311,9 @@ def _sync_round(fn: Callable[[], Any], calls: int) -> float:
     return (time.process_time() - cpu0) / calls * 1e6
 
 
-@contextmanager
-def _fast_server() -> Iterator[tuple[str, int | None]]:
-    """``_server.py`` in its own process, on the last core when there are two or more (the
-    client on the others meanwhile)."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cpu = cpus[-1] if len(cpus) > 1 else None
-    if server_cpu is not None:
-        os.sched_setaffinity(0, set(cpus[:-1]))
-    parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.Process(target=serve, args=(child, server_cpu), daemon=True)
-    proc.start()
-    try:
-        port = parent.recv()
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            pass
-        yield f"http://127.0.0.1:{port}", server_cpu
-    finally:
-        proc.terminate()
-        proc.join(5)
-        if server_cpu is not None:
-            os.sched_setaffinity(0, set(cpus))
-
-
 def overhead(args: argparse.Namespace, verdicts: Verdicts) -> None:
     calls, rounds = args.calls_overhead, args.rounds
-    with _fast_server() as (url, server_cpu):
+    with fast_server() as (url, server_cpu):
         print(f"\n4. pool overhead: client CPU per call, a one-member pool vs the same "
               f"endpoint directly (openai plugin, {calls} calls x {rounds} interleaved rounds, "
               f"server on cpu {server_cpu}; ratio = median of per-round ratios)")

@@ -36,14 +36,10 @@ import argparse
 import asyncio
 import gc
 import hashlib
-import itertools
-import multiprocessing
 import os
 import pathlib
 import re
-import socket
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,37 +50,29 @@ from typing import Any
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _server import OPENAI_OK, serve  # noqa: E402
+from _arrivals import KEY, MESSAGES, MODEL, Run, run  # noqa: E402
+from _server import fast_server  # noqa: E402
 from ipfs_accel import Registry  # noqa: E402
 from ipfs_accel.testing._redis import RedisServer, find_redis_server, redis_server  # noqa: E402
 
-MODEL = "gpt-4o-mini"
-MESSAGES = [{"role": "user", "content": "Say ok"}]
-KEY = "sk-bench-shared-0001"
-_END_WAIT = 10.0  # seconds a worker waits for its calls under way to end after a run
 _SCRIPTS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall")
 _OWN = {"info", "config", "slowlog", "ping"}  # the bench's own questions to Redis
 
 
 # -- Redis: what it counted ----------------------------------------------------------------
 
-def _commandstats(redis: RedisServer) -> Counter[str]:
-    """Calls per command since Redis started (``INFO commandstats``)."""
+def _scripts_run(redis: RedisServer) -> int:
+    """Scripts run since Redis started (``INFO commandstats``); the difference between two
+    readings is the scripts run meanwhile (every other command a call sends runs inside
+    them, or is counted by the SLOWLOG pass)."""
     raw = redis.command("INFO", "commandstats")
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    out: Counter[str] = Counter()
+    calls = 0
     for line in text.splitlines():
         m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
-        if m:
-            out[m.group(1)] = int(m.group(2))
-    return out
-
-
-def _delta(after: Counter[str], before: Counter[str]) -> int:
-    """Scripts run between two snapshots (every other command a call sends runs inside them,
-    or is counted by the SLOWLOG pass)."""
-    diff = after - before
-    return sum(diff[name] for name in _SCRIPTS)
+        if m and m.group(1) in _SCRIPTS:
+            calls += int(m.group(2))
+    return calls
 
 
 def _scripts() -> dict[str, str]:
@@ -148,33 +136,6 @@ def _skip_outcomes() -> tuple[type[BaseException], ...]:
 
 
 # -- 1. added latency ----------------------------------------------------------------------
-
-@contextmanager
-def _fast_server(redis: RedisServer) -> Iterator[tuple[str, int | None]]:
-    """``_server.py`` in its own process; it and Redis on the last core where there are two
-    or more, the client on the others meanwhile."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cpu = cpus[-1] if len(cpus) > 1 else None
-    parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.Process(target=serve, args=(child, server_cpu), daemon=True)
-    proc.start()
-    if server_cpu is not None:
-        os.sched_setaffinity(0, set(cpus[:-1]))
-        if redis.pid is not None:
-            os.sched_setaffinity(redis.pid, {server_cpu})
-    try:
-        port = parent.recv()
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            pass
-        yield f"http://127.0.0.1:{port}", server_cpu
-    finally:
-        proc.terminate()
-        proc.join(5)
-        if server_cpu is not None:
-            os.sched_setaffinity(0, set(cpus))
-            if redis.pid is not None:
-                os.sched_setaffinity(redis.pid, set(cpus))
-
 
 def _sync_round(fn: Callable[[], Any], calls: int, concurrency: int) -> tuple[list[float], float]:
     """Per-call latencies (seconds) of ``calls`` calls from ``concurrency`` threads, and the
@@ -260,7 +221,7 @@ def _floor(redis: RedisServer, scripts: dict[str, str], calls: int) -> str:
 def latency(args: argparse.Namespace, redis: RedisServer) -> None:
     calls, rounds = args.calls, args.rounds
     scripts = _scripts()
-    with _fast_server(redis) as (url, server_cpu):
+    with fast_server(redis.pid) as (url, server_cpu):
         print(f"\n1. added latency per call: openai plugin, loopback server and Redis on cpu "
               f"{server_cpu}, client on the others; {calls} calls x {rounds} interleaved "
               "rounds per side; local = shared=False, shared = limits in Redis (a lease of "
@@ -289,13 +250,13 @@ def latency(args: argparse.Namespace, redis: RedisServer) -> None:
                 measure(side, max(concurrency * 20, 100))
             per: dict[int, list[float]] = {0: [], 1: []}
             cpu = [0.0, 0.0]
-            before = _commandstats(redis)
+            before = _scripts_run(redis)
             for r in range(rounds):  # ABBA: drift hits both sides alike
                 for side in ((0, 1) if r % 2 == 0 else (1, 0)):
                     times, spent = measure(side, calls)
                     per[side].extend(times)
                     cpu[side] += spent
-            evals = _delta(_commandstats(redis), before)
+            evals = _scripts_run(redis) - before
             with _slowlog(redis) as entries:
                 counted = len(measure(1, min(calls, 400))[0])
                 kinds = _classify(entries(), scripts)
@@ -326,186 +287,12 @@ def latency(args: argparse.Namespace, redis: RedisServer) -> None:
 
 # -- 2. N processes ------------------------------------------------------------------------
 
-class _Counting:
-    """A loopback server (an event loop in a thread of its own) that answers every request
-    with an OpenAI chat completion after ``delay``, written in one piece; it records each
-    arrival (time, the process that sent it) and the most requests it served at once
-    (from the arrival until just before the answer is written, so strictly within the
-    client's hold of the call)."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.arrivals: list[tuple[float, str]] = []
-        self.peak = 0
-        self._active = 0
-        self._handlers: set[asyncio.Task[Any]] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.base_url = ""
-
-    def __enter__(self) -> _Counting:
-        self._thread.start()
-        server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024), self._loop,
-        ).result(10)
-        self._server = server
-        self.base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            self._server.close()
-            for task in self._handlers:
-                task.cancel()
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                arrived = time.monotonic()
-                length, who = 0, "?"
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    name = name.strip().lower()
-                    if name == b"content-length":
-                        length = int(value)
-                    elif name == b"x-client-request-id":
-                        who = value.strip().decode().split("-", 1)[0]
-                if length:
-                    await reader.readexactly(length)
-                self.arrivals.append((arrived, who))
-                self._active += 1
-                self.peak = max(self.peak, self._active)
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                self._active -= 1
-                writer.write(OPENAI_OK)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-            self._handlers.discard(task)
-
-
-def _worker(index: int, url: str, redis_url: str, settings: dict[str, Any], concurrency: int,
-            ready: Any, go: Any, start: Any, seconds: float, results: Any) -> None:
-    """One process: ``concurrency`` async loops of chat calls from ``start`` until
-    ``seconds`` later (a loop starts no call after that, and the calls under way end as they
-    would); puts (index, ok, failed, stuck) on ``results``: calls answered, failed, and
-    not ended ``_END_WAIT`` seconds after the run (then cancelled, and left)."""
-    reg = Registry(shared=redis_url)
-    oa = reg.get("openai")
-    eid = oa.create_endpoint(endpoint_id="bench-shared", base_url=url + "/v1", api_key=KEY,
-                             model=MODEL, **settings)
-    ready.put(index)
-    go.wait()
-    counts = Counter[str]()
-    end = start.value + seconds
-
-    async def calls(j: int) -> None:
-        i = 0
-        while time.monotonic() < end:
-            try:
-                await oa.achat(MESSAGES, endpoint_id=eid, request_id=f"p{index}-{j}-{i}")
-                counts["ok"] += 1
-            except Exception:  # counted
-                counts["failed"] += 1
-            i += 1
-
-    async def run() -> None:
-        await asyncio.sleep(max(start.value - time.monotonic(), 0))
-        tasks = [asyncio.create_task(calls(j)) for j in range(concurrency)]
-        _, pending = await asyncio.wait(tasks, timeout=end + _END_WAIT - time.monotonic())
-        counts["stuck"] = len(pending)
-        if pending:  # calls that do not end: say where one waits, and leave them
-            print(f"process {index}: {len(pending)} calls had not ended {_END_WAIT:g} s after "
-                  "the run; one of them waits at:", file=sys.stderr)
-            next(iter(pending)).print_stack(file=sys.stderr)
-            for task in pending:
-                task.cancel()
-            return
-        await oa.aclose()
-
-    event_loop = asyncio.new_event_loop()
-    event_loop.run_until_complete(run())
-    if not counts["stuck"]:  # else the loop is left as it is (closing it would wait on them)
-        event_loop.close()
-        oa.close()
-    results.put((index, counts["ok"], counts["failed"], counts["stuck"]))
-
-
-class _Run:
-    """What the server saw of one run, within its window."""
-
-    def __init__(self, counting: _Counting, start: float, seconds: float, processes: int,
-                 out: dict[int, tuple[int, int, int]], scripts: int) -> None:
-        self.seen = [(t, who) for t, who in counting.arrivals if start <= t < start + seconds]
-        self.times = [t for t, _ in self.seen]
-        self.per = [sum(1 for _, who in self.seen if who == f"p{i}") for i in range(processes)]
-        self.peak = counting.peak
-        self.failed = sum(v[1] for v in out.values())
-        self.stuck = sum(v[2] for v in out.values())
-        self.scripts = scripts / max(len(counting.arrivals), 1)
-
-    def most_in(self, window: float) -> int:
-        """The most arrivals in any window of ``window`` seconds."""
-        most, first = 0, 0
-        for last, t in enumerate(self.times):
-            while t - self.times[first] >= window:
-                first += 1
-            most = max(most, last - first + 1)
-        return most
-
-    def min_gap(self) -> float:
-        return min((b - a for a, b in itertools.pairwise(self.times)), default=0.0)
-
-    def calls(self) -> str:
-        per = self.per
-        text = str(per) if len(per) > 1 else str(per[0])
-        if len(per) > 1 and max(per):
-            text += f" min/max {min(per) / max(per):.2f}"
-        return text
-
-    def problems(self) -> str:
-        return ((f" {self.failed} failed" if self.failed else "")
-                + (f" {self.stuck} calls had not ended {_END_WAIT:g} s after the run"
-                   if self.stuck else ""))
-
-
-def _processes(args: argparse.Namespace, redis: RedisServer, settings: dict[str, Any],
-               delay: float, processes: int) -> _Run:
-    """Run ``processes`` workers against a counting server, from a common start."""
+def _run(args: argparse.Namespace, redis: RedisServer, settings: dict[str, Any],
+         delay: float, processes: int) -> Run:
+    """``processes`` workers against a counting server (``_arrivals.py``), on a fresh Redis."""
     redis.command("FLUSHALL")  # a fresh budget and no leases from an earlier run
-    ctx = multiprocessing.get_context("spawn")
-    with _Counting(delay) as counting:
-        ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-        start = ctx.Value("d", 0.0)
-        procs = [ctx.Process(target=_worker, args=(
-            i, counting.base_url, redis.url, settings, args.concurrency, ready, go, start,
-            args.seconds, results), daemon=True) for i in range(processes)]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            ready.get(timeout=60)
-        before = _commandstats(redis)
-        start.value = time.monotonic() + 0.2
-        go.set()
-        out = {}
-        for _ in procs:
-            index, ok, failed, stuck = results.get(timeout=args.seconds + _END_WAIT + 30)
-            out[index] = (ok, failed, stuck)
-        for p in procs:
-            p.join(10)
-        scripts = _delta(_commandstats(redis), before)
-    return _Run(counting, start.value, args.seconds, processes, out, scripts)
+    return run(redis.url, settings, delay, processes, args.concurrency, args.seconds,
+               lambda: _scripts_run(redis))
 
 
 def processes(args: argparse.Namespace, redis: RedisServer) -> None:
@@ -523,7 +310,7 @@ def processes(args: argparse.Namespace, redis: RedisServer) -> None:
     print(f"    {'run':<22} {'requests':>8} {'rate/limit':>10} {'most in 1 s':>11} "
           f"{'min gap ms':>10} {'scripts/call':>12}  calls per process")
     for name, extra, procs in runs:
-        run = _processes(args, redis, {"rpm": rpm, **extra}, 0.0, procs)
+        run = _run(args, redis, {"rpm": rpm, **extra}, 0.0, procs)
         rate = len(run.seen) / seconds * 60
         print(f"    {name:<22} {len(run.seen):>8} {rate / rpm:>10.3f} {run.most_in(1.0):>11} "
               f"{run.min_gap() * 1e3:>10.1f} {run.scripts:>12.2f}  {run.calls()}"
@@ -535,7 +322,7 @@ def processes(args: argparse.Namespace, redis: RedisServer) -> None:
     print(f"    {'run':<22} {'requests':>8} {'of ideal':>10} {'most at once':>12} "
           f"{'scripts/call':>12}  calls per process")
     for name, extra, procs in runs:
-        run = _processes(args, redis, {"max_concurrent_requests": cap, **extra}, delay, procs)
+        run = _run(args, redis, {"max_concurrent_requests": cap, **extra}, delay, procs)
         print(f"    {name:<22} {len(run.seen):>8} {len(run.seen) / ideal:>10.1%} "
               f"{run.peak:>6} (cap {cap}) {run.scripts:>6.2f}  {run.calls()}{run.problems()}",
               flush=True)
