@@ -77,11 +77,9 @@ def _scripts_run(redis: RedisServer) -> int:
 
 def _scripts() -> dict[str, str]:
     """The shared limiter's scripts by name (admit, settle, renew), as the core defines them."""
-    from ipfs_accel import _shared  # noqa: PLC0415 - only to tell its scripts apart
+    from ipfs_accel import _shared_scripts  # noqa: PLC0415 - only to tell its scripts apart
 
-    return {name.strip("_").lower(): getattr(_shared, name)
-            for name in dir(_shared) if name.isupper() and name.startswith("_")
-            and isinstance(getattr(_shared, name), str) and "redis.call" in getattr(_shared, name)}
+    return {name.lower(): getattr(_shared_scripts, name) for name in _shared_scripts.__all__}
 
 
 def _classify(entries: Any, scripts: dict[str, str]) -> Counter[str]:

@@ -329,9 +329,6 @@ def test_four_processes_share_max_concurrent_requests(
         assert min(c["start"] for c in w.calls()) < first_end, w.tag
 
 
-@pytest.mark.xfail(strict=False, reason="known defect: no order between processes waiting for a "
-                   "shared slot; the one that gives a lease back takes it again (a queue of "
-                   "waiters in Redis would fix it)")
 def test_the_shared_slots_go_round_the_waiting_processes(
         redis: RedisServer, workers: Callable[..., Worker]) -> None:
     """Four processes waiting at once for 3 shared slots: while all four still have calls
@@ -520,8 +517,6 @@ def test_a_pause_from_a_429_holds_the_other_processes(
 # -- Redis restarted empty: workers old and new still share --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: a Redis restarted empty loses the salt the "
-                   "running workers cached, and a worker started after makes a new one")
 def test_a_worker_started_after_redis_restarted_shares_with_the_older_ones(
         redis: RedisServer, workers: Callable[..., Worker]) -> None:
     """Redis comes back empty (no persistence: a restarted container). A worker that was

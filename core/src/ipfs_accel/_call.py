@@ -84,7 +84,7 @@ class Engine:
         first = x.hooks.send(call, config)
 
         def attempt() -> Result:
-            res = hold_sync(x, endpoint, config, call, deadline_at)
+            res = hold_sync(x, endpoint, config, call, deadline_at, pooled=once)
             try:
                 out = self._chain_sync(endpoint, config, call, first, deadline_at)
             except CallError as exc:
@@ -190,7 +190,7 @@ class Engine:
         first = x.hooks.send(call, config)
 
         async def attempt() -> Result:
-            res = await hold_async(x, endpoint, config, call, deadline_at)
+            res = await hold_async(x, endpoint, config, call, deadline_at, pooled=once)
             try:
                 out = await self._chain_async(endpoint, config, call, first, deadline_at)
             except CallError as exc:

@@ -13,7 +13,7 @@ from ._stats import Stats, StatsCounter
 
 if TYPE_CHECKING:
     from ._errors import CallError
-    from ._shared import SharedEndpoint
+    from ._shared_endpoint import SharedEndpoint
     from ._types import RateLimits, Usage
 
 _monotonic = time.monotonic
@@ -136,6 +136,20 @@ class Endpoint:
         retry_after = exc.retry_after if self.config.settings.honor_retry_after else None
         with self._lock:
             self.gate.failed(exc.kind, retry_after, _monotonic())
+
+    def shared_health(self, health: str) -> None:
+        """What the shared state says of the endpoint's health (``"off"``: its key refused;
+        else the seconds left of a cooldown another worker started): taken in as if this
+        process had seen it, so a pool skips the endpoint meanwhile."""
+        gate = self.gate
+        with self._lock:
+            if health == "off":
+                gate.disabled = True
+                return
+            until = _monotonic() + float(health)
+            if until > gate.unhealthy_until:
+                gate.unhealthy_until = until
+                gate.failures = max(gate.failures, gate.unhealthy_after)
 
     def released(self) -> None:
         """A pool's probe ended without an outcome (cancelled, or refused unsent)."""

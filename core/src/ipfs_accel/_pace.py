@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from ._endpoint import Endpoint
     from ._exchange import Exchanger
     from ._limits import Reservation
+    from ._ratelimits import RateLimits
     from ._settings import EndpointConfig
+    from ._shared_endpoint import SharedEndpoint
     from ._types import Call
 
 __all__ = ["ended", "estimate_tokens", "hold_async", "hold_sync", "learn"]
@@ -122,26 +124,28 @@ def _waited(endpoint: Endpoint, res: Reservation) -> float | None:
 
 def hold_sync(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
-    deadline_at: float | None,
+    deadline_at: float | None, *, pooled: bool = False,
 ) -> Reservation | None:
-    """Book the attempt and block until it may go (its gate, then any shared limits)."""
+    """Book the attempt and block until it may go (its gate, then any shared limits;
+    ``pooled``: a pool's attempt, see :func:`admit_sync`)."""
     res = _hold_sync(x, endpoint, config, call, deadline_at)
     if endpoint.shared is None:
         return res
     return admit_sync(x, endpoint, config, call, res=res, tokens=_tokens(config, call),
-                      deadline_at=deadline_at)
+                      deadline_at=deadline_at, pooled=pooled)
 
 
 async def hold_async(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
-    deadline_at: float | None,
+    deadline_at: float | None, *, pooled: bool = False,
 ) -> Reservation | None:
     """Book the attempt and wait on the running loop until it may go."""
     res = await _hold_async(x, endpoint, config, call, deadline_at)
     if endpoint.shared is None:
         return res
     return await admit_async(x, endpoint, config, call, res=res,
-                             tokens=_tokens(config, call), deadline_at=deadline_at)
+                             tokens=_tokens(config, call), deadline_at=deadline_at,
+                             pooled=pooled)
 
 
 def _tokens(config: EndpointConfig, call: Call) -> float:
@@ -198,6 +202,26 @@ def learn(x: Exchanger, endpoint: Endpoint, headers: Mapping[str, str] | None) -
         limits = hooks.parse_rate_limits(headers)
         if limits is not None:
             endpoint.learn(limits)
+            if endpoint.shared is not None:
+                _share(endpoint.shared, limits)
+
+
+def _share(shared: SharedEndpoint, limits: RateLimits) -> None:
+    """What the headers say, as the gate reads them (``Gate.learn``), for the next
+    settle to share: a token budget spent pauses until its reset; the requests budget
+    spent paces attempts one reset apart until some is reported left."""
+    pause = spent = None
+    remaining, reset = limits.tokens_remaining, limits.tokens_reset
+    if remaining is not None and remaining <= 0 and reset is not None and reset > 0:
+        pause = reset
+    remaining, reset = limits.requests_remaining, limits.requests_reset
+    if remaining is not None:
+        if remaining > 0:
+            spent = -1.0
+        elif reset is not None and reset > 0:
+            spent = reset
+    if pause is not None or spent is not None:
+        shared.heard(pause, "the server's tokens budget is spent", spent)
 
 
 def ended(
@@ -209,6 +233,8 @@ def ended(
     :class:`CallError` (failed: health, pauses), anything else (cancelled: no outcome; a
     pool releases a probe it took). With shared limits on an event loop, the settling task
     is returned for the caller to await when the call ends normally."""
+    gate = endpoint.gate
+    was = gate.unhealthy_until, gate.disabled
     if exc is None:
         endpoint.answered()
         if not used:
@@ -218,6 +244,13 @@ def ended(
     booked = res.tokens if res is not None else 0.0
     if res is not None:
         endpoint.settle(res, res.tokens if used is None else used)
-    if endpoint.shared is not None:
-        return release(endpoint, res, exc, used, booked)
-    return None
+    if endpoint.shared is None:
+        return None
+    health = ("", 0.0)
+    if exc is None:
+        health = ("well", 0.0)
+    elif gate.disabled and not was[1]:  # shared for as long as the longest cooldown
+        health = ("off", endpoint.config.settings.max_cooldown)
+    elif gate.unhealthy_until > was[0]:
+        health = ("sick", gate.unhealthy_until - _monotonic())
+    return release(endpoint, res, exc, used, booked, health=health)

@@ -1,11 +1,15 @@
 """Each attempt through its endpoint's shared state (``_shared``), after its own gate.
 
 Before: once the endpoint's gate lets an attempt go, Redis is asked (one round trip) and the
-attempt waits as long as it says (a shared pause, the shared budgets, a full cluster-wide
-concurrency), within the call's deadline and ``max_retry_after`` as for the local pause.
-After: the lease is given back, the booked tokens corrected with the real usage and a pause
-the server asked for shared; on the event loop that runs as a task of its own, so ending an
-attempt never waits on Redis (a cancelled call still gives its lease back).
+attempt waits as long as it says (a shared pause, the shared budgets, the server's pace while
+its requests budget is spent, a full cluster-wide concurrency), within the call's deadline
+and ``max_retry_after`` as for the local pause. The endpoint's gate takes in the shared
+health the answer carries (unhealthy, its key refused), so a pool skips the endpoint as if it
+had seen the failures itself; a pool's attempt it finds so is not sent.
+After: the lease is given back, the booked tokens corrected with the real usage, and a pause
+the server asked for, what its headers said and a change of health shared; on the event loop
+that runs as a task of its own, so ending an attempt never waits on Redis (a cancelled call
+still gives its lease back).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from ._errors import CallError, ErrorKind, RateLimitError, TimeoutError
+from ._errors import CallError, ErrorKind, RateLimitError, TimeoutError, TransportError
 from ._limits import Reservation
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
     from ._exchange import Exchanger
     from ._settings import EndpointConfig
-    from ._shared import Admission, SharedEndpoint
+    from ._shared_endpoint import Admission
     from ._types import Call
 
 __all__ = ["admit_async", "admit_sync", "release"]
@@ -43,9 +47,11 @@ def _refuse(x: Exchanger, config: EndpointConfig, call: Call, *, adm: Admission,
             f"the endpoint's shared limits hold it ({adm.why}) for {adm.wait:.3g}s more, past "
             f"the call's deadline ({max(deadline_at - now, 0.0):.3g}s left)",
             backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id)
-    elif adm.why == "pause" and adm.wait > config.settings.max_retry_after:
+    elif adm.why in ("pause", "spent") and adm.wait > config.settings.max_retry_after:
+        what = ("paused by a shared limit" if adm.why == "pause"
+                else "paced by the server's spent requests budget (shared)")
         err = RateLimitError(
-            f"the endpoint is paused by a shared limit for {adm.wait:.3g}s ({adm.reason}), "
+            f"the endpoint is {what} for {adm.wait:.3g}s ({adm.reason or 'its headers'}), "
             f"longer than max_retry_after ({config.settings.max_retry_after}s)",
             backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
             retry_after=adm.wait)
@@ -54,27 +60,48 @@ def _refuse(x: Exchanger, config: EndpointConfig, call: Call, *, adm: Admission,
         raise err  # the caller gives the lease and the booking back
 
 
-def _start(endpoint: Endpoint, res: Reservation | None, tokens: float) -> tuple[Reservation, bool]:
+def _start(res: Reservation | None, tokens: float) -> tuple[Reservation, bool]:
     if res is not None:
         return res, True
     return Reservation(_monotonic(), tokens, None), False
 
 
+def _heard(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+           adm: Admission, *, pooled: bool) -> bool:
+    """Take in the shared health ``adm`` carries; refuse a pool's attempt (a retryable
+    error the pool moves on from) to an endpoint now closed. True if its budgets are
+    booked."""
+    if adm.health:
+        endpoint.shared_health(adm.health)
+        why = endpoint.closed_reason() if pooled else None
+        if why is not None:
+            endpoint.unsent()
+            err = TransportError(
+                f"not sent: the endpoint is {why}, as another worker found",
+                backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
+                attempts=1)
+            err.retryable = True
+            raise err
+    return adm.why in ("booked", "spent")
+
+
 def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
                res: Reservation | None, tokens: float, deadline_at: float | None,
-               ) -> Reservation | None:
-    """Wait (blocking) until the shared state lets the attempt go; its lease on ``res``."""
+               pooled: bool = False) -> Reservation | None:
+    """Wait (blocking) until the shared state lets the attempt go; its lease on ``res``
+    (``pooled``: a pool's attempt, not sent to an endpoint the shared health closes)."""
     shared = endpoint.shared
     if shared is None:
         return res
-    res, local = _start(endpoint, res, tokens)
+    res, local = _start(res, tokens)
     booked = False
     lease = secrets.token_hex(8)  # the attempt's, across its questions
     try:
         while True:
             adm = shared.admit(res.tokens, booked, lease)
-            res.lease = adm.lease
-            booked = booked or adm.why == "booked"
+            # queued, the attempt's id stays on it: giving up takes it out of the queue
+            res.lease = lease if adm.why == "busy" else adm.lease
+            booked = _heard(x, endpoint, config, call, adm, pooled=pooled) or booked
             if adm.wait <= 0:
                 return res
             _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
@@ -86,20 +113,21 @@ def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: C
 
 async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
                       res: Reservation | None, tokens: float, deadline_at: float | None,
-                      ) -> Reservation | None:
+                      pooled: bool = False) -> Reservation | None:
     """:func:`admit_sync` on the running loop, with Redis's asyncio client."""
     shared = endpoint.shared
     if shared is None:
         return res
-    res, local = _start(endpoint, res, tokens)
+    res, local = _start(res, tokens)
     booked = False
     lease = secrets.token_hex(8)  # the attempt's, across its questions
     try:
         while True:
             adm = await shared.aadmit(res.tokens, booked, lease)
-            res.lease = adm.lease
-            booked = booked or adm.why == "booked"
+            # queued, the attempt's id stays on it: giving up takes it out of the queue
+            res.lease = lease if adm.why == "busy" else adm.lease
             _cancelled_meanwhile()
+            booked = _heard(x, endpoint, config, call, adm, pooled=pooled) or booked
             if adm.wait <= 0:
                 return res
             _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
@@ -134,32 +162,31 @@ def _pause(exc: BaseException | None, endpoint: Endpoint) -> tuple[float | None,
 
 
 def release(endpoint: Endpoint, res: Reservation | None, exc: BaseException | None,
-            used: float | None, booked: float) -> asyncio.Task[None] | None:
+            used: float | None, booked: float, *, health: tuple[str, float] = ("", 0.0),
+            ) -> asyncio.Task[None] | None:
     """The attempt is over (it booked ``booked`` tokens, used ``used``; ``None``: not
-    known): settle it with the shared state. On an event loop that is a task of its own,
-    returned so that a call ending normally awaits it (one cancelled does not wait)."""
+    known; ``health``: what it changed, see :meth:`SharedEndpoint.settle`): settle it with
+    the shared state. On an event loop that is a task of its own, returned so that a call
+    ending normally awaits it (one cancelled does not wait)."""
     shared = endpoint.shared
     if shared is None:
         return None
     pause, reason = _pause(exc, endpoint)
     lease = res.lease if res is not None else None
-    if lease is None and pause is None:
+    if lease is None and pause is None and health[0] in ("", "well") and not shared.has_news():
         return None  # nothing held and nothing to share (tokens alone: no lease, no booking)
     if res is not None:
         res.lease = None
-    if lease is not None:
-        shared.stop_renewing(lease)  # at once: a settle that never runs must not keep it alive
+    keys = None
+    if lease is not None:  # at once: a settle that never runs must not keep it alive
+        keys = shared.stop_renewing(lease)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        shared.settle(lease, booked, used, pause, reason)
+        shared.settle(lease, booked, used, pause=pause, reason=reason, health=health, keys=keys)
         return None
-    return _later(shared, lease, booked=booked, used=used, pause=pause, reason=reason)
-
-
-def _later(shared: SharedEndpoint, lease: str | None, *, booked: float, used: float | None,
-           pause: float | None, reason: str) -> asyncio.Task[None]:
-    task = asyncio.ensure_future(shared.asettle(lease, booked, used, pause, reason))
+    task = asyncio.ensure_future(shared.asettle(lease, booked, used, pause=pause,
+                                                reason=reason, health=health, keys=keys))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task

@@ -60,7 +60,7 @@ def stream_sync(
                 reader.close()
                 reader = None
             reader, booked, first = _open(x, endpoint, config, call, exchange,
-                                          deadline_at=deadline_at)
+                                          deadline_at=deadline_at, pooled=once)
             return first
 
         state = Attempts(endpoint, config, deadline_at)
@@ -117,7 +117,8 @@ async def stream_async(
                         await reader.aclose()
                         reader = None
                     reader, booked, first = await _aopen(
-                        x, endpoint, config, call, exchange, deadline_at=deadline_at)
+                        x, endpoint, config, call, exchange, deadline_at=deadline_at,
+                        pooled=once)
                     return first
 
                 state = Attempts(endpoint, config, deadline_at)
@@ -157,11 +158,11 @@ async def stream_async(
 
 def _open(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
-    *, deadline_at: float | None,
+    *, deadline_at: float | None, pooled: bool,
 ) -> tuple[SyncStream, Reservation | None, StreamChunk | None]:
     """One attempt at opening the stream: booked with the endpoint's gate, opened up to
     its first chunk, the outcome told to the endpoint; a failed reader is closed."""
-    booked = hold_sync(x, endpoint, config, call, deadline_at)
+    booked = hold_sync(x, endpoint, config, call, deadline_at, pooled=pooled)
     reader = SyncStream(x, config, call, exchange, deadline_at)
     try:
         first = reader.open()
@@ -176,10 +177,10 @@ def _open(
 
 async def _aopen(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
-    *, deadline_at: float | None,
+    *, deadline_at: float | None, pooled: bool,
 ) -> tuple[AsyncStream, Reservation | None, StreamChunk | None]:
     """:func:`_open` on the event loop."""
-    booked = await hold_async(x, endpoint, config, call, deadline_at)
+    booked = await hold_async(x, endpoint, config, call, deadline_at, pooled=pooled)
     reader = AsyncStream(x, config, call, exchange, deadline_at)
     try:
         first = await reader.open()
