@@ -79,7 +79,8 @@ def _scripts() -> dict[str, str]:
     """The shared limiter's scripts by name (admit, settle, renew), as the core defines them."""
     from ipfs_accel import _shared_scripts  # noqa: PLC0415 - only to tell its scripts apart
 
-    return {name.lower(): getattr(_shared_scripts, name) for name in _shared_scripts.__all__}
+    return {name.lower(): value for name in _shared_scripts.__all__
+            if "redis.call" in (value := getattr(_shared_scripts, name))}
 
 
 def _classify(entries: Any, scripts: dict[str, str]) -> Counter[str]:
@@ -188,19 +189,23 @@ def _floor(redis: RedisServer, scripts: dict[str, str], calls: int) -> str:
     sync and async at c=1: the floor of what sharing can add to a call."""
     import redis as redis_client  # noqa: PLC0415
 
-    keys = ("ipfs-accel:{floor}:budget", "ipfs-accel:{floor}:pause", "ipfs-accel:{floor}:leases")
+    keys = [f"ipfs-accel:{{floor}}:{part}"
+            for part in ("budget", "pause", "leases", "queue", "alive", "health")]
+    # a call that goes at once and answers: a lease of 1, nothing else to share
+    admit_args = (0, 0, 0, 1, "lease", 10000, 0, 1000)
+    settle_args = ("lease", 0, 0, "", 0, "well", 0, 1, "ipfs-accel:turn")
     admit, settle = scripts["admit"], scripts["settle"]
     client = redis_client.Redis.from_url(redis.url)
 
     def pair() -> None:
-        client.eval(admit, 3, *keys, 0, 0, 0, 1, "lease", 10000)
-        client.eval(settle, 3, *keys, "lease", 0, 0, "")
+        client.eval(admit, 6, *keys, *admit_args)
+        client.eval(settle, 6, *keys, *settle_args)
 
     aclient = redis_client.asyncio.Redis.from_url(redis.url)
 
     async def apair() -> None:
-        await aclient.eval(admit, 3, *keys, 0, 0, 0, 1, "lease", 10000)
-        await aclient.eval(settle, 3, *keys, "lease", 0, 0, "")
+        await aclient.eval(admit, 6, *keys, *admit_args)
+        await aclient.eval(settle, 6, *keys, *settle_args)
 
     loop = asyncio.new_event_loop()
     out = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,6 +137,46 @@ def test_a_call_that_gives_up_waiting_for_a_slot_leaves_the_queue(redis: RedisSe
     assert redis.command("ZCARD", queue) == 0
     assert "".join(c.delta for c in stream) == "i"
     assert b._endpoint("e").shared.admit(0.0, lease="next").why == "go"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_waiter_is_told_when_its_turn_comes(redis: RedisServer, mode: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call queued for the one shared slot does not find it free by asking again: the
+    settle that frees it publishes that it is the waiter's turn, and the waiter goes at
+    once (every poll here is a minute: only that word can bring it in time)."""
+    from ipfs_accel import _shared_endpoint  # noqa: PLC0415
+
+    for name in ("_POLL", "_POLL_NEXT", "_POLL_TOLD"):
+        monkeypatch.setattr(_shared_endpoint, name, 60.0)
+    body = b'data: {"choices": [{"delta": {"content": "h"}, "finish_reason": null}]}\n\n' \
+           b'data: {"choices": [{"delta": {"content": "i"}, "finish_reason": "stop"}]}\n\n' \
+           b"data: [DONE]\n\n"
+    # leases of two minutes: the waiter's wait is not cut short by the held one's expiry
+    a = _backend(redis, lambda r: httpx2.Response(200, content=body), max_concurrent_requests=1,
+                 lease_seconds=120)
+    b = _backend(redis, max_concurrent_requests=1, lease_seconds=120)
+    shared = b._endpoint("e").shared.shared
+    stream = a.stream_chat(MSG, endpoint_id="e")
+    assert next(stream).delta == "h"
+    answers: list[str] = []
+
+    def call() -> None:
+        if mode == "sync":
+            answers.append(b.chat(MSG, endpoint_id="e").text)
+        else:
+            answers.append(asyncio.run(b.achat(MSG, endpoint_id="e")).text)
+
+    waiter = threading.Thread(target=call, daemon=True)
+    waiter.start()
+    for _ in range(3000):  # bounded: until it waits for its turn, with the turns heard
+        if shared._waiters and shared.listening:
+            break
+        waiter.join(0.01)
+    assert shared._waiters and shared.listening
+    assert "".join(c.delta for c in stream) == "i"  # the stream ends: its lease comes back
+    waiter.join(30)
+    assert answers == ["hi"]
 
 
 def test_opting_out_keeps_an_endpoint_local(redis: RedisServer) -> None:

@@ -109,7 +109,7 @@ def test_admit_answers_as_the_model(redis: RedisServer, rpm: float | None, tpm: 
                 pause = n if op == "pause" else 0
                 spent = n if op in ("spent", "back") else 0
                 sec, usec = client.eval(SETTLE, 6, *keys, "", repr(float(delta)), pause,
-                                        "429", spent, "", 0)
+                                        "429", spent, "", 0, 0, "turn")
                 model.settle(clock(sec, usec), delta, pause, spent)
     finally:
         client.delete(*keys)

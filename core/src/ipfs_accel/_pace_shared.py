@@ -15,7 +15,10 @@ still gives its lease back).
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import secrets
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -23,6 +26,8 @@ from ._errors import CallError, ErrorKind, RateLimitError, TimeoutError, Transpo
 from ._limits import Reservation
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._endpoint import Endpoint
     from ._exchange import Exchanger
     from ._settings import EndpointConfig
@@ -37,12 +42,21 @@ _tasks: set[asyncio.Task[None]] = set()  # settles in flight, kept until they en
 
 
 def _refuse(x: Exchanger, config: EndpointConfig, call: Call, *, adm: Admission,
-            deadline_at: float | None) -> None:
+            deadline_at: float | None) -> float:
     """Raise when the shared wait ends past the deadline or is a pause longer than
-    ``max_retry_after``."""
+    ``max_retry_after``; else return the wait. A full concurrency's wait is not known:
+    the attempt waits in the queue until its deadline, then fails."""
     now = _monotonic()
     err: CallError | None = None
-    if deadline_at is not None and now + adm.wait >= deadline_at:
+    if adm.why == "busy":
+        if deadline_at is None or now < deadline_at:
+            return adm.wait if deadline_at is None else min(adm.wait, deadline_at - now)
+        err = TimeoutError(
+            f"the endpoint's shared limits held it: its cluster-wide max_concurrent_requests "
+            f"({config.settings.max_concurrent_requests}) stayed full until the call's "
+            f"deadline ({adm.reason or 0} waiting ahead of it in the shared queue)",
+            backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id)
+    elif deadline_at is not None and now + adm.wait >= deadline_at:
         err = TimeoutError(
             f"the endpoint's shared limits hold it ({adm.why}) for {adm.wait:.3g}s more, past "
             f"the call's deadline ({max(deadline_at - now, 0.0):.3g}s left)",
@@ -58,6 +72,7 @@ def _refuse(x: Exchanger, config: EndpointConfig, call: Call, *, adm: Admission,
     if err is not None:
         err.retryable = False
         raise err  # the caller gives the lease and the booking back
+    return adm.wait
 
 
 def _start(res: Reservation | None, tokens: float) -> tuple[Reservation, bool]:
@@ -96,19 +111,31 @@ def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: C
     res, local = _start(res, tokens)
     booked = False
     lease = secrets.token_hex(8)  # the attempt's, across its questions
+    turn: threading.Event | None = None  # set when a settle says it is this attempt's turn
     try:
         while True:
+            if turn is not None:
+                turn.clear()
             adm = shared.admit(res.tokens, booked, lease)
             # queued, the attempt's id stays on it: giving up takes it out of the queue
             res.lease = lease if adm.why == "busy" else adm.lease
             booked = _heard(x, endpoint, config, call, adm, pooled=pooled) or booked
             if adm.wait <= 0:
                 return res
-            _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
-            time.sleep(adm.wait)
+            if adm.why != "busy":
+                time.sleep(_refuse(x, config, call, adm=adm, deadline_at=deadline_at))
+                continue
+            if turn is None:  # a turn heard before this is kept for it
+                turn = threading.Event()
+                shared.shared.wait_turn(lease, turn.set)
+            adm.wait = shared.busy_wait(adm, told=True)
+            turn.wait(_refuse(x, config, call, adm=adm, deadline_at=deadline_at))
     except BaseException:
         _give_up(endpoint, res, local)
         raise
+    finally:
+        if turn is not None:
+            shared.shared.stop_waiting(lease)
 
 
 async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
@@ -121,8 +148,11 @@ async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, 
     res, local = _start(res, tokens)
     booked = False
     lease = secrets.token_hex(8)  # the attempt's, across its questions
+    turn: asyncio.Event | None = None
     try:
         while True:
+            if turn is not None:
+                turn.clear()
             adm = await shared.aadmit(res.tokens, booked, lease)
             # queued, the attempt's id stays on it: giving up takes it out of the queue
             res.lease = lease if adm.why == "busy" else adm.lease
@@ -130,11 +160,33 @@ async def admit_async(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, 
             booked = _heard(x, endpoint, config, call, adm, pooled=pooled) or booked
             if adm.wait <= 0:
                 return res
-            _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
-            await asyncio.sleep(adm.wait)
+            if adm.why != "busy":
+                await asyncio.sleep(_refuse(x, config, call, adm=adm, deadline_at=deadline_at))
+                continue
+            if turn is None:  # a turn heard before this is kept for it
+                turn = asyncio.Event()
+                shared.shared.wait_turn(lease, _waker(turn))
+            adm.wait = shared.busy_wait(adm, told=True)
+            wait = _refuse(x, config, call, adm=adm, deadline_at=deadline_at)
+            with contextlib.suppress(builtins.TimeoutError):
+                async with asyncio.timeout(wait):
+                    await turn.wait()
     except BaseException:
         _give_up(endpoint, res, local)
         raise
+    finally:
+        if turn is not None:
+            shared.shared.stop_waiting(lease)
+
+
+def _waker(event: asyncio.Event) -> Callable[[], None]:
+    """Set ``event`` on its loop, from the thread that hears the turns."""
+    loop = asyncio.get_running_loop()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(event.set)
+    return wake
 
 
 def _cancelled_meanwhile() -> None:

@@ -55,8 +55,8 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
       continue; a pool then sends it one probe call, which decides.
 
     Shared limits (a Registry made with ``shared="redis://..."``): ``shared`` (True) puts
-    this endpoint's ``rpm``, ``tpm``, pauses and ``max_concurrent_requests`` in Redis for
-    every process naming it alike; a call holds a lease that expires ``lease_seconds``
+    this endpoint's ``rpm``, ``tpm``, pauses, health and ``max_concurrent_requests`` in Redis
+    for every process naming it alike; a call holds a lease that expires ``lease_seconds``
     after its worker stops renewing it; ``shared_fail`` ``"open"`` goes on with local limits
     while Redis is unreachable, ``"closed"`` fails the attempt instead.
 

@@ -30,6 +30,7 @@ answers. With ``shared_fail="closed"`` the attempt fails instead, as a retryable
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -38,10 +39,11 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
-from ._shared_scripts import RENEW, SALT
+from ._shared_scripts import RENEW, SALT, TURN
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Callable
 
     from ._settings import EndpointConfig
     from ._shared_endpoint import SharedEndpoint
@@ -51,6 +53,7 @@ __all__ = ["Keys", "Shared"]
 log = logging.getLogger("ipfs_accel")
 
 _SALT_KEY = "ipfs-accel:salt"
+_TURNS_KEPT = 4096  # turns heard, kept for waiters not yet waiting for theirs
 _RETRY_DOWN = 1.0  # Redis unreachable: ask again after this long
 
 Keys = tuple[str, str, str, str, str, str]  # budget, pause, leases, queue, alive, health
@@ -86,6 +89,10 @@ class Shared:
         self._leases: dict[str, tuple[Keys, float]] = {}  # lease id -> (its keys, ttl)
         self._renewer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._waiters: dict[str, Callable[[], None]] = {}  # queued attempt -> its wake-up
+        self._turned: dict[str, None] = {}  # the latest turns heard, oldest first
+        self._listener: threading.Thread | None = None
+        self.listening = False  # subscribed to the turns: waiters poll seldom
 
     def __repr__(self) -> str:
         return "<Shared redis>"  # the URL may carry a password
@@ -209,6 +216,55 @@ class Shared:
             except self.errors():  # a lease may lapse: its slot is freed, not lost
                 pass
             self._stop.wait(wait)
+
+    # -- turns: a waiter is told when a freed slot is its to take -----------------------
+
+    def wait_turn(self, lease: str, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from another thread) when a settle says it is ``lease``'s turn,
+        until :meth:`stop_waiting`."""
+        with self._lock:
+            self._waiters[lease] = wake
+            turned = lease in self._turned  # heard before it could wait for it
+            if self._listener is None:
+                self._listener = threading.Thread(target=self._listen, name="ipfs-accel-turns",
+                                                  daemon=True)
+                self._listener.start()
+        if turned:
+            wake()
+
+    def stop_waiting(self, lease: str) -> None:
+        with self._lock:
+            self._waiters.pop(lease, None)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(TURN)
+                self.listening = True
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._turns(message["data"])
+            except self.errors():  # Redis away: waiters poll as often as they did
+                pass
+            finally:
+                self.listening = False
+                with contextlib.suppress(*self.errors()):
+                    pubsub.close()
+            self._stop.wait(_RETRY_DOWN)
+
+    def _turns(self, data: Any) -> None:
+        ids = (data.decode() if isinstance(data, bytes) else str(data)).split()
+        with self._lock:
+            wakes = [w for w in map(self._waiters.get, ids) if w is not None]
+            turned = self._turned
+            for lease in ids:
+                turned[lease] = None
+            while len(turned) > _TURNS_KEPT:
+                del turned[next(iter(turned))]
+        for wake in wakes:
+            wake()
 
     def close(self) -> None:
         self._stop.set()

@@ -18,7 +18,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ._errors import TransportError
-from ._shared_scripts import ADMIT, SETTLE
+from ._shared_scripts import ADMIT, SETTLE, TURN
 
 if TYPE_CHECKING:
     from ._settings import EndpointConfig
@@ -28,7 +28,8 @@ __all__ = ["Admission", "SharedEndpoint"]
 
 _POLL = 0.025  # a busy endpoint is asked again this soon (a lease may be given back early)
 _POLL_NEXT = 0.01  # and this soon by a waiter next in line for a slot
-_QUIET = 1.0  # a waiter that has not asked again for this long leaves the queue
+_POLL_TOLD = 0.5  # and this seldom by one told when its turn comes (to stay in the queue)
+_QUIET = 3.0  # a waiter that has not asked again for this long leaves the queue
 
 
 def _text(value: Any) -> str:
@@ -112,12 +113,20 @@ class SharedEndpoint:
         wait = float(wait_ms) / 1000
         if int(held):
             self.shared.hold(keys, lease, self.config.settings.lease_seconds)
-        if why == "busy":  # asked again soon (a lease may come back early), not all at once
-            next_in_line = int(reason) < self.config.settings.max_concurrent_requests
-            wait = min(wait, (_POLL_NEXT if next_in_line else _POLL)
-                       * (0.5 + random.random()))  # noqa: S311 - jitter
-            reason = f"{reason} waiting ahead"
         return Admission(wait, why, reason, lease if int(held) else None, health)
+
+    def busy_wait(self, adm: Admission, *, told: bool) -> float:
+        """How long an attempt the endpoint's full concurrency holds waits before asking
+        again: not past the first lease's expiry, and jittered so waiters do not ask all at
+        once. One that will be ``told`` when its turn comes (a settle publishes it) asks
+        seldom, in case the word is lost; one that will not asks often, next in line most."""
+        if told and self.shared.listening:
+            poll = _POLL_TOLD
+        elif int(adm.reason or 0) < self.config.settings.max_concurrent_requests:
+            poll = _POLL_NEXT
+        else:
+            poll = _POLL
+        return min(adm.wait, poll * (0.5 + random.random()))  # noqa: S311 - jitter
 
     def _down(self, exc: BaseException) -> Admission:
         self.shared.failed(exc)
@@ -174,8 +183,8 @@ class SharedEndpoint:
         if old is not None:
             if (pause or 0) < old[0]:
                 pause, reason = old[0], old[1]
-            if spent is None or (old[2] > 0 and spent < 0):
-                spent = old[2]  # "spent" heard since the last settle outweighs "back"
+            if spent is None:
+                spent = old[2]  # else the latest answer's word on the requests budget
         self._news = (pause or 0.0, reason, spent or 0.0)
 
     def has_news(self) -> bool:
@@ -205,7 +214,7 @@ class SharedEndpoint:
         return keys or self.keys(), [
             lease or "", repr(float(delta)), int((pause or 0) * 1000), reason,
             int(spent * 1000) if spent > 0 else (-1 if spent < 0 else 0),
-            health[0], int(health[1] * 1000)]
+            health[0], int(health[1] * 1000), s.max_concurrent_requests, TURN]
 
     def settle(self, lease: str | None, booked: float, used: float | None, *,
                pause: float | None = None, reason: str = "",

@@ -11,7 +11,9 @@ An endpoint's keys share one hash tag (one Redis Cluster slot), in this order:
    until it reports some left again, and when the next one may;
 3. ``leases`` (sorted set): the cluster-wide concurrency slots, scored by their expiry;
 4. ``queue`` (sorted set): the attempts waiting for a slot, scored by when they first
-   asked: a freed slot goes to the longest waiting, not to whoever asks first after;
+   asked: a freed slot goes to the longest waiting, not to whoever asks first after (the
+   settle that frees it publishes the ids of the waiters whose turn it is on
+   ``ipfs-accel:turn``, so they ask again at once rather than at their next poll);
 5. ``alive`` (sorted set): when each waiter stops counting as one unless it asks again
    (a worker killed while waiting leaves the queue that soon);
 6. ``health`` (hash): ``until``, the end of a cooldown after failures one worker saw,
@@ -22,7 +24,9 @@ Times are the server's (``TIME``, ms), so hosts whose clocks differ agree.
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "RENEW", "SALT", "SETTLE"]
+__all__ = ["ADMIT", "RENEW", "SALT", "SETTLE", "TURN"]
+
+TURN = "ipfs-accel:turn"  # the channel of waiters whose turn it is
 
 _KEEP = """
 local function keep(key, ms)
@@ -37,7 +41,7 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 # ('1': an earlier answer booked this attempt's budgets: pause and lease only), quiet ms.
 # Returns {wait ms, why, reason (busy: the waiters ahead), TIME s, TIME us, lease held,
 # health ('' well, 'off' refused key, or the ms left of a cooldown)}.
-ADMIT = _KEEP + """
+ADMIT = "-- ipfs-accel admit" + _KEEP + """
 local maxc = tonumber(ARGV[4])
 local lid = ARGV[5]
 local held = 0
@@ -121,12 +125,19 @@ return {'0', 'go', '', t[1], t[2], held, health}
 # ARGV: lease id ('' none), tokens to add to the token budget (ms, negative: given back),
 # pause ms (0 none), its reason, the requests budget spent (its reset in ms; -1: the server
 # reports some left again; 0: nothing heard), health ('', 'well', 'sick' for a cooldown of
-# the next ARGV's ms, 'off' marked for the next ARGV's ms).
-SETTLE = _KEEP + """
+# the next ARGV's ms, 'off' marked for the next ARGV's ms), max concurrent, and the channel
+# on which the ids of the waiters whose turn it is are published when a lease comes back.
+SETTLE = "-- ipfs-accel settle" + _KEEP + """
 if ARGV[1] ~= '' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('ZREM', KEYS[5], ARGV[1])
+  -- the waiters whose turn it now is are told at once, wherever they are
+  local free = tonumber(ARGV[8]) - redis.call('ZCARD', KEYS[3])
+  if free > 0 then
+    local turn = redis.call('ZRANGE', KEYS[4], 0, free - 1)
+    if #turn > 0 then redis.call('PUBLISH', ARGV[9], table.concat(turn, ' ')) end
+  end
 end
 local delta = tonumber(ARGV[2])
 if delta ~= 0 then
@@ -166,7 +177,7 @@ return {t[1], t[2]}
 """
 
 # KEYS: one endpoint's leases; ARGV: lease ms, then the lease ids to renew (those still there).
-RENEW = """
+RENEW = """-- ipfs-accel renew
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
@@ -174,7 +185,7 @@ return 1
 """
 
 # KEYS: the salt's key; ARGV: a salt to install if there is none. Returns the salt there.
-SALT = """
+SALT = """-- ipfs-accel salt
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])
 """
