@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx2
 import ipfs_accel
+from _server import CLOSED, read_request  # this folder: the script's own
 from ipfs_accel import BackendInfo, Call, EndpointConfig, Exchange, Registry, openai_compat
 
 BODY = json.dumps({
@@ -50,15 +51,9 @@ def _serve(port_pipe: Any, cpu: int | None) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if length:
-                    await reader.readexactly(length)
+                await read_request(reader)
                 writer.write(RESPONSE)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except CLOSED:
             pass
         finally:
             writer.close()

@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx2
 import pytest
-from ipfs_accel import BackendInfo, ConfigurationError, Registry, hookimpl, tools
-from test_openai_compat import CHAT, CHUNK, HI, _Compat, _sse_response
+from ipfs_accel import ConfigurationError, Registry, tools
+from test_openai_compat import CHAT, CHUNK, HI, _sse_response
+from test_pool_tools import _Named
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
 ALL = frozenset({"tools", "json_schema", "images"})
@@ -37,19 +38,6 @@ PARAMS: dict[str, Any] = {
 }
 
 
-class _Named(_Compat):
-    """The OpenAI format under another name, taking what ``features`` says."""
-
-    def __init__(self, name: str, features: dict[str, frozenset[str]] | None) -> None:
-        super().__init__()
-        self.name = name
-        self.features = features
-
-    @hookimpl
-    def backend_info(self) -> BackendInfo:
-        return BackendInfo(name=self.name, default_base_url=f"http://{self.name}.test",
-                           default_model="m", operations=frozenset({"chat", "stream_chat"}),
-                           features=self.features)
 
 
 def _registry(*plugins: _Named, fail_first: bool = False) -> tuple[Registry, list[str]]:

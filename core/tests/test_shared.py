@@ -7,35 +7,22 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import _echo_plugin
 import httpx2
 import pytest
 from ipfs_accel import RateLimitError, Registry, TimeoutError, TransportError
-from ipfs_accel.testing import RedisServer, import_or_skip, redis_server
+from ipfs_accel.testing import RedisServer, import_or_skip
 
 import_or_skip("redis")  # shared limits' client: a skip here, a failure under CI
+pytestmark = pytest.mark.usefixtures("redis_emptied")  # conftest: each test on an empty Redis
 
 OK = {"model": "echo-1", "choices": [{"message": {"role": "assistant", "content": "hi"},
                                       "finish_reason": "stop"}],
       "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
 MSG = [{"role": "user", "content": "hi"}]
 KEY = "sk-shared-" + "k" * 24
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _empty(redis: RedisServer) -> None:
-    if not redis.running:
-        redis.start()
-    redis.command("FLUSHALL")
 
 
 def _registry(redis: RedisServer, handler: Any = None) -> Registry:

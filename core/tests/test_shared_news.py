@@ -6,7 +6,7 @@ Two Registries in one process stand for two workers: they share nothing but Redi
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import _echo_plugin
@@ -14,14 +14,12 @@ import httpx2
 import pytest
 from ipfs_accel import AuthenticationError, Registry, ServerError
 from ipfs_accel.openai_compat import openai_rate_limits
-from ipfs_accel.testing import RedisServer, import_or_skip, redis_server
+from ipfs_accel.testing import RedisServer, import_or_skip
+from test_shared import MSG, OK
 
 import_or_skip("redis")  # shared limits' client: a skip here, a failure under CI
+pytestmark = pytest.mark.usefixtures("redis_emptied")  # conftest: each test on an empty Redis
 
-OK = {"model": "echo-1", "choices": [{"message": {"role": "assistant", "content": "hi"},
-                                      "finish_reason": "stop"}],
-      "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
-MSG = [{"role": "user", "content": "hi"}]
 KEY = "sk-news-" + "n" * 24
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
@@ -36,19 +34,6 @@ def _reading_headers() -> types.ModuleType:
 
 
 PLUGIN = _reading_headers()
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _empty(redis: RedisServer) -> None:
-    if not redis.running:
-        redis.start()
-    redis.command("FLUSHALL")
 
 
 def _ok(request: httpx2.Request) -> httpx2.Response:

@@ -5,22 +5,14 @@ usage corrections, Redis's admit script answers exactly what GCRA on its own clo
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipfs_accel._shared_scripts import ADMIT, SETTLE
-from ipfs_accel.testing import RedisServer, import_or_skip, redis_server
+from ipfs_accel.testing import RedisServer, import_or_skip
 
 redis_py = import_or_skip("redis")  # shared limits' client: a skip here, a failure under CI
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 def _kept(x: float) -> float:
