@@ -108,6 +108,7 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     server_request_id_headers: tuple[str, ...] = ("x-request-id", "request-id")
     options: type[msgspec.Struct] | None = None
     features: Mapping[str, frozenset[str]] | None = None
+    provider: str = ""
 
 
 class Call(msgspec.Struct, kw_only=True):
