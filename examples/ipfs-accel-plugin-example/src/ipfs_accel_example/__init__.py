@@ -39,6 +39,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="example",
         description="The made-up Parrot API (an example third-party plugin).",
+        provider="parrot",
         default_base_url="http://localhost:8765",
         base_url_env=("PARROT_BASE_URL",),
         api_key_env=("PARROT_API_KEY",),

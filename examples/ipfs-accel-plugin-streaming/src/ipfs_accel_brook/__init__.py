@@ -89,6 +89,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="brook",
         description="The made-up Brook API (an example plugin with streams and embeddings).",
+        provider="brook",
         default_base_url="http://localhost:8766",
         base_url_env=("BROOK_BASE_URL",),
         api_key_env=("BROOK_API_KEY",),

@@ -105,6 +105,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="claude",
         description="Anthropic Claude Messages API (POST /v1/messages)",
+        provider="anthropic",
         default_base_url=DEFAULT_BASE_URL,
         base_url_env=(BASE_URL_ENV,),
         api_key_env=(API_KEY_ENV,),

@@ -110,6 +110,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="gemini",
         description="Google Gemini API (native generateContent protocol)",
+        provider="gcp.gemini",
         default_base_url="https://generativelanguage.googleapis.com",
         base_url_env=("GEMINI_BASE_URL",),
         api_key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),

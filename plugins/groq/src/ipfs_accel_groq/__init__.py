@@ -102,6 +102,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="groq",
         description="GroqCloud OpenAI-compatible API (/openai/v1/chat/completions, /embeddings)",
+        provider="groq",
         default_base_url="https://api.groq.com/openai/v1",
         base_url_env=("GROQ_BASE_URL",),
         api_key_env=("GROQ_API_KEY",),

@@ -69,6 +69,7 @@ class TEIOptions(msgspec.Struct, kw_only=True, frozen=True):
 _INFO = BackendInfo(
     name="hf_tei",
     description="Hugging Face Text Embeddings Inference (self-hosted)",
+    provider="huggingface.tei",
     default_base_url="http://localhost:8080",
     base_url_env=("TEI_BASE_URL",),
     api_key_env=("HF_TOKEN", "HF_API_TOKEN"),

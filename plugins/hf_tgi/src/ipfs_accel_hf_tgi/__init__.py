@@ -78,6 +78,7 @@ _GENERATE_FEATURES = frozenset({"json_schema", "json_object"})  # parameters.gra
 _INFO = BackendInfo(
     name="hf_tgi",
     description="Hugging Face Text Generation Inference (self-hosted)",
+    provider="huggingface.tgi",
     default_base_url="http://localhost:8080",
     base_url_env=("TGI_BASE_URL",),
     api_key_env=("HF_TOKEN", "HF_API_TOKEN"),

@@ -62,6 +62,7 @@ OPENAPI_PATH: Path = Path(str(resources.files(__name__).joinpath("openapi.json")
 _INFO = BackendInfo(
     name="llvm",
     description="generic LLVM API server REST contract (/models/{id}/infer)",
+    provider="llvm.api_server",  # the contract's own name, openapi.json's title
     default_base_url="http://localhost:8090",
     base_url_env=("LLVM_API_URL", "LLVM_BASE_URL"),
     api_key_env=("LLVM_API_KEY",),

@@ -90,6 +90,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="ollama",
         description="Ollama native API (/api/chat, /api/generate, /api/embed)",
+        provider="ollama",
         default_base_url="http://localhost:11434",
         base_url_env=("OLLAMA_HOST",),
         api_key_env=("OLLAMA_API_KEY",),

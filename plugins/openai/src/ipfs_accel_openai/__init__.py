@@ -117,6 +117,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="openai",
         description="OpenAI API (/chat/completions, /completions, /embeddings)",
+        provider="openai",
         default_base_url="https://api.openai.com/v1",
         base_url_env=("OPENAI_BASE_URL",),
         api_key_env=("OPENAI_API_KEY",),

@@ -91,6 +91,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="ovms",
         description="OpenVINO Model Server: OpenAI-compatible /v3, KServe v2, TF-Serving",
+        provider="openvino.model_server",
         default_base_url="http://localhost:8000",
         base_url_env=("OVMS_BASE_URL",),
         api_key_env=("OVMS_API_KEY",),
