@@ -122,14 +122,30 @@ def stats(
     file: Annotated[Path, typer.Argument(help="A stats file written by `run --stats-file` or "
                                          "`demo --stats-file`.", show_default=False)],
     json_out: JsonOpt = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", "-w", help="Follow FILE while its run goes: read it again every "
+        "--interval seconds and show each endpoint's state (paused until when), calls in "
+        "flight and queued, limits, calls, retries and errors, until the run ended or "
+        "Ctrl-C. A FILE not there yet is waited for.")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0.01, help="Seconds between two reads of FILE with --watch.")] = 1.0,
 ) -> None:
-    """Show the per-endpoint stats a run saved with --stats-file.
+    """Show the per-endpoint stats a run saved with --stats-file, or follow them live.
 
     Stats live inside one process, so `run` and `demo` print their table at the end and,
-    with --stats-file FILE, save it; this command shows a saved file again.
+    with --stats-file FILE, save it (`run` rewrites it every second while it goes); this
+    command shows a saved file again, or with --watch follows it until the run ended: on a
+    terminal one table redrawn in place, otherwise a new table each time the run rewrote it.
     """
     from ._view import load_stats_file, stats_json, stats_table
 
+    if watch:
+        if json_out:
+            raise CliError("--watch shows tables, --json the file once: pass one of them")
+        from ._watch import watch as follow
+
+        follow(file, interval=interval, out=out, err=err)
+        return
     if not file.is_file():
         raise CliError(f"stats file {file} not found",
                        hint="write one with `ipfs-accel run ... --stats-file FILE`")
@@ -140,7 +156,9 @@ def stats(
     if json_out:
         out.print_json(json.dumps(stats_json(document)))
     else:
-        out.print(stats_table(document, title=f"Per-endpoint stats ({document.written_at})"))
+        when = (f"running, updated {document.updated_at}" if document.running
+                else document.written_at)
+        out.print(stats_table(document, title=f"Per-endpoint stats ({when})"))
 
 
 def report(

@@ -12,6 +12,7 @@ file is :mod:`._results`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,8 +25,11 @@ from ._options import BackendOpt, KeyEnvOpt, ModelOpt, RetriesOpt, TimeoutOpt, e
 from ._run_shard import Shard, check_resume, default_output, parse_shard, record_shard
 
 if TYPE_CHECKING:
+    from .._backend import Backend
+    from ._members import RunPool
     from ._results import Answers
-    from ._run import Item
+    from ._run import BatchCounters, Item
+    from ._view import StatsFile
 
 __all__ = ["run"]
 
@@ -63,6 +67,22 @@ def _output(file: Path, output: Path | None, shard: Shard | None, *,
     if started:
         check_resume(output, shard, answers.ok | answers.failed)
     return output, answers, started
+
+
+def _live_stats(stats_file: Path | None, be: Backend, urls: dict[str, str], pool: RunPool,
+                counters: BatchCounters) -> contextlib.AbstractContextManager[object]:
+    """With --stats-file: the file kept up to date while the run goes, final at the end."""
+    if stats_file is None:
+        return contextlib.nullcontext()
+    from ._view import BatchProgress, LiveStatsFile, stats_document
+
+    def snapshot(running: bool) -> StatsFile:
+        lines = BatchProgress(total=counters.total, ok=counters.ok, failed=counters.failed,
+                              bad=counters.bad, in_flight=counters.in_flight)
+        return stats_document([be], urls=urls, running=running, pool=pool.get_stats(),
+                              lines=lines)
+
+    return LiveStatsFile(stats_file, snapshot)
 
 
 def run(
@@ -125,8 +145,10 @@ def run(
     model: ModelOpt = None,
     api_key_env: KeyEnvOpt = None,
     stats_file: Annotated[Path | None, typer.Option(
-        "--stats-file", help="Write the final per-endpoint stats as JSON here; show them "
-        "again later with `ipfs-accel stats FILE`.")] = None,
+        "--stats-file", help="Keep the per-endpoint stats in this JSON file: rewritten "
+        "every second while the run goes (\"running\": true), the final stats at the end. "
+        "Follow it live with `ipfs-accel stats FILE --watch`, show it later with "
+        "`ipfs-accel stats FILE`.")] = None,
     timeout: TimeoutOpt = None,
     max_retries: RetriesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or stats "
@@ -147,8 +169,9 @@ def run(
     Results are written and fsynced as each call ends, so they come in completion order
     (--ordered sorts them by line at the end): after a crash or Ctrl-C, rerun with --resume.
     At the end the per-member stats table (each row counts attempts) and the pool's
-    calls, retries and failovers are printed (the table also written with --stats-file).
-    Exit code 1 when any line failed.
+    calls, retries and failovers are printed (the table also written with --stats-file,
+    which is kept up to date during the run too: watch it with `ipfs-accel stats FILE
+    --watch`). Exit code 1 when any line failed.
 
     Split a batch over N workers with --shard K/N (1-based): worker K takes lines K, K+N,
     K+2N... and writes FILE.shard-K-of-N.results.jsonl (or its own -o), so the N results
@@ -158,7 +181,7 @@ def run(
     """
     from . import _results, _run
     from ._members import RunPool, read_keys
-    from ._view import pool_line, stats_document, stats_table, write_stats_file
+    from ._view import pool_line, stats_document, stats_table
 
     if not file.is_file():
         raise CliError(f"input file {file} not found")
@@ -189,28 +212,28 @@ def run(
         record_shard(output, shard)
     interrupted = False
     items = _run.parse_lines(file, be.info.operations, skip=skip, shard=shard)
-    with output.open("a" if resume else "w", encoding="utf-8") as f:
-        coro = _run.run_batch(pool, items, f, concurrency=concurrency, counters=counters,
-                              on_bad_line=bad_line)
-        try:
-            if quiet:
-                asyncio.run(coro)
-            else:
-                from ._progress import run_with_progress
+    # the stats file says the run ended only once the results file is final too
+    with _live_stats(stats_file, be, urls, pool, counters):
+        with output.open("a" if resume else "w", encoding="utf-8") as f:
+            coro = _run.run_batch(pool, items, f, concurrency=concurrency, counters=counters,
+                                  on_bad_line=bad_line)
+            try:
+                if quiet:
+                    asyncio.run(coro)
+                else:
+                    from ._progress import run_with_progress
 
-                run_with_progress(coro, counters, pool, err,
-                                  description="calls" if shard is None else f"shard {shard}")
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            items.close()
-    if not interrupted:
-        _results.finish_results(output, answers, ordered=ordered, retried=retry_failed)
+                    run_with_progress(coro, counters, pool, err, description=(
+                        "calls" if shard is None else f"shard {shard}"))
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                items.close()
+        if not interrupted:
+            _results.finish_results(output, answers, ordered=ordered, retried=retry_failed)
     if not quiet:
         err.print(stats_table(stats_document([be], urls=urls), title="Per-member stats"))
         err.print(pool_line(pool.get_stats()))
-    if stats_file is not None:
-        write_stats_file(stats_file, stats_document([be], urls=urls))
     if interrupted:
         again = "--resume" if shard is None else f"--resume --shard {shard}"
         err.print(f"{_prefix(shard)}interrupted: {counters.written} more lines answered in "
