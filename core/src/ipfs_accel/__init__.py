@@ -41,6 +41,7 @@ from ._errors import (
     UnsupportedOperationError,
 )
 from ._hookspecs import hookimpl
+from ._observe import CallStart, Observation, Observer
 from ._registry import ENTRY_POINT_GROUP, PluginStatus, Registry
 from ._secrets import Secret
 from ._settings import EndpointConfig, EndpointSettings
@@ -80,6 +81,7 @@ __all__ = [
     "BadRequestError",
     "Call",
     "CallError",
+    "CallStart",
     "ChatResult",
     "ChatStream",
     "Classification",
@@ -95,6 +97,8 @@ __all__ = [
     "InvokeResult",
     "IpfsAccelError",
     "NotFoundError",
+    "Observation",
+    "Observer",
     "Operation",
     "OverloadedError",
     "PluginLoadError",

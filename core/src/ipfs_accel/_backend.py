@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._call import Engine
@@ -28,6 +28,7 @@ from ._types import (
 from .tools import check_features, check_needs
 
 if TYPE_CHECKING:
+    from ._observe import Observer
     from ._shared import Shared
 
 __all__ = ["Backend", "hide_key", "new_request_id"]
@@ -73,13 +74,14 @@ class Backend:
         defaults: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
         shared: Shared | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self._hooks = hooks
         self._shared = shared
         self.info: BackendInfo = hooks.info
         self.name = hooks.info.name
         self._http = http or HTTP()
-        self._engine = Engine(hooks, self._http)
+        self._engine = Engine(hooks, self._http, observers)
         self._environ = os.environ if environ is None else environ
         self._defaults = defaults = hide_key(defaults or {})
         build_settings(self._defaults, options_type=self.info.options, backend=self.name)

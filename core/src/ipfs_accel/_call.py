@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import cast
 
 import httpx2
@@ -23,12 +23,21 @@ from ._endpoint import Endpoint
 from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
+from ._observe import Observation, Observer, end_of, held_for, observe_call, server_of
 from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
-from ._stream import _aonce, _once, stream_async, stream_sync
+from ._stream import (
+    _aonce,
+    _once,
+    begin,
+    queue_async,
+    queue_sync,
+    stream_async,
+    stream_sync,
+)
 from ._types import Call, Exchange, InvokeResult, StreamChunk, Usage
 from ._watchdog import watch
 
@@ -42,35 +51,42 @@ class Engine:
 
     __slots__ = ("x",)
 
-    def __init__(self, hooks: PluginHooks, http: HTTP) -> None:
-        self.x = Exchanger(hooks, http)
+    def __init__(self, hooks: PluginHooks, http: HTTP, observers: Sequence[Observer] = ()):
+        self.x = Exchanger(hooks, http, observers)
 
     def call(
         self, endpoint: Endpoint, call: Call, expect: type[R], *, once: bool = False,
-        deadline_at: float | None = None,
+        deadline_at: float | None = None, observation: Observation | None = None,
     ) -> R:
         """Run a unary call on the calling thread; its result must be an ``expect``.
 
         ``once``: one attempt, no retries (a pool retries, on other endpoints);
         ``deadline_at`` (on ``time.monotonic``): a deadline of the caller's, if earlier
-        than the endpoint's own.
+        than the endpoint's own; ``observation``: the pool call's, of which this is an
+        attempt.
         """
         x = self.x
-        config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
+        obs = observe_call(x, endpoint, endpoint.config, call, stream=False, given=observation)
+        own = obs if observation is None else None  # the call's own, ended here
+        config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
         holding = waiter is None
         ok = cancelled = False
         usage = None
         try:
             if waiter is not None:
-                x.wait_sync(endpoint, config, call, waiter, deadline_at)
+                queue_sync(x, endpoint, config, call, waiter, deadline_at=deadline_at,
+                           obs=obs, start=start)
                 holding = True
-            result = self._attempts_sync(endpoint, config, call, deadline_at, expect, once=once)
+            result = self._attempts_sync(endpoint, config, call, deadline_at, expect,
+                                         once=once, obs=obs)
         except BaseException as exc:
             cancelled = not isinstance(exc, Exception)  # KeyboardInterrupt, SystemExit...
+            end_of(own, None, exc)
             raise
         else:
             ok = True
             usage = result.usage
+            end_of(own, result, None)
             return result
         finally:
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
@@ -78,39 +94,51 @@ class Engine:
 
     def _attempts_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,
-        expect: type[R], *, once: bool,
+        expect: type[R], *, once: bool, obs: Observation | None,
     ) -> R:
         x = self.x
         first = x.hooks.send(call, config)
 
         def attempt() -> Result:
+            trace = None
+            if obs is not None:
+                trace = obs.attempt(endpoint.endpoint_id, server_of(config))
+                held = _monotonic()
             res = hold_sync(x, endpoint, config, call, deadline_at, pooled=once)
+            if obs is not None:
+                held_for(obs, res, _monotonic() - held)
             try:
-                out = self._chain_sync(endpoint, config, call, first, deadline_at)
+                out = self._chain_sync(endpoint, config, call, first, deadline_at, trace=trace)
             except CallError as exc:
                 ended(endpoint, res, exc, 0)
+                if obs is not None:
+                    obs.attempt_end(exc, exc.status)
                 raise
             except BaseException as exc:
                 ended(endpoint, res, exc)
+                if obs is not None:
+                    obs.attempt_end(exc)
                 raise
             ended(endpoint, res, None, out.usage.total_tokens)
+            if obs is not None:
+                obs.attempt_end(None)
             return out
 
-        state = Attempts(endpoint, config, deadline_at)
+        state = Attempts(endpoint, config, deadline_at, obs)
         result = (_once(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
                   else retry_sync(state, attempt))
         return expected(x.backend, config, call, result, expect)
 
     def _chain_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
-        deadline_at: float | None,
+        deadline_at: float | None, *, trace: dict[str, str] | None = None,
     ) -> Result:
         x = self.x
         client = x.http.sync
         usage: Usage | None = None
         while True:
             end = x.attempt_end(config, deadline_at)
-            request = x.request(client, config, call, exchange, end)
+            request = x.request(client, config, call, exchange, end, trace=trace)
             resp = self._send_sync(client, config, call, request, end)
             learn(x, endpoint, resp.headers)
             if resp.status_code >= 300:
@@ -142,29 +170,32 @@ class Engine:
 
     async def acall(
         self, endpoint: Endpoint, call: Call, expect: type[R], *, once: bool = False,
-        deadline_at: float | None = None,
+        deadline_at: float | None = None, observation: Observation | None = None,
     ) -> R:
         """Run a unary call on the running event loop (no thread hops); its result must be
-        an ``expect``. ``once`` and ``deadline_at`` as for :meth:`call`."""
+        an ``expect``. ``once``, ``deadline_at`` and ``observation`` as for :meth:`call`."""
         x = self.x
-        config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
+        obs = observe_call(x, endpoint, endpoint.config, call, stream=False, given=observation)
+        own = obs if observation is None else None  # the call's own, ended here
+        config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
         holding = waiter is None
         ok = cancelled = False
         usage = None
         try:
             if deadline_at is None:
                 if waiter is not None:
-                    await endpoint.await_slot(waiter)
+                    await queue_async(endpoint, waiter, obs=obs, start=start)
                     holding = True
-                result = await self._attempts_async(endpoint, config, call, None, expect, once=once)
+                result = await self._attempts_async(endpoint, config, call, None, expect,
+                                                    once=once, obs=obs)
             else:
                 try:
                     async with asyncio.timeout_at(loop_time(deadline_at)):
                         if waiter is not None:
-                            await endpoint.await_slot(waiter)
+                            await queue_async(endpoint, waiter, obs=obs, start=start)
                             holding = True
                         result = await self._attempts_async(
-                            endpoint, config, call, deadline_at, expect, once=once)
+                            endpoint, config, call, deadline_at, expect, once=once, obs=obs)
                 except builtins_TimeoutError as exc:
                     if isinstance(exc, CallError):
                         raise
@@ -173,10 +204,12 @@ class Engine:
                     raise x.deadline_error(config, call, where) from None
         except BaseException as exc:
             cancelled = not isinstance(exc, Exception)  # CancelledError, KeyboardInterrupt...
+            end_of(own, None, exc)
             raise
         else:
             ok = True
             usage = result.usage
+            end_of(own, result, None)
             return result
         finally:
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
@@ -184,29 +217,42 @@ class Engine:
 
     async def _attempts_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,
-        expect: type[R], *, once: bool,
+        expect: type[R], *, once: bool, obs: Observation | None,
     ) -> R:
         x = self.x
         first = x.hooks.send(call, config)
 
         async def attempt() -> Result:
+            trace = None
+            if obs is not None:
+                trace = obs.attempt(endpoint.endpoint_id, server_of(config))
+                held = _monotonic()
             res = await hold_async(x, endpoint, config, call, deadline_at, pooled=once)
+            if obs is not None:
+                held_for(obs, res, _monotonic() - held)
             try:
-                out = await self._chain_async(endpoint, config, call, first, deadline_at)
+                out = await self._chain_async(endpoint, config, call, first, deadline_at,
+                                             trace=trace)
             except CallError as exc:
+                if obs is not None:
+                    obs.attempt_end(exc, exc.status)
                 settling = ended(endpoint, res, exc, 0)
                 if settling is not None:  # shared limits: the lease is back before the retry
                     await asyncio.shield(settling)  # cancelled, it still settles
                 raise
             except BaseException as exc:
                 ended(endpoint, res, exc)
+                if obs is not None:
+                    obs.attempt_end(exc)
                 raise
+            if obs is not None:
+                obs.attempt_end(None)
             settling = ended(endpoint, res, None, out.usage.total_tokens)
             if settling is not None:
                 await asyncio.shield(settling)  # cancelled, it still settles
             return out
 
-        state = Attempts(endpoint, config, deadline_at)
+        state = Attempts(endpoint, config, deadline_at, obs)
         result = await (
             _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
             else retry_async(state, attempt))
@@ -214,13 +260,13 @@ class Engine:
 
     async def _chain_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
-        deadline_at: float | None,
+        deadline_at: float | None, *, trace: dict[str, str] | None = None,
     ) -> Result:
         x = self.x
         client = await x.http.for_loop(asyncio.get_running_loop())
         usage: Usage | None = None
         while True:
-            request = x.request(client, config, call, exchange)
+            request = x.request(client, config, call, exchange, trace=trace)
             resp = await self._send_async(client, config, call, request, deadline_at)
             learn(x, endpoint, resp.headers)
             if resp.status_code >= 300:
@@ -257,18 +303,20 @@ class Engine:
 
     def stream(
         self, endpoint: Endpoint, call: Call, *, once: bool = False,
-        deadline_at: float | None = None,
+        deadline_at: float | None = None, observation: Observation | None = None,
     ) -> Generator[StreamChunk, None, None]:
         """Run a streamed call on the calling thread, yielding chunks as they arrive
-        (``once`` and ``deadline_at`` as for :meth:`call`)."""
-        return stream_sync(self.x, endpoint, call, once=once, deadline_at=deadline_at)
+        (``once``, ``deadline_at`` and ``observation`` as for :meth:`call`)."""
+        return stream_sync(self.x, endpoint, call, once=once, deadline_at=deadline_at,
+                           observation=observation)
 
     def astream(
         self, endpoint: Endpoint, call: Call, *, once: bool = False,
-        deadline_at: float | None = None,
+        deadline_at: float | None = None, observation: Observation | None = None,
     ) -> AsyncGenerator[StreamChunk, None]:
         """Run a streamed call on the running event loop, yielding chunks as they arrive."""
-        return stream_async(self.x, endpoint, call, once=once, deadline_at=deadline_at)
+        return stream_async(self.x, endpoint, call, once=once, deadline_at=deadline_at,
+                            observation=observation)
 
 
 def expected(backend: str, config: EndpointConfig, call: Call, result: Result,

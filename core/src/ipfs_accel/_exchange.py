@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
+from collections.abc import Sequence
 from typing import TypeAlias, TypeVar
 
 import httpx2
@@ -29,6 +30,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._http import HTTP
+from ._observe import Observer
 from ._plugin import PluginHooks
 from ._queue import QueueFull, Waiter
 from ._secrets import redact_cause
@@ -61,24 +63,29 @@ builtins_TimeoutError = builtins.TimeoutError  # ours shadows the name in this m
 class Exchanger:
     """Builds one backend's requests and reads what comes back into results or errors."""
 
-    __slots__ = ("backend", "hooks", "http", "info", "rid_header", "timeouts")
+    __slots__ = ("backend", "hooks", "http", "info", "observers", "provider", "rid_header",
+                 "timeouts")
 
-    def __init__(self, hooks: PluginHooks, http: HTTP) -> None:
+    def __init__(self, hooks: PluginHooks, http: HTTP, observers: Sequence[Observer] = ()):
         self.hooks = hooks
         self.info = hooks.info
         self.backend = hooks.info.name
+        self.provider = hooks.info.provider or hooks.info.name
         self.rid_header = hooks.info.request_id_header.lower()
         self.http = http
         self.timeouts: dict[float, httpx2.Timeout] = {}
+        self.observers = tuple(observers)
 
     def request(
         self, client: httpx2.Client | httpx2.AsyncClient, config: EndpointConfig, call: Call,
-        exchange: Exchange, end: Bound | None = None,
+        exchange: Exchange, end: Bound | None = None, *, trace: dict[str, str] | None = None,
     ) -> httpx2.Request:
         path = exchange.path
         url = path if path.startswith(("http://", "https://")) else config.base_url + path
         # Header names are case-insensitive: fold them so a user's "Accept" replaces ours.
         headers = {"accept": _JSON, self.rid_header: call.request_id}
+        if trace and config.settings.propagate_trace:  # traceparent: the user's may replace it
+            headers.update(trace)
         for extra in (config.settings.headers, exchange.headers):
             for name, value in extra.items():
                 headers[name.lower()] = value

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import CallError, ConfigurationError
 from ._exchange import R
+from ._observe import Observation, end_of, observe_call
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -52,7 +53,8 @@ class Request:
             dict(self.params), needs=self.needs, **self.inputs)
 
 
-def _next_sync(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Call]:
+def _next_sync(pool: Pool, run: Run, req: Request, obs: Observation | None,
+               ) -> tuple[Member, Endpoint, Call]:
     """The member the next attempt goes to, waiting for one when none is ready, and the
     call as it makes it; the attempt is counted."""
     while True:
@@ -61,6 +63,8 @@ def _next_sync(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Ca
         if isinstance(got, float):
             time.sleep(got)
             pool.counter.waited(got, new=new)
+            if obs is not None:
+                obs.wait(got, "no member ready")
             continue
         prepared = _prepared(req, got, run)
         if prepared is not None:
@@ -68,7 +72,8 @@ def _next_sync(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Ca
             return got, *prepared
 
 
-async def _next_async(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpoint, Call]:
+async def _next_async(pool: Pool, run: Run, req: Request, obs: Observation | None,
+                      ) -> tuple[Member, Endpoint, Call]:
     """:func:`_next_sync` on the event loop."""
     while True:
         new = run.waiting_since is None
@@ -76,6 +81,8 @@ async def _next_async(pool: Pool, run: Run, req: Request) -> tuple[Member, Endpo
         if isinstance(got, float):
             await asyncio.sleep(got)
             pool.counter.waited(got, new=new)
+            if obs is not None:
+                obs.wait(got, "no member ready")
             continue
         prepared = _prepared(req, got, run)
         if prepared is not None:
@@ -87,24 +94,29 @@ def call_sync(pool: Pool, req: Request, expect: type[R]) -> R:
     """Run a unary pool call on the calling thread."""
     run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
+    obs: Observation | None = None
     try:
         while True:
-            member, endpoint, call = _next_sync(pool, run, req)
+            member, endpoint, call = _next_sync(pool, run, req, obs)
+            obs = obs or _observe(member, endpoint, call, stream=False)
             started = _monotonic()
             try:
                 result = member.backend._engine.call(
-                    endpoint, call, expect, once=True, deadline_at=run.deadline_at)
+                    endpoint, call, expect, once=True, deadline_at=run.deadline_at,
+                    observation=obs)
             except CallError as exc:
-                _sleep(pool, _next_wait(pool, run, member, exc))
+                _sleep(pool, _next_wait(pool, run, member, exc), obs)
                 continue
             finally:
                 _unprobe(run, endpoint)
                 pool.counter.attempt_ended(run.tally)
             member.measured(_monotonic() - started)
             ok = True
+            end_of(obs, result, None)
             return result
     except BaseException as exc:
         cancelled = _failed(run, exc)
+        end_of(obs, None, exc)
         raise
     finally:
         pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)
@@ -114,24 +126,29 @@ async def call_async(pool: Pool, req: Request, expect: type[R]) -> R:
     """Run a unary pool call on the running event loop."""
     run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
+    obs: Observation | None = None
     try:
         while True:
-            member, endpoint, call = await _next_async(pool, run, req)
+            member, endpoint, call = await _next_async(pool, run, req, obs)
+            obs = obs or _observe(member, endpoint, call, stream=False)
             started = _monotonic()
             try:
                 result = await member.backend._engine.acall(
-                    endpoint, call, expect, once=True, deadline_at=run.deadline_at)
+                    endpoint, call, expect, once=True, deadline_at=run.deadline_at,
+                    observation=obs)
             except CallError as exc:
-                await _asleep(pool, _next_wait(pool, run, member, exc))
+                await _asleep(pool, _next_wait(pool, run, member, exc), obs)
                 continue
             finally:
                 _unprobe(run, endpoint)
                 pool.counter.attempt_ended(run.tally)
             member.measured(_monotonic() - started)
             ok = True
+            end_of(obs, result, None)
             return result
     except BaseException as exc:
         cancelled = _failed(run, exc)
+        end_of(obs, None, exc)
         raise
     finally:
         pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)
@@ -146,16 +163,27 @@ def _next_wait(pool: Pool, run: Run, member: Member, exc: CallError) -> float:
     return wait
 
 
-def _sleep(pool: Pool, wait: float) -> None:
+def _sleep(pool: Pool, wait: float, obs: Observation | None) -> None:
     if wait > 0:
         time.sleep(wait)
         pool.counter.backed_off(wait)
+        if obs is not None:
+            obs.wait(wait, "backoff")  # before the next member is tried
 
 
-async def _asleep(pool: Pool, wait: float) -> None:
+async def _asleep(pool: Pool, wait: float, obs: Observation | None) -> None:
     if wait > 0:
         await asyncio.sleep(wait)
         pool.counter.backed_off(wait)
+        if obs is not None:
+            obs.wait(wait, "backoff")
+
+
+def _observe(member: Member, endpoint: Endpoint, call: Call, *, stream: bool,
+             ) -> Observation | None:
+    """The observation of a pool call, started as its first attempt is about to go."""
+    x = member.backend._engine.x
+    return observe_call(x, endpoint, endpoint.config, call, stream=stream, pooled=True)
 
 
 def _failed(run: Run, exc: BaseException) -> bool:
@@ -197,18 +225,21 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
     """Run a streamed pool call on the calling thread."""
     run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
+    obs: Observation | None = None
     try:
         while True:
-            member, endpoint, call = _next_sync(pool, run, req)
+            member, endpoint, call = _next_sync(pool, run, req, obs)
+            obs = obs or _observe(member, endpoint, call, stream=True)
             started = _monotonic()
             chunks = member.backend._engine.stream(
-                endpoint, call, once=True, deadline_at=run.deadline_at)
+                endpoint, call, once=True, deadline_at=run.deadline_at, observation=obs)
             failure: CallError | None = None
             try:
                 try:
                     first = next(chunks)
                 except StopIteration:
                     ok = True
+                    end_of(obs, None, None)
                     return
                 except CallError as exc:
                     chunks.close()
@@ -223,12 +254,14 @@ def stream(pool: Pool, req: Request) -> Iterator[StreamChunk]:
                     finally:
                         chunks.close()  # at once, not when collected: the member's slot
                     ok = True
+                    end_of(obs, None, None)
                     return
             finally:
                 pool.counter.attempt_ended(run.tally)
-            _sleep(pool, _next_wait(pool, run, member, failure))
+            _sleep(pool, _next_wait(pool, run, member, failure), obs)
     except BaseException as exc:
         cancelled = _failed(run, exc)  # GeneratorExit: closed before its end
+        end_of(obs, None, exc)
         raise
     finally:
         pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)
@@ -238,18 +271,21 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
     """Run a streamed pool call on the running event loop."""
     run = pool.begin(req.operation, req.request_id, req.needs)
     ok = cancelled = False
+    obs: Observation | None = None
     try:
         while True:
-            member, endpoint, call = await _next_async(pool, run, req)
+            member, endpoint, call = await _next_async(pool, run, req, obs)
+            obs = obs or _observe(member, endpoint, call, stream=True)
             started = _monotonic()
             chunks = member.backend._engine.astream(
-                endpoint, call, once=True, deadline_at=run.deadline_at)
+                endpoint, call, once=True, deadline_at=run.deadline_at, observation=obs)
             failure: CallError | None = None
             try:
                 try:
                     first = await anext(chunks)
                 except StopAsyncIteration:
                     ok = True
+                    end_of(obs, None, None)
                     return
                 except CallError as exc:
                     await chunks.aclose()
@@ -265,12 +301,14 @@ async def astream(pool: Pool, req: Request) -> AsyncIterator[StreamChunk]:
                     finally:
                         await chunks.aclose()
                     ok = True
+                    end_of(obs, None, None)
                     return
             finally:
                 pool.counter.attempt_ended(run.tally)
-            await _asleep(pool, _next_wait(pool, run, member, failure))
+            await _asleep(pool, _next_wait(pool, run, member, failure), obs)
     except BaseException as exc:
         cancelled = _failed(run, exc)
+        end_of(obs, None, exc)
         raise
     finally:
         pool.counter.ended(run.tally, ok=ok, cancelled=cancelled)

@@ -36,7 +36,7 @@ class _StreamBase:
 
     __slots__ = ("bound", "call", "config", "deadline_at", "done", "exchange",
                  "finish_reason", "headers", "idle", "native_finish_reason", "parts", "response",
-                 "server_request_id", "usage",
+                 "server_request_id", "trace", "usage",
                  "x", "yielded")
 
     def __init__(
@@ -48,6 +48,7 @@ class _StreamBase:
         self.call = call
         self.exchange = exchange
         self.deadline_at = deadline_at
+        self.trace: dict[str, str] | None = None  # headers an observer sends with it
         # every socket read is bounded by ``timeout`` too, so a silence never outlasts it
         self.idle = min(config.settings.stream_idle_timeout, config.settings.timeout)
         self.bound = Bound(math.inf, "attempt")  # the limit of the wait in progress
@@ -192,7 +193,7 @@ class SyncStream(_StreamBase):
         x, config, call = self.x, self.config, self.call
         client = x.http.sync
         self.bound = end = x.attempt_end(config, self.deadline_at)
-        request = x.request(client, config, call, self.exchange, end)
+        request = x.request(client, config, call, self.exchange, end, trace=self.trace)
         self.response = resp = x.open_sync(client, config, call, request, end)
         self.headers = resp.headers
         self.server_request_id = x.server_request_id(config, resp.headers)
@@ -282,7 +283,7 @@ class AsyncStream(_StreamBase):
     async def _open(self) -> StreamChunk | None:
         x, config, call = self.x, self.config, self.call
         client = await x.http.for_loop(asyncio.get_running_loop())
-        request = x.request(client, config, call, self.exchange)
+        request = x.request(client, config, call, self.exchange, trace=self.trace)
         try:
             resp = await client.send(request, stream=True)
         except httpx2.TimeoutException as exc:

@@ -12,6 +12,7 @@ import importlib_metadata
 import msgspec
 
 from ._errors import ConfigurationError, PluginLoadError
+from ._observe import Observer, default_observers
 from ._plugin import PluginHooks
 
 if TYPE_CHECKING:  # the HTTP machinery is imported when a backend is made, not to list plugins
@@ -66,6 +67,10 @@ class Registry:
     ``shared`` (or the environment variable ``IPFS_ACCEL_SHARED``), a ``redis://`` URL, shares
     every endpoint's limits (``rpm``, ``tpm``, pauses, ``max_concurrent_requests``) with the
     other processes that name the endpoint alike (``pip install 'ipfs-accel-core[redis]'``).
+    ``observers`` follow every call of every backend this registry makes (see
+    :class:`Observer`); with OpenTelemetry's API installed (``ipfs-accel-core[otel]``), one
+    that traces and measures calls once the application sets a tracer or meter provider is
+    always among them (``telemetry=False``: not).
     """
 
     def __init__(
@@ -77,8 +82,11 @@ class Registry:
         async_transport: httpx2.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         shared: str | None = None,
+        observers: Iterable[Observer] = (),
+        telemetry: bool = True,
     ) -> None:
         self._use_entry_points = entry_points
+        self._observers = (*observers, *(default_observers() if telemetry else ()))
         url = shared if shared is not None else (
             environ if environ is not None else os.environ).get("IPFS_ACCEL_SHARED")
         self._shared_url = url or None
@@ -239,7 +247,7 @@ class Registry:
         hooks = self.hooks(name)
         http = HTTP(transport=self._transport, async_transport=self._async_transport)
         return Backend(hooks, http=http, defaults=defaults, environ=self._environ,
-                       shared=self._shared_state())
+                       shared=self._shared_state(), observers=self._observers)
 
     def _shared_state(self) -> Any:
         """The Redis connection every backend of this registry shares limits through."""

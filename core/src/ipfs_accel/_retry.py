@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import stamina
 
@@ -18,6 +18,9 @@ from ._backoff import plan_wait
 from ._endpoint import Endpoint
 from ._errors import CallError
 from ._settings import EndpointConfig
+
+if TYPE_CHECKING:
+    from ._observe import Observation
 
 __all__ = ["Attempts", "retry_async", "retry_sync"]
 
@@ -36,14 +39,17 @@ if not _stamina_log.handlers:
 class Attempts:
     """Per-call retry state; its :meth:`hook` is stamina's ``on=`` backoff hook."""
 
-    __slots__ = ("count", "deadline_at", "endpoint", "settings", "wait_started")
+    __slots__ = ("count", "deadline_at", "endpoint", "obs", "settings", "wait_started", "why")
 
-    def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None):
+    def __init__(self, endpoint: Endpoint, config: EndpointConfig, deadline_at: float | None,
+                 obs: Observation | None = None):
         self.endpoint = endpoint
         self.settings = config.settings
         self.deadline_at = deadline_at
         self.count = 0
         self.wait_started: float | None = None
+        self.obs = obs  # told each wait, with why
+        self.why = "backoff"
 
     def hook(self, exc: Exception) -> bool | float:
         """Retry ``exc``? Returns the wait in seconds, or False to give up now."""
@@ -68,6 +74,8 @@ class Attempts:
             return False
         self.endpoint.stats.retried()
         self.wait_started = now
+        self.why = ("retry-after" if exc.retry_after is not None and s.honor_retry_after
+                    and wait >= exc.retry_after else "backoff")
         if _log.isEnabledFor(logging.INFO):
             _log.info(
                 "retrying %s call %s on endpoint %s in %.3gs (attempt %d of %d failed: %s)",
@@ -84,7 +92,10 @@ class Attempts:
         started = self.wait_started
         if started is not None:
             self.wait_started = None
-            self.endpoint.stats.waited(_monotonic() - started)
+            waited = _monotonic() - started
+            self.endpoint.stats.waited(waited)
+            if self.obs is not None:
+                self.obs.wait(waited, self.why)
 
 
 

@@ -60,6 +60,9 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     after its worker stops renewing it; ``shared_fail`` ``"open"`` goes on with local limits
     while Redis is unreachable, ``"closed"`` fails the attempt instead.
 
+    Telemetry: ``propagate_trace`` (True) sends W3C ``traceparent`` with each attempt while
+    a span is recording (off for a server that refuses headers it does not know).
+
     Retry delay n (1-based) is ``min(initial_retry_delay * backoff_factor**(n-1),
     max_retry_delay)`` plus up to ``retry_jitter`` of that (never above
     ``max_retry_delay``), unless the server's Retry-After asks for longer.
@@ -88,6 +91,7 @@ class EndpointSettings(msgspec.Struct, kw_only=True, frozen=True):
     shared: bool = True
     lease_seconds: float = 10.0
     shared_fail: Literal["open", "closed"] = "open"
+    propagate_trace: bool = True
     headers: dict[str, str] = {}
 
     def __post_init__(self) -> None:

@@ -18,8 +18,10 @@ from ._endpoint import Endpoint
 from ._errors import CallError, TransportError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
 from ._limits import Reservation
+from ._observe import Observation, end_of, held_for, observe_call, server_of
 from ._pace import ended, hold_async, hold_sync, learn
 from ._pace_shared import release
+from ._queue import Waiter
 from ._readers import AsyncStream, SyncStream
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
@@ -34,23 +36,28 @@ _T = TypeVar("_T")
 
 def stream_sync(
     x: Exchanger, endpoint: Endpoint, call: Call, *, once: bool = False,
-    deadline_at: float | None = None,
+    deadline_at: float | None = None, observation: Observation | None = None,
 ) -> Generator[StreamChunk, None, None]:
     """Run a streamed call on the calling thread, yielding chunks as they arrive.
 
     Opening the stream (up to its first chunk) is the attempt, retried like a unary
     call (``once``: not retried, a pool does that); after that ``stream_idle_timeout``
     bounds each silence and the deadline (``deadline_at``, if earlier than the
-    endpoint's) the whole stream.
+    endpoint's) the whole stream; ``observation``: the pool call's, of which this is an
+    attempt.
     """
-    config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
+    obs = observe_call(x, endpoint, endpoint.config, call, stream=True, given=observation)
+    own = obs if observation is None else None  # the call's own, ended here
+    config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
     holding = waiter is None
     ok = cancelled = False
     reader: SyncStream | None = None
     booked: Reservation | None = None
+    error: BaseException | None = None
     try:
         if waiter is not None:
-            x.wait_sync(endpoint, config, call, waiter, deadline_at)
+            queue_sync(x, endpoint, config, call, waiter, deadline_at=deadline_at, obs=obs,
+                       start=start)
             holding = True
         exchange = x.hooks.send(call, config)
 
@@ -60,21 +67,24 @@ def stream_sync(
                 reader.close()
                 reader = None
             reader, booked, first = _open(x, endpoint, config, call, exchange,
-                                          deadline_at=deadline_at, pooled=once)
+                                          deadline_at=deadline_at, pooled=once, obs=obs)
             return first
 
-        state = Attempts(endpoint, config, deadline_at)
+        state = Attempts(endpoint, config, deadline_at, obs)
         first = (_once(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
                  else retry_sync(state, attempt))
         assert reader is not None
         if first is not None:
             reader.yielded = True
+            if obs is not None:
+                obs.first_chunk()
             yield first
         yield from _rest(reader, state)
         ok = True
     except BaseException as exc:
         # GeneratorExit: the consumer closed the stream before its end
         cancelled = not isinstance(exc, Exception)
+        error = exc
         raise
     finally:
         try:
@@ -85,19 +95,25 @@ def stream_sync(
             _settle(endpoint, booked, usage)
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
                             cancelled=cancelled, waiter=waiter)
+            end_of(own, reader if ok else None, error)
+            if ok and obs is not None and own is None:
+                obs.streamed(reader)
 
 
-async def stream_async(
+async def stream_async(  # noqa: PLR0915 - one generator: its stages share its state
     x: Exchanger, endpoint: Endpoint, call: Call, *, once: bool = False,
-    deadline_at: float | None = None,
+    deadline_at: float | None = None, observation: Observation | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run a streamed call on the running event loop, yielding chunks as they arrive."""
-    config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
+    obs = observe_call(x, endpoint, endpoint.config, call, stream=True, given=observation)
+    own = obs if observation is None else None  # the call's own, ended here
+    config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
     holding = waiter is None
     ok = cancelled = False
     reader: AsyncStream | None = None
     booked: Reservation | None = None
     settling: asyncio.Task[None] | None = None
+    error: BaseException | None = None
     try:
         try:
             # The deadline scope covers the queue wait and opening the stream (up to its
@@ -107,7 +123,7 @@ async def stream_async(
                 None if deadline_at is None else loop_time(deadline_at)
             ):
                 if waiter is not None:
-                    await endpoint.await_slot(waiter)
+                    await queue_async(endpoint, waiter, obs=obs, start=start)
                     holding = True
                 exchange = x.hooks.send(call, config)
 
@@ -118,10 +134,10 @@ async def stream_async(
                         reader = None
                     reader, booked, first = await _aopen(
                         x, endpoint, config, call, exchange, deadline_at=deadline_at,
-                        pooled=once)
+                        pooled=once, obs=obs)
                     return first
 
-                state = Attempts(endpoint, config, deadline_at)
+                state = Attempts(endpoint, config, deadline_at, obs)
                 first = await (
                     _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
                     else retry_async(state, attempt))
@@ -134,6 +150,8 @@ async def stream_async(
         assert reader is not None
         if first is not None:
             reader.yielded = True
+            if obs is not None:
+                obs.first_chunk()
             yield first
         async with contextlib.aclosing(_arest(reader, state)) as rest:
             async for chunk in rest:
@@ -142,6 +160,7 @@ async def stream_async(
     except BaseException as exc:
         # CancelledError, or GeneratorExit: the consumer closed the stream before its end
         cancelled = not isinstance(exc, Exception)
+        error = exc
         raise
     finally:
         try:
@@ -152,54 +171,111 @@ async def stream_async(
             settling = _settle(endpoint, booked, usage)
             endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
                             usage=usage, cancelled=cancelled, waiter=waiter)
+            end_of(own, reader if ok else None, error)
+            if ok and obs is not None and own is None:
+                obs.streamed(reader)
     if settling is not None:  # ended normally: its shared lease is back before it returns
         await asyncio.shield(settling)  # cancelled, it still settles
 
 
 def _open(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
-    *, deadline_at: float | None, pooled: bool,
+    *, deadline_at: float | None, pooled: bool, obs: Observation | None,
 ) -> tuple[SyncStream, Reservation | None, StreamChunk | None]:
     """One attempt at opening the stream: booked with the endpoint's gate, opened up to
     its first chunk, the outcome told to the endpoint; a failed reader is closed."""
+    trace = _attempt(obs, endpoint, config)
+    held = _monotonic()
     booked = hold_sync(x, endpoint, config, call, deadline_at, pooled=pooled)
     reader = SyncStream(x, config, call, exchange, deadline_at)
+    if obs is not None:
+        held_for(obs, booked, _monotonic() - held)
+        reader.trace = trace
     try:
         first = reader.open()
     except BaseException as exc:
-        _failed(x, endpoint, reader, booked, exc)
+        _failed(x, endpoint, reader, booked, exc, obs=obs)
         reader.close()
         raise
     learn(x, endpoint, reader.headers)
     ended(endpoint, None, None)
+    if obs is not None:
+        obs.attempt_end(None)
     return reader, booked, first
 
 
 async def _aopen(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
-    *, deadline_at: float | None, pooled: bool,
+    *, deadline_at: float | None, pooled: bool, obs: Observation | None,
 ) -> tuple[AsyncStream, Reservation | None, StreamChunk | None]:
     """:func:`_open` on the event loop."""
+    trace = _attempt(obs, endpoint, config)
+    held = _monotonic()
     booked = await hold_async(x, endpoint, config, call, deadline_at, pooled=pooled)
     reader = AsyncStream(x, config, call, exchange, deadline_at)
+    if obs is not None:
+        held_for(obs, booked, _monotonic() - held)
+        reader.trace = trace
     try:
         first = await reader.open()
     except BaseException as exc:
-        _failed(x, endpoint, reader, booked, exc)
+        _failed(x, endpoint, reader, booked, exc, obs=obs)
         await reader.aclose()
         raise
     learn(x, endpoint, reader.headers)
     ended(endpoint, None, None)
+    if obs is not None:
+        obs.attempt_end(None)
     return reader, booked, first
+
+
+def begin(x: Exchanger, endpoint: Endpoint, call: Call, deadline_at: float | None,
+          own: Observation | None) -> tuple[EndpointConfig, float, float | None, Waiter | None]:
+    """:meth:`Exchanger.begin`; a call refused there (its queue full) ends its own
+    observation."""
+    try:
+        return x.begin(endpoint, call, deadline_at)
+    except BaseException as exc:
+        end_of(own, None, exc)
+        raise
+
+
+def queue_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
+               waiter: Waiter, *, deadline_at: float | None, obs: Observation | None,
+               start: float) -> None:
+    """Wait in the endpoint's queue for a slot (blocking), told to the observation."""
+    if obs is not None:
+        obs.queued()
+    x.wait_sync(endpoint, config, call, waiter, deadline_at)
+    if obs is not None:
+        obs.dequeued(_monotonic() - start)
+
+
+async def queue_async(endpoint: Endpoint, waiter: Waiter, *, obs: Observation | None,
+                      start: float) -> None:
+    """Wait in the endpoint's queue for a slot on the running loop, told to the
+    observation."""
+    if obs is not None:
+        obs.queued()
+    await endpoint.await_slot(waiter)
+    if obs is not None:
+        obs.dequeued(_monotonic() - start)
+
+
+def _attempt(obs: Observation | None, endpoint: Endpoint, config: EndpointConfig,
+             ) -> dict[str, str] | None:
+    return None if obs is None else obs.attempt(endpoint.endpoint_id, server_of(config))
 
 
 def _failed(
     x: Exchanger, endpoint: Endpoint, reader: SyncStream | AsyncStream,
-    booked: Reservation | None, exc: BaseException,
+    booked: Reservation | None, exc: BaseException, *, obs: Observation | None,
 ) -> None:
     """Opening a stream failed: what the answer's headers said, and the outcome."""
     learn(x, endpoint, reader.headers)
     ended(endpoint, booked, exc, 0 if isinstance(exc, CallError) else None)
+    if obs is not None:
+        obs.attempt_end(exc, exc.status if isinstance(exc, CallError) else None)
 
 
 def _settle(endpoint: Endpoint, booked: Reservation | None,
