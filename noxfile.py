@@ -9,6 +9,8 @@ import nox
 ROOT = pathlib.Path(__file__).parent
 PLUGINS = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml"))
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
+OTEL_SDK = "opentelemetry-sdk>=1.27"  # the tests read spans and metrics back in memory
+OTLP = "opentelemetry-exporter-otlp-proto-http>=1.27"  # run --otel exports with it
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
@@ -23,7 +25,7 @@ def _plugin_paths(names: list[str] | None = None) -> list[str]:
 def core(session: nox.Session) -> None:
     """The core alone: unit and property tests of queue, retry, stats, registry, keys."""
     # [cli]: the report command's test runs the app, and the key tests render with rich
-    session.install("./core[cli,redis]", *TEST_DEPS)
+    session.install("./core[cli,redis,otel]", OTEL_SDK, *TEST_DEPS)
     session.run("pytest", "core/tests", *session.posargs)
 
 
@@ -31,8 +33,9 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin with only the core beside it, in its own venv."""
-    # no [cli]: a plugin must work in a program that only uses the library
-    session.install("./core", f"./plugins/{plugin}", *TEST_DEPS)
+    # no [cli]: a plugin must work in a program that only uses the library; the SDK: the
+    # kit's telemetry check reads the plugin's spans back with it
+    session.install("./core[otel]", OTEL_SDK, f"./plugins/{plugin}", *TEST_DEPS)
     session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
 
 
@@ -47,7 +50,8 @@ def plugins(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """All plugins installed together: discovery, cross-plugin and property tests."""
     # pip: the example-plugin round trip builds a wheel and makes a fresh venv with it
-    session.install("./core[cli,redis]", *_plugin_paths(), *TEST_DEPS, "build", "pip")
+    session.install("./core[cli,redis,otel]", OTEL_SDK, OTLP, *_plugin_paths(), *TEST_DEPS,
+                    "build", "pip")
     session.run("pytest", "tests", "--ignore=tests/conformance", *session.posargs)
 
 
@@ -62,7 +66,7 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy --strict over the core, every plugin and the example plugins."""
-    session.install("ruff", "mypy", "-e", "./core[cli,redis]", *[f"-e{p}" for p in _plugin_paths()],
+    session.install("ruff", "mypy", "-e", "./core[cli,redis,otel]", *[f"-e{p}" for p in _plugin_paths()],
                     *TEST_DEPS)
     session.run("ruff", "check", "core", "plugins", "tests", "bench", "examples")
     session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])

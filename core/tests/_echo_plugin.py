@@ -39,6 +39,7 @@ def backend_info() -> BackendInfo:
     return BackendInfo(
         name="echo",
         description="test backend",
+        provider="echo",
         default_base_url="http://echo.test",
         api_key_env=("ECHO_API_KEY",),
         default_model="echo-1",
