@@ -24,8 +24,9 @@ def _run(*args: str | Path, cwd: Path | None = None) -> str:
 
 
 def fresh_venv_with(example: Path, wheel_glob: str, tmp_path: Path) -> tuple[Path, Path]:
-    """Build ``example`` as a wheel and install it with the core (and pytest) into a new
-    venv under ``tmp_path``; return the venv and its python."""
+    """Build ``example`` as a wheel and install it with the core (and pytest, and the
+    OpenTelemetry SDK the kit's telemetry check reads spans back with) into a new venv under
+    ``tmp_path``; return the venv and its python."""
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, example)
     (wheel,) = dist.glob(wheel_glob)
@@ -38,7 +39,7 @@ def fresh_venv_with(example: Path, wheel_glob: str, tmp_path: Path) -> tuple[Pat
     python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
     install = ([uv, "pip", "install", "-q", "--python", python] if uv
                else [python, "-m", "pip", "install", "-q"])
-    _run(*install, ROOT / "core", wheel, "pytest>=8")
+    _run(*install, f"{ROOT / 'core'}[otel]", wheel, "pytest>=8", "opentelemetry-sdk>=1.27")
     return venv, python
 
 
@@ -56,4 +57,4 @@ def test_example_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     tests = tmp_path / "tests"
     shutil.copytree(EXAMPLE / "tests", tests)
     out = _run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests, cwd=tmp_path)
-    assert "7 passed" in out, out
+    assert "8 passed" in out, out  # the kit's checks, telemetry among them

@@ -14,7 +14,7 @@ from test_example_plugin_roundtrip import ROOT, _run, fresh_venv_with
 EXAMPLE = ROOT / "examples" / "ipfs-accel-plugin-streaming"
 KIT_TESTS = ("test_counters", "test_keys", "test_backoff", "test_queue", "test_request_id",
              "test_classify_error", "test_stream", "test_params", "test_operations",
-             "test_finish_reason", "test_tools")
+             "test_finish_reason", "test_tools", "test_telemetry")
 # the last five drive what the case's optional parts declare (tools: its ToolCase)
 TOOL_TESTS = ("test_round_trip", "test_round_trip_async", "test_a_streamed_call_is_joined",
               "test_tools_on_generate_are_refused_before_sending")

@@ -69,7 +69,7 @@ def test_report_ticks_crosses_and_no_case(registry: Registry) -> None:
     report = build_report(registry, backends=["badrid", "good", "nocase"])
     by = {b.name: b for b in report.backends}
     assert [b.name for b in report.backends] == ["badrid", "good", "nocase"]
-    assert by["good"].passed and len(by["good"].checks) == 11
+    assert by["good"].passed and len(by["good"].checks) == 12
     assert all(c.passed for c in by["good"].checks)
     assert by["nocase"].status == "no case" and not by["nocase"].checks
     failed = [c for c in by["badrid"].checks if not c.passed]
@@ -102,7 +102,7 @@ def test_report_passes_only_when_everything_was_checked(registry: Registry) -> N
     md = render_markdown(legacy)
     assert "passed every check that applies (5 skipped, each with why)." in md
     assert "| legacy | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ⏭ the backend offers stream_chat but" in md
-    assert "6 of 11 checks passed (5 skipped)" in md
+    assert "7 of 12 checks passed (5 skipped)" in md
     skipped_only = BackendReport(name="x", status="checked", checks=[
         row.checks[6]])  # nothing passed: not a pass
     assert not skipped_only.passed

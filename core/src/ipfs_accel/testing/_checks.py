@@ -26,6 +26,7 @@ from ._checks_ops import check_finish_reason, check_operations, check_stream
 from ._checks_params import check_params
 from ._checks_queue import check_queue
 from ._checks_retry import check_backoff, check_request_id
+from ._checks_telemetry import check_telemetry
 from ._checks_tools import check_tools
 from ._run import CheckFailed, CheckRun, CheckSkipped
 
@@ -53,10 +54,12 @@ CHECKS: tuple[Check, ...] = (
     Check("operations", "operations sync+async", check_operations),
     Check("finish_reason", "finish_reason", check_finish_reason),
     Check("tools", "tool calls round trip", check_tools),
+    Check("telemetry", "OpenTelemetry spans", check_telemetry),
 )
-"""The checks, in report order. The last four drive what the case's optional parts declare
-(a stream reply, the parameters' request form, chat/embed replies, the finish); each is
-skipped, saying so, for a case that declares nothing for it."""
+"""The checks, in report order. ``stream``, ``params``, ``operations``, ``finish_reason`` and
+``tools`` drive what the case's optional parts declare, each skipped, saying so, for a case
+that declares nothing for it; ``telemetry`` reads spans back with OpenTelemetry's SDK,
+skipped without it."""
 
 
 def run_check(check: Check | str, case: Case, registry: Registry) -> CheckResult:

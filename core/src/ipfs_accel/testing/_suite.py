@@ -85,3 +85,8 @@ class BackendConformance:
     def test_tools(self) -> None:
         """A tool call comes back typed and goes back to the API with the tool's answer."""
         self._check("tools")
+
+    def test_telemetry(self) -> None:
+        """A call is one OpenTelemetry CLIENT span per the GenAI conventions, its attempt's
+        context reaches the server as traceparent, and no key is exported."""
+        self._check("telemetry")
