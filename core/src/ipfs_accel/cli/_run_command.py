@@ -25,6 +25,8 @@ from ._options import BackendOpt, KeyEnvOpt, ModelOpt, RetriesOpt, TimeoutOpt, e
 from ._run_shard import Shard, check_resume, default_output, parse_shard, record_shard
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._backend import Backend
     from ._members import RunPool
     from ._results import Answers
@@ -142,6 +144,12 @@ def run(
         "(redis://host:6379/0), so N workers together stay within them; needs "
         "ipfs-accel-core[redis]. IPFS_ACCEL_SHARED does the same.",
         show_default=False)] = None,
+    otel: Annotated[bool, typer.Option(
+        "--otel", help="Export the run's traces and metrics (OpenTelemetry GenAI spans per "
+        "call, attempts, waits) over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (default "
+        "http://localhost:4318); setting that variable turns it on too. Needs "
+        "ipfs-accel-core[otel], opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http.",
+    )] = False,
     model: ModelOpt = None,
     api_key_env: KeyEnvOpt = None,
     stats_file: Annotated[Path | None, typer.Option(
@@ -189,6 +197,7 @@ def run(
     output, answers, continued = _output(file, output, shard, resume=resume,
                                          overwrite=overwrite)
     keys = read_keys(key or [], keys_file)
+    stop_otel = _otel(otel)
     be, ids, urls, _env = open_backend(
         Registry(shared=shared), backend, endpoint_urls=endpoint_url or [],
         api_key_env=api_key_env,
@@ -231,6 +240,8 @@ def run(
                 items.close()
         if not interrupted:
             _results.finish_results(output, answers, ordered=ordered, retried=retry_failed)
+    if stop_otel is not None:
+        stop_otel()  # what is still buffered goes out now
     if not quiet:
         err.print(stats_table(stats_document([be], urls=urls), title="Per-member stats"))
         err.print(pool_line(pool.get_stats()))
@@ -243,3 +254,16 @@ def run(
               f"bad lines; results in {output}")
     if counters.failed or counters.bad:
         raise typer.Exit(1)
+
+
+def _otel(flag: bool) -> Callable[[], None] | None:
+    """Start exporting telemetry when asked (``--otel`` or an OTLP endpoint in the
+    environment); the function that flushes it at the end, or ``None``."""
+    from ._otel_setup import start_otel, wanted
+
+    if not wanted(flag):
+        return None
+    try:
+        return start_otel()
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
