@@ -52,13 +52,13 @@ class Telemetry:
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
         self.seen: list[httpx2.Request] = []
 
-    def backend(self, handler: Handler, **settings: Any) -> Any:
+    def backend(self, handler: Handler, *, capture: bool | None = None, **settings: Any) -> Any:
         def seen(request: httpx2.Request) -> httpx2.Response:
             self.seen.append(request)
             return handler(request)
 
         observer = OtelObserver(tracer_provider=self.tracer_provider,
-                                meter_provider=self.meter_provider)
+                                meter_provider=self.meter_provider, capture_content=capture)
         registry = Registry(plugins=[_echo_plugin], entry_points=False, telemetry=False,
                             observers=[observer], transport=httpx2.MockTransport(seen),
                             async_transport=httpx2.MockTransport(seen))
@@ -281,3 +281,20 @@ def test_nothing_without_a_provider() -> None:
     registry = Registry(plugins=[_echo_plugin], entry_points=False)
     assert any(isinstance(o, OtelObserver) for o in registry._observers)
     assert not Registry(plugins=[_echo_plugin], entry_points=False, telemetry=False)._observers
+
+
+def test_message_contents_only_when_the_application_opts_in(
+        otel: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conventions' switch: off by default; on (by argument or by the environment),
+    the input messages and the answer's message ride on the call's span, as JSON."""
+    otel.backend(_ok).chat(MSG)
+    assert "gen_ai.input.messages" not in otel.call_span().attributes
+    otel.spans_out.clear()
+    otel.backend(_ok, capture=True).chat(MSG)
+    a = otel.call_span().attributes
+    assert json.loads(a["gen_ai.input.messages"]) == MSG
+    assert json.loads(a["gen_ai.output.messages"])[0]["content"] == "hi"
+    otel.spans_out.clear()
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    otel.backend(_ok).chat(MSG)
+    assert "secret prompt text" in otel.call_span().attributes["gen_ai.input.messages"]

@@ -9,8 +9,10 @@ conventions' attributes; each attempt is a child span (the endpoint it ran on, i
 its error) whose context the attempt's request carries as W3C ``traceparent``; the call's
 waits are events on the call's span (``ipfs_accel.queued``, ``ipfs_accel.wait`` with its
 reason and seconds, ``ipfs_accel.failover`` when a pool's call moves to another member).
-Message contents are never recorded, nor any key: the server is known
-by host and port only, an error by its type.
+Message contents are not recorded unless the application opts in (``capture_content=True``
+or the conventions' ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``: the input
+messages and a unary result's message as ``gen_ai.input.messages`` / ``gen_ai.output.messages``
+JSON); a key never is: the server is known by host and port only, an error by its type.
 
 Metrics: ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage`` and, for
 streams, ``gen_ai.client.operation.time_to_first_chunk``; and the core's own, under
@@ -21,6 +23,8 @@ Attribute sets stay bounded: backend, endpoint, model, reason; never a request I
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +41,7 @@ __all__ = ["OtelObserver"]
 
 _monotonic = time.monotonic
 _SCOPE = "ipfs_accel"
+_CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _RECHECK = 1.0  # seconds between asking OpenTelemetry whether a provider was set
 _OPERATIONS = {"chat": "chat", "stream_chat": "chat", "generate": "text_completion",
                "stream_generate": "text_completion", "embed": "embeddings"}
@@ -107,8 +112,12 @@ class OtelObserver(Observer):
     give ``Registry(observers=[OtelObserver(tracer_provider=...)])`` for others)."""
 
     def __init__(self, *, tracer_provider: trace.TracerProvider | None = None,
-                 meter_provider: metrics.MeterProvider | None = None) -> None:
+                 meter_provider: metrics.MeterProvider | None = None,
+                 capture_content: bool | None = None) -> None:
         self._given = (tracer_provider, meter_provider)
+        # the conventions' opt-in: messages on the spans (None: the environment says)
+        self.capture_content = (os.environ.get(_CAPTURE, "").strip().lower() in ("true", "1")
+                                if capture_content is None else capture_content)
         self._tracer_provider: object = None
         self._tracer: trace.Tracer | None = None
         self._meter_provider: object = None
@@ -143,7 +152,7 @@ class OtelObserver(Observer):
     def start(self, info: CallStart) -> Observation | None:
         if not self.following():
             return None
-        return _Call(info, self._tracer, self._instruments)
+        return _Call(info, self._tracer, self._instruments, capture=self.capture_content)
 
 
 def _server(server: tuple[str, int | None] | None) -> dict[str, Any]:
@@ -158,7 +167,7 @@ class _Call(Observation):
     """One call: its span, its attempts' spans, its metrics."""
 
     def __init__(self, info: CallStart, tracer: trace.Tracer | None,
-                 instruments: _Instruments | None) -> None:
+                 instruments: _Instruments | None, *, capture: bool = False) -> None:
         self.started = _monotonic()
         self.tracer = tracer
         self.m = instruments
@@ -173,6 +182,7 @@ class _Call(Observation):
         self.endpoint_id = info.endpoint_id
         self.attempts = 0
         self.summary: Any = None
+        self.capture = capture
         self.attempt_span: trace.Span | None = None
         self.span: trace.Span | None = None
         if tracer is not None:
@@ -182,6 +192,8 @@ class _Call(Observation):
             attrs["ipfs_accel.request_id"] = call.request_id
             if info.stream:
                 attrs["gen_ai.request.stream"] = True  # not in the conventions' registry yet
+            if capture:
+                attrs.update(_input(call))
             name = f"{operation} {call.model}" if call.model else operation
             self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
             self.context = trace.set_span_in_context(self.span)
@@ -293,12 +305,33 @@ class _Call(Observation):
         if span is None:
             return
         span.set_attributes(found)
+        if self.capture and error is None:
+            message = getattr(result, "message", None)
+            if isinstance(message, dict):
+                span.set_attribute("gen_ai.output.messages", _json([message]))
         span.set_attribute("ipfs_accel.attempts", self.attempts)
         span.set_attribute("ipfs_accel.endpoint_id", self.endpoint_id)
         if error is not None:
             span.set_attribute("error.type", attrs["error.type"])
             span.set_status(StatusCode.ERROR, attrs["error.type"])
         span.end()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _input(call: Any) -> dict[str, Any]:
+    """The call's input as the conventions' opt-in attributes: its messages (a prompt as
+    one user message), or the texts to embed."""
+    if call.messages is not None:
+        return {"gen_ai.input.messages": _json(call.messages)}
+    if call.prompt is not None:
+        return {"gen_ai.input.messages": _json([{"role": "user", "content": call.prompt}])}
+    if call.inputs is not None:
+        return {"gen_ai.input.messages": _json([{"role": "user", "content": text}
+                                                for text in call.inputs])}
+    return {}
 
 
 def _requested(params: Mapping[str, Any]) -> dict[str, Any]:
