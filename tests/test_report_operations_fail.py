@@ -9,13 +9,11 @@ the vectors lost, the API's finish passed through unmapped. The reasons name wha
 from __future__ import annotations
 
 import copy
-import dataclasses
-import importlib
-import types
 from typing import Any
 
 import msgspec
 import pytest
+from _broken_plugins import plugin_module, run_with
 from ipfs_accel import (
     Call,
     ChatResult,
@@ -26,28 +24,22 @@ from ipfs_accel import (
     StreamChunk,
     hookimpl,
 )
-from ipfs_accel.testing import Case, CheckResult, registry_for, run_check
+from ipfs_accel.testing import CheckResult
 
 BUILTIN = ["claude", "gemini", "groq", "hf_tei", "hf_tgi", "llvm", "ollama", "openai", "ovms"]
 STREAMING = ["claude", "gemini", "groq", "hf_tgi", "ollama", "openai", "ovms"]
 CHAT = [*STREAMING, "llvm"]
 EMBEDDING = ["gemini", "groq", "hf_tei", "ollama", "openai", "ovms"]
-HOOKS = ("backend_info", "send", "parse_usage", "classify_error", "conformance_case")
 NEW = ("stream", "params", "operations", "finish_reason")
 NOT_APPLICABLE = {"hf_tei": {"stream", "params", "finish_reason"}, "llvm": {"stream"}}
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"ipfs_accel_{name}")
+    return plugin_module(name)
 
 
 def _run(check: str, name: str, **hooks: Any) -> CheckResult:
-    module = _module(name)
-    funcs = {n: getattr(module, n) for n in HOOKS if hasattr(module, n)}
-    funcs.update(hooks)
-    case: Case = dataclasses.replace(module.conformance_case(),
-                                     plugin=types.SimpleNamespace(**funcs))
-    return run_check(check, case, registry_for(case))
+    return run_with(check, name, **hooks)
 
 
 def _send(name: str, change: Any) -> Any:

@@ -4,33 +4,25 @@ usage the span reports. The reasons name what is wrong."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import types
 from typing import Any
 
 import msgspec
 import pytest
-from ipfs_accel import BackendInfo, Call, EndpointConfig, Exchange, Response, hookimpl
-from ipfs_accel.testing import Case, CheckResult, import_or_skip, registry_for, run_check
+from _broken_plugins import plugin_module, results_through, run_with, send_through
+from ipfs_accel import BackendInfo, Call, EndpointConfig, Exchange, hookimpl
+from ipfs_accel.testing import CheckResult, import_or_skip
 
 import_or_skip("opentelemetry.sdk")  # the SDK the check reads spans back with
 
 PLUGINS = ["claude", "gemini", "groq", "hf_tei", "hf_tgi", "llvm", "ollama", "openai", "ovms"]
-HOOKS = ("backend_info", "send", "parse_usage", "classify_error", "conformance_case")
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"ipfs_accel_{name}")
+    return plugin_module(name)
 
 
 def _run(name: str, **hooks: Any) -> CheckResult:
-    module = _module(name)
-    funcs = {n: getattr(module, n) for n in HOOKS if hasattr(module, n)}
-    funcs.update(hooks)
-    case: Case = dataclasses.replace(module.conformance_case(),
-                                     plugin=types.SimpleNamespace(**funcs))
-    return run_check("telemetry", case, registry_for(case))
+    return run_with("telemetry", name, **hooks)
 
 
 @pytest.mark.parametrize("name", PLUGINS)
@@ -67,25 +59,13 @@ def test_a_plugin_that_drops_traceparent_is_named(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["openai", "gemini"])
 def test_a_plugin_that_loses_usage_is_named(name: str) -> None:
-    module = _module(name)
-
     @hookimpl
     def no_usage(operation: str, data: Any) -> None:
         return None
 
-    def unparsed(ex: Exchange) -> Exchange:
-        parse = ex.parse
-        if parse is None:
-            return ex
+    def usageless(result: Any) -> Any:
+        return msgspec.structs.replace(result, usage=type(result.usage)())
 
-        def parsed(resp: Response) -> Any:
-            result = parse(resp)
-            return msgspec.structs.replace(result, usage=type(result.usage)())
-        return msgspec.structs.replace(ex, parse=parsed)
-
-    @hookimpl
-    def send(call: Call, endpoint: EndpointConfig) -> Exchange:
-        return unparsed(module.send(call=call, endpoint=endpoint))
-
-    result = _run(name, parse_usage=no_usage, send=send)
+    result = _run(name, parse_usage=no_usage,
+                  send=send_through(name, results_through(usageless)))
     assert not result.passed and "gen_ai.usage" in result.reason

@@ -8,57 +8,34 @@ The reasons name what went missing. Backends without tools skip the check as not
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import types
 from typing import Any
 
 import msgspec
 import pytest
-from ipfs_accel import Call, ChatResult, EndpointConfig, Exchange, Response, StreamChunk, hookimpl
-from ipfs_accel.testing import Case, CheckResult, registry_for, run_check
+from _broken_plugins import plugin_module, results_through, run_with, send_through
+from ipfs_accel import ChatResult, Exchange, StreamChunk
+from ipfs_accel.testing import CheckResult
 
 TOOLS = ["claude", "gemini", "groq", "hf_tgi", "ollama", "openai", "ovms"]
 STREAMED_TOOLS = TOOLS
 WITHOUT = ["hf_tei", "llvm"]
-HOOKS = ("backend_info", "send", "parse_usage", "classify_error", "conformance_case")
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"ipfs_accel_{name}")
+    return plugin_module(name)
 
 
 def _run(name: str, **hooks: Any) -> CheckResult:
-    module = _module(name)
-    funcs = {n: getattr(module, n) for n in HOOKS if hasattr(module, n)}
-    funcs.update(hooks)
-    case: Case = dataclasses.replace(module.conformance_case(),
-                                     plugin=types.SimpleNamespace(**funcs))
-    return run_check("tools", case, registry_for(case))
+    return run_with("tools", name, **hooks)
 
 
-def _send(name: str, change: Any) -> Any:
-    send = _module(name).send
-
-    @hookimpl
-    def changed(call: Call, endpoint: EndpointConfig) -> Exchange:
-        return change(send(call=call, endpoint=endpoint))  # type: ignore[no-any-return]
-
-    return changed
+def _without_calls(result: Any) -> Any:
+    if isinstance(result, ChatResult):
+        return msgspec.structs.replace(result, tool_calls=None, finish_reason="stop")
+    return result
 
 
-def _lose_result_calls(ex: Exchange) -> Exchange:
-    parse = ex.parse
-    if parse is None:
-        return ex
-
-    def parsed(resp: Response) -> Any:
-        result = parse(resp)
-        if isinstance(result, ChatResult):
-            return msgspec.structs.replace(result, tool_calls=None, finish_reason="stop")
-        return result
-
-    return msgspec.structs.replace(ex, parse=parsed)
+_lose_result_calls = results_through(_without_calls)
 
 
 def _lose_stream_calls(ex: Exchange) -> Exchange:
@@ -93,7 +70,7 @@ def test_backends_without_tools_skip_as_not_applicable(name: str) -> None:
 @pytest.mark.parametrize("name", TOOLS)
 def test_tools_cross_when_the_result_loses_its_calls(name: str) -> None:
     """A chat parser that loses the tool calls: the cross says none reached the result."""
-    r = _run(name, send=_send(name, _lose_result_calls))
+    r = _run(name, send=send_through(name, _lose_result_calls))
     assert not r.passed and not r.skipped
     assert r.reason.startswith("chat (sync): no tool_calls"), r.reason
 
@@ -102,6 +79,6 @@ def test_tools_cross_when_the_result_loses_its_calls(name: str) -> None:
 def test_tools_cross_when_the_stream_loses_its_calls(name: str) -> None:
     """A stream parser that drops tool-call fragments and whole calls: the cross names the
     streamed call."""
-    r = _run(name, send=_send(name, _lose_stream_calls))
+    r = _run(name, send=send_through(name, _lose_stream_calls))
     assert not r.passed and not r.skipped
     assert r.reason.startswith("stream_chat (sync): "), r.reason
