@@ -46,6 +46,7 @@ from ._registry import ENTRY_POINT_GROUP, PluginStatus, Registry
 from ._secrets import Secret
 from ._settings import EndpointConfig, EndpointSettings
 from ._stats import Stats
+from ._stats_file import stats_file
 from ._types import (
     FINISH_REASONS,
     BackendInfo,
@@ -137,6 +138,7 @@ __all__ = [
     "parse_count",
     "parse_reset",
     "parse_retry_after",
+    "stats_file",
 ]
 
 __version__ = "0.1.0"
