@@ -66,8 +66,9 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy --strict over the core, every plugin and the example plugins."""
-    session.install("ruff", "mypy", "-e", "./core[cli,redis,otel]", *[f"-e{p}" for p in _plugin_paths()],
-                    *TEST_DEPS)
+    # the SDK and the OTLP exporter: the kit's telemetry check and run --otel import them
+    session.install("ruff", "mypy", "-e", "./core[cli,redis,otel]", OTEL_SDK, OTLP,
+                    *[f"-e{p}" for p in _plugin_paths()], *TEST_DEPS)
     session.run("ruff", "check", "core", "plugins", "tests", "bench", "examples")
     session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])
     for example in sorted(ROOT.glob("examples/*/src")):  # each alone: they share module names
