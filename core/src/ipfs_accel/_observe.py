@@ -16,6 +16,7 @@ failure.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -157,21 +158,10 @@ class Observer:
 def server_of(config: EndpointConfig) -> tuple[str, int | None] | None:
     """The host and port of an endpoint's base URL (``server.address`` / ``server.port``;
     never its user or password)."""
-    url = config.base_url
-    if not url:
-        return None
-    found = _servers.get(url, _servers)
-    if found is _servers:
-        if len(_servers) > _SERVERS_KEPT:
-            _servers.clear()
-        found = _servers[url] = _server(url)
-    return found  # type: ignore[return-value]
+    return _server(config.base_url) if config.base_url else None
 
 
-_servers: dict[str, object] = {}  # base URL -> its (host, port): parsed once
-_SERVERS_KEPT = 1024
-
-
+@functools.lru_cache(maxsize=1024)  # a URL is parsed once, not on every call
 def _server(url: str) -> tuple[str, int | None] | None:
     try:
         parts = urlsplit(url)

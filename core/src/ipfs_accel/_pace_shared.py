@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._shared_endpoint import Admission
     from ._types import Call
 
-__all__ = ["admit_async", "admit_sync", "release"]
+__all__ = ["admit_async", "admit_sync", "refuse_closed", "release"]
 
 _monotonic = time.monotonic
 _PAUSING = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED})
@@ -88,16 +88,26 @@ def _heard(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
     booked."""
     if adm.health:
         endpoint.shared_health(adm.health)
-        why = endpoint.closed_reason() if pooled else None
-        if why is not None:
-            endpoint.unsent()
-            err = TransportError(
-                f"not sent: the endpoint is {why}, as another worker found",
-                backend=x.backend, endpoint_id=config.endpoint_id, request_id=call.request_id,
-                attempts=1)
-            err.retryable = True
-            raise err
+        if pooled:
+            refuse_closed(x, endpoint, config, call, found=", as another worker found")
     return adm.why in ("booked", "spent")
+
+
+def refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,
+                  found: str = "") -> None:
+    """A pool's attempt to an endpoint that turned unhealthy or was disabled while it waited
+    (in the queue, or as the shared state just said: ``found`` tells so) is not sent there: a
+    retryable error the pool moves on from (not a failure of the endpoint, which sent
+    nothing)."""
+    why = endpoint.closed_reason()
+    if why is not None:
+        endpoint.unsent()
+        err = TransportError(
+            f"not sent: the endpoint is {why}{found}", backend=x.backend,
+            endpoint_id=config.endpoint_id, request_id=call.request_id, attempts=1,
+        )
+        err.retryable = True
+        raise err
 
 
 def admit_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call, *,

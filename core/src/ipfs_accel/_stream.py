@@ -15,12 +15,12 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iter
 from typing import TypeVar
 
 from ._endpoint import Endpoint
-from ._errors import CallError, TransportError
+from ._errors import CallError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
 from ._limits import Reservation
 from ._observe import Observation, end_of, held_for, observe_call, server_of
 from ._pace import ended, hold_async, hold_sync, learn
-from ._pace_shared import release
+from ._pace_shared import refuse_closed, release
 from ._queue import Waiter
 from ._readers import AsyncStream, SyncStream
 from ._retry import Attempts, retry_async, retry_sync
@@ -291,28 +291,13 @@ def _settle(endpoint: Endpoint, booked: Reservation | None,
     return None
 
 
-def _refuse_closed(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call) -> None:
-    """A pool's attempt that waited in the queue of an endpoint that meanwhile turned
-    unhealthy or was disabled is not sent there: a retryable error the pool moves on from
-    (not a failure of the endpoint, which sent nothing)."""
-    why = endpoint.closed_reason()
-    if why is not None:
-        endpoint.unsent()
-        err = TransportError(
-            f"not sent: the endpoint is {why}", backend=x.backend,
-            endpoint_id=config.endpoint_id, request_id=call.request_id, attempts=1,
-        )
-        err.retryable = True
-        raise err
-
-
 def _once(
     attempt: Callable[[], _T], *, x: Exchanger, endpoint: Endpoint, config: EndpointConfig,
     call: Call,
 ) -> _T:
     """One attempt, counted as the call's only one (a pool's), unless the endpoint closed
     while the call waited for it."""
-    _refuse_closed(x, endpoint, config, call)
+    refuse_closed(x, endpoint, config, call)
     try:
         return attempt()
     except CallError as exc:
@@ -325,7 +310,7 @@ async def _aonce(
     config: EndpointConfig, call: Call,
 ) -> _T:
     """:func:`_once` for coroutines."""
-    _refuse_closed(x, endpoint, config, call)
+    refuse_closed(x, endpoint, config, call)
     try:
         return await attempt()
     except CallError as exc:
