@@ -721,9 +721,9 @@ def test_a_pause_extended_during_the_wait_holds_the_attempt_on(clock, mode):
 
     clock.on_sleep = extend
     if mode == "sync":
-        res = _pace.hold_sync(x, endpoint, endpoint.config, call, None)
+        res, _ = _pace.hold_sync(x, endpoint, endpoint.config, call, None)
     else:
-        res = asyncio.run(_pace.hold_async(x, endpoint, endpoint.config, call, None))
+        res, _ = asyncio.run(_pace.hold_async(x, endpoint, endpoint.config, call, None))
     assert res is not None and res.at == 1003.0 and clock.now == 1003.0
     assert clock.slept == [1.0, 2.0]
     assert (gate.paced, gate.paced_seconds) == (1, 3.0)  # one attempt held, 3 s in all
@@ -743,7 +743,7 @@ def test_attempts_held_by_a_pause_extended_go_paced_after_it(clock):
             gate.pause(clock.now + 5.0, "longer")
 
     clock.on_sleep = extend
-    res = _pace.hold_sync(x, endpoint, endpoint.config, call, None)
+    res, _ = _pace.hold_sync(x, endpoint, endpoint.config, call, None)
     assert res is not None and res.at == 1005.0 and clock.now == 1005.0
     other = endpoint.reserve(0)  # the early attempt, booking again as it wakes
     assert other is not None and other.at == 1006.0
@@ -767,7 +767,7 @@ def test_pacing_alone_is_not_bounded_by_max_retry_after(clock):
     max_retry_after, which caps what a server asks)."""
     x, endpoint, call = hold_parts(rpm=1, max_retry_after=10)  # 60 s a request
     endpoint.reserve(0)
-    res = _pace.hold_sync(x, endpoint, endpoint.config, call, None)
+    res, _ = _pace.hold_sync(x, endpoint, endpoint.config, call, None)
     assert res is not None and clock.slept == [60.0]
 
 

@@ -23,7 +23,7 @@ from ._endpoint import Endpoint
 from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
-from ._observe import Observation, Observer, end_of, held_for, observe_call, server_of
+from ._observe import Observation, Observer, end_of, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
 from ._retry import Attempts, retry_async, retry_sync
@@ -100,13 +100,7 @@ class Engine:
         first = x.hooks.send(call, config)
 
         def attempt() -> Result:
-            trace = None
-            if obs is not None:
-                trace = obs.attempt(endpoint.endpoint_id, server_of(config))
-                held = _monotonic()
-            res = hold_sync(x, endpoint, config, call, deadline_at, pooled=once)
-            if obs is not None:
-                held_for(obs, res, _monotonic() - held)
+            res, trace = hold_sync(x, endpoint, config, call, deadline_at, pooled=once, obs=obs)
             try:
                 out = self._chain_sync(endpoint, config, call, first, deadline_at, trace=trace)
             except CallError as exc:
@@ -223,13 +217,8 @@ class Engine:
         first = x.hooks.send(call, config)
 
         async def attempt() -> Result:
-            trace = None
-            if obs is not None:
-                trace = obs.attempt(endpoint.endpoint_id, server_of(config))
-                held = _monotonic()
-            res = await hold_async(x, endpoint, config, call, deadline_at, pooled=once)
-            if obs is not None:
-                held_for(obs, res, _monotonic() - held)
+            res, trace = await hold_async(x, endpoint, config, call, deadline_at, pooled=once,
+                                          obs=obs)
             try:
                 out = await self._chain_async(endpoint, config, call, first, deadline_at,
                                              trace=trace)

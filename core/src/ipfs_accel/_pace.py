@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ._errors import CallError, RateLimitError, TimeoutError
+from ._observe import held_for, server_of
 from ._pace_shared import admit_async, admit_sync, release
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ._endpoint import Endpoint
     from ._exchange import Exchanger
     from ._limits import Reservation
+    from ._observe import Observation
     from ._ratelimits import RateLimits
     from ._settings import EndpointConfig
     from ._shared_endpoint import SharedEndpoint
@@ -124,28 +126,41 @@ def _waited(endpoint: Endpoint, res: Reservation) -> float | None:
 
 def hold_sync(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
-    deadline_at: float | None, *, pooled: bool = False,
-) -> Reservation | None:
+    deadline_at: float | None, *, pooled: bool = False, obs: Observation | None = None,
+) -> tuple[Reservation | None, dict[str, str] | None]:
     """Book the attempt and block until it may go (its gate, then any shared limits;
-    ``pooled``: a pool's attempt, see :func:`admit_sync`)."""
+    ``pooled``: a pool's attempt, see :func:`admit_sync`); the booking, and the headers the
+    call's observation sends with the attempt (the attempt and its wait told to it)."""
+    trace = None
+    if obs is not None:
+        trace = obs.attempt(endpoint.endpoint_id, server_of(config))
+    held = _monotonic() if obs is not None else 0.0
     res = _hold_sync(x, endpoint, config, call, deadline_at)
-    if endpoint.shared is None:
-        return res
-    return admit_sync(x, endpoint, config, call, res=res, tokens=_tokens(config, call),
-                      deadline_at=deadline_at, pooled=pooled)
+    if endpoint.shared is not None:
+        res = admit_sync(x, endpoint, config, call, res=res, tokens=_tokens(config, call),
+                         deadline_at=deadline_at, pooled=pooled)
+    if obs is not None:
+        held_for(obs, res, _monotonic() - held)
+    return res, trace
 
 
 async def hold_async(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
-    deadline_at: float | None, *, pooled: bool = False,
-) -> Reservation | None:
-    """Book the attempt and wait on the running loop until it may go."""
+    deadline_at: float | None, *, pooled: bool = False, obs: Observation | None = None,
+) -> tuple[Reservation | None, dict[str, str] | None]:
+    """:func:`hold_sync` on the running loop."""
+    trace = None
+    if obs is not None:
+        trace = obs.attempt(endpoint.endpoint_id, server_of(config))
+    held = _monotonic() if obs is not None else 0.0
     res = await _hold_async(x, endpoint, config, call, deadline_at)
-    if endpoint.shared is None:
-        return res
-    return await admit_async(x, endpoint, config, call, res=res,
-                             tokens=_tokens(config, call), deadline_at=deadline_at,
-                             pooled=pooled)
+    if endpoint.shared is not None:
+        res = await admit_async(x, endpoint, config, call, res=res,
+                                tokens=_tokens(config, call), deadline_at=deadline_at,
+                                pooled=pooled)
+    if obs is not None:
+        held_for(obs, res, _monotonic() - held)
+    return res, trace
 
 
 def _tokens(config: EndpointConfig, call: Call) -> float:

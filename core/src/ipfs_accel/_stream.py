@@ -18,7 +18,7 @@ from ._endpoint import Endpoint
 from ._errors import CallError
 from ._exchange import Exchanger, builtins_TimeoutError, loop_time
 from ._limits import Reservation
-from ._observe import Observation, end_of, held_for, observe_call, server_of
+from ._observe import Observation, end_of, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
 from ._pace_shared import refuse_closed, release
 from ._queue import Waiter
@@ -184,13 +184,9 @@ def _open(
 ) -> tuple[SyncStream, Reservation | None, StreamChunk | None]:
     """One attempt at opening the stream: booked with the endpoint's gate, opened up to
     its first chunk, the outcome told to the endpoint; a failed reader is closed."""
-    trace = _attempt(obs, endpoint, config)
-    held = _monotonic()
-    booked = hold_sync(x, endpoint, config, call, deadline_at, pooled=pooled)
+    booked, trace = hold_sync(x, endpoint, config, call, deadline_at, pooled=pooled, obs=obs)
     reader = SyncStream(x, config, call, exchange, deadline_at)
-    if obs is not None:
-        held_for(obs, booked, _monotonic() - held)
-        reader.trace = trace
+    reader.trace = trace
     try:
         first = reader.open()
     except BaseException as exc:
@@ -209,13 +205,10 @@ async def _aopen(
     *, deadline_at: float | None, pooled: bool, obs: Observation | None,
 ) -> tuple[AsyncStream, Reservation | None, StreamChunk | None]:
     """:func:`_open` on the event loop."""
-    trace = _attempt(obs, endpoint, config)
-    held = _monotonic()
-    booked = await hold_async(x, endpoint, config, call, deadline_at, pooled=pooled)
+    booked, trace = await hold_async(x, endpoint, config, call, deadline_at, pooled=pooled,
+                                     obs=obs)
     reader = AsyncStream(x, config, call, exchange, deadline_at)
-    if obs is not None:
-        held_for(obs, booked, _monotonic() - held)
-        reader.trace = trace
+    reader.trace = trace
     try:
         first = await reader.open()
     except BaseException as exc:
@@ -260,11 +253,6 @@ async def queue_async(endpoint: Endpoint, waiter: Waiter, *, obs: Observation | 
     await endpoint.await_slot(waiter)
     if obs is not None:
         obs.dequeued(_monotonic() - start)
-
-
-def _attempt(obs: Observation | None, endpoint: Endpoint, config: EndpointConfig,
-             ) -> dict[str, str] | None:
-    return None if obs is None else obs.attempt(endpoint.endpoint_id, server_of(config))
 
 
 def _failed(
