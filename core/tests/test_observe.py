@@ -5,12 +5,21 @@ raises never failing the call."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import _echo_plugin
 import httpx2
 import pytest
-from ipfs_accel import CallStart, Observation, Observer, OverloadedError, QueueFullError, Registry
+from ipfs_accel import (
+    BadRequestError,
+    CallStart,
+    Observation,
+    Observer,
+    OverloadedError,
+    QueueFullError,
+    Registry,
+)
 
 OK = {"model": "echo-1", "choices": [{"message": {"role": "assistant", "content": "hi"},
                                       "finish_reason": "stop"}],
@@ -124,3 +133,110 @@ def test_an_observer_that_raises_never_fails_the_call(caplog: pytest.LogCaptureF
             assert backend.chat(MSG).text == "hi"
     assert [e[0] for e in teller.log].count("end") == 2  # the other observer saw it all
     assert sum("failed in attempt" in r.getMessage() for r in caplog.records) == 1
+
+
+class _Tally(Observation):
+    def __init__(self, counts: dict[str, float]) -> None:
+        self.counts = counts
+        self.summary: Any = None
+
+    def retrying(self, seconds: float, reason: str) -> None:
+        self.counts["retries"] += 1
+
+    def wait(self, seconds: float, reason: str) -> None:
+        if reason in ("backoff", "retry-after"):
+            self.counts["retry_wait"] += seconds
+
+    def streamed(self, summary: Any) -> None:
+        self.summary = summary
+
+    def end(self, result: Any, error: BaseException | None) -> None:
+        c = self.counts
+        c["total"] += 1
+        if error is None:
+            c["ok"] += 1
+        else:
+            c["failed"] += 1
+            c["cancelled"] += not isinstance(error, Exception)
+            c["rejected"] += isinstance(error, QueueFullError)
+        usage = getattr(result if result is not None else self.summary, "usage", None)
+        if usage is not None:
+            c["input"] += usage.input_tokens
+            c["output"] += usage.output_tokens
+
+
+class Recount(Observer):
+    """Counts what it is told, the way the endpoint's stats do."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = dict.fromkeys(
+            ("total", "ok", "failed", "cancelled", "rejected", "retries", "retry_wait",
+             "input", "output"), 0)
+
+    def start(self, info: CallStart) -> Observation | None:
+        return _Tally(self.counts)
+
+
+SSE = (b'data: {"choices": [{"delta": {"content": "h"}, "finish_reason": null}]}\n\n'
+       b'data: {"choices": [{"delta": {"content": "i"}, "finish_reason": "stop"}], '
+       b'"usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}}\n\n'
+       b"data: [DONE]\n\n")
+
+
+def test_an_observer_rebuilds_the_stats_from_the_events_they_are_counted_from() -> None:
+    """The endpoint's stats are counted from the events every observer hears: an observer
+    counting them its own way arrives at get_stats() exactly (calls, outcomes, cancelled,
+    rejected, retries and their waits, tokens of unary and streamed answers)."""
+    answers = {"ok": [httpx2.Response(200, json=OK)],
+               "retried": [httpx2.Response(500, json={"error": {"message": "x"}}),
+                           httpx2.Response(429, headers={"retry-after": "0"},
+                                           json={"error": {"message": "x"}}),
+                           httpx2.Response(200, json=OK)],
+               "bad": [httpx2.Response(400, json={"error": {"message": "no"}})]}
+    entered, release = threading.Event(), threading.Event()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        text = request.content.decode()
+        if '"stream":true' in text.replace(" ", ""):
+            return httpx2.Response(200, content=SSE,
+                                   headers={"content-type": "text/event-stream"})
+        if "hold" in text:
+            entered.set()
+            release.wait(30)
+            return httpx2.Response(200, json=OK)
+        for name, replies in answers.items():
+            if name in text:
+                return replies.pop(0)
+        raise AssertionError(text)
+
+    recount = Recount()
+    backend = _backend(handler, recount, max_retries=3, max_concurrent_requests=1,
+                       queue_size=0)
+
+    def say(word: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": word}]
+
+    assert backend.chat(say("ok")).text == "hi"
+    assert backend.chat(say("retried")).text == "hi"
+    with pytest.raises(BadRequestError):
+        backend.chat(say("bad"))
+    assert "".join(c.delta for c in backend.stream_chat(say("s"))) == "hi"
+    stream = backend.stream_chat(say("s"))
+    assert next(iter(stream)).delta == "h"
+    stream.close()  # closed early: cancelled
+    held = threading.Thread(target=backend.chat, args=(say("hold"),))
+    held.start()
+    assert entered.wait(30)
+    with pytest.raises(QueueFullError):  # the one slot is held, no queue
+        backend.chat(say("ok"))
+    release.set()
+    held.join(30)
+    stats = backend.get_stats()
+    c = recount.counts
+    assert (stats.total_requests, stats.successful_requests, stats.failed_requests,
+            stats.cancelled, stats.rejected, stats.retries) == (
+        c["total"], c["ok"], c["failed"], c["cancelled"], c["rejected"], c["retries"])
+    assert (stats.total_requests, stats.retries, stats.cancelled, stats.rejected) == (7, 2, 1, 1)
+    assert stats.retry_wait_seconds == c["retry_wait"]
+    assert (stats.input_tokens, stats.output_tokens) == (c["input"], c["output"]) == (
+        3 * 3 + 4, 3 * 2 + 2)

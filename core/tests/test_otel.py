@@ -18,6 +18,7 @@ from ipfs_accel.testing import import_or_skip
 
 import_or_skip("opentelemetry.sdk")  # the SDK the tests read back with: skip, or fail under CI
 
+from ipfs_accel import _otel  # noqa: E402
 from ipfs_accel.otel import OtelObserver  # noqa: E402
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
@@ -298,3 +299,38 @@ def test_message_contents_only_when_the_application_opts_in(
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     otel.backend(_ok).chat(MSG)
     assert "secret prompt text" in otel.call_span().attributes["gen_ai.input.messages"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "pool"])
+def test_a_streamed_answer_is_captured_only_when_opted_in(otel: Telemetry, mode: str) -> None:
+    """With content opted in, a chat stream's answer, gathered from its chunks as they pass,
+    rides on its span as the output message (a pool's stream too); without, no chunk is
+    even told to the observer."""
+    def read(backend: Any) -> str:
+        if mode == "sync":
+            return "".join(c.delta for c in backend.stream_chat(MSG))
+        if mode == "async":
+            async def chunks() -> str:
+                return "".join([c.delta async for c in backend.astream_chat(MSG)])
+            return asyncio.run(chunks())
+        pool = Registry(plugins=[], entry_points=False, telemetry=False).pool([(backend, "e")])
+        return "".join(c.delta for c in pool.stream_chat(MSG))
+
+    told: list[Any] = []
+    real_chunk = _otel._Call.chunk
+
+    def chunk(self: Any, c: Any) -> None:
+        told.append(c)
+        real_chunk(self, c)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_otel._Call, "chunk", chunk)
+        assert read(otel.backend(lambda r: httpx2.Response(200, content=SSE))) == "hi"
+        assert "gen_ai.output.messages" not in otel.call_span().attributes
+        assert told == []
+        otel.spans_out.clear()
+        assert read(otel.backend(lambda r: httpx2.Response(200, content=SSE),
+                                 capture=True)) == "hi"
+    [message] = json.loads(otel.call_span().attributes["gen_ai.output.messages"])
+    assert message == {"role": "assistant", "content": "hi"}
+    assert "".join(c.delta for c in told) == "hi" and told[-1].done

@@ -23,7 +23,7 @@ from ._endpoint import Endpoint
 from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._http import HTTP
-from ._observe import Observation, Observer, end_of, observe_call
+from ._observe import Observation, Observer, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
 from ._retry import Attempts, retry_async, retry_sync
@@ -66,12 +66,11 @@ class Engine:
         attempt.
         """
         x = self.x
-        obs = observe_call(x, endpoint, endpoint.config, call, stream=False, given=observation)
-        own = obs if observation is None else None  # the call's own, ended here
-        config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
+        config, start, deadline_at, waiter, obs = begin(
+            x, endpoint, call, deadline_at,
+            observe_call(x, endpoint, endpoint.config, call, stream=False, given=observation),
+            own=observation is None)
         holding = waiter is None
-        ok = cancelled = False
-        usage = None
         try:
             if waiter is not None:
                 queue_sync(x, endpoint, config, call, waiter, deadline_at=deadline_at,
@@ -79,18 +78,14 @@ class Engine:
                 holding = True
             result = self._attempts_sync(endpoint, config, call, deadline_at, expect,
                                          once=once, obs=obs)
-        except BaseException as exc:
-            cancelled = not isinstance(exc, Exception)  # KeyboardInterrupt, SystemExit...
-            end_of(own, None, exc)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit...: counted cancelled
+            obs.end(None, exc)
             raise
         else:
-            ok = True
-            usage = result.usage
-            end_of(own, result, None)
+            obs.end(result, None)
             return result
         finally:
-            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
-                            cancelled=cancelled, waiter=waiter)
+            endpoint.release(holding=holding, waiter=waiter)
 
     def _attempts_sync(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,
@@ -169,12 +164,11 @@ class Engine:
         """Run a unary call on the running event loop (no thread hops); its result must be
         an ``expect``. ``once``, ``deadline_at`` and ``observation`` as for :meth:`call`."""
         x = self.x
-        obs = observe_call(x, endpoint, endpoint.config, call, stream=False, given=observation)
-        own = obs if observation is None else None  # the call's own, ended here
-        config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
+        config, start, deadline_at, waiter, obs = begin(
+            x, endpoint, call, deadline_at,
+            observe_call(x, endpoint, endpoint.config, call, stream=False, given=observation),
+            own=observation is None)
         holding = waiter is None
-        ok = cancelled = False
-        usage = None
         try:
             if deadline_at is None:
                 if waiter is not None:
@@ -196,18 +190,14 @@ class Engine:
                     where = "running" if holding else "waiting in the queue"
                     redact_cause(config, exc)  # it stays reachable as __context__
                     raise x.deadline_error(config, call, where) from None
-        except BaseException as exc:
-            cancelled = not isinstance(exc, Exception)  # CancelledError, KeyboardInterrupt...
-            end_of(own, None, exc)
+        except BaseException as exc:  # CancelledError, KeyboardInterrupt...: counted cancelled
+            obs.end(None, exc)
             raise
         else:
-            ok = True
-            usage = result.usage
-            end_of(own, result, None)
+            obs.end(result, None)
             return result
         finally:
-            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
-                            usage=usage, cancelled=cancelled, waiter=waiter)
+            endpoint.release(holding=holding, waiter=waiter)
 
     async def _attempts_async(
         self, endpoint: Endpoint, config: EndpointConfig, call: Call, deadline_at: float | None,

@@ -9,12 +9,13 @@ from ._errors import ErrorKind
 from ._limits import Gate, Reservation
 from ._queue import Limiter, QueueFull, Waiter
 from ._settings import EndpointConfig
-from ._stats import Stats, StatsCounter
+from ._stats import Counted, Stats, StatsCounter
 
 if TYPE_CHECKING:
     from ._errors import CallError
+    from ._observe import Observation
     from ._shared_endpoint import SharedEndpoint
-    from ._types import RateLimits, Usage
+    from ._types import RateLimits
 
 _monotonic = time.monotonic
 _time = time.time
@@ -25,9 +26,10 @@ __all__ = ["Endpoint"]
 class Endpoint:
     """The live state of one endpoint. Created and owned by a :class:`Backend`.
 
-    The queue and the counters share one lock, so admitting a call and counting it, or
-    finishing it and handing its slot to the next, is a single step: a snapshot never sees
-    a call half-way, and a call costs two lock round trips, not four.
+    The queue and the counters share one lock, so admitting a call and counting it is a
+    single step; the call's :class:`Counted` observation counts the rest of its way (out of
+    the queue, its retries, its end) under the same lock, so a snapshot never sees a call
+    half-way.
     """
 
     __slots__ = ("_lock", "config", "endpoint_id", "gate", "limiter", "shared", "stats")
@@ -54,8 +56,14 @@ class Endpoint:
             except QueueFull:
                 self.stats.rejected_locked()
                 raise
-            self.stats.admitted_locked()
+            self.stats.admitted_locked(queued=waiter is not None)
             return waiter
+
+    def counted(self, start: float, waiter: Waiter | None, obs: Observation | None, *,
+                ends: bool) -> Counted:
+        """The stats' observation of a call just admitted (``obs``: the observers', which
+        it passes every event on to; ``ends``: and the call's end)."""
+        return Counted(self.stats, start, waiter, obs, ends=ends)
 
     def wait(self, waiter: Waiter, timeout: float | None = None) -> None:
         """Block the calling thread until ``waiter`` holds a slot (``TimeoutError`` when
@@ -66,28 +74,22 @@ class Endpoint:
         """Wait on the running loop until ``waiter`` holds a slot (cancel to stop waiting)."""
         await self.limiter.await_slot(waiter)
 
-    def finish(
-        self, *, holding: bool, ok: bool, latency: float, usage: Usage | None,
-        cancelled: bool = False, waiter: Waiter | None = None,
-    ) -> None:
-        """Count a call's end and, if it held a slot, hand the slot on.
+    def release(self, *, holding: bool, waiter: Waiter | None = None) -> None:
+        """A call ended (its :class:`Counted` told so): if it held a slot, hand the slot on.
 
-        ``cancelled``: the call ended by cancellation, ``KeyboardInterrupt`` or a stream
-        closed before its end; it counts as failed and as cancelled. ``waiter``: the call's
-        place in the queue, if it had one; a waiter found dead (its loop closed while it
-        waited) was counted then, so its late end counts nothing again.
+        ``waiter``: the call's place in the queue, if it had one; a waiter found dead (its
+        loop closed while it waited) was let go of then.
         """
-        if waiter is not None and waiter.dead:
+        if not holding or (waiter is not None and waiter.dead):
             return
         with self._lock:
-            self.stats.finished_locked(ok=ok, latency=latency, usage=usage, cancelled=cancelled)
-            waiter = self.limiter.leave_locked() if holding else None
+            waiter = self.limiter.leave_locked()
         if waiter is not None:
             self.limiter.hand_over(waiter)
 
     def _dead_locked(self) -> None:
         # a call that waited on an event loop closed under it: it will never finish itself
-        self.stats.finished_locked(ok=False, latency=0.0, usage=None, cancelled=True)
+        self.stats.dead_locked()
 
     # -- limits: pacing, pauses, health (see ``_limits``) ---------------------------------
 
@@ -173,7 +175,7 @@ class Endpoint:
 
     def unsent(self) -> None:
         """A call that waited here ends without sending (the endpoint closed meanwhile);
-        its end is counted by :meth:`finish` as any other."""
+        its end is counted by its :class:`Counted` as any other."""
         with self._lock:
             self.stats.unsent += 1
 
@@ -208,7 +210,6 @@ class Endpoint:
             gate = self.gate
             now = _monotonic()
             return self.stats.snapshot_locked(
-                queued=self.limiter.waiting, in_flight=self.limiter.in_flight,
                 state=gate.state(now),
                 paused_until=(_time() + held - now if (held := gate.held_until(now)) > now
                               else None),
@@ -221,7 +222,7 @@ class Endpoint:
     def reset_stats(self) -> None:
         """Zero the finished-call counters; calls queued or in flight stay counted."""
         with self._lock:
-            self.stats.reset_locked(live=self.limiter.waiting + self.limiter.in_flight)
+            self.stats.reset_locked()
             self.gate.reset_counts()
 
     def reconfigure(self, config: EndpointConfig) -> None:

@@ -4,9 +4,15 @@ An :class:`Observer` is asked, as each logical call starts, for an :class:`Obser
 it (``None``: not this one; the core then skips every later event at the cost of one
 ``is None`` test). The observation hears, in order: the call waiting in its endpoint's queue
 and leaving it, each attempt (which endpoint, and the headers to send with it, such as W3C
-``traceparent``), each wait before an attempt and why (``backoff``, ``retry-after``,
-``pause``, ``pace``, ``shared``, ``failover``), each attempt's end, a stream's first chunk,
-and the call's end, with its result or its error: exactly once, whatever happens.
+``traceparent``), each retry as it is planned, each wait before an attempt and why
+(``backoff``, ``retry-after``, ``pause``, ``pace``, ``shared``, ``failover``), each
+attempt's end, a stream's first chunk (and each chunk, if it asks), what a stream's reader
+knew at its end, and the call's end, with its result or its error: exactly once, whatever
+happens.
+
+The endpoint's own stats follow every call through the same interface
+(:class:`~ipfs_accel._stats.Counted`, which passes each event on to the observers'
+observation), so ``get_stats()`` and telemetry never disagree on what happened.
 
 A pool's call is one logical call: its attempts on the members are attempts of that call,
 not calls of their own. Observer methods run on the caller's thread or event loop, outside
@@ -53,7 +59,13 @@ class CallStart:
 
 
 class Observation:
-    """One call as an observer follows it; every method a no-op here."""
+    """One call as an observer follows it; every method a no-op here.
+
+    ``wants_chunks``: told each chunk of a stream (:meth:`chunk`), such as to record the
+    answer; false by default, sparing every stream a call per chunk.
+    """
+
+    wants_chunks = False
 
     def queued(self) -> None:
         """The call waits in its endpoint's queue."""
@@ -70,15 +82,25 @@ class Observation:
     def attempt_end(self, error: BaseException | None, status: int | None = None) -> None:
         """The attempt ended: ``error`` ``None`` answered (``status``), else failed."""
 
+    def retrying(self, seconds: float, reason: str) -> None:
+        """The attempt that just failed is to be followed by another, planned ``seconds``
+        from now for ``reason`` (``backoff`` or ``retry-after``); the :meth:`wait` that
+        follows says how long the call really waited."""
+
     def wait(self, seconds: float, reason: str) -> None:
-        """The call waits ``seconds`` before its next attempt goes, for ``reason``."""
+        """The call waited ``seconds`` before its next attempt went (or until it ended),
+        for ``reason``."""
 
     def first_chunk(self) -> None:
         """A stream's first chunk reached the caller."""
 
+    def chunk(self, chunk: Any) -> None:
+        """A chunk of a stream reached the caller (only if :attr:`wants_chunks`)."""
+
     def streamed(self, summary: Any) -> None:
-        """A pool's stream ended on a member: what its reader knew (usage, finish); the
-        pool's :meth:`end` follows."""
+        """A stream that opened ended, read to its end or not: what its reader knew
+        (usage, finish). The call's :meth:`end` follows (a pool's: once its last member's
+        stream ended)."""
 
     def end(self, result: Any, error: BaseException | None) -> None:
         """The call ended with ``result`` (``error`` ``None``) or ``error``."""
@@ -87,10 +109,11 @@ class Observation:
 class _Fanout(Observation):
     """Several observations of one call, each told every event; a failing one is dropped."""
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_parts", "wants_chunks")
 
     def __init__(self, parts: list[Observation]) -> None:
         self._parts = parts
+        self.wants_chunks = any(part.wants_chunks for part in parts)
 
     def _each(self, name: str, *args: Any) -> list[Any]:
         out = []
@@ -119,11 +142,23 @@ class _Fanout(Observation):
     def attempt_end(self, error: BaseException | None, status: int | None = None) -> None:
         self._each("attempt_end", error, status)
 
+    def retrying(self, seconds: float, reason: str) -> None:
+        self._each("retrying", seconds, reason)
+
     def wait(self, seconds: float, reason: str) -> None:
         self._each("wait", seconds, reason)
 
     def first_chunk(self) -> None:
         self._each("first_chunk")
+
+    def chunk(self, chunk: Any) -> None:
+        for part in list(self._parts):
+            if part.wants_chunks:
+                try:
+                    part.chunk(chunk)
+                except Exception:  # an observer's failure is never the call's
+                    _dropped(part, "chunk")
+                    self._parts.remove(part)
 
     def streamed(self, summary: Any) -> None:
         self._each("streamed", summary)

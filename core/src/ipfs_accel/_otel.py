@@ -11,8 +11,9 @@ waits are events on the call's span (``ipfs_accel.queued``, ``ipfs_accel.wait`` 
 reason and seconds, ``ipfs_accel.failover`` when a pool's call moves to another member).
 Message contents are not recorded unless the application opts in (``capture_content=True``
 or the conventions' ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``: the input
-messages and a unary result's message as ``gen_ai.input.messages`` / ``gen_ai.output.messages``
-JSON); a key never is: the server is known by host and port only, an error by its type.
+messages and the answer, a unary result's message or a chat stream's gathered from its
+chunks, as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` JSON); a key never is:
+the server is known by host and port only, an error by its type.
 
 Metrics: ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage`` and, for
 streams, ``gen_ai.client.operation.time_to_first_chunk``; and the core's own, under
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from ._chatstream import _Answer
 from ._errors import CallError, QueueFullError
 from ._observe import CallStart, Observation, Observer
 
@@ -183,6 +185,9 @@ class _Call(Observation):
         self.attempts = 0
         self.summary: Any = None
         self.capture = capture
+        # with content opted in, a chat stream's answer gathered from its chunks
+        self.answer = _Answer() if capture and info.stream and operation == "chat" else None
+        self.wants_chunks = self.answer is not None
         self.attempt_span: trace.Span | None = None
         self.span: trace.Span | None = None
         if tracer is not None:
@@ -280,6 +285,10 @@ class _Call(Observation):
         if self.m is not None:
             self.m.first_chunk.record(took, self.metric_attrs)
 
+    def chunk(self, chunk: Any) -> None:
+        if self.answer is not None:
+            self.answer.add(chunk)
+
     def streamed(self, summary: Any) -> None:
         self.summary = summary
 
@@ -306,7 +315,9 @@ class _Call(Observation):
             return
         span.set_attributes(found)
         if self.capture and error is None:
-            message = getattr(result, "message", None)
+            answer = self.answer
+            message = (answer.result().message if answer is not None and answer.done
+                       else getattr(result, "message", None))
             if isinstance(message, dict):
                 span.set_attribute("gen_ai.output.messages", _json([message]))
         span.set_attribute("ipfs_accel.attempts", self.attempts)

@@ -72,10 +72,11 @@ class Attempts:
         )
         if wait is None:
             return False
-        self.endpoint.stats.retried()
         self.wait_started = now
         self.why = ("retry-after" if exc.retry_after is not None and s.honor_retry_after
                     and wait >= exc.retry_after else "backoff")
+        if self.obs is not None:  # the stats' observation counts the retry
+            self.obs.retrying(wait, self.why)
         if _log.isEnabledFor(logging.INFO):
             _log.info(
                 "retrying %s call %s on endpoint %s in %.3gs (attempt %d of %d failed: %s)",
@@ -92,10 +93,8 @@ class Attempts:
         started = self.wait_started
         if started is not None:
             self.wait_started = None
-            waited = _monotonic() - started
-            self.endpoint.stats.waited(waited)
-            if self.obs is not None:
-                self.obs.wait(waited, self.why)
+            if self.obs is not None:  # the stats' observation counts the time waited
+                self.obs.wait(_monotonic() - started, self.why)
 
 
 

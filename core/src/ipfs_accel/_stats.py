@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._types import Usage
+from ._observe import Observation
 
-__all__ = ["Stats", "StatsCounter"]
+if TYPE_CHECKING:
+    from ._queue import Waiter
+    from ._types import Usage
+
+__all__ = ["Counted", "Stats", "StatsCounter"]
+
+_monotonic = time.monotonic
 
 
 class Stats(msgspec.Struct, kw_only=True, frozen=True):
@@ -116,21 +123,25 @@ _SUMMED = tuple(
 
 
 class StatsCounter:
-    """The counters of one endpoint's finished calls.
+    """The counters of one endpoint's calls, told what happens to each call by its
+    :class:`Counted` observation (the same events any :class:`~ipfs_accel.Observer` hears).
 
-    They change under the endpoint's lock, the one its queue uses (see :class:`Endpoint`),
-    so a call is admitted and counted, or finished and its slot handed over, in one step;
-    calls queued and in flight are read from the queue itself.
+    They change under the endpoint's lock, the one its queue uses (see :class:`Endpoint`):
+    a call is counted queued or in flight in the step that admits it, and moves between
+    those and its end under the same lock, so a snapshot never sees a call half-way
+    (``total == successful + failed + in_flight + queued`` always holds).
     """
 
     __slots__ = (
-        "_lock",
         "cancelled",
         "failed",
+        "in_flight",
         "input_tokens",
         "latency_max",
         "latency_total",
+        "lock",
         "output_tokens",
+        "queued",
         "reasoning_tokens",
         "rejected",
         "retries",
@@ -142,22 +153,26 @@ class StatsCounter:
     )
 
     def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-        self.total = 0
-        self.reset_locked(live=0)
+        self.lock = lock
+        self.in_flight = self.queued = 0
+        self.reset_locked()
 
-    def reset_locked(self, *, live: int) -> None:
-        """Zero the counters of finished calls; the ``live`` calls (queued or in flight)
-        stay counted in the total."""
-        self.total = live
+    def reset_locked(self) -> None:
+        """Zero the counters of finished calls; the calls queued or in flight stay counted
+        in the total."""
+        self.total = self.in_flight + self.queued
         self.successful = self.failed = self.rejected = self.cancelled = self.retries = 0
         self.unsent = 0
         self.input_tokens = self.output_tokens = self.total_tokens = self.reasoning_tokens = 0
         self.retry_wait = self.latency_total = self.latency_max = 0.0
 
-    def admitted_locked(self) -> None:
-        """A call entered (into flight or the queue)."""
+    def admitted_locked(self, *, queued: bool) -> None:
+        """A call entered: into the queue (``queued``) or straight into flight."""
         self.total += 1
+        if queued:
+            self.queued += 1
+        else:
+            self.in_flight += 1
 
     def rejected_locked(self) -> None:
         """A call found the queue full."""
@@ -165,35 +180,14 @@ class StatsCounter:
         self.failed += 1
         self.rejected += 1
 
-    def retried(self) -> None:
-        """An attempt failed and another is scheduled."""
-        with self._lock:
-            self.retries += 1
+    def dead_locked(self) -> None:
+        """A queued call's event loop closed under it: it ends here, cancelled (its
+        observation's late end, if any, counts nothing again)."""
+        self.queued -= 1
+        self.failed += 1
+        self.cancelled += 1
 
-    def waited(self, seconds: float) -> None:
-        """``seconds`` passed waiting between two attempts (or until the call ended)."""
-        with self._lock:
-            self.retry_wait += seconds
-
-    def finished_locked(
-        self, *, ok: bool, latency: float, usage: Usage | None, cancelled: bool = False
-    ) -> None:
-        """A call ended, with a result (``ok``) or an error (``cancelled``: by cancellation)."""
-        if ok:
-            self.successful += 1
-        else:
-            self.failed += 1
-            if cancelled:
-                self.cancelled += 1
-        if usage is not None:
-            self.input_tokens += usage.input_tokens
-            self.output_tokens += usage.output_tokens
-            self.total_tokens += usage.total_tokens
-            self.reasoning_tokens += usage.reasoning_tokens
-        self.latency_total += latency
-        self.latency_max = max(self.latency_max, latency)
-
-    def snapshot_locked(self, *, queued: int, in_flight: int, **limits: Any) -> Stats:
+    def snapshot_locked(self, **limits: Any) -> Stats:
         """The counters now, as a frozen :class:`Stats` (``limits``: what the endpoint's
         gate says: state, paused_until, consecutive_failures, rate_limited, paced...)."""
         return Stats(
@@ -205,8 +199,8 @@ class StatsCounter:
             unsent=self.unsent,
             cancelled=self.cancelled,
             retries=self.retries,
-            queued=queued,
-            in_flight=in_flight,
+            queued=self.queued,
+            in_flight=self.in_flight,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             total_tokens=self.total_tokens,
@@ -216,3 +210,119 @@ class StatsCounter:
             latency_seconds_max=self.latency_max,
             endpoints_count=1,
         )
+
+
+_RETRY_WAITS = frozenset(("backoff", "retry-after"))  # the waits between two attempts
+
+
+class Counted(Observation):
+    """One call as its endpoint's stats follow it: an :class:`Observation` like any
+    observer's, counting what it hears and passing every event on to ``then`` (the
+    observers' observation of the call, if any; a pool's, for a pool's attempt, whose end
+    the pool tells: ``ends`` false).
+
+    Created by the engine once the call is admitted (counted queued or in flight then);
+    ``dequeued`` moves it into flight, ``retrying`` counts a retry and each backoff or
+    Retry-After wait its time, ``end`` counts the outcome (an error that is not an ``Exception``, such as
+    cancellation or a stream closed early, counts as cancelled), its tokens and latency.
+    """
+
+    __slots__ = ("counter", "ends", "running", "start", "summary", "then", "waiter")
+
+    def __init__(self, counter: StatsCounter, start: float, waiter: Waiter | None,
+                 then: Observation | None, *, ends: bool) -> None:
+        self.counter = counter
+        self.start = start
+        self.waiter = waiter  # its place in the queue, if it had to wait
+        self.running = waiter is None
+        self.then = then
+        self.ends = ends
+        self.summary: Any = None  # a stream's reader, once it ended
+
+    def queued(self) -> None:
+        if self.then is not None:
+            self.then.queued()
+
+    def dequeued(self, waited: float) -> None:
+        c = self.counter
+        with c.lock:
+            if not self.running:
+                self.running = True
+                c.queued -= 1
+                c.in_flight += 1
+        if self.then is not None:
+            self.then.dequeued(waited)
+
+    def attempt(self, endpoint_id: str, server: tuple[str, int | None] | None,
+                ) -> dict[str, str] | None:
+        return None if self.then is None else self.then.attempt(endpoint_id, server)
+
+    def attempt_end(self, error: BaseException | None, status: int | None = None) -> None:
+        if self.then is not None:
+            self.then.attempt_end(error, status)
+
+    def retrying(self, seconds: float, reason: str) -> None:
+        c = self.counter
+        with c.lock:
+            c.retries += 1
+        if self.then is not None:
+            self.then.retrying(seconds, reason)
+
+    def wait(self, seconds: float, reason: str) -> None:
+        if reason in _RETRY_WAITS:
+            c = self.counter
+            with c.lock:
+                c.retry_wait += seconds
+        if self.then is not None:
+            self.then.wait(seconds, reason)
+
+    @property  # type: ignore[override]
+    def wants_chunks(self) -> bool:
+        return self.then is not None and self.then.wants_chunks
+
+    def first_chunk(self) -> None:
+        if self.then is not None:
+            self.then.first_chunk()
+
+    def chunk(self, chunk: Any) -> None:
+        if self.then is not None:
+            self.then.chunk(chunk)
+
+    def streamed(self, summary: Any) -> None:
+        self.summary = summary  # its usage counts, even if the stream ends in an error
+        if self.then is not None:
+            self.then.streamed(summary)
+
+    def end(self, result: Any, error: BaseException | None) -> None:
+        self.count_end(result, error)
+        if self.ends and self.then is not None:
+            self.then.end(result, error)
+
+    def count_end(self, result: Any, error: BaseException | None) -> None:
+        """Count the call's end (nothing if its queue place died with its event loop: the
+        queue counted it then)."""
+        waiter = self.waiter
+        if waiter is not None and waiter.dead:
+            return
+        latency = _monotonic() - self.start
+        usage: Usage | None = getattr(result if result is not None else self.summary,
+                                      "usage", None)
+        c = self.counter
+        with c.lock:
+            if self.running:
+                c.in_flight -= 1
+            else:
+                c.queued -= 1
+            if error is None:
+                c.successful += 1
+            else:
+                c.failed += 1
+                if not isinstance(error, Exception):
+                    c.cancelled += 1
+            if usage is not None:
+                c.input_tokens += usage.input_tokens
+                c.output_tokens += usage.output_tokens
+                c.total_tokens += usage.total_tokens
+                c.reasoning_tokens += usage.reasoning_tokens
+            c.latency_total += latency
+            c.latency_max = max(c.latency_max, latency)

@@ -26,6 +26,7 @@ from ._readers import AsyncStream, SyncStream
 from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
+from ._stats import Counted
 from ._types import Call, Exchange, StreamChunk, Usage
 
 __all__ = ["stream_async", "stream_sync"]
@@ -46,11 +47,12 @@ def stream_sync(
     endpoint's) the whole stream; ``observation``: the pool call's, of which this is an
     attempt.
     """
-    obs = observe_call(x, endpoint, endpoint.config, call, stream=True, given=observation)
-    own = obs if observation is None else None  # the call's own, ended here
-    config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
+    config, start, deadline_at, waiter, obs = begin(
+        x, endpoint, call, deadline_at,
+        observe_call(x, endpoint, endpoint.config, call, stream=True, given=observation),
+        own=observation is None)
     holding = waiter is None
-    ok = cancelled = False
+    ok = False
     reader: SyncStream | None = None
     booked: Reservation | None = None
     error: BaseException | None = None
@@ -74,16 +76,22 @@ def stream_sync(
         first = (_once(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
                  else retry_sync(state, attempt))
         assert reader is not None
+        told = obs.wants_chunks
         if first is not None:
             reader.yielded = True
-            if obs is not None:
-                obs.first_chunk()
+            obs.first_chunk()
+            if told:
+                obs.chunk(first)
             yield first
-        yield from _rest(reader, state)
+        if told:
+            for chunk in _rest(reader, state):
+                obs.chunk(chunk)
+                yield chunk
+        else:
+            yield from _rest(reader, state)
         ok = True
     except BaseException as exc:
-        # GeneratorExit: the consumer closed the stream before its end
-        cancelled = not isinstance(exc, Exception)
+        # GeneratorExit: the consumer closed the stream before its end (counted cancelled)
         error = exc
         raise
     finally:
@@ -91,13 +99,9 @@ def stream_sync(
             if reader is not None:
                 reader.close()
         finally:
-            usage = reader.usage if reader is not None else None
-            _settle(endpoint, booked, usage)
-            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start, usage=usage,
-                            cancelled=cancelled, waiter=waiter)
-            end_of(own, reader if ok else None, error)
-            if ok and obs is not None and own is None:
-                obs.streamed(reader)
+            _settle(endpoint, booked, reader.usage if reader is not None else None)
+            _ended(obs, reader, ok, error)
+            endpoint.release(holding=holding, waiter=waiter)
 
 
 async def stream_async(  # noqa: PLR0915 - one generator: its stages share its state
@@ -105,11 +109,12 @@ async def stream_async(  # noqa: PLR0915 - one generator: its stages share its s
     deadline_at: float | None = None, observation: Observation | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run a streamed call on the running event loop, yielding chunks as they arrive."""
-    obs = observe_call(x, endpoint, endpoint.config, call, stream=True, given=observation)
-    own = obs if observation is None else None  # the call's own, ended here
-    config, start, deadline_at, waiter = begin(x, endpoint, call, deadline_at, own)
+    config, start, deadline_at, waiter, obs = begin(
+        x, endpoint, call, deadline_at,
+        observe_call(x, endpoint, endpoint.config, call, stream=True, given=observation),
+        own=observation is None)
     holding = waiter is None
-    ok = cancelled = False
+    ok = False
     reader: AsyncStream | None = None
     booked: Reservation | None = None
     settling: asyncio.Task[None] | None = None
@@ -148,18 +153,21 @@ async def stream_async(  # noqa: PLR0915 - one generator: its stages share its s
             redact_cause(config, exc)  # it stays reachable as __context__
             raise x.deadline_error(config, call, where) from None
         assert reader is not None
+        told = obs.wants_chunks
         if first is not None:
             reader.yielded = True
-            if obs is not None:
-                obs.first_chunk()
+            obs.first_chunk()
+            if told:
+                obs.chunk(first)
             yield first
         async with contextlib.aclosing(_arest(reader, state)) as rest:
             async for chunk in rest:
+                if told:
+                    obs.chunk(chunk)
                 yield chunk
         ok = True
     except BaseException as exc:
         # CancelledError, or GeneratorExit: the consumer closed the stream before its end
-        cancelled = not isinstance(exc, Exception)
         error = exc
         raise
     finally:
@@ -167,13 +175,9 @@ async def stream_async(  # noqa: PLR0915 - one generator: its stages share its s
             if reader is not None:
                 await reader.aclose()
         finally:
-            usage = reader.usage if reader is not None else None
-            settling = _settle(endpoint, booked, usage)
-            endpoint.finish(holding=holding, ok=ok, latency=_monotonic() - start,
-                            usage=usage, cancelled=cancelled, waiter=waiter)
-            end_of(own, reader if ok else None, error)
-            if ok and obs is not None and own is None:
-                obs.streamed(reader)
+            settling = _settle(endpoint, booked, reader.usage if reader is not None else None)
+            _ended(obs, reader, ok, error)
+            endpoint.release(holding=holding, waiter=waiter)
     if settling is not None:  # ended normally: its shared lease is back before it returns
         await asyncio.shield(settling)  # cancelled, it still settles
 
@@ -223,14 +227,27 @@ async def _aopen(
 
 
 def begin(x: Exchanger, endpoint: Endpoint, call: Call, deadline_at: float | None,
-          own: Observation | None) -> tuple[EndpointConfig, float, float | None, Waiter | None]:
-    """:meth:`Exchanger.begin`; a call refused there (its queue full) ends its own
-    observation."""
+          obs: Observation | None, *, own: bool,
+          ) -> tuple[EndpointConfig, float, float | None, Waiter | None, Counted]:
+    """:meth:`Exchanger.begin`, and the stats' observation of the call admitted, passing
+    each event on to ``obs`` (the observers'; ``own``: the call's own, which it ends too,
+    not a pool's); a call refused there (its queue full) ends ``obs`` if its own."""
     try:
-        return x.begin(endpoint, call, deadline_at)
+        config, start, deadline_at, waiter = x.begin(endpoint, call, deadline_at)
     except BaseException as exc:
-        end_of(own, None, exc)
+        if own:
+            end_of(obs, None, exc)
         raise
+    return config, start, deadline_at, waiter, endpoint.counted(start, waiter, obs, ends=own)
+
+
+def _ended(obs: Counted, reader: SyncStream | AsyncStream | None, ok: bool,
+           error: BaseException | None) -> None:
+    """The stream ended, read to its end (``ok``) or with ``error``: what its reader knew
+    (usage, finish), then its end, told to the stats' observation and on."""
+    if reader is not None:
+        obs.streamed(reader)
+    obs.end(reader if ok else None, error)
 
 
 def queue_sync(x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
