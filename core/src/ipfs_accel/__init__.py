@@ -16,12 +16,30 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._backoff import backoff_delay, parse_count, parse_reset, parse_retry_after
+from ._batch_types import (
+    BATCH_STATES,
+    BatchCancel,
+    BatchCounts,
+    BatchFetch,
+    BatchLimits,
+    BatchLine,
+    BatchOutcome,
+    BatchPoll,
+    BatchSubmit,
+    LinesBody,
+    VendorBatch,
+)
 from ._chatstream import AsyncChatStream, ChatStream, StreamNotDoneError
 from ._classify import default_classification, error_message, kind_from_message
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    BatchCancelledError,
+    BatchExpiredError,
+    BatchFailedError,
+    BatchItemError,
+    BatchMissingError,
     CallError,
     ConfigurationError,
     ContextLengthError,
@@ -72,6 +90,7 @@ from ._wire import Event, decode_json
 logging.getLogger("ipfs_accel").addHandler(logging.NullHandler())  # silent until configured
 
 __all__ = [
+    "BATCH_STATES",
     "ENTRY_POINT_GROUP",
     "FINISH_REASONS",
     "APIStatusError",
@@ -80,6 +99,19 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BadRequestError",
+    "BatchCancel",
+    "BatchCancelledError",
+    "BatchCounts",
+    "BatchExpiredError",
+    "BatchFailedError",
+    "BatchFetch",
+    "BatchItemError",
+    "BatchLimits",
+    "BatchLine",
+    "BatchMissingError",
+    "BatchOutcome",
+    "BatchPoll",
+    "BatchSubmit",
     "Call",
     "CallError",
     "CallStart",
@@ -97,6 +129,7 @@ __all__ = [
     "Failure",
     "InvokeResult",
     "IpfsAccelError",
+    "LinesBody",
     "NotFoundError",
     "Observation",
     "Observer",
@@ -127,6 +160,7 @@ __all__ = [
     "TransportError",
     "UnsupportedOperationError",
     "Usage",
+    "VendorBatch",
     "backoff_delay",
     "decode_json",
     "default_classification",

@@ -8,6 +8,11 @@ The hierarchy::
     |   +-- UnsupportedOperationError  the backend does not offer this operation
     +-- CallError                      one call failed; carries backend, endpoint, request IDs
         +-- QueueFullError             the endpoint's queue was full: rejected at once
+        +-- BatchItemError             a batch item that never ran, or has no result
+        |   +-- BatchExpiredError      the batch's window closed before it ran
+        |   +-- BatchCancelledError    the batch was cancelled before it ran
+        |   +-- BatchFailedError       the provider failed the whole batch
+        |   +-- BatchMissingError      the batch ended and returned nothing for it
         +-- TransportError             no usable HTTP response
         |   +-- TimeoutError           an attempt, the queue wait or the call's deadline ran out
         |   +-- StreamInterruptedError a stream ended before its terminal event
@@ -38,6 +43,11 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCancelledError",
+    "BatchExpiredError",
+    "BatchFailedError",
+    "BatchItemError",
+    "BatchMissingError",
     "CallError",
     "ConfigurationError",
     "ContextLengthError",
@@ -158,6 +168,28 @@ class CallError(IpfsAccelError):
 
 class QueueFullError(CallError):
     """The endpoint already had ``queue_size`` calls waiting; this one was not admitted."""
+
+
+class BatchItemError(CallError):
+    """A call sent in a provider's batch that ended without running or without a result
+    (the others are classified as online calls' errors: ``BadRequestError``...).
+    ``retryable``: it may be sent again (``run --retry-failed``)."""
+
+
+class BatchExpiredError(BatchItemError):
+    """The batch's completion window closed before this item ran."""
+
+
+class BatchCancelledError(BatchItemError):
+    """The batch was cancelled before this item ran."""
+
+
+class BatchFailedError(BatchItemError):
+    """The provider failed the whole batch (its input, say); ``message`` says why."""
+
+
+class BatchMissingError(BatchItemError):
+    """The batch ended, and none of its outputs held a result for this item."""
 
 
 class TransportError(CallError):

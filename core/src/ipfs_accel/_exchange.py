@@ -14,11 +14,12 @@ import asyncio
 import builtins
 import time
 from collections.abc import Sequence
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import httpx2
 import msgspec
 
+from ._batch_types import streamed_body
 from ._bounds import Bound, Limit
 from ._endpoint import Endpoint
 from ._errors import (
@@ -89,10 +90,12 @@ class Exchanger:
         for extra in (config.settings.headers, exchange.headers):
             for name, value in extra.items():
                 headers[name.lower()] = value
-        content = None
+        content: Any = None
         if exchange.json is not None:
             content = _encode(exchange.json)
             headers["content-type"] = _JSON
+        elif exchange.body is not None:  # streamed from its file, never whole in memory
+            content = streamed_body(exchange.body, headers, isinstance(client, httpx2.Client))
         timeout = self.timeouts.get(config.settings.timeout)
         if timeout is None:
             timeout = self.timeouts[config.settings.timeout] = httpx2.Timeout(

@@ -10,6 +10,8 @@ A plugin is a module (or object) with functions marked ``@ipfs_accel.hookimpl``:
   when to retry it.
 - ``parse_rate_limits(headers)`` (optional): what a response's headers say about the
   endpoint's rate limits, so the core paces calls before the server refuses them.
+- ``batch_exchange(step, endpoint)`` and ``batch_result(data, operation)`` (optional, with
+  ``BackendInfo.batch``): the provider's batch API, translated (``ipfs_accel._batch_types``).
 - ``conformance_case()`` (optional): how ``ipfs_accel.testing`` and ``ipfs-accel report``
   drive this backend through the conformance checks.
 
@@ -27,6 +29,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._batch_types import BatchOutcome, BatchStep
     from ._settings import EndpointConfig
     from ._types import BackendInfo, Call, Classification, Exchange, Failure, RateLimits, Usage
     from .testing import Case
@@ -86,6 +89,39 @@ def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     ``x-ratelimit-remaining-requests``, Anthropic's ``anthropic-ratelimit-*``...); the
     core decides what to do (hold new calls until a spent budget resets). Must never raise.
     """
+
+
+@hookspec(firstresult=True)
+def batch_exchange(step: BatchStep, endpoint: EndpointConfig) -> Exchange | None:
+    """Optional: the exchange of one step of the provider's batch lifecycle.
+
+    ``step`` is one of (``ipfs_accel.BatchLine`` ... ``BatchFetch``):
+
+    - ``BatchLine(key, call)``: the request line of one call, as ``json`` (never sent; the
+      core writes it, one line of JSON, to the file a batch is made of); ``key`` is its
+      ``custom_id``.
+    - ``BatchSubmit(lines, count, operation, model, label)``: create a batch of the lines in
+      the file ``lines``, streamed by the core as the exchange's ``body``
+      (:class:`~ipfs_accel.LinesBody`: a JSON document around them or a multipart upload);
+      ``parse`` answers an ``InvokeResult`` whose ``data`` is a ``VendorBatch``, or a
+      further exchange (upload a file, then create the batch from its ID).
+    - ``BatchPoll(batch_id)`` / ``BatchCancel(batch_id)``: describe / cancel a batch;
+      ``parse`` answers an ``InvokeResult`` whose ``data`` is a ``VendorBatch``.
+    - ``BatchFetch(batch, output)``: a GET of one of the batch's outputs, a JSONL body the
+      core reads line by line (``parse`` is not used).
+
+    Auth headers as in ``send``. ``None``: the plugin has no batches.
+    """
+
+
+@hookspec(firstresult=True)
+def batch_result(data: Any, operation: str) -> BatchOutcome | None:
+    """Optional: one result of a batch (a decoded line of an output, or one of the inline
+    results of a ``VendorBatch``) as a ``BatchOutcome``: its key, and the result as an
+    online call's (``ChatResult`` / ``EmbedResult`` with its usage, parsed by the plugin's
+    own reader), or the ``Failure`` the provider reported (the core classifies it with
+    ``classify_error``, as an online call's), or ``expired`` / ``cancelled``.
+    ``operation``: what the batch's calls were (``chat``, ``embed``...)."""
 
 
 @hookspec(firstresult=True)

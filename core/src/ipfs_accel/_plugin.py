@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import _hookspecs
+from ._batch_types import BATCH_OPERATION, BatchOutcome
 from ._classify import default_classification
 from ._errors import ConfigurationError, PluginLoadError
 from ._types import BackendInfo, Call, Classification, Exchange, Failure, RateLimits, Usage
@@ -52,7 +53,8 @@ class PluginHooks:
     or a ``backend_info`` that is not a :class:`BackendInfo`.
     """
 
-    __slots__ = ("_case", "_classify", "_parse_usage", "_rate_limits", "_send", "info", "plugin", "pm")
+    __slots__ = ("_batch", "_batch_result", "_case", "_classify", "_parse_usage", "_rate_limits",
+                 "_send", "info", "plugin", "pm")
 
     def __init__(self, plugin: object, *, name: str | None = None, dist: str | None = None):
         label: str = name or str(getattr(plugin, "__name__", None) or repr(plugin))
@@ -101,6 +103,8 @@ class PluginHooks:
         self._classify = _direct(pm, "classify_error")
         self._case = _direct(pm, "conformance_case")
         self._rate_limits = _direct(pm, "parse_rate_limits")
+        self._batch = _direct(pm, "batch_exchange")
+        self._batch_result = _direct(pm, "batch_result")
 
     @property
     def reads_rate_limits(self) -> bool:
@@ -118,9 +122,20 @@ class PluginHooks:
             return None
         return result if isinstance(result, RateLimits) else None
 
+    @property
+    def has_batches(self) -> bool:
+        """Whether the plugin declares batch limits and implements both batch hooks."""
+        return (self.info.batch is not None and self._batch is not None
+                and self._batch_result is not None)
+
     def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
-        """The plugin's exchange for ``call``; a wrong answer is a configuration error."""
-        exchange = self._send(call=call, endpoint=endpoint)
+        """The plugin's exchange for ``call`` (a batch's step, operation ``batch``, from its
+        ``batch_exchange`` hook); a wrong answer is a configuration error."""
+        if call.operation == BATCH_OPERATION:
+            exchange = self._batch(step=call.params["step"], endpoint=endpoint) if (
+                self._batch is not None) else None
+        else:
+            exchange = self._send(call=call, endpoint=endpoint)
         if not isinstance(exchange, Exchange):
             raise ConfigurationError(
                 f"backend {self.info.name!r}: send() returned {type(exchange).__name__}, "
@@ -134,6 +149,15 @@ class PluginHooks:
             return None
         result = self._parse_usage(operation=operation, data=data)
         return result if isinstance(result, Usage) else None
+
+    def batch_result(self, data: Any, operation: str) -> BatchOutcome:
+        """One result of a batch as the plugin reads it; anything else is a
+        :class:`ResponseError`-worthy ``ValueError``."""
+        assert self._batch_result is not None
+        out = self._batch_result(data=data, operation=operation)
+        if not isinstance(out, BatchOutcome):
+            raise ValueError(f"batch_result() returned {type(out).__name__}, not a BatchOutcome")
+        return out
 
     def classify_error(self, failure: Failure) -> Classification:
         """The plugin's classification, falling back to the default; never raises."""

@@ -276,8 +276,8 @@ class Counted(Observation):
         if self.then is not None:
             self.then.wait(seconds, reason)
 
-    @property  # type: ignore[override]
-    def wants_chunks(self) -> bool:
+    @property
+    def wants_chunks(self) -> bool:  # type: ignore[override]  # derived from ``then``
         return self.then is not None and self.then.wants_chunks
 
     def first_chunk(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
+from ._batch_types import BatchLimits, LinesBody
 from ._errors import ErrorKind
 from ._finish import FINISH_REASONS, fit_finish_reason, normalize_finish_reason
 from ._ratelimits import RateLimits
@@ -93,6 +94,10 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     (``image_url`` parts). The core refuses a call that needs one its operation lacks with a
     ``ConfigurationError`` before anything is sent. ``None`` (a plugin that declares
     nothing) leaves it to the plugin.
+
+    ``batch``: the limits of the API's batches (:class:`~ipfs_accel.BatchLimits`), for a
+    plugin that implements the ``batch_exchange`` and ``batch_result`` hooks; ``None``: no
+    batches.
     """
 
     name: str
@@ -109,6 +114,7 @@ class BackendInfo(msgspec.Struct, kw_only=True, frozen=True):
     options: type[msgspec.Struct] | None = None
     features: Mapping[str, frozenset[str]] | None = None
     provider: str = ""
+    batch: BatchLimits | None = None
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -289,11 +295,15 @@ class Exchange(msgspec.Struct, kw_only=True):
     does the same for each stream event's ``json``: one type for every event, or a mapping
     from SSE event name to type (events it does not name are decoded generically). Data
     that is not JSON at all (``[DONE]``) still gives ``None``.
+
+    ``body`` (instead of ``json``): a body the core streams from a file of JSON lines, as
+    a JSON document or a multipart upload (:class:`~ipfs_accel.LinesBody`; a batch's).
     """
 
     method: str = "POST"
     path: str
     json: Any = None
+    body: LinesBody | None = None
     params: Mapping[str, str] | None = None
     headers: Mapping[str, str] = {}
     stream: Literal["sse", "ndjson"] | None = None

@@ -34,6 +34,7 @@ from ._actions import (
     TruncatedStream,
     with_faults,
 )
+from ._batch_case import BatchCase, Outcomes
 from ._case import TOOL, Case, CheckResult, ToolCase, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
 from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
@@ -52,6 +53,7 @@ __all__ = [
     "Answer",
     "BackendConformance",
     "BackendReport",
+    "BatchCase",
     "Case",
     "Check",
     "CheckResult",
@@ -59,6 +61,7 @@ __all__ = [
     "FaultServer",
     "Hang",
     "Hold",
+    "Outcomes",
     "RateLimit",
     "RateStats",
     "RecordedRequest",

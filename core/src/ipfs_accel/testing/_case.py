@@ -14,6 +14,7 @@ import msgspec
 from .._backend import Backend
 from .._registry import Registry
 from ._actions import Reply, Stream
+from ._batch_case import BatchCase
 
 __all__ = ["TOOL", "Case", "CheckResult", "ToolCase", "chat_call", "openai_chat_case",
            "registry_for"]
@@ -103,6 +104,8 @@ class Case:
       API has no room for (the plugin drops it and the call still succeeds).
     - ``tools``: the backend's answers for the tool round trip (a :class:`ToolCase`); a
       backend that declares ``tools`` in ``BackendInfo.features`` should declare it.
+    - ``batch``: how the provider's batch API answers (a :class:`BatchCase`); a backend
+      that declares ``BackendInfo.batch`` should declare it.
     """
 
     backend: str
@@ -127,6 +130,7 @@ class Case:
     inputs: tuple[str, ...] = ("ping",)
     params: Mapping[str, str | None] = field(default_factory=dict)
     tools: ToolCase | None = None
+    batch: BatchCase | None = None
 
 
 def openai_chat_case(
