@@ -8,6 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._batch import BatchMethods
 from ._call import Engine
 from ._chatstream import AsyncChatStream, ChatStream
 from ._endpoint import Endpoint
@@ -57,7 +58,7 @@ def new_request_id() -> str:
     return "req_" + _token_hex(12)
 
 
-class Backend:
+class Backend(BatchMethods):
     """One backend (a plugin) with its endpoints. Get one from ``Registry().get(name)``.
 
     Every operation takes ``endpoint_id=`` (the default endpoint when omitted: the first

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._errors import CallError
     from ._observe import Observation
     from ._shared_endpoint import SharedEndpoint
-    from ._types import RateLimits
+    from ._types import RateLimits, Usage
 
 _monotonic = time.monotonic
 _time = time.time
@@ -86,6 +86,11 @@ class Endpoint:
             waiter = self.limiter.leave_locked()
         if waiter is not None:
             self.limiter.hand_over(waiter)
+
+    def batch_used(self, usage: Usage) -> None:
+        """A provider batch's answer was read: its tokens count here."""
+        with self._lock:
+            self.stats.batch_used_locked(usage)
 
     def _dead_locked(self) -> None:
         # a call that waited on an event loop closed under it: it will never finish itself

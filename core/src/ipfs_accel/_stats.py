@@ -41,6 +41,12 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     a row; the most in an aggregate), ``rate_limited`` (answers refusing for a limit: 429,
     overload), ``paced`` (attempts held back by pacing or a pause rather than sent into a
     refusal) and ``paced_seconds`` (the time they were held).
+
+    Provider batches: each of their requests (upload, create, poll, download) is a request
+    here like any other; ``batch_results`` counts the answers read from their results, and
+    their tokens count in ``input_tokens`` / ``output_tokens`` / ``total_tokens`` as online
+    calls' do, and also in ``batch_input_tokens`` / ``batch_output_tokens`` (the tokens
+    billed at the batch price).
     """
 
     total_requests: int = 0
@@ -66,6 +72,9 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     rate_limited: int = 0
     paced: int = 0
     paced_seconds: float = 0.0
+    batch_results: int = 0
+    batch_input_tokens: int = 0
+    batch_output_tokens: int = 0
 
     @property
     def average_latency_seconds(self) -> float:
@@ -133,6 +142,9 @@ class StatsCounter:
     """
 
     __slots__ = (
+        "batch_in",
+        "batch_out",
+        "batch_results",
         "cancelled",
         "failed",
         "in_flight",
@@ -165,6 +177,17 @@ class StatsCounter:
         self.unsent = 0
         self.input_tokens = self.output_tokens = self.total_tokens = self.reasoning_tokens = 0
         self.retry_wait = self.latency_total = self.latency_max = 0.0
+        self.batch_results = self.batch_in = self.batch_out = 0
+
+    def batch_used_locked(self, usage: Usage) -> None:
+        """A batch's answer was read: its tokens (at the batch price)."""
+        self.batch_results += 1
+        self.batch_in += usage.input_tokens
+        self.batch_out += usage.output_tokens
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.total_tokens += usage.total_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
 
     def admitted_locked(self, *, queued: bool) -> None:
         """A call entered: into the queue (``queued``) or straight into flight."""
@@ -209,6 +232,9 @@ class StatsCounter:
             latency_seconds_total=self.latency_total,
             latency_seconds_max=self.latency_max,
             endpoints_count=1,
+            batch_results=self.batch_results,
+            batch_input_tokens=self.batch_in,
+            batch_output_tokens=self.batch_out,
         )
 
 
