@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._batch import BatchMethods
+from ._batch_submit import BatchMethods
 from ._call import Engine
 from ._chatstream import AsyncChatStream, ChatStream
 from ._endpoint import Endpoint
