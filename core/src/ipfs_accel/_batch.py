@@ -119,6 +119,19 @@ class BatchJob:
         return all(b in self._described and self._described[b].state in TERMINAL_STATES
                    for b in self.batches)
 
+    def split(self) -> list[BatchJob]:
+        """One job per provider batch, each knowing what this one knows of it."""
+        out = []
+        for batch_id, operation in self._parts:
+            keys = None if self._keys is None else {batch_id: self._keys.get(batch_id, [])}
+            part = BatchJob(self.backend, self.endpoint_id, [(batch_id, operation)], keys=keys)
+            if batch_id in self._described:
+                part._described[batch_id] = self._described[batch_id]
+            if batch_id in self._counted:
+                part._counted.add(batch_id)
+            out.append(part)
+        return out
+
     def status(self) -> str:
         """Poll every batch that has not ended; the job's :attr:`state`."""
         for batch_id, _ in self._parts:

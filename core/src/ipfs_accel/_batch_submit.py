@@ -63,9 +63,9 @@ class _Part:
 def submit(backend: Backend, calls: Iterable[Any], endpoint_id: str | None, *,
            model: str | None = None, label: str | None = None,
            on_batch: Callable[[VendorBatch, list[str]], None] | None = None,
-           before_batch: Callable[[str, list[str]], None] | None = None) -> BatchJob:
-    """:meth:`Backend.submit_batch`; ``before_batch(label, keys)`` is told each batch just
-    before it is submitted (its label: ``{label}-{n}``)."""
+           before_batch: Callable[[BatchSubmit, list[str]], None] | None = None,
+           ) -> BatchJob:
+    """:meth:`Backend.submit_batch`."""
     limits = backend.info.batch
     if limits is None or not backend._hooks.has_batches:
         raise UnsupportedOperationError(f"backend {backend.name!r} has no batch API")
@@ -79,7 +79,7 @@ def submit(backend: Backend, calls: Iterable[Any], endpoint_id: str | None, *,
             step = BatchSubmit(lines=part.path, count=part.count, operation=part.operation,
                                model=part.model, label=f"{label}-{n}")
             if before_batch is not None:
-                before_batch(step.label, part.keys)
+                before_batch(step, part.keys)
             try:
                 batch = run_step(backend, endpoint, step)
             except CallError as exc:
@@ -153,7 +153,7 @@ class BatchMethods:
     def submit_batch(self, calls: Iterable[Any], endpoint_id: str | None = None, *,
                      model: str | None = None, label: str | None = None,
                      on_batch: Callable[[VendorBatch, list[str]], None] | None = None,
-                     before_batch: Callable[[str, list[str]], None] | None = None,
+                     before_batch: Callable[[BatchSubmit, list[str]], None] | None = None,
                      ) -> BatchJob:
         """Send ``calls`` as the provider's batches (about half the price of online calls,
         answered within the provider's window); the :class:`BatchJob` that follows them.
@@ -164,8 +164,9 @@ class BatchMethods:
         its key in the results (numbered from 1 when it has none). Every call is checked
         first: a bad one is a ``ConfigurationError`` naming it, and nothing is sent.
         ``on_batch(batch, keys)`` is told each provider batch the moment it exists, and
-        ``before_batch(label, keys)`` just before each is submitted (so a caller can record
-        what may exist at the provider should the process die in between).
+        ``before_batch(step, keys)`` just before each is submitted (``step.label`` names it
+        at the provider: ``{label}-{n}``; ``step.operation``), so a caller can record what
+        may exist at the provider should the process die in between.
         """
         return submit(self, calls, endpoint_id, model=model,  # type: ignore[arg-type]
                       label=label, on_batch=on_batch, before_batch=before_batch)

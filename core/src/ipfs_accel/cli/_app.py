@@ -25,6 +25,7 @@ from rich.table import Table
 
 from .._errors import ConfigurationError, IpfsAccelError
 from .._registry import Registry
+from ._batch_cmd import batch_app
 from ._calls import chat, embed
 from ._common import CliError, describe_error, exit_code_for
 from ._options import JsonOpt, err, out
@@ -218,6 +219,7 @@ def demo(
 
 for _command in (backends, chat, embed, run, stats, report, demo):
     app.command()(_command)
+app.add_typer(batch_app, name="batch")
 
 
 # -- entry -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -87,7 +87,7 @@ def _live_stats(stats_file: Path | None, be: Backend, urls: dict[str, str], pool
     return LiveStatsFile(stats_file, snapshot)
 
 
-def run(
+def run(  # noqa: PLR0912, PLR0915 - the command's flow, online or batched
     file: Annotated[Path, typer.Argument(help="JSONL input, one call per line.",
                                          show_default=False)],
     backend: BackendOpt,
@@ -161,6 +161,23 @@ def run(
     max_retries: RetriesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or stats "
                                         "table.")] = False,
+    batch: Annotated[bool, typer.Option(
+        "--batch", help="Send the calls as the provider's batches (openai, groq, claude, "
+        "gemini: about half the price, answered within the provider's window) instead of "
+        "one by one; the results file is the same. The batch IDs are recorded beside OUTPUT "
+        "(OUTPUT.batches.jsonl) as they are created: --resume follows them and never sends "
+        "a line twice. One key and one URL.")] = False,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="With --batch: submit, then exit; `ipfs-accel batch status|results|"
+        "cancel OUTPUT` follow the batches.")] = False,
+    poll_every: Annotated[float, typer.Option(
+        "--poll-every", min=0, help="With --batch: seconds between the first polls of the "
+        "batches' state (growing by half each poll that brings no news, up to a minute).",
+    )] = 2.0,
+    resubmit: Annotated[bool, typer.Option(
+        "--resubmit", help="With --batch --resume: send again the lines of a batch the run "
+        "stopped while submitting (check first that the provider has no batch of that "
+        "label).")] = False,
 ) -> None:
     """Run a batch of calls from a JSONL file, results as JSONL as each call ends.
 
@@ -197,6 +214,12 @@ def run(
     output, answers, continued = _output(file, output, shard, resume=resume,
                                          overwrite=overwrite)
     keys = read_keys(key or [], keys_file)
+    if batch or detach or resubmit:
+        return _batched(file, backend, output, answers, batch=batch, keys=keys,
+                        urls=endpoint_url or [], model=model, api_key_env=api_key_env,
+                        timeout=timeout, max_retries=max_retries, shard=shard, resume=resume,
+                        retry_failed=retry_failed, overwrite=overwrite, resubmit=resubmit,
+                        detach=detach, quiet=quiet, ordered=ordered, poll_every=poll_every)
     stop_otel = _otel(otel)
     be, ids, urls, _env = open_backend(
         Registry(shared=shared), backend, endpoint_urls=endpoint_url or [],
@@ -254,6 +277,27 @@ def run(
               f"bad lines; results in {output}")
     if counters.failed or counters.bad:
         raise typer.Exit(1)
+
+
+def _batched(file: Path, backend: str, output: Path, answers: Answers, *, batch: bool,
+             keys: list[str], urls: list[str], model: str | None, api_key_env: str | None,
+             timeout: float | None, max_retries: int | None, **options: Any) -> None:
+    """``run --batch``: through one endpoint (the provider's batches belong to the account
+    whose key created them)."""
+    from ._batch_cmd import run_batched
+
+    if not batch:
+        raise CliError("--detach and --resubmit go with --batch")
+    if len(keys) > 1 or len(urls) > 1:
+        raise CliError("--batch sends through one key and one URL",
+                       hint="a provider's batches belong to the key that created them")
+    settings: dict[str, Any] = {"timeout": timeout}
+    if max_retries is not None:
+        settings["max_retries"] = max_retries
+    be, ids, _, _ = open_backend(Registry(), backend, endpoint_urls=urls,
+                                 api_key_env=api_key_env, model=model, keys=keys,
+                                 settings=settings)
+    run_batched(file, be, ids[0], output, answers, model=model, **options)
 
 
 def _otel(flag: bool) -> Callable[[], None] | None:
