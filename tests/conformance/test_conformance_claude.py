@@ -7,7 +7,9 @@ answers (the spec's ``Message`` example) must parse. A recording transport keeps
 response so the mock's verdict headers can be checked. Requests with OpenAI-form and native
 tools and every ``tool_choice``, a result's message sent back with tool answers (thinking
 blocks, ``tool_use``, ``tool_result`` with an image), ``response_format`` as
-``output_config.format`` and images are covered.
+``output_config.format`` and images are covered. So are the Message Batches steps (submit
+through ``backend.submit_batch``, poll, cancel, the results download), each accepted with
+no diagnostic, and the results the mock streams read back.
 
 The spec documents no ``text/event-stream`` for ``/v1/messages``, so the mock answers a
 stream request with the JSON ``Message``: the stream tests check that the request is
@@ -31,10 +33,12 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from _conformance import (  # noqa: E402
+    FAST_STREAM,
     adrain_interrupted,
     assert_all_accepted,
     drain_interrupted,
     make_backend,
+    matched_paths,
 )
 from mockserver import (  # noqa: E402
     MockPool,
@@ -48,10 +52,13 @@ ipfs_accel_claude = import_or_skip("ipfs_accel_claude")
 from ipfs_accel import (  # noqa: E402
     Backend,
     BadRequestError,
+    BatchFetch,
     ChatResult,
     ToolCall,
     UnsupportedOperationError,
+    VendorBatch,
 )
+from ipfs_accel._batch_fetch import fetch_lines  # noqa: E402
 from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
@@ -300,3 +307,62 @@ def test_images_conform(mock_pool: MockPool) -> None:  # noqa: F811
               for kind in ("jpeg", "png", "gif", "webp")]
     backend.chat([{"role": "user", "content": parts}], endpoint_id=eid)
     assert_all_accepted(seen, MATCHED)
+
+
+BATCHES = "/v1/messages/batches"
+BATCH_ID = "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF"  # the spec's MessageBatch example
+
+
+def test_batch_submit_poll_cancel_conform(mock_pool: MockPool) -> None:  # noqa: F811
+    """submit_batch's one request (the calls' lines, a whole conversation with tools and
+    images among them, as {"requests": [...]}), a poll and a cancel are accepted; the
+    MessageBatch answers are read (the example is in_progress)."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    calls = [{"id": "conv-1", "messages": CONVERSATION, "params": {"tools": TOOLS,
+                                                                   "max_tokens": 300}},
+             {"id": "L_2", "messages": [{"role": "user", "content": "Hi"}],
+              "params": {"stop": "\n", "temperature": 0.2}}]
+    job = backend.submit_batch(calls, endpoint_id=eid)
+    assert job.batches == [BATCH_ID]
+    assert_all_accepted(seen, BATCHES)
+    assert job.status() == "in_progress"
+    assert job.counts.total == 200  # the example's counts, processing included
+    assert job.cancel() == "in_progress"
+    assert [r.request.method for r in seen] == ["POST", "GET", "POST"]
+    assert matched_paths(seen) == [BATCHES, BATCHES + "/{message_batch_id}",
+                                   BATCHES + "/{message_batch_id}/cancel"]
+    assert_all_accepted(seen)
+
+
+@pytest.mark.parametrize("where", ["under the base URL", "the API's own URL"])
+def test_batch_results_conform(mock_pool: MockPool, where: str) -> None:  # noqa: F811
+    """The results download (a results_url under the endpoint's base URL as it is, the API's
+    own URL through the base URL) is accepted, and each line the mock streams is read as an
+    online answer."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen, headers=FAST_STREAM)
+    base = mock_pool.get(SPEC).base_url
+    url = (base if where == "under the base URL" else "https://api.anthropic.com")
+    url += f"{BATCHES}/{BATCH_ID}/results"
+    step = BatchFetch(batch=VendorBatch(id=BATCH_ID, state="completed", outputs=(url,)),
+                      output=url)
+    lines = list(fetch_lines(backend._engine, backend._endpoint(eid), step))
+    assert_all_accepted(seen, BATCHES + "/{message_batch_id}/results")
+    assert len(lines) == 3
+    for line in lines:
+        out = backend._hooks.batch_result(line, "chat")
+        assert out.result is not None and out.result.text == EXAMPLE_TEXT
+        assert (out.result.usage.input_tokens, out.result.usage.output_tokens) == (2095, 503)
+
+
+def test_bad_custom_id_is_flagged_by_the_spec(mock_pool: MockPool) -> None:  # noqa: F811
+    """A custom_id outside ^[a-zA-Z0-9_-]{1,64}$ draws the mock's pattern diagnostic (which
+    assert_all_accepted refuses): the plugin refuses such keys before sending."""
+    params = {"model": "claude-sonnet-4-6", "max_tokens": 10,
+              "messages": [{"role": "user", "content": "Hi"}]}
+    url = mock_pool.get(SPEC).base_url + BATCHES
+    found = diagnostics(httpx2.post(url, json={"requests": [{"custom_id": "line 1",
+                                                             "params": params}]},
+                                    headers={"anthropic-version": "2023-06-01"}))
+    assert any("custom_id" in d for d in found), found

@@ -33,8 +33,8 @@ def test_public_surface() -> None:
     # the order of __all__ is ruff's (RUF022: constants, classes, functions), checked by ruff
     assert set(ipfs_accel_claude.__all__) == {
         "API_KEY_ENV", "BASE_URL_ENV", "DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS",
-        "DEFAULT_MODEL", "ClaudeOptions", "backend_info", "classify_error", "parse_rate_limits",
-        "parse_usage", "send",
+        "DEFAULT_MODEL", "ClaudeOptions", "backend_info", "batch_exchange", "batch_result",
+        "classify_error", "parse_rate_limits", "parse_usage", "send",
     }
 
 

@@ -6,6 +6,12 @@ the ``anthropic-version`` header. Operations: ``chat``, ``generate`` (one user t
 ``stream_chat`` and ``stream_generate``; Anthropic has no embeddings API, so ``embed`` is
 not offered. Reads ``ANTHROPIC_API_KEY`` (required) and ``ANTHROPIC_BASE_URL``.
 
+Batches (``backend.submit_batch``): chat calls go as Message Batches
+(``/v1/messages/batches``: up to 100,000 requests and 256 MB each, each request's
+``params`` the body ``send`` builds, each key its ``custom_id``, so keys are 1 to 64
+letters, digits, ``_`` or ``-``); results are read with the online reader
+(:mod:`._batch`).
+
 Tools, structured output and images take OpenAI's vocabulary, as on every backend
 (``BackendInfo.features``: chat and stream_chat take ``tools``, ``json_schema`` and
 ``images``; generate and stream_generate a ``json_schema``; ``json_object`` none):
@@ -45,6 +51,7 @@ from typing import Any
 
 from ipfs_accel import (
     BackendInfo,
+    BatchOutcome,
     Call,
     Classification,
     EndpointConfig,
@@ -56,11 +63,18 @@ from ipfs_accel import (
     hookimpl,
 )
 
+from ._batch import BATCH_LIMITS, exchange, outcome
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._errors import classify
 from ._events import EventReader
 from ._limits import rate_limits
-from ._request import DEFAULT_MAX_TOKENS, ClaudeOptions, messages_body
+from ._request import (
+    DEFAULT_MAX_TOKENS,
+    ClaudeOptions,
+    messages_body,
+    options_of,
+    request_headers,
+)
 from ._response import parse_message, usage_of
 from ._wire import EVENT_TYPES, Message
 
@@ -72,6 +86,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "ClaudeOptions",
     "backend_info",
+    "batch_exchange",
+    "batch_result",
     "classify_error",
     "parse_rate_limits",
     "parse_usage",
@@ -115,20 +131,8 @@ def backend_info() -> BackendInfo:
         server_request_id_headers=("request-id",),
         options=ClaudeOptions,
         features=_FEATURES,
+        batch=BATCH_LIMITS,
     )
-
-
-def _headers(endpoint: EndpointConfig, options: ClaudeOptions) -> dict[str, str]:
-    headers = {"anthropic-version": options.anthropic_version}
-    if options.anthropic_beta:
-        headers["anthropic-beta"] = ",".join(options.anthropic_beta)
-    key = endpoint.api_key
-    if key is not None:
-        if options.auth == "bearer":
-            headers["authorization"] = f"Bearer {key.reveal()}"
-        else:
-            headers["x-api-key"] = key.reveal()
-    return headers
 
 
 @hookimpl
@@ -136,10 +140,10 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
     """The ``POST /v1/messages`` exchange for a chat or generate call or their streams."""
     if call.operation not in _OPERATIONS:
         raise UnsupportedOperationError(f"claude does not support {call.operation!r}")
-    options = endpoint.options if isinstance(endpoint.options, ClaudeOptions) else ClaudeOptions()
+    options = options_of(endpoint)
     stream = call.operation.startswith("stream_")
     body = messages_body(call, options, stream=stream)
-    headers = _headers(endpoint, options)
+    headers = request_headers(endpoint, options)
     if stream:
         headers["accept"] = _SSE_ACCEPT
         # one reader per call: it remembers which blocks are tool calls and the thinking
@@ -167,3 +171,17 @@ def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     binding one of the ``tokens`` / ``input-tokens`` / ``output-tokens`` budgets (the least
     remaining), resets read from their RFC 3339 times. Never raises."""
     return rate_limits(headers)
+
+
+@hookimpl
+def batch_exchange(step: Any, endpoint: EndpointConfig) -> Exchange | None:
+    """A Message Batches step (``/v1/messages/batches``): a call's request line, submit,
+    poll, cancel, or the results download (see :mod:`._batch`)."""
+    return exchange(step, endpoint)
+
+
+@hookimpl
+def batch_result(data: Any, operation: str) -> BatchOutcome:
+    """One line of a Message Batch's results: the answer read as an online one, the
+    error as the online API sends it, or a request canceled or expired."""
+    return outcome(data, operation)

@@ -3,8 +3,9 @@
 The canned success is a Messages API answer, shaped as the API's documentation shows it; the
 kit replays it from a loopback server while it checks counters, keys, backoff, queue and
 request IDs. The tool round trip is answered with a ``tool_use`` block calling
-``get_weather({"city": "Paris"})``, whole and streamed. The kit is imported only when the
-hook is called, never on normal use.
+``get_weather({"city": "Paris"})``, whole and streamed; the Message Batches API answers as
+:mod:`._case_batch` says. The kit is imported only when the hook is called, never on
+normal use.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ipfs_accel import hookimpl
+
+from ._case_batch import batch_case
 
 if TYPE_CHECKING:
     from ipfs_accel.testing import Case, ToolCase
@@ -127,4 +130,5 @@ def conformance_case() -> Case:
         params={"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
                 "stop": "stop_sequences"},
         tools=_tools(),
+        batch=batch_case(),
     )

@@ -19,7 +19,7 @@ from ipfs_accel import (
     kind_from_message,
 )
 
-__all__ = ["classify", "error_fields"]
+__all__ = ["ERROR_STATUS", "classify", "error_fields"]
 
 
 def error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
@@ -50,6 +50,21 @@ _TYPES: dict[str, tuple[ErrorKind, bool]] = {
     # a 504 from Anthropic's side: an HTTP answer, so a server error rather than our timeout
     "timeout_error": (ErrorKind.SERVER, True),
 }
+
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+"""The HTTP status the API answers each error ``type`` with (its errors page): what a
+batch's ``errored`` item, which carries the body but no status, is classified as."""
 
 # a proxy's error code that is an HTTP status, for an error event inside a 200 stream
 _STATUS_CODES: dict[str, tuple[ErrorKind, bool]] = {

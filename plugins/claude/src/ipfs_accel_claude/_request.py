@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from ipfs_accel import Call, ConfigurationError
+from ipfs_accel import Call, ConfigurationError, EndpointConfig
 
 from ._messages import system_value, turns
 from ._tools import apply_tools
 
-__all__ = ["DEFAULT_MAX_TOKENS", "ClaudeOptions", "messages_body"]
+__all__ = ["DEFAULT_MAX_TOKENS", "ClaudeOptions", "messages_body", "options_of", "request_headers"]
 
 DEFAULT_MAX_TOKENS = 1024
 """``max_tokens`` sent when the call gives none (the API requires the field)."""
@@ -39,6 +39,27 @@ class ClaudeOptions(msgspec.Struct, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         if self.default_max_tokens < 1:
             raise ValueError("default_max_tokens must be at least 1")
+
+
+def options_of(endpoint: EndpointConfig) -> ClaudeOptions:
+    """The endpoint's claude options (the defaults where it has none)."""
+    options = endpoint.options
+    return options if isinstance(options, ClaudeOptions) else ClaudeOptions()
+
+
+def request_headers(endpoint: EndpointConfig, options: ClaudeOptions) -> dict[str, str]:
+    """The headers of every request to the API: ``anthropic-version``, ``anthropic-beta``
+    when beta features are named, and the key as ``options.auth`` says."""
+    headers = {"anthropic-version": options.anthropic_version}
+    if options.anthropic_beta:
+        headers["anthropic-beta"] = ",".join(options.anthropic_beta)
+    key = endpoint.api_key
+    if key is not None:
+        if options.auth == "bearer":
+            headers["authorization"] = f"Bearer {key.reveal()}"
+        else:
+            headers["x-api-key"] = key.reveal()
+    return headers
 
 
 def messages_body(call: Call, options: ClaudeOptions, *, stream: bool) -> dict[str, Any]:

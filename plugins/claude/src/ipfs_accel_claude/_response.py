@@ -21,6 +21,7 @@ from ._wire import Usage as WireUsage
 __all__ = [
     "FINISH_REASON_TABLE",
     "VENDOR",
+    "chat_result",
     "parse_message",
     "thinking_block",
     "thinking_extra",
@@ -79,8 +80,12 @@ def parse_message(resp: Response) -> ChatResult:
     extended thinking is on. ``stop_reason`` is ``native_finish_reason`` and, by
     :data:`FINISH_REASON_TABLE`, ``finish_reason``. ``raw`` is the whole body.
     """
-    data: Message = resp.data
-    raw = decode_json(resp.content)
+    return chat_result(resp.data, decode_json(resp.content))
+
+
+def chat_result(data: Message, raw: Any) -> ChatResult:
+    """:func:`parse_message` of a ``Message`` already decoded: ``data`` typed, ``raw`` the
+    same body generically decoded (a batch's result line carries the message so)."""
     blocks = data.content
     text = "".join(b.text for b in blocks if b.type == "text")
     # the typed decode checked the list, so the block at the same position of the body is
