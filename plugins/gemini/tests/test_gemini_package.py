@@ -22,7 +22,7 @@ def test_public_surface() -> None:
     assert ipfs_accel_gemini.__all__ == sorted(ipfs_accel_gemini.__all__)
     assert set(ipfs_accel_gemini.__all__) == {
         "DEFAULT_EMBED_MODEL", "DEFAULT_MODEL", "GeminiOptions", "backend_info",
-        "classify_error", "parse_usage", "send",
+        "batch_exchange", "batch_result", "classify_error", "parse_usage", "send",
     }
 
 
@@ -36,3 +36,4 @@ def test_backend_info() -> None:
     assert info.default_model == "gemini-2.5-flash"
     assert info.operations == {"chat", "generate", "embed", "stream_chat", "stream_generate"}
     assert info.options is ipfs_accel_gemini.GeminiOptions
+    assert info.batch is not None and info.batch.operations == {"chat"}

@@ -34,6 +34,11 @@ chat and stream_chat take all four, generate and stream_generate the two JSON fo
   is ``finish_reason="tool_calls"``. A text part's ``thoughtSignature`` travels as the
   result's ``extra_content`` and goes back on the turn's last text part.
 
+Batches (``submit_batch``, half the price): chat calls as inline requests of the Batch API
+(``POST /v1beta/models/{model}:batchGenerateContent``; each call's line is the request
+``generateContent`` would get, keyed by ``metadata.key``), polled, cancelled and read back
+as ``_batch`` and ``_batch_result`` say; at most 10,000 calls and 20 MB a batch.
+
 Billed tokens (``usageMetadata``): ``input_tokens`` = ``promptTokenCount`` +
 ``toolUsePromptTokenCount``; ``output_tokens`` = ``candidatesTokenCount`` +
 ``thoughtsTokenCount`` (thinking is billed as output), ``reasoning_tokens`` =
@@ -48,6 +53,7 @@ from typing import Any
 import msgspec
 from ipfs_accel import (
     BackendInfo,
+    BatchOutcome,
     Call,
     Classification,
     EndpointConfig,
@@ -58,6 +64,9 @@ from ipfs_accel import (
     hookimpl,
 )
 
+from ._batch import BATCH_LIMITS
+from ._batch import batch_exchange as _batch_exchange
+from ._batch_result import read_result
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 from ._classify import classify
 from ._request import embed_request, generate_body, model_id
@@ -74,6 +83,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "GeminiOptions",
     "backend_info",
+    "batch_exchange",
+    "batch_result",
     "classify_error",
     "parse_usage",
     "send",
@@ -97,6 +108,7 @@ class GeminiOptions(msgspec.Struct, kw_only=True, frozen=True):
     embed_model: str = DEFAULT_EMBED_MODEL
 
 
+_BATCH_STEP = "batch"  # the operation of a batch step's call (the core's BATCH_OPERATION)
 _OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
 _CHAT = frozenset({"tools", "json_schema", "json_object", "images"})
 _GENERATE = frozenset({"json_schema", "json_object"})  # a prompt: no turns to call tools in
@@ -120,6 +132,7 @@ def backend_info() -> BackendInfo:
         operations=_OPERATIONS,
         options=GeminiOptions,
         features=_FEATURES,
+        batch=BATCH_LIMITS,
     )
 
 
@@ -170,8 +183,24 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
 
 
 @hookimpl
+def batch_exchange(step: Any, endpoint: EndpointConfig) -> Exchange | None:
+    """The exchange of one step of a batch (see ``_batch``), with the key as ``send``'s."""
+    options: GeminiOptions = endpoint.options or GeminiOptions()
+    return _batch_exchange(step, _headers(endpoint), options.api_version)
+
+
+@hookimpl
+def batch_result(data: Any, operation: str) -> BatchOutcome:
+    """One answer of a batch (see ``_batch_result``)."""
+    return read_result(data, operation)
+
+
+@hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """Token usage from a response's or stream chunk's ``usageMetadata``."""
+    """Token usage from a response's or stream chunk's ``usageMetadata`` (none for a batch
+    step: its answers' usage is read with each result)."""
+    if operation == _BATCH_STEP:
+        return None
     return usage_from(data)
 
 

@@ -3,8 +3,9 @@
 The canned success is a ``generateContent`` answer, shaped as the API's documentation shows
 it; the kit replays it from a loopback server while it checks counters, keys, backoff, queue
 and request IDs. The tool round trip is answered with a ``functionCall`` part carrying a
-``thoughtSignature`` and no ID, as a thinking model sends it. The kit is imported only
-when the hook is called, never on normal use.
+``thoughtSignature`` and no ID, as a thinking model sends it. The batch check is answered
+as ``_batch_case`` says. The kit is imported only when the hook is called, never on normal
+use.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ipfs_accel import hookimpl
+
+from ._batch_case import batch_case
 
 if TYPE_CHECKING:
     from ipfs_accel.testing import Case
@@ -122,4 +125,5 @@ def conformance_case() -> Case:
                 "top_p": "generationConfig.topP", "stop": "generationConfig.stopSequences"},
         tools=ToolCase(reply=Reply(200, json=_tool_reply()), stream=Stream(_tool_stream()),
                        id=None),
+        batch=batch_case(),
     )
