@@ -46,13 +46,12 @@ def run_batched(file: Path, be: Backend, endpoint_id: str, output: Path, answers
     if doubt and not resubmit:
         lines = sum(len(ledger.intents[label]) for label in doubt)
         raise CliError(
-            f"the run stopped while submitting {lines} lines as batch {', '.join(doubt)}: "
-            "the provider may have it", hint="check the provider's batch list for that "
-            "label (cancel it there if it exists), then rerun with --resume --resubmit to "
-            "send those lines again")
+            f"batch {', '.join(doubt)} is in doubt: the run stopped while submitting its "
+            f"{lines} lines, so the provider may have it", hint="check the provider's batch "
+            "list for that label (cancel it there if it exists), then rerun with --resume "
+            "--resubmit to send those lines again")
     for label in doubt:
-        ledger.append({"abandoned": label})
-        del ledger.intents[label]
+        ledger.append({"abandoned": label})  # its lines leave the ledger's intents
     run = BatchRun(be, endpoint_id, output, ledger, answers)
     skip = answers.ok if retry_failed else answers.ok | answers.failed
     with output.open("a" if resume else "w", encoding="utf-8") as out:

@@ -9,7 +9,8 @@ the run (a crash, Ctrl-C, a reboot), ``--resume`` knows:
   are sent as a batch (labelled so at the provider);
 - ``{"submitted": LABEL, "batch": ID, "operation": OP}``: the provider created it;
 - ``{"written": ID}``: every line of that batch has its result in the results file;
-- ``{"abandoned": LABEL}``: a batch in doubt whose lines ``--resubmit`` sends again.
+- ``{"abandoned": LABEL}``: a batch in doubt whose lines ``--resubmit`` sends again, or
+  one the provider refused (an error answer, not a 5xx: it was not created).
 
 Lines in a batch submitted and not yet written are waited for, never sent again. Lines
 ``submitting`` with no ``submitted`` after it are in doubt: the run stopped while the
@@ -55,25 +56,30 @@ class Ledger:
                     record = json.loads(raw)
                 except ValueError:
                     continue
-                if "run" in record:
-                    self.run = record["run"]
-                elif "submitting" in record:
-                    self.intents[record["submitting"]] = record["items"]
-                elif "submitted" in record:
-                    self.batches[record["batch"]] = (record["submitted"], record["operation"])
-                elif "written" in record:
-                    self.written.add(record["written"])
-                elif "abandoned" in record:  # in doubt, and sent again (--resubmit)
-                    self.intents.pop(record["abandoned"], None)
+                self._apply(record)
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        if "run" in record:
+            self.run = record["run"]
+        elif "submitting" in record:
+            self.intents[record["submitting"]] = record["items"]
+        elif "submitted" in record:
+            self.batches[record["batch"]] = (record["submitted"], record["operation"])
+        elif "written" in record:
+            self.written.add(record["written"])
+        elif "abandoned" in record:  # in doubt, and sent again (--resubmit)
+            self.intents.pop(record["abandoned"], None)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append ``record``, durably, before the caller goes on."""
+        """Append ``record``, durably, before the caller goes on; what the ledger says
+        includes it from then on."""
         if self._file is None:
             self._cut_torn_tail()
             self._file = self.path.open("a", encoding="utf-8")
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
+        self._apply(record)
 
     def _cut_torn_tail(self) -> None:
         if not self.path.exists():

@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.markup import escape
 
 from .._batch import BatchJob
-from .._errors import ConfigurationError
+from .._errors import CallError, ConfigurationError
 from ._batch_ledger import Ledger, ledger_path
 from ._common import CliError
 from ._options import err
@@ -107,6 +107,11 @@ class BatchRun:
                 return 0
             raise CliError(_by_line(str(exc)), hint="nothing was sent; fix the line and "
                            "run again") from None
+        except CallError as exc:
+            if asked and exc.status is not None and exc.status < 500:
+                # the provider answered no: that batch does not exist, its lines are free
+                ledger.append({"abandoned": asked[-1].label})
+            raise
         return sum(len(ledger.items_of(b)) for b in job.batches)
 
     def _lines(self, file: Path, skip: set[int], shard: Shard | None, ids: dict[str, Any],
@@ -159,6 +164,8 @@ class BatchRun:
             line, ident = items.get(key, (None, None))
             if line is None or line in self.answers.ok:
                 continue  # not ours, or its result is in the file already
+            if line in self.answers.failed:  # written before a kill, or retried: this one
+                self.answers.repeated = True  # wins, and the file is compacted at the end
             item = Item(line, id=ident)
             if isinstance(outcome, Exception):
                 self.failed += 1
