@@ -1,0 +1,211 @@
+"""A whole batch job through ``ipfs_accel.openai_batch``, against the OpenAI Batch API as
+its ``batch_case`` plays it (the answers the conformance kit replays): upload, create, a
+poll per state, the output and error files, and every call's outcome."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+from typing import Any
+
+import httpx2
+import pytest
+from ipfs_accel import (
+    BackendInfo,
+    BadRequestError,
+    BatchCancelledError,
+    BatchExpiredError,
+    BatchFailedError,
+    BatchLimits,
+    BatchOutcome,
+    Call,
+    ChatResult,
+    Classification,
+    EndpointConfig,
+    Exchange,
+    Failure,
+    Registry,
+    Usage,
+    hookimpl,
+)
+from ipfs_accel import openai_compat as oa
+from ipfs_accel.openai_batch import OpenAIBatches, batch_case
+from ipfs_accel.testing import BatchCase, Reply
+
+KEY = "sk-openai-batch-flow-" + "k" * 20
+BID = "batch_abc123"
+
+
+class _Plugin:
+    """A backend of the OpenAI wire, online and batched."""
+
+    batches = OpenAIBatches(send=oa.exchange)
+
+    @hookimpl
+    def backend_info(self) -> BackendInfo:
+        return BackendInfo(name="oaish", provider="oaish", default_base_url="http://oai.test/v1",
+                           default_model="m-1", operations=frozenset({"chat", "embed"}),
+                           batch=BatchLimits(max_requests=50, max_bytes=10_000))
+
+    @hookimpl
+    def send(self, call: Call, endpoint: EndpointConfig) -> Exchange:
+        return oa.exchange(call, endpoint)
+
+    @hookimpl
+    def parse_usage(self, operation: str, data: Any) -> Usage | None:
+        return None if operation == "batch" else oa.parse_usage(data)
+
+    @hookimpl
+    def classify_error(self, failure: Failure) -> Classification:
+        return oa.classify_error(failure)
+
+    @hookimpl
+    def batch_exchange(self, step: Any, endpoint: EndpointConfig) -> Exchange | None:
+        return self.batches.exchange(step, endpoint)
+
+    @hookimpl
+    def batch_result(self, data: Any, operation: str) -> BatchOutcome:
+        return self.batches.result(data, operation)
+
+
+def _http(reply: Reply) -> httpx2.Response:
+    if reply.json is not None:
+        return httpx2.Response(reply.status, json=reply.json, headers=dict(reply.headers))
+    return httpx2.Response(reply.status, content=reply.body, headers=dict(reply.headers))
+
+
+_KINDS = {"fail": "failed", "expire": "expired"}
+
+
+class Player:
+    """The provider, played from a :class:`BatchCase`: each poll moves the batch one state
+    on (``states``); each item's kind is what its message asks for (``"fail"``,
+    ``"expire"``, else answered); a cancel cancels the items not answered."""
+
+    def __init__(self, case: BatchCase, states: tuple[str, ...], prefix: str = "/v1") -> None:
+        self.case, self.states, self.prefix = case, list(states), prefix
+        self.state = "validating"
+        self.requests: list[httpx2.Request] = []
+        self.outcomes: list[tuple[str, str]] = []
+        self.outputs: list[str] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        self.requests.append(request)
+        path = request.url.path.removeprefix(self.prefix)
+        if path == "/files":
+            head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
+            form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                head + request.content)
+            [file] = [p for p in form.iter_parts() if p.get_filename()]
+            payload = file.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            for line in payload.splitlines():
+                row = json.loads(line)
+                said = row["body"]["messages"][-1]["content"]
+                self.outcomes.append((row["custom_id"], _KINDS.get(said, "completed")))
+            return _http(self.case.submitted(BID)[0])
+        if path == "/batches":
+            return _http(self.case.submitted(BID)[1])
+        if path == f"/batches/{BID}/cancel":
+            self.state = "cancelled"
+            self.outcomes = [(k, "completed" if kind == "completed" else "cancelled")
+                             for k, kind in self.outcomes]
+            return self._described()
+        if path == f"/batches/{BID}":
+            if self.states:
+                self.state = self.states.pop(0)
+            return self._described()
+        if path.endswith("/content"):
+            file_id = path.split("/")[2]
+            return _http(self.case.results(BID, self.outcomes)[self.outputs.index(file_id)])
+        return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def _described(self) -> httpx2.Response:
+        body = self.case.described(BID, self.state, self.outcomes).json
+        self.outputs = [body[f] for f in ("output_file_id", "error_file_id") if f in body]
+        assert None not in body.values()  # unset fields left out, as the spec wants
+        return httpx2.Response(200, json=body)
+
+
+CASE = batch_case(model="m-1", file_extra={"status": "processed"})
+
+
+def _run(end: str, *texts: str) -> tuple[Player, Any]:
+    player = Player(CASE, ("in_progress", "finalizing", end))
+    registry = Registry(plugins=[_Plugin()], entry_points=False, telemetry=False,
+                        transport=httpx2.MockTransport(player), environ={})
+    backend = registry.get("oaish")
+    backend.create_endpoint("e", api_key=KEY, max_retries=0)
+    calls = [{"id": f"item-{n}", "messages": [{"role": "user", "content": t}]}
+             for n, t in enumerate(texts, start=1)]
+    return player, backend.submit_batch(calls, label="job")
+
+
+def test_a_completed_batch_gives_each_answer_and_each_error_as_online() -> None:
+    player, job = _run("completed", "ping", "fail", "ping")
+    assert job.batches == [BID]
+    assert job.wait(every=0) == "completed"
+    assert (job.counts.total, job.counts.completed, job.counts.failed) == (3, 2, 1)
+    out = dict(job.results())
+    assert isinstance(out["item-1"], ChatResult) and out["item-1"].text == "pong"
+    assert out["item-1"].request_id == "item-1"
+    assert (out["item-1"].usage.input_tokens, out["item-1"].usage.output_tokens) == (9, 3)
+    assert isinstance(out["item-2"], BadRequestError)
+    assert "conformance: bad request" in str(out["item-2"])
+    assert isinstance(out["item-3"], ChatResult)
+    stats = job.backend.get_stats("e")
+    assert (stats.batch_input_tokens, stats.batch_output_tokens) == (18, 6)
+    assert [(r.method, r.url.path) for r in player.requests] == [
+        ("POST", "/v1/files"), ("POST", "/v1/batches"),
+        ("GET", f"/v1/batches/{BID}"), ("GET", f"/v1/batches/{BID}"),
+        ("GET", f"/v1/batches/{BID}"),
+        ("GET", f"/v1/files/file-{BID}-out/content"),
+        ("GET", f"/v1/files/file-{BID}-err/content")]
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in player.requests)
+    created = json.loads(player.requests[1].content)
+    assert created == {"input_file_id": f"file-{BID}-in", "endpoint": "/v1/chat/completions",
+                       "completion_window": "24h", "metadata": {"label": "job-1"}}
+
+
+def test_an_expired_batch_gives_its_answers_and_expires_the_rest() -> None:
+    _, job = _run("expired", "ping", "expire")
+    assert job.wait(every=0) == "expired"
+    assert job.counts.expired == 1
+    out = dict(job.results())
+    assert isinstance(out["item-1"], ChatResult)
+    assert isinstance(out["item-2"], BatchExpiredError) and out["item-2"].retryable
+    assert "completion window expired" in str(out["item-2"])
+
+
+def test_a_cancelled_batch_keeps_what_ran() -> None:
+    player, job = _run("completed", "ping", "fail")
+    job.status()
+    assert job.cancel() == "cancelled"
+    assert player.requests[-1].url.path == f"/v1/batches/{BID}/cancel"
+    out = dict(job.results())
+    assert isinstance(out["item-1"], ChatResult)
+    assert isinstance(out["item-2"], BatchCancelledError)
+
+
+def test_a_failed_batch_fails_every_call_with_its_errors() -> None:
+    _, job = _run("failed", "ping", "ping")
+    assert job.wait(every=0) == "failed"
+    out = dict(job.results())
+    assert all(isinstance(v, BatchFailedError) for v in out.values())
+    assert "invalid_json_line: This line is not parseable as valid JSON. (line 1)" in str(
+        out["item-1"])
+    text = repr(job) + "".join(repr(v) + str(v) for v in out.values())
+    assert KEY not in text
+
+
+@pytest.mark.parametrize("state", ["validating", "in_progress", "finalizing", "completed",
+                                   "failed", "expired", "cancelling", "cancelled"])
+def test_the_cases_batch_in_each_state_has_no_nulls_and_reads_back(state: str) -> None:
+    outcomes = [("item-1", "completed"), ("item-2", "failed"), ("item-3", "expired")]
+    body = CASE.described(BID, state, outcomes).json
+    assert None not in body.values() and body["status"] == state
+    assert {"id", "object", "endpoint", "input_file_id", "completion_window", "status",
+            "created_at"} <= set(body)
+    assert set(body["request_counts"]) == {"total", "completed", "failed"}
