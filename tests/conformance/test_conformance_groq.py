@@ -22,10 +22,22 @@ which the plugin leaves out),
 and a ``data:`` URL) are each accepted with no diagnostic, unary and streamed. The mock's
 answers carry no tool call, so the assistant turn is built from a :class:`ToolCall` as a
 result would hold it.
+
+Batches: each step of a batch job is accepted with no diagnostic (the mock validates the
+upload's multipart form too: ``purpose`` in its one-value enum, ``file`` required, no
+``expires_after``): the upload of the request lines and the batch created from the file's
+ID (``endpoint`` ``/v1/chat/completions``, the only one, window ``24h``), a poll, a cancel
+and the download of an output file (octet-stream, as the spec declares it). Each uploaded
+line's ``body`` is itself accepted at its ``url`` (under ``/openai``), as the online
+request. Groq's ``File`` schema requires nothing, so from it alone the mock answers the
+upload with ``{}``, a file without the ``id`` the batch is made from (the plugin refuses
+it, naming the field); the batch tests narrow the spec (``_file_has_id``) to the file the
+API sends, whose ``id`` its examples always show.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -40,6 +52,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from _conformance import (  # noqa: E402
+    RecordingTransport,
     assert_all_accepted,
     drain_interrupted,
     embeddings_in_order,
@@ -53,7 +66,18 @@ from mockserver import (  # noqa: E402
 
 ipfs_accel_groq = import_or_skip("ipfs_accel_groq")
 
-from ipfs_accel import Backend, ChatResult, ToolCall  # noqa: E402
+from ipfs_accel import (  # noqa: E402
+    BATCH_STATES,
+    Backend,
+    BatchFetch,
+    ChatResult,
+    Registry,
+    ResponseError,
+    ToolCall,
+    UnsupportedOperationError,
+    VendorBatch,
+)
+from ipfs_accel._batch_fetch import fetch_lines  # noqa: E402
 from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
@@ -170,3 +194,112 @@ def test_tools_formats_and_images_conform(
         assert body["messages"] == sent
         assert {k: body[k] for k in params} == params
     assert isinstance(result.text, str)
+
+
+def _file_has_id(doc: dict[str, Any]) -> dict[str, Any]:
+    """Groq's ``File`` with its ``id`` required, as every file the API sends has one."""
+    doc = copy.deepcopy(doc)
+    doc["components"]["schemas"]["File"]["required"] = ["id"]
+    return doc
+
+
+class _ReadingTransport(RecordingTransport):
+    """The recording transport, keeping a streamed request's body (an upload's) too."""
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        return super().handle_request(request)
+
+
+def _batch_backend(pool: MockPool, seen: list[httpx2.Response], *,
+                   transform: SpecTransform | None = _file_has_id) -> tuple[Backend, str]:
+    mock = pool.get(SPEC, transform=transform)
+    registry = Registry(plugins=[ipfs_accel_groq], entry_points=False, environ={},
+                        transport=_ReadingTransport(seen))
+    backend = registry.get("groq")
+    eid = backend.create_endpoint(base_url=mock.root_url + "/openai/v1", max_retries=0,
+                                  api_key="gsk_conf")
+    return backend, eid
+
+
+def _uploaded_lines(upload: httpx2.Response) -> list[dict[str, Any]]:
+    """The JSONL file of a multipart upload, as the lines it holds."""
+    content = upload.request.content
+    boundary = upload.request.headers["content-type"].split("boundary=")[1].encode()
+    [file] = [part for part in content.split(b"--" + boundary)
+              if b'name="file"' in part.split(b"\r\n\r\n", 1)[0]]
+    text = file.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+_CALLS = [{"id": "q1", "messages": MESSAGES, "params": {"max_tokens": 64, "seed": 1}},
+          {"id": "q2", "messages": TOOL_TURN, "params": {"tools": [TOOL]}}]
+
+
+def test_batch_submit_conforms(mock_pool: MockPool) -> None:  # noqa: F811
+    """The upload (multipart, purpose batch, the lines as the file) and the batch made of
+    it are accepted; each line's body is accepted at its url as the online request."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _batch_backend(mock_pool, seen)
+    job = backend.submit_batch(_CALLS, endpoint_id=eid, label="conformance")
+    assert_all_accepted(seen)
+    assert [r.headers.get("x-steady-matched-path") for r in seen] == [
+        "/openai/v1/files", "/openai/v1/batches"]
+    upload, create = seen
+    assert all(r.request.headers["authorization"] == "Bearer gsk_conf" for r in seen)
+    lines = _uploaded_lines(upload)
+    assert [(x["custom_id"], x["method"], x["url"]) for x in lines] == [
+        ("q1", "POST", "/v1/chat/completions"), ("q2", "POST", "/v1/chat/completions")]
+    assert lines[0]["body"] == {"messages": MESSAGES, "model": "llama-3.3-70b-versatile",
+                                "max_completion_tokens": 64, "seed": 1}
+    assert "content" not in lines[1]["body"]["messages"][1]  # as the online request sends it
+    assert json.loads(create.request.content) == {
+        "input_file_id": upload.json()["id"], "endpoint": "/v1/chat/completions",
+        "completion_window": "24h", "metadata": {"label": "conformance-1"}}
+    assert job.batches == [create.json()["id"]]
+    root = mock_pool.get(SPEC, transform=_file_has_id).root_url
+    online = [httpx2.post(root + "/openai" + line["url"], json=line["body"],
+                          headers={"authorization": "Bearer gsk_conf"}) for line in lines]
+    assert_all_accepted(online, "/openai/v1/chat/completions")
+
+
+def test_batch_of_embeddings_is_refused_before_sending(mock_pool: MockPool) -> None:  # noqa: F811
+    """Groq batches chat only (its endpoint enum): an embed call is refused, nothing sent."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _batch_backend(mock_pool, seen)
+    with pytest.raises(UnsupportedOperationError, match="batches take chat, not 'embed'"):
+        backend.submit_batch([{"id": "e1", "input": "hi"}], endpoint_id=eid)
+    assert seen == []
+
+
+def test_batch_upload_answered_without_an_id_is_refused(mock_pool: MockPool) -> None:  # noqa: F811
+    """From the spec alone the upload's answer is ``{}``: no file ID, no batch made."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _batch_backend(mock_pool, seen, transform=None)
+    with pytest.raises(ResponseError, match="missing required field `id`"):
+        backend.submit_batch(_CALLS[:1], endpoint_id=eid)
+    assert_all_accepted(seen, "/openai/v1/files")
+
+
+def test_batch_poll_cancel_and_fetch_conform(mock_pool: MockPool) -> None:  # noqa: F811
+    """A poll, a cancel and an output's download are accepted; the mock's batches parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _batch_backend(mock_pool, seen)
+    job = backend.get_batch(backend.submit_batch(_CALLS, endpoint_id=eid).id, eid)
+    del seen[:]
+    assert job.status() in BATCH_STATES
+    assert backend.get_batch(job.id, eid).cancel() in BATCH_STATES
+    batch = VendorBatch(id=job.batches[0], state="completed", outputs=("file_01jh6x76",))
+    lines = list(fetch_lines(backend._engine, backend._endpoint(eid),
+                             BatchFetch(batch=batch, output="file_01jh6x76")))
+    assert_all_accepted(seen)
+    assert [(r.request.method, r.headers.get("x-steady-matched-path")) for r in seen] == [
+        ("GET", "/openai/v1/batches/{batch_id}"), ("POST", "/openai/v1/batches/{batch_id}/cancel"),
+        ("GET", "/openai/v1/files/{file_id}/content")]
+    assert seen[2].request.url.path == "/openai/v1/files/file_01jh6x76/content"
+    assert seen[2].request.headers["accept"] == "application/octet-stream"
+    assert seen[2].headers["content-type"] == "application/octet-stream"
+    assert all(r.request.headers["authorization"] == "Bearer gsk_conf" for r in seen)
+    # the spec's content is made-up bytes, no result line
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        backend._hooks.batch_result(lines[0] if lines else None, "chat")

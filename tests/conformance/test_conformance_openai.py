@@ -23,6 +23,14 @@ messages with ``image_url`` parts (an https and a ``data:`` URL) are each accept
 diagnostic, unary and streamed. The mock's generated answers carry no tool call (the
 spec does not require one), so the assistant turn is built from a :class:`ToolCall` as a
 result would hold it.
+
+Batches: each step of a batch job is accepted with no diagnostic (the mock validates the
+upload's multipart form too: ``purpose`` in its enum, ``file`` required, no unknown field):
+the upload of the request lines and the batch created from the file's ID (``endpoint``
+of each batched operation, window ``24h``), a poll, a cancel and the download of an output
+file. Each uploaded line's ``body`` is itself accepted at its ``url``, as the online
+request. The mock's answers parse into the batch's description; the file content it makes
+up (a JSON string, where the real API sends JSONL) is read back as no result.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ if _HERE not in sys.path:
 
 from _conformance import (  # noqa: E402
     FAST_STREAM,
+    RecordingTransport,
     assert_all_accepted,
     drain_interrupted,
     embeddings_in_order,
@@ -55,7 +64,17 @@ from mockserver import (  # noqa: E402
 
 ipfs_accel_openai = import_or_skip("ipfs_accel_openai")
 
-from ipfs_accel import Backend, ChatResult, ResponseError, ToolCall  # noqa: E402
+from ipfs_accel import (  # noqa: E402
+    BATCH_STATES,
+    Backend,
+    BatchFetch,
+    ChatResult,
+    Registry,
+    ResponseError,
+    ToolCall,
+    VendorBatch,
+)
+from ipfs_accel._batch_fetch import fetch_lines  # noqa: E402
 from ipfs_accel.testing import TOOL  # noqa: E402
 
 pytestmark = pytest.mark.conformance
@@ -188,3 +207,98 @@ def test_tools_formats_and_images_conform(
         assert body["messages"] == messages
         assert {k: body[k] for k in params} == params
     assert isinstance(result.text, str)
+
+
+class _ReadingTransport(RecordingTransport):
+    """The recording transport, keeping a streamed request's body (an upload's) too."""
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        return super().handle_request(request)
+
+
+def _batch_backend(pool: MockPool, seen: list[httpx2.Response]) -> tuple[Backend, str]:
+    registry = Registry(plugins=[ipfs_accel_openai], entry_points=False, environ={},
+                        transport=_ReadingTransport(seen))
+    backend = registry.get("openai")
+    eid = backend.create_endpoint(base_url=pool.get(SPEC).base_url, max_retries=0,
+                                  api_key="sk-conformance", organization="org-123")
+    return backend, eid
+
+
+def _uploaded_lines(upload: httpx2.Response) -> list[dict[str, Any]]:
+    """The JSONL file of a multipart upload, as the lines it holds."""
+    content = upload.request.content
+    boundary = upload.request.headers["content-type"].split("boundary=")[1].encode()
+    [file] = [part for part in content.split(b"--" + boundary)
+              if b'name="file"' in part.split(b"\r\n\r\n", 1)[0]]
+    text = file.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+_BATCHED = {
+    "chat": [{"id": "q1", "messages": MESSAGES, "params": {"max_tokens": 64, "seed": 7}},
+             {"id": "q2", "messages": [{"role": "user", "content": "Hi"}]}],
+    "embed": [{"custom_id": "e1", "method": "POST", "url": "/v1/embeddings",
+               "body": {"input": ["The quick brown fox", "jumped"], "dimensions": 256}}],
+}
+
+
+@pytest.mark.parametrize("operation", list(_BATCHED))
+def test_batch_submit_conforms(mock_pool: MockPool, operation: str) -> None:  # noqa: F811
+    """The upload (multipart, purpose batch, the lines as the file) and the batch made of
+    it are accepted; each line's body is accepted at its url as the online request."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _batch_backend(mock_pool, seen)
+    job = backend.submit_batch(_BATCHED[operation], endpoint_id=eid, label="conformance")
+    assert_all_accepted(seen)
+    assert [r.headers.get("x-steady-matched-path") for r in seen] == ["/files", "/batches"]
+    upload, create = seen
+    for response in seen:
+        assert response.request.headers["authorization"] == "Bearer sk-conformance"
+        assert response.request.headers["openai-organization"] == "org-123"
+    lines = _uploaded_lines(upload)
+    url = {"chat": "/v1/chat/completions", "embed": "/v1/embeddings"}[operation]
+    assert [line["url"] for line in lines] == [url] * len(_BATCHED[operation])
+    if operation == "chat":  # the online request's own names: max_completion_tokens
+        assert lines[0]["body"] == {"messages": MESSAGES, "model": "gpt-4o-mini",
+                                    "max_completion_tokens": 64, "seed": 7}
+    assert json.loads(create.request.content) == {
+        "input_file_id": upload.json()["id"], "endpoint": url, "completion_window": "24h",
+        "metadata": {"label": "conformance-1"}}
+    assert job.batches == [create.json()["id"]]
+    online: list[httpx2.Response] = []
+    for line in lines:  # the line's request, sent online, is what the API takes there
+        assert line["method"] == "POST" and line["custom_id"]
+        online.append(httpx2.post(_mock_url(mock_pool, line["url"]), json=line["body"],
+                                  headers={"authorization": "Bearer sk-conformance"}))
+    assert_all_accepted(online, url.removeprefix("/v1"))
+
+
+def _mock_url(pool: MockPool, url: str) -> str:
+    return pool.get(SPEC).base_url + url.removeprefix("/v1")
+
+
+def test_batch_poll_cancel_and_fetch_conform(mock_pool: MockPool) -> None:  # noqa: F811
+    """A poll, a cancel and an output's download are accepted; the mock's batches parse."""
+    seen: list[httpx2.Response] = []
+    backend, eid = _backend(mock_pool, seen)
+    job = backend.get_batch(backend.submit_batch(_BATCHED["chat"], endpoint_id=eid).id, eid)
+    del seen[:]
+    assert job.status() in BATCH_STATES
+    assert backend.get_batch(job.id, eid).cancel() in BATCH_STATES
+    endpoint = backend._endpoint(eid)
+    batch = VendorBatch(id=job.batches[0], state="completed", outputs=("file-abc123",))
+    lines = list(fetch_lines(backend._engine, endpoint,
+                             BatchFetch(batch=batch, output="file-abc123")))
+    assert_all_accepted(seen)
+    assert [(r.request.method, r.headers.get("x-steady-matched-path")) for r in seen] == [
+        ("GET", "/batches/{batch_id}"), ("POST", "/batches/{batch_id}/cancel"),
+        ("GET", "/files/{file_id}/content")]
+    assert [r.request.url.path for r in seen] == [
+        f"/batches/{job.batches[0]}", f"/batches/{job.batches[0]}/cancel",
+        "/files/file-abc123/content"]
+    assert all(r.request.headers["authorization"] == "Bearer sk-conformance" for r in seen)
+    # the spec's content is a JSON string, no result line
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        backend._hooks.batch_result(lines[0], "chat")

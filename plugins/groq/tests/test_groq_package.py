@@ -6,7 +6,7 @@ import pathlib
 import tomllib
 
 import ipfs_accel_groq
-from ipfs_accel import Registry
+from ipfs_accel import BatchLimits, Registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -43,3 +43,5 @@ def test_backend_declaration() -> None:
     chat = {"tools", "json_schema", "json_object", "images"}
     assert dict(info.features or {}) == {"chat": chat, "stream_chat": chat,
                                          "generate": set(), "stream_generate": set()}
+    assert info.batch == BatchLimits(max_requests=50_000, max_bytes=100_000_000,
+                                     operations=frozenset({"chat"}))

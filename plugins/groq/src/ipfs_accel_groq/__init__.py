@@ -35,6 +35,14 @@ fragments either way, putting the whole calls on the chunk that ends the turn an
 ``stream.result``. ``generate`` is a bare prompt: ``backend_info().features`` gives it
 none of these, and the core refuses them there before sending.
 
+Batches (``backend.submit_batch``, ``run --batch``): ``chat`` calls go as Groq's Batch
+API takes them, OpenAI's (:mod:`ipfs_accel.openai_batch`): each call's request line is its
+online request (``url`` ``/v1/chat/completions``), the lines are uploaded (``POST
+/files``, ``purpose=batch``) and a batch made of them (``POST /batches``, window ``24h``),
+polled, cancelled and read back from its output and error files (``GET
+/files/{id}/content``, octet-stream). A batch holds up to 50,000 requests and 100 MB of
+lines (:data:`BATCH_LIMITS`); each answer is read as the online one, with its usage.
+
 Billed tokens: ``completion_tokens`` counts a reasoning model's reasoning tokens
 (``completion_tokens_details.reasoning_tokens``, in ``usage`` or a stream's
 ``x_groq.usage``), so ``Usage.output_tokens`` is what is billed for output and
@@ -51,6 +59,8 @@ import ipfs_accel
 import msgspec
 from ipfs_accel import (
     BackendInfo,
+    BatchLimits,
+    BatchOutcome,
     Call,
     Classification,
     EndpointConfig,
@@ -65,16 +75,20 @@ from ipfs_accel import (
     decode_json,
     kind_from_message,
 )
+from ipfs_accel import openai_batch as ob
 from ipfs_accel import openai_compat as oa
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 
 __all__ = [
+    "BATCH_LIMITS",
     "DEFAULT_MODEL",
     "EMBEDDING_MODEL",
     "GroqChunk",
     "XGroq",
     "backend_info",
+    "batch_exchange",
+    "batch_result",
     "classify_error",
     "parse_rate_limits",
     "parse_usage",
@@ -91,6 +105,11 @@ embedding model)."""
 # models do is Groq's to say, with a 400); generate is a bare prompt, so the core refuses
 # them there before sending.
 _FEATURES = oa.CHAT_FEATURES
+
+BATCH_LIMITS = BatchLimits(max_requests=50_000, max_bytes=100 * 1000 * 1000,
+                           operations=frozenset({"chat"}))
+"""What one Groq batch may hold: 50,000 requests (Groq's documentation), an input file of
+100 MB (the spec's ``createBatch``); chat only (its ``endpoint`` enum)."""
 
 _FAILED_GENERATION_SHOWN = 1000
 """How much of ``failed_generation`` goes into the message; all of it stays in ``body``."""
@@ -112,6 +131,7 @@ def backend_info() -> BackendInfo:
         operations=frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"}),
         server_request_id_headers=("x-request-id",),
         features=_FEATURES,
+        batch=BATCH_LIMITS,
     )
 
 
@@ -188,7 +208,10 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
 
 @ipfs_accel.hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """``usage`` (timings in ``details``), else a stream's final ``x_groq.usage``."""
+    """``usage`` (timings in ``details``), else a stream's final ``x_groq.usage``; none
+    for a batch step (its answers' usage is counted per item)."""
+    if operation == "batch":
+        return None
     usage = oa.parse_usage(data)
     if usage is None:
         if isinstance(data, GroqChunk):
@@ -244,3 +267,19 @@ def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     budget is spent and when it is whole again, whatever its window.
     """
     return oa.openai_rate_limits(headers)
+
+
+_BATCHES = ob.OpenAIBatches(send=send, urls={"chat": ob.BATCH_URLS["chat"]},
+                            download_accept="application/octet-stream")
+
+
+@ipfs_accel.hookimpl
+def batch_exchange(step: Any, endpoint: EndpointConfig) -> Exchange | None:
+    """The request of one step of a batch (:mod:`ipfs_accel.openai_batch`)."""
+    return _BATCHES.exchange(step, endpoint)
+
+
+@ipfs_accel.hookimpl
+def batch_result(data: Any, operation: str) -> BatchOutcome:
+    """One line of a batch's output or error file, read as the online answer or error."""
+    return _BATCHES.result(data, operation)

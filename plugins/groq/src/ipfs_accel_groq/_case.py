@@ -8,9 +8,10 @@ called, never on normal use.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-from ipfs_accel import hookimpl
+from ipfs_accel import hookimpl, openai_batch
 
 if TYPE_CHECKING:
     from ipfs_accel.testing import Case
@@ -23,7 +24,7 @@ def conformance_case() -> Case:
     """How ``ipfs-accel report`` and ``BackendConformance`` drive this backend."""
     from ipfs_accel.testing import openai_chat_case  # noqa: PLC0415 - the kit loads only here
 
-    return openai_chat_case(
+    case = openai_chat_case(
         backend="groq",
         plugin="ipfs_accel_groq",
         model="llama-3.3-70b-versatile",
@@ -34,3 +35,8 @@ def conformance_case() -> Case:
         params={"max_tokens": "max_completion_tokens", "temperature": "temperature",
                 "top_p": "top_p", "stop": "stop"},
     )
+    # the Batch API's answers: the file uploaded, the batch in each state (unset fields
+    # left out, as the spec wants), the output and error files' lines
+    return dataclasses.replace(case, batch=openai_batch.batch_case(
+        model="llama-3.3-70b-versatile", id_sep="_",
+        extra={"system_fingerprint": "fp_a1b2c3", "x_groq": {"id": "req_01jd5x"}}))

@@ -39,6 +39,16 @@ reasoning model (``completion_tokens_details.reasoning_tokens``), so ``Usage.out
 is what is billed for output and ``Usage.reasoning_tokens`` shows how much of it was
 reasoning (in the stats too); ``Usage.total_tokens`` is the API's ``total_tokens``.
 
+Batches (``backend.submit_batch``, ``run --batch``): ``chat`` and ``embed`` calls go as
+OpenAI's Batch API takes them (:mod:`ipfs_accel.openai_batch`): each call's request line
+is its online request (``url`` ``/v1/chat/completions`` or ``/v1/embeddings``), the lines
+are uploaded (``POST /files``, ``purpose=batch``) and a batch made of them (``POST
+/batches``, window ``24h``, ``metadata.label``), polled, cancelled and read back from its
+output and error files (``GET /files/{id}/content``). A batch holds up to 50,000 requests
+and 200 MB of lines (:data:`BATCH_LIMITS`); each answer is read as the online one, with
+its usage; an item's error as the online error. Every step sends the endpoint's headers
+(key, organization, project).
+
 Errors are classified by :func:`ipfs_accel.openai_compat.classify_error`: by ``code``, and
 by the message where the code is missing or is an HTTP status (a proxy's ``"400"`` saying
 "maximum context length" is a ``ContextLengthError``, a ``"429"`` saying "exceeded your
@@ -56,6 +66,8 @@ import ipfs_accel
 import msgspec
 from ipfs_accel import (
     BackendInfo,
+    BatchLimits,
+    BatchOutcome,
     Call,
     Classification,
     EndpointConfig,
@@ -64,16 +76,20 @@ from ipfs_accel import (
     RateLimits,
     Usage,
 )
+from ipfs_accel import openai_batch as ob
 from ipfs_accel import openai_compat as oa
 
 from ._case import conformance_case as conformance_case  # the kit's optional hook
 
 __all__ = [
+    "BATCH_LIMITS",
     "COMPLETION_MODEL",
     "DEFAULT_MODEL",
     "EMBEDDING_MODEL",
     "OpenAIOptions",
     "backend_info",
+    "batch_exchange",
+    "batch_result",
     "classify_error",
     "parse_rate_limits",
     "parse_usage",
@@ -93,6 +109,11 @@ _DEFAULT_MODELS = {
     "generate": COMPLETION_MODEL,
     "stream_generate": COMPLETION_MODEL,
 }
+
+BATCH_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1000 * 1000,
+                           operations=frozenset({"chat", "embed"}))
+"""What one OpenAI batch may hold: 50,000 requests, an input file of 200 MB (the spec's
+``createBatch``)."""
 
 # Chat Completions takes tools, both response formats and images; the legacy /completions
 # none of them, so the core refuses them there before sending.
@@ -130,6 +151,7 @@ def backend_info() -> BackendInfo:
         server_request_id_headers=("x-request-id",),
         options=OpenAIOptions,
         features=_FEATURES,
+        batch=BATCH_LIMITS,
     )
 
 
@@ -155,8 +177,26 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
 
 @ipfs_accel.hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """``usage`` of a body, or of the last stream chunk (``include_usage``)."""
+    """``usage`` of a body, or of the last stream chunk (``include_usage``); none for a
+    batch step (a Batch object's ``usage`` is the whole batch's, counted per item)."""
+    if operation == "batch":
+        return None
     return oa.parse_usage(data)
+
+
+_BATCHES = ob.OpenAIBatches(send=send, headers=_headers)
+
+
+@ipfs_accel.hookimpl
+def batch_exchange(step: Any, endpoint: EndpointConfig) -> Exchange | None:
+    """The request of one step of a batch (:mod:`ipfs_accel.openai_batch`)."""
+    return _BATCHES.exchange(step, endpoint)
+
+
+@ipfs_accel.hookimpl
+def batch_result(data: Any, operation: str) -> BatchOutcome:
+    """One line of a batch's output or error file, read as the online answer or error."""
+    return _BATCHES.result(data, operation)
 
 
 @ipfs_accel.hookimpl
