@@ -6,8 +6,9 @@ feature promises. A check returns a :class:`CheckResult`; it never raises. The c
 by family: per-endpoint counters and keys (``_checks_endpoint``), backoff and request ID
 (``_checks_retry``), the queue (``_checks_queue``), classify_error (``_checks_classify``),
 the operations the kit drives itself: stream, finish_reason, every covered operation sync
-and async (``_checks_ops``), the common parameters' request form (``_checks_params``) and
-the tool round trip (``_checks_tools``);
+and async (``_checks_ops``), the common parameters' request form (``_checks_params``),
+the tool round trip (``_checks_tools``), OpenTelemetry spans (``_checks_telemetry``) and
+the provider's batches (``_checks_batch``);
 what they share is in ``_run`` (and, for driving operations, ``_drive``). A check that has
 nothing to check for the case is *skipped*: shown as such, never as a pass.
 """
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from .._registry import Registry
 from ._case import Case, CheckResult
+from ._checks_batch import check_batch
 from ._checks_classify import check_classify
 from ._checks_endpoint import check_counters, check_keys
 from ._checks_ops import check_finish_reason, check_operations, check_stream
@@ -55,11 +57,14 @@ CHECKS: tuple[Check, ...] = (
     Check("finish_reason", "finish_reason", check_finish_reason),
     Check("tools", "tool calls round trip", check_tools),
     Check("telemetry", "OpenTelemetry spans", check_telemetry),
+    Check("batch", "provider batches", check_batch),
 )
 """The checks, in report order. ``stream``, ``params``, ``operations``, ``finish_reason`` and
 ``tools`` drive what the case's optional parts declare, each skipped, saying so, for a case
 that declares nothing for it; ``telemetry`` reads spans back with OpenTelemetry's SDK,
-skipped without it."""
+skipped without it; ``batch`` runs a batch job through a backend that declares
+``BackendInfo.batch`` and a case that declares ``Case.batch`` (n/a for one without
+batches, skipped for a case that declares no batch answers)."""
 
 
 def run_check(check: Check | str, case: Case, registry: Registry) -> CheckResult:

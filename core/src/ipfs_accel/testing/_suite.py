@@ -90,3 +90,9 @@ class BackendConformance:
         """A call is one OpenTelemetry CLIENT span per the GenAI conventions, its attempt's
         context reaches the server as traceparent, and no key is exported."""
         self._check("telemetry")
+
+    def test_batch(self) -> None:
+        """Calls sent as one provider batch are polled to their end (a rate-limited poll
+        retried) and read back once each: answers with usage, the failed and the expired
+        item classified, batch tokens counted, a download cut short read again."""
+        self._check("batch")
