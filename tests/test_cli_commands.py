@@ -388,8 +388,8 @@ def test_report_passes_for_a_sound_plugin_and_fails_for_a_broken_one(
     assert llvm["name"] == "llvm"
     # every check passes, except those with nothing to check, which say so (llvm has no stream)
     assert all(c["passed"] or c["skipped"] for c in llvm["checks"])
-    # llvm has no stream and no tools: those checks have nothing to do
-    assert {c["check"] for c in llvm["checks"] if c["skipped"]} == {"stream", "tools"}
+    # llvm has no stream, no tools and no batches: those checks have nothing to do
+    assert {c["check"] for c in llvm["checks"] if c["skipped"]} == {"stream", "tools", "batch"}
     bad = cli(["report", "-b", "clitest"], env=env, timeout=120)
     assert bad.returncode == 1
     assert "❌" in bad.stdout and "x-api-key" in bad.stdout

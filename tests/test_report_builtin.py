@@ -11,9 +11,11 @@ BUILTIN = ["claude", "gemini", "groq", "hf_tei", "hf_tgi", "llvm", "ollama", "op
 pytestmark = pytest.mark.slow
 
 
-SKIPPED = {"hf_tei": {"stream", "params", "finish_reason", "tools"}, "llvm": {"stream", "tools"}}
+SKIPPED = {"hf_tei": {"stream", "params", "finish_reason", "tools", "batch"},
+           "llvm": {"stream", "tools", "batch"}, "hf_tgi": {"batch"}, "ollama": {"batch"},
+           "ovms": {"batch"}}
 """The checks that do not apply: TEI neither chats nor streams, the llvm server neither streams
-nor takes tools."""
+nor takes tools, and only OpenAI, Groq, Anthropic and Gemini have provider batches."""
 
 
 def test_builtin_plugins_pass_every_check() -> None:

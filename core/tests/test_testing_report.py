@@ -69,10 +69,12 @@ def test_report_ticks_crosses_and_no_case(registry: Registry) -> None:
     report = build_report(registry, backends=["badrid", "good", "nocase"])
     by = {b.name: b for b in report.backends}
     assert [b.name for b in report.backends] == ["badrid", "good", "nocase"]
-    assert by["good"].passed and len(by["good"].checks) == 12
-    assert all(c.passed for c in by["good"].checks)
+    assert by["good"].passed and len(by["good"].checks) == 13
+    # every check passes but batch, which does not apply: echo declares no batches
+    assert all(c.passed for c in by["good"].checks if c.check != "batch")
+    assert by["good"].checks[-1].reason == "n/a: the backend declares no batches"
     assert by["nocase"].status == "no case" and not by["nocase"].checks
-    failed = [c for c in by["badrid"].checks if not c.passed]
+    failed = [c for c in by["badrid"].checks if not c.passed and not c.skipped]
     assert [c.check for c in failed] == ["request_id"]
     assert "'x-request-id' on the 3 attempts was [None, None, None]" in failed[0].reason
     assert not report.passed
@@ -91,18 +93,18 @@ def test_report_passes_only_when_everything_was_checked(registry: Registry) -> N
     """A backend without a case, or no backend at all, makes the report not pass."""
     good = build_report(registry, backends=["good"])
     assert good.passed
-    assert "**Passed**: all 1 backends were checked and passed every check." in (
-        render_markdown(good))
+    assert "**Passed**: all 1 backends were checked and passed every check that applies " \
+        "(1 skipped, each with why)." in render_markdown(good)
     legacy = build_report(registry, backends=["legacy"])
     assert legacy.passed  # skips are not failures...
     row = by_name(legacy)["legacy"]
     assert [c.check for c in row.checks if c.skipped] == [
-        "stream", "params", "operations", "finish_reason", "tools"]
+        "stream", "params", "operations", "finish_reason", "tools", "batch"]
     assert not any(c.passed for c in row.checks if c.skipped)  # ...nor passes
     md = render_markdown(legacy)
-    assert "passed every check that applies (5 skipped, each with why)." in md
+    assert "passed every check that applies (6 skipped, each with why)." in md
     assert "| legacy | ✅ | ✅ | ✅ | ✅ | ✅ | ✅ | ⏭ the backend offers stream_chat but" in md
-    assert "7 of 12 checks passed (5 skipped)" in md
+    assert "7 of 13 checks passed (6 skipped)" in md
     skipped_only = BackendReport(name="x", status="checked", checks=[
         row.checks[6]])  # nothing passed: not a pass
     assert not skipped_only.passed
@@ -124,7 +126,8 @@ def test_report_json_and_filter(registry: Registry) -> None:
     """--json gives the same facts for machines; backends= limits the run."""
     data = json.loads(run_report(registry, json=True, backends=["good", "nocase"]))
     assert [b["name"] for b in data["backends"]] == ["good", "nocase"]
-    assert all(c["passed"] and not c["skipped"] for c in data["backends"][0]["checks"])
+    assert all(c["passed"] and not c["skipped"] for c in data["backends"][0]["checks"]
+               if c["check"] != "batch")  # echo declares no batches: n/a
     assert data["features"][:5] == ["per-endpoint counters", "per-endpoint API key", "backoff",
                                     "queue", "request ID"]
     assert "sk-conformance-" not in json.dumps(data)

@@ -71,7 +71,7 @@ def test_checks_are_the_five_features_classify_and_the_operations() -> None:
     assert [c.feature for c in CHECKS] == [
         "per-endpoint counters", "per-endpoint API key", "backoff", "queue", "request ID",
         "classify_error total", "stream", "common parameters", "operations sync+async",
-        "finish_reason", "tool calls round trip", "OpenTelemetry spans",
+        "finish_reason", "tool calls round trip", "OpenTelemetry spans", "provider batches",
     ]
 
 
