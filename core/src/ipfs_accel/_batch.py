@@ -228,8 +228,9 @@ class BatchJob:
         try:
             return self.backend._hooks.batch_result(data, operation)
         except Exception as exc:  # one unreadable line loses that line, not the job
-            log.warning("batch job %s: a result line could not be read (%s); its call "
-                        "counts as missing", self.id, type(exc).__name__)
+            log.warning("batch job %s: a result line could not be read (%s: %s); its call "
+                        "counts as missing", self.id, type(exc).__name__,
+                        self._endpoint().config.scrub(str(exc)))
             return None
 
     def _outcome(self, outcome: BatchOutcome, operation: str, endpoint: Endpoint,

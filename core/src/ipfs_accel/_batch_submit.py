@@ -56,7 +56,7 @@ class _Part:
     def add(self, key: str, line: bytes) -> None:
         self.file.write(line + b"\n")
         self.count += 1
-        self.size += len(line)
+        self.size += len(line) + 1  # with its newline (or separator): what is sent
         self.keys.append(key)
 
 

@@ -144,8 +144,9 @@ class PluginHooks:
         return exchange
 
     def parse_usage(self, operation: str, data: Any) -> Usage | None:
-        """Usage from a body or event; ``None`` if the plugin has no such hook or finds none."""
-        if self._parse_usage is None or data is None:
+        """Usage from a body or event; ``None`` if the plugin has no such hook or finds none,
+        and for a batch step's answer (a batch's usage is counted with each result read)."""
+        if self._parse_usage is None or data is None or operation == BATCH_OPERATION:
             return None
         result = self._parse_usage(operation=operation, data=data)
         return result if isinstance(result, Usage) else None

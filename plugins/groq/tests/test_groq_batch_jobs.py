@@ -22,6 +22,7 @@ from ipfs_accel import (
     ToolCall,
     UnsupportedOperationError,
 )
+from ipfs_accel._plugin import PluginHooks
 from ipfs_accel.testing import FAST_RETRIES, Reply, mock_backend
 from ipfs_accel_groq import conformance_case
 
@@ -173,5 +174,5 @@ def test_only_chat_is_batched_and_a_batch_step_reports_no_usage() -> None:
     backend.create_endpoint("e", api_key=KEY)
     with pytest.raises(UnsupportedOperationError, match="batches take chat, not 'embed'"):
         backend.submit_batch([{"id": "e1", "input": "hi"}])
-    assert ipfs_accel_groq.parse_usage("batch", {"id": BID, "usage": {
+    assert PluginHooks(ipfs_accel_groq).parse_usage("batch", {"id": BID, "usage": {
         "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}) is None

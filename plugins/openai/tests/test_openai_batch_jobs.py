@@ -20,6 +20,7 @@ from ipfs_accel import (
     EmbedResult,
     Registry,
 )
+from ipfs_accel._plugin import PluginHooks
 from ipfs_accel.testing import FAST_RETRIES, Reply, mock_backend
 from ipfs_accel_openai import conformance_case
 
@@ -163,4 +164,4 @@ def test_a_batch_step_reports_no_usage() -> None:
     """A Batch object's usage is the whole batch's: its items count it, one by one."""
     batch = {"id": BID, "status": "completed", "usage": {
         "input_tokens": 9, "output_tokens": 3, "total_tokens": 12}}
-    assert ipfs_accel_openai.parse_usage("batch", batch) is None
+    assert PluginHooks(ipfs_accel_openai).parse_usage("batch", batch) is None

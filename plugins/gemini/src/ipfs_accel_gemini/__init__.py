@@ -108,7 +108,6 @@ class GeminiOptions(msgspec.Struct, kw_only=True, frozen=True):
     embed_model: str = DEFAULT_EMBED_MODEL
 
 
-_BATCH_STEP = "batch"  # the operation of a batch step's call (the core's BATCH_OPERATION)
 _OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
 _CHAT = frozenset({"tools", "json_schema", "json_object", "images"})
 _GENERATE = frozenset({"json_schema", "json_object"})  # a prompt: no turns to call tools in
@@ -197,10 +196,8 @@ def batch_result(data: Any, operation: str) -> BatchOutcome:
 
 @hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """Token usage from a response's or stream chunk's ``usageMetadata`` (none for a batch
-    step: its answers' usage is read with each result)."""
-    if operation == _BATCH_STEP:
-        return None
+    """Token usage from a response's or stream chunk's ``usageMetadata`` (the core asks none
+    for a batch step: its answers' usage is read with each result)."""
     return usage_from(data)
 
 

@@ -208,10 +208,8 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
 
 @ipfs_accel.hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """``usage`` (timings in ``details``), else a stream's final ``x_groq.usage``; none
-    for a batch step (its answers' usage is counted per item)."""
-    if operation == "batch":
-        return None
+    """``usage`` (timings in ``details``), else a stream's final ``x_groq.usage`` (the core
+    asks none for a batch step: its answers' usage is counted per item)."""
     usage = oa.parse_usage(data)
     if usage is None:
         if isinstance(data, GroqChunk):

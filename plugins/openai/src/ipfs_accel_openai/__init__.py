@@ -177,10 +177,8 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
 
 @ipfs_accel.hookimpl
 def parse_usage(operation: str, data: Any) -> Usage | None:
-    """``usage`` of a body, or of the last stream chunk (``include_usage``); none for a
-    batch step (a Batch object's ``usage`` is the whole batch's, counted per item)."""
-    if operation == "batch":
-        return None
+    """``usage`` of a body, or of the last stream chunk (``include_usage``); the core asks
+    none for a batch step (a Batch object's ``usage`` is the whole batch's, counted per item)."""
     return oa.parse_usage(data)
 
 
