@@ -78,16 +78,18 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """ipfs-accel against raw httpx2, the openai/anthropic SDKs and litellm (bench/compare.py),
-    then pools against their targets (bench/pool.py).
+    then pools against their targets (bench/pool.py), then the async transports, httpx2 and
+    aiohttp, raw and under ipfs-accel (bench/transport.py).
 
     The peer SDKs are installed in this session only, never as project dependencies. Not in
     the default set: it takes minutes and its figures depend on the machine. Pass
-    ``-- --quick`` for a shorter run (of both).
+    ``-- --quick`` for a shorter run (of each).
     """
-    session.install("./core", *_plugin_paths(), "openai", "anthropic", "litellm")
+    session.install("./core", *_plugin_paths(), "openai", "anthropic", "litellm", "aiohttp")
     session.run("python", "bench/compare.py", *session.posargs,
                 env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     session.run("python", "bench/pool.py", *[a for a in session.posargs if a == "--quick"])
+    session.run("python", "bench/transport.py", *[a for a in session.posargs if a == "--quick"])
 
 
 @nox.session
