@@ -4,7 +4,9 @@
 ``{"rps", "cpu_us", "rss_kb"}`` (medians over ROUNDS after a warm-up), or
 ``{"skip": reason}`` when the client's library is missing or fails. MODE is ``async``
 (coroutines on one loop) or ``sync`` (CONCURRENCY threads). Every client makes the same
-chat call against the loopback server and checks the reply's text.
+chat call against the loopback server and checks the reply's text. Beyond ``CLIENTS``
+(compare.py's), ``raw-aiohttp`` and ``accel-openai-aiohttp`` (``Registry(http="aiohttp")``)
+serve bench/transport.py, async only.
 """
 
 from __future__ import annotations
@@ -74,6 +76,34 @@ def _raw(url: str, anthropic: bool) -> Client:
         _check(text(resp.json()))
 
     return acall, call, aclient.aclose, client.close
+
+
+def _raw_aiohttp(url: str) -> Client:
+    import aiohttp  # noqa: PLC0415 - per-client imports keep RSS per client
+
+    target = url + "/v1/chat/completions"
+    payload = {"model": "bench", "messages": MESSAGES}
+    headers = {"content-type": "application/json", "authorization": "Bearer k"}
+    sessions: list[aiohttp.ClientSession] = []  # made on the loop that runs the calls
+
+    async def acall() -> None:
+        if not sessions:
+            # limit=0: no pool limit, as raw httpx2's max_connections=None
+            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+        async with sessions[0].post(target, data=json.dumps(payload).encode(),
+                                    headers=headers) as resp:
+            resp.raise_for_status()
+            data = await resp.json()
+        _check(data["choices"][0]["message"]["content"])
+
+    def call() -> None:
+        raise NotImplementedError("aiohttp has no sync client")
+
+    async def aclose() -> None:
+        for session in sessions:
+            await session.close()
+
+    return acall, call, aclose, lambda: None
 
 
 def _openai_sdk(url: str) -> Client:
@@ -146,11 +176,12 @@ def _litellm(url: str, router: bool) -> Client:
 
 
 def accel_backend(name: str, url: str, concurrency: int, queue_size: int,
-                  endpoints: int = 1) -> tuple[Any, list[str]]:
-    """An installed ipfs-accel backend (entry points, full path) and its endpoint IDs."""
+                  endpoints: int = 1, http: str | None = None) -> tuple[Any, list[str]]:
+    """An installed ipfs-accel backend (entry points, full path) and its endpoint IDs;
+    ``http`` names the async transport (``Registry(http=...)``), the default when None."""
     from ipfs_accel import Registry  # noqa: PLC0415 - per-client imports keep RSS per client
 
-    backend = Registry().get(name)
+    backend = (Registry(http=http) if http else Registry()).get(name)
     base = url + "/v1" if name == "openai" else url
     eids = [
         backend.create_endpoint(base_url=base, api_key="k", max_concurrent_requests=concurrency,
@@ -161,8 +192,9 @@ def accel_backend(name: str, url: str, concurrency: int, queue_size: int,
     return backend, eids
 
 
-def _accel(url: str, name: str, concurrency: int, calls: int) -> Client:
-    backend, (eid,) = accel_backend(name, url, concurrency, calls)
+def _accel(url: str, name: str, concurrency: int, calls: int, http: str | None = None
+           ) -> Client:
+    backend, (eid,) = accel_backend(name, url, concurrency, calls, http=http)
     params = {"max_tokens": MAX_TOKENS} if name == "claude" else {}
 
     async def acall() -> None:
@@ -173,7 +205,13 @@ def _accel(url: str, name: str, concurrency: int, calls: int) -> Client:
         r = backend.chat(MESSAGES, endpoint_id=eid, **params)
         _check(r.text)
 
-    return acall, call, backend.aclose, backend.close
+    async def aclose() -> None:
+        await backend.aclose()
+        # a transport choice that is accepted but not used would measure httpx2 twice
+        if http == "aiohttp" and "aiohttp" not in sys.modules:
+            raise RuntimeError("Registry(http='aiohttp') never imported aiohttp")
+
+    return acall, call, aclose, backend.close
 
 
 def make(client: str, url: str, concurrency: int, calls: int) -> Client:
@@ -186,6 +224,10 @@ def make(client: str, url: str, concurrency: int, calls: int) -> Client:
         return _anthropic_sdk(url)
     if client in ("litellm-acompletion", "litellm-router"):
         return _litellm(url, router=client == "litellm-router")
+    if client == "raw-aiohttp":
+        return _raw_aiohttp(url)
+    if client == "accel-openai-aiohttp":
+        return _accel(url, "openai", concurrency, calls, http="aiohttp")
     if client in ("accel-openai", "accel-claude"):
         return _accel(url, client.removeprefix("accel-"), concurrency, calls)
     raise SystemExit(f"unknown client {client!r}")
