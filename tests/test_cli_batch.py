@@ -312,3 +312,26 @@ def test_a_refused_create_frees_its_lines_and_never_shows_the_key(
     assert r.returncode == 1, r.stderr
     _check_results(runs.output)
     _sent_once(provider)
+
+
+def test_an_openai_batch_file_is_batched_under_its_own_ids(
+        runs: Runs, provider: FakeBatchProvider) -> None:
+    """An existing OpenAI batch file runs with --batch as it is: each line goes to the
+    provider keyed by its line (never twice), and its result carries its own custom_id."""
+    rows = [{"custom_id": f"req-{n}", "method": "POST", "url": "/v1/chat/completions",
+             "body": {"model": "gpt-4o-mini", "messages": [
+                 {"role": "user", "content": f"hello {n}"}], "max_tokens": 9}}
+            for n in (1, 2)]
+    runs.input.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    r = runs.run()
+    assert r.returncode == 0, r.stderr
+    assert Counter(provider.submitted) == Counter(["L1", "L2"])
+    [batch_id] = provider.batches
+    sent = provider.batches[batch_id].input_file.lines
+    # the body is OpenAI's vocabulary, mapped by the plugin as an online chat's
+    assert sent["L1"]["body"]["max_completion_tokens"] == 9
+    assert "custom_id" not in sent["L1"]["body"]
+    results = {r["id"]: r for r in read_jsonl(runs.output)}
+    assert set(results) == {"req-1", "req-2"}
+    assert results["req-2"]["ok"] and results["req-2"]["text"] == "echo: hello 2"
+    assert results["req-2"]["line"] == 2

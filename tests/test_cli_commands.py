@@ -394,3 +394,36 @@ def test_report_passes_for_a_sound_plugin_and_fails_for_a_broken_one(
     assert bad.returncode == 1
     assert "❌" in bad.stdout and "x-api-key" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_run_takes_an_openai_batch_file_online(keyed: dict[str, str], tmp_path: Path) -> None:
+    """An OpenAI Batch API file runs online through any backend as it is: each line's
+    custom_id is its id, its body's fields the call's; a bad one is named by its field."""
+    rows = [
+        {"custom_id": "r-1", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "m-1", "messages": [{"role": "user", "content": "first"}],
+                  "max_tokens": 5}},
+        {"custom_id": "r-2", "method": "POST", "url": "/v1/embeddings",
+         "body": {"model": "m-2", "input": ["text"]}},
+        {"custom_id": "r-3", "method": "POST", "url": "/v1/completions",
+         "body": {"model": "m-1", "prompt": "third"}},
+        {"custom_id": "r-4", "method": "POST", "url": "/v1/moderations", "body": {}},
+        {"id": "ours", "prompt": "ours too"},
+    ]
+    batch = tmp_path / "openai.jsonl"
+    batch.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with FakeAPI() as api:
+        r = cli(["run", str(batch), "-b", "clitest", "-u", api.url, "-q"], env=keyed)
+    assert r.returncode == 1, r.stderr  # one bad line
+    assert "openai.jsonl:4:" in r.stderr and "'url' must be one of" in r.stderr
+    results = {rec["id"]: rec for rec in read_jsonl(tmp_path / "openai.results.jsonl")}
+    assert set(results) == {"r-1", "r-2", "r-3", "r-4", "ours"}
+    assert results["r-1"]["ok"] and results["r-1"]["text"] == "echo: first"
+    assert results["r-2"]["ok"] and results["r-2"]["vectors"] == [[0.5, 0.0]]
+    # clitest has no generate: a completions prompt is a chat turn
+    assert results["r-3"]["ok"] and results["r-3"]["text"] == "echo: third"
+    assert not results["r-4"]["ok"] and results["r-4"]["error"]["type"] == "BadLine"
+    assert results["ours"]["ok"] and results["ours"]["line"] == 5
+    bodies = {req["body"]["model"]: req["body"] for req in api.requests
+              if req["body"].get("max_tokens")}
+    assert bodies["m-1"]["max_tokens"] == 5 and "custom_id" not in bodies["m-1"]

@@ -203,3 +203,33 @@ def test_an_answer_with_tool_calls_keeps_them_in_its_line() -> None:
                                "reasoning_tokens": 20}
     plain = _ok_record(Item(4), ChatResult(text="hi"), None)
     assert "tool_calls" not in plain and "reasoning_tokens" not in plain["usage"]
+
+
+def test_parse_lines_reads_openai_batch_lines_beside_ours(tmp_path: Path) -> None:
+    """OpenAI Batch lines become calls keyed by custom_id (a completions prompt a generate
+    call where the backend has one); a bad one keeps its custom_id and names its field; a
+    custom_id inside params does not make a line OpenAI's."""
+    rows: list[dict[str, Any] | str] = [
+        {"custom_id": "a", "method": "POST", "url": "/v1/completions",
+         "body": {"model": "m", "prompt": "p", "max_tokens": 2, "stream": True}},
+        {"custom_id": "b", "method": "GET", "url": "/v1/chat/completions", "body": {}},
+        {"custom_id": "c", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m"}},
+        {"custom_id": 7, "url": "/v1/embeddings", "body": {"input": "x"}},
+        {"id": "d", "prompt": "hi", "params": {"custom_id": "not a batch line"}},
+        '{"custom_id": "e", ',
+    ]
+    path = tmp_path / "in.jsonl"
+    _write(path, rows)
+    items = list(parse_lines(path, frozenset({"chat", "generate", "embed"})))
+    assert items[0].error is None and items[0].id == "a" and items[0].method == "agenerate"
+    assert items[0].kwargs == {"model": "m", "prompt": "p", "max_tokens": 2}
+    assert (items[1].id, items[1].error) == ("b", "'method' must be 'POST', not 'GET'")
+    assert (items[2].id, items[2].error) == (
+        "c", "'body.input' is missing (a /v1/embeddings request needs it)")
+    assert (items[3].id, items[3].error) == (None, "'custom_id' must be a non-empty string")
+    assert items[4].error is None and items[4].id == "d" and items[4].method == "achat"
+    assert items[4].kwargs["custom_id"] == "not a batch line"
+    assert items[5].error is not None and items[5].error.startswith("not valid JSON (")
+    chat_only = list(parse_lines(path, frozenset({"chat"})))
+    assert chat_only[0].method == "achat" and chat_only[0].kwargs["messages"] == [
+        {"role": "user", "content": "p"}]

@@ -39,14 +39,15 @@ from ipfs_accel import (
 )
 
 MAX_REQUESTS = 3
+MAX_BYTES = 4000
 
 
 @hookimpl
 def backend_info() -> BackendInfo:
     return BackendInfo(
         name="batchy", provider="batchy", default_base_url="http://batchy.test/v1",
-        default_model="m-1", operations=frozenset({"chat", "embed"}),
-        batch=BatchLimits(max_requests=MAX_REQUESTS, max_bytes=4000,
+        default_model="m-1", operations=frozenset({"chat", "generate", "embed"}),
+        batch=BatchLimits(max_requests=MAX_REQUESTS, max_bytes=MAX_BYTES,
                           operations=frozenset({"chat"})),
     )
 
@@ -121,6 +122,7 @@ class Provider:
 
     def __init__(self, *, end: str = "completed") -> None:
         self.files: dict[str, list[dict[str, Any]]] = {}
+        self.sizes: dict[str, int] = {}  # each file's bytes as uploaded
         self.batches: dict[str, dict[str, Any]] = {}
         self.requests: list[httpx2.Request] = []
         self.end = end  # how a batch ends
@@ -168,6 +170,7 @@ class Provider:
         text = fields["file"]
         text = text if isinstance(text, str) else text.decode()
         fid = f"file_{len(self.files) + 1}"
+        self.sizes[fid] = len(text.encode())
         self.files[fid] = [json.loads(line) for line in text.splitlines() if line]
         return httpx2.Response(200, json={"id": fid})
 

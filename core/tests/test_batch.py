@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import _batch_plugin
@@ -76,7 +77,9 @@ def test_a_job_waits_to_its_end_and_gives_every_call_one_outcome() -> None:
     assert isinstance(out["q1"], ChatResult) and out["q1"].text == "re: hi"
     assert out["q1"].request_id == "q1"
     assert isinstance(out["q2"], BadRequestError) and out["q2"].request_id == "q2"
+    assert out["q2"].attempts == 1  # the provider ran it once
     assert isinstance(out["q3"], BatchExpiredError) and out["q3"].retryable
+    assert out["q3"].attempts == 0  # it never ran
     assert isinstance(out["q4"], BatchMissingError)
     assert isinstance(out["q5"], ChatResult)
     assert len(out) == 5
@@ -160,6 +163,33 @@ def test_openai_batch_lines_are_taken_as_they_are() -> None:
                   "temperature": 0.5}}])
     [line] = provider.lines_of(job.batches[0])
     assert line["custom_id"] == "r-1" and line["body"]["model"] == "m-3"
+
+
+def test_a_prompt_becomes_the_call_the_batch_takes() -> None:
+    """The backend generates online, its batches only chat: a completions line's prompt (a
+    generate call online) and our prompt line are batched as chat turns, not refused."""
+    provider = Provider()
+    backend = _backend(provider)
+    job = backend.submit_batch([
+        {"custom_id": "r-1", "method": "POST", "url": "/v1/completions",
+         "body": {"prompt": "a"}},
+        {"id": "q-2", "prompt": "b"}])
+    lines = provider.lines_of(job.batches[0])
+    assert [line["body"]["messages"] for line in lines] == [
+        [{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
+
+
+def test_a_batch_never_exceeds_max_bytes_counting_each_newline() -> None:
+    """Two lines that fill max_bytes exactly without their newlines do not fit together."""
+    provider = Provider()
+    backend = _backend(provider)
+    empty = len(json.dumps({"custom_id": "q1", "body": {"model": "m-1", "messages": [
+        {"role": "user", "content": ""}]}}, separators=(",", ":")))
+    text = "x" * (_batch_plugin.MAX_BYTES // 2 - empty)
+    job = backend.submit_batch(_calls(text, text))
+    assert len(job.batches) == 2
+    sizes = [provider.sizes[provider.batches[b]["input_file_id"]] for b in job.batches]
+    assert sizes == [_batch_plugin.MAX_BYTES // 2 + 1] * 2
 
 
 def test_no_key_in_the_job_or_its_errors() -> None:

@@ -244,8 +244,10 @@ class BatchJob:
             return result
         config = endpoint.config
         if outcome.failure is not None:
-            return self.backend._engine.x.error(
+            error = self.backend._engine.x.error(
                 config, Call(operation=operation, request_id=key), outcome.failure)
+            error.attempts = 1  # the provider ran it once; an item that never ran has none
+            return error
         cls = BatchExpiredError if outcome.state == "expired" else BatchCancelledError
         return self._item_error(cls, outcome.message or f"the batch item was {outcome.state}",
                                 key)

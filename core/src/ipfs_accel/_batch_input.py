@@ -6,6 +6,9 @@
   ``model``, ``messages`` / ``prompt`` / ``input`` become the call's and whose other fields
   its parameters (mapped by the backend's plugin as for ``chat``).
 
+A ``prompt`` is a chat turn where the backend chats, else a ``generate`` call; a
+``/v1/completions`` line's prompt is a ``generate`` call where the backend has one.
+
 :func:`to_call` reads one line into the method and keyword arguments of the backend call it
 stands for, or says exactly what is wrong with it.
 """
@@ -78,16 +81,16 @@ def _openai(data: dict[str, Any], operations: frozenset[str],  # noqa: PLR0911 -
     field = {"chat": "messages", "generate": "prompt", "embed": "input"}[OPENAI_URLS[url]]
     if field not in body:
         return f"'body.{field}' is missing (a {url} request needs it)"
-    if field == "prompt" and "generate" not in operations and "chat" in operations:
-        return _inputs(key, "prompt", body["prompt"], kwargs, operations)
-    return _inputs(key, field, body[field], kwargs, operations)
+    # a completions request is a generate call where the backend has one, else a chat turn
+    return _inputs(key, field, body[field], kwargs, operations, prefer_generate=True)
 
 
 _MESSAGES = "'messages' must be a non-empty list of {'role', 'content'} objects"
 
 
 def _inputs(key: Any, field: str, value: Any, kwargs: dict[str, Any],
-            operations: frozenset[str]) -> tuple[Any, str, dict[str, Any]] | str:
+            operations: frozenset[str], *, prefer_generate: bool = False,
+            ) -> tuple[Any, str, dict[str, Any]] | str:
     if field == "messages":
         if not isinstance(value, list) or not value or not all(isinstance(m, dict)
                                                                for m in value):
@@ -99,7 +102,7 @@ def _inputs(key: Any, field: str, value: Any, kwargs: dict[str, Any],
     elif field == "prompt":
         if not isinstance(value, str):
             return "'prompt' must be a string"
-        if "chat" in operations:
+        if "chat" in operations and not (prefer_generate and "generate" in operations):
             method, kwargs["messages"] = "chat", [{"role": "user", "content": value}]
         else:
             method, kwargs["prompt"] = "generate", value

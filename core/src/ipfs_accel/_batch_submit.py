@@ -105,7 +105,10 @@ def _write_parts(backend: Backend, endpoint: Endpoint, calls: Iterable[Any], fol
     seen: set[str] = set()
     try:
         for n, data in enumerate(calls, start=1):
-            parsed = to_call(data, backend.info.operations)
+            # the batch's operations first: a prompt becomes the call a batch can take
+            parsed = to_call(data, backend.info.operations & limits.operations)
+            if isinstance(parsed, str):
+                parsed = to_call(data, backend.info.operations)  # names the batch's limit below
             if isinstance(parsed, str):
                 raise ConfigurationError(f"batch call {n}: {parsed}")
             key, method, kwargs = parsed

@@ -7,6 +7,12 @@ Input, one call per line (blank lines are skipped, a UTF-8 BOM on line 1 is igno
     {"id": "q3", "input": "text" | ["a", "b"]}     embed
     optional on each: "model", "params" (keyword parameters), "request_id"
 
+or in OpenAI's Batch line shape (:mod:`.._batch_input`), so an OpenAI batch file runs through
+any backend as it is: ``custom_id`` is the line's id, ``body`` the request (its ``model``,
+``messages`` / ``prompt`` / ``input``, and the rest as parameters)::
+
+    {"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions", "body": {...}}
+
 Each line decodes into a :class:`Line`, so a field of the wrong type, a misspelt field or
 a missing call makes that line bad with one error naming the field; the batch goes on.
 
@@ -39,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from .._batch_input import is_openai_line, to_call
 from .._errors import CallError, IpfsAccelError
 from .._types import ChatResult, EmbedResult
 from ._members import track
@@ -80,6 +87,7 @@ class _Id(msgspec.Struct):
 
 _LINE = msgspec.json.Decoder(Line)
 _ID = msgspec.json.Decoder(_Id)
+_ANY = msgspec.json.Decoder()
 _FIELDS = Line.__struct_fields__
 _MESSAGES = "'messages' must be a non-empty list of {'role', 'content'} objects"
 _WANTED = {  # what a field must be, in the words a bad line's error uses
@@ -154,7 +162,27 @@ def _not_json(exc: msgspec.DecodeError) -> str:
     return f"not valid JSON ({reason.removeprefix('JSON is malformed: ')})"
 
 
+def _openai_line(line: int, text: str, operations: frozenset[str]) -> Item | None:
+    """The item of a line in OpenAI's Batch shape, or None for a line in ours."""
+    try:
+        data = _ANY.decode(text)
+    except msgspec.DecodeError as exc:
+        return Item(line, error=_not_json(exc))
+    if not isinstance(data, dict) or not is_openai_line(data):
+        return None
+    call = to_call(data, operations)
+    if isinstance(call, str):
+        key = data.get("custom_id")
+        return Item(line, id=key if isinstance(key, str) else None, error=call)
+    key, method, kwargs = call
+    return Item(line, id=key, method=f"a{method}", kwargs=kwargs)
+
+
 def _parse(line: int, text: str, operations: frozenset[str]) -> Item:
+    if '"custom_id"' in text:  # the cheap test first: most files are in our shape
+        openai = _openai_line(line, text, operations)
+        if openai is not None:
+            return openai
     try:
         data = _LINE.decode(text)
     except msgspec.ValidationError as exc:

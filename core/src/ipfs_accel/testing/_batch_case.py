@@ -25,10 +25,12 @@ class BatchCase:
     - ``submitted(batch_id)``: the answers to the submit chain, in order (OpenAI: the file
       uploaded, then the batch created; Anthropic and Gemini: the batch created), the
       batch named ``batch_id`` and in its first state.
-    - ``described(batch_id, state, outcomes)``: the answer to a poll (and to a cancel) with
-      the batch in ``state`` (one of ``ipfs_accel.BATCH_STATES``), its counts as
-      ``outcomes`` say once it has ended; once ended, with the outputs the results are in
-      (or the results inline, where the API carries them so).
+    - ``described(batch_id, state, outcomes)``: the answer to a poll with the batch in
+      ``state``, one of ``states`` in the API's own words (not the core's
+      ``ipfs_accel.BATCH_STATES``: mapping them is the plugin's job, and the check proves
+      it), its counts as ``outcomes`` say once it has ended (the last of ``states``);
+      once ended, with the outputs the results are in (or the results inline, where the
+      API carries them so).
     - ``results(batch_id, outcomes)``: the answers to the downloads of the outputs, in the
       order the plugin's ``VendorBatch.outputs`` lists them (JSONL bodies: one line per
       item; a completed item's answer says ``text`` with usage ``tokens``, a failed one
