@@ -88,6 +88,7 @@ def test_a_job_waits_to_its_end_and_gives_every_call_one_outcome() -> None:
         2, 6, 4)
     assert stats.input_tokens == 6 and stats.total_tokens == 10
     list(job.results())  # read again: counted once
+    list(backend.get_batch(job.id, "e").results())  # by another job object too
     assert backend.get_stats("e").batch_input_tokens == 6
 
 

@@ -81,7 +81,6 @@ class BatchJob:
         self._parts = batches  # (provider's batch ID, operation)
         self._keys = keys  # per batch, when this process submitted it
         self._described: dict[str, VendorBatch] = {}
-        self._counted: set[str] = set()  # batches whose tokens the stats have
 
     def __repr__(self) -> str:
         return f"<BatchJob {self.id} {self.backend.name}/{self.endpoint_id} {self.state}>"
@@ -106,7 +105,9 @@ class BatchJob:
     def state(self) -> str:
         """The job's state at the last poll: one of ``ipfs_accel.BATCH_STATES``; every
         batch ended: ``completed`` (whatever each item's outcome), unless all of them were
-        cancelled, expired or failed whole; otherwise the least advanced batch's."""
+        cancelled, expired or failed whole; otherwise the least advanced batch's (a batch
+        not polled yet, as in a job just taken from ``get_batch``, counts as
+        ``validating``: call :meth:`status` to know)."""
         states = [self._described[b].state if b in self._described else "validating"
                   for b in self.batches]
         if all(s in TERMINAL_STATES for s in states):
@@ -127,8 +128,6 @@ class BatchJob:
             part = BatchJob(self.backend, self.endpoint_id, [(batch_id, operation)], keys=keys)
             if batch_id in self._described:
                 part._described[batch_id] = self._described[batch_id]
-            if batch_id in self._counted:
-                part._counted.add(batch_id)
             out.append(part)
         return out
 
@@ -206,12 +205,12 @@ class BatchJob:
                              f"still {self._described[unfinished[0]].state}): wait() first")
         for batch_id, operation in self._parts:
             yield from self._results_of(self._described[batch_id], operation)
-            self._counted.add(batch_id)
+            self._endpoint().batches_counted.add(batch_id)
 
     def _results_of(self, batch: VendorBatch, operation: str) -> Iterator[tuple[str, Outcome]]:
         seen: set[str] = set()
         endpoint = self._endpoint()
-        count = batch.id not in self._counted
+        count = batch.id not in endpoint.batches_counted
         lines: Iterable[Any] = batch.inline or ()
         for data in _chain(lines, batch, self, endpoint):
             outcome = self._read(data, operation)

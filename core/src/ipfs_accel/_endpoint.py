@@ -32,7 +32,8 @@ class Endpoint:
     half-way.
     """
 
-    __slots__ = ("_lock", "config", "endpoint_id", "gate", "limiter", "shared", "stats")
+    __slots__ = ("_lock", "batches_counted", "config", "endpoint_id", "gate", "limiter",
+                 "shared", "stats")
 
     def __init__(self, config: EndpointConfig, shared: SharedEndpoint | None = None) -> None:
         self.shared = shared  # its limits shared with other processes (``_shared``), if any
@@ -44,6 +45,9 @@ class Endpoint:
         self.stats = StatsCounter(self._lock)
         self.limiter.on_dead_locked = self._dead_locked
         self.gate = Gate(s)
+        # provider batches whose results' tokens these stats have, by whichever job object
+        # read them: reading the same batch again in this process counts nothing twice
+        self.batches_counted: set[str] = set()
 
     def admit(self) -> Waiter | None:
         """Count a new call and take a slot (``None``) or a place in the queue (the waiter).

@@ -42,9 +42,10 @@ class Stats(msgspec.Struct, kw_only=True, frozen=True):
     overload), ``paced`` (attempts held back by pacing or a pause rather than sent into a
     refusal) and ``paced_seconds`` (the time they were held).
 
-    Provider batches: each of their requests (upload, create, poll, download) is a request
-    here like any other; ``batch_results`` counts the answers read from their results, and
-    their tokens count in ``input_tokens`` / ``output_tokens`` / ``total_tokens`` as online
+    Provider batches: each of their steps (a submit, which for OpenAI's API is an upload and
+    the create it leads to, a poll, a cancel, a download) is a request here like any
+    other; ``batch_results`` counts the answers read from their results, and their tokens
+    count in ``input_tokens`` / ``output_tokens`` / ``total_tokens`` as online
     calls' do, and also in ``batch_input_tokens`` / ``batch_output_tokens`` (the tokens
     billed at the batch price).
     """
