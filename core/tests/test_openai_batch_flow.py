@@ -4,8 +4,6 @@ poll per state, the output and error files, and every call's outcome."""
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 from typing import Any
 
@@ -31,7 +29,7 @@ from ipfs_accel import (
 )
 from ipfs_accel import openai_compat as oa
 from ipfs_accel.openai_batch import OpenAIBatches, batch_case
-from ipfs_accel.testing import BatchCase, Reply
+from ipfs_accel.testing import OpenAIBatchPlayer
 
 KEY = "sk-openai-batch-flow-" + "k" * 20
 BID = "batch_abc123"
@@ -69,71 +67,11 @@ class _Plugin:
         return self.batches.result(data, operation)
 
 
-def _http(reply: Reply) -> httpx2.Response:
-    if reply.json is not None:
-        return httpx2.Response(reply.status, json=reply.json, headers=dict(reply.headers))
-    return httpx2.Response(reply.status, content=reply.body, headers=dict(reply.headers))
-
-
-_KINDS = {"fail": "failed", "expire": "expired"}
-
-
-class Player:
-    """The provider, played from a :class:`BatchCase`: each poll moves the batch one state
-    on (``states``); each item's kind is what its message asks for (``"fail"``,
-    ``"expire"``, else answered); a cancel cancels the items not answered."""
-
-    def __init__(self, case: BatchCase, states: tuple[str, ...], prefix: str = "/v1") -> None:
-        self.case, self.states, self.prefix = case, list(states), prefix
-        self.state = "validating"
-        self.requests: list[httpx2.Request] = []
-        self.outcomes: list[tuple[str, str]] = []
-        self.outputs: list[str] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        request.read()
-        self.requests.append(request)
-        path = request.url.path.removeprefix(self.prefix)
-        if path == "/files":
-            head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
-            form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                head + request.content)
-            [file] = [p for p in form.iter_parts() if p.get_filename()]
-            payload = file.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            for line in payload.splitlines():
-                row = json.loads(line)
-                said = row["body"]["messages"][-1]["content"]
-                self.outcomes.append((row["custom_id"], _KINDS.get(said, "completed")))
-            return _http(self.case.submitted(BID)[0])
-        if path == "/batches":
-            return _http(self.case.submitted(BID)[1])
-        if path == f"/batches/{BID}/cancel":
-            self.state = "cancelled"
-            self.outcomes = [(k, "completed" if kind == "completed" else "cancelled")
-                             for k, kind in self.outcomes]
-            return self._described()
-        if path == f"/batches/{BID}":
-            if self.states:
-                self.state = self.states.pop(0)
-            return self._described()
-        if path.endswith("/content"):
-            file_id = path.split("/")[2]
-            return _http(self.case.results(BID, self.outcomes)[self.outputs.index(file_id)])
-        return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
-
-    def _described(self) -> httpx2.Response:
-        body = self.case.described(BID, self.state, self.outcomes).json
-        self.outputs = [body[f] for f in ("output_file_id", "error_file_id") if f in body]
-        assert None not in body.values()  # unset fields left out, as the spec wants
-        return httpx2.Response(200, json=body)
-
-
 CASE = batch_case(model="m-1", file_extra={"status": "processed"})
 
 
-def _run(end: str, *texts: str) -> tuple[Player, Any]:
-    player = Player(CASE, ("in_progress", "finalizing", end))
+def _run(end: str, *texts: str) -> tuple[OpenAIBatchPlayer, Any]:
+    player = OpenAIBatchPlayer(CASE, ("in_progress", "finalizing", end), batch_id=BID)
     registry = Registry(plugins=[_Plugin()], entry_points=False, telemetry=False,
                         transport=httpx2.MockTransport(player), environ={})
     backend = registry.get("oaish")

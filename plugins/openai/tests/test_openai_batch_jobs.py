@@ -4,12 +4,9 @@ conformance case plays it (the answers the kit replays) gives each call its outc
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 from typing import Any
 
-import httpx2
 import ipfs_accel_openai
 from _openai_fixtures import EMBEDDINGS, KEY
 from ipfs_accel import (
@@ -21,75 +18,21 @@ from ipfs_accel import (
     Registry,
 )
 from ipfs_accel._plugin import PluginHooks
-from ipfs_accel.testing import FAST_RETRIES, Reply, mock_backend
+from ipfs_accel.testing import FAST_RETRIES, OpenAIBatchPlayer, mock_backend
 from ipfs_accel_openai import conformance_case
 
 PREFIX = "/v1"
 BID = "batch_abc123"
 
 
-def _http(reply: Reply) -> httpx2.Response:
-    if reply.json is not None:
-        return httpx2.Response(reply.status, json=reply.json, headers=dict(reply.headers))
-    return httpx2.Response(reply.status, content=reply.body, headers=dict(reply.headers))
+def _player(states: tuple[str, ...]) -> OpenAIBatchPlayer:
+    case = conformance_case().batch
+    assert case is not None
+    return OpenAIBatchPlayer(case, states, prefix=PREFIX, batch_id=BID)
 
 
-class Player:
-    """The Batch API played from the case's ``BatchCase``: each poll moves the batch one
-    state on (``states``); an item's kind is what its message asks for (``"fail"``,
-    ``"expire"``, else answered); a cancel cancels the items not answered."""
-
-    def __init__(self, states: tuple[str, ...]) -> None:
-        case = conformance_case().batch
-        assert case is not None
-        self.case, self.states = case, list(states)
-        self.state = "validating"
-        self.requests: list[httpx2.Request] = []
-        self.outcomes: list[tuple[str, str]] = []
-        self.outputs: list[str] = []
-        self.lines: list[dict[str, Any]] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        request.read()
-        self.requests.append(request)
-        path = request.url.path.removeprefix(PREFIX)
-        if path == "/files":
-            head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
-            form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                head + request.content)
-            [file] = [p for p in form.iter_parts() if p.get_filename()]
-            payload = file.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            self.lines = [json.loads(line) for line in payload.splitlines()]
-            kinds = {"fail": "failed", "expire": "expired"}
-            self.outcomes = [(x["custom_id"], kinds.get(x["body"]["messages"][-1]["content"],
-                                                        "completed")) for x in self.lines]
-            return _http(self.case.submitted(BID)[0])
-        if path == "/batches":
-            return _http(self.case.submitted(BID)[1])
-        if path == f"/batches/{BID}/cancel":
-            self.state = "cancelled"
-            self.outcomes = [(k, "completed" if kind == "completed" else "cancelled")
-                             for k, kind in self.outcomes]
-            return self._described()
-        if path == f"/batches/{BID}":
-            if self.states:
-                self.state = self.states.pop(0)
-            return self._described()
-        if path.endswith("/content"):
-            file_id = path.split("/")[2]
-            return _http(self.case.results(BID, self.outcomes)[self.outputs.index(file_id)])
-        return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
-
-    def _described(self) -> httpx2.Response:
-        reply = self.case.described(BID, self.state, self.outcomes)
-        self.outputs = [reply.json[f] for f in ("output_file_id", "error_file_id")
-                        if f in reply.json]
-        return _http(reply)
-
-
-def _job(states: tuple[str, ...], *texts: str, **calls: Any) -> tuple[Player, Any]:
-    player = Player(states)
+def _job(states: tuple[str, ...], *texts: str, **calls: Any) -> tuple[OpenAIBatchPlayer, Any]:
+    player = _player(states)
     backend = mock_backend(ipfs_accel_openai, player)
     backend.create_endpoint("e", api_key=KEY, organization="org-1", project="proj_1",
                             **FAST_RETRIES)

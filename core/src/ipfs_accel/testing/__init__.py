@@ -13,7 +13,8 @@
 - :class:`Recorder` (a scripted, recording MockTransport handler), :func:`mock_backend` and
   :data:`FAST_RETRIES` make a plugin's unit tests fast and network-free;
   :func:`openai_chat_case` is the :class:`Case` of an OpenAI-compatible chat backend and
-  :func:`openai_sse` the body of its streams.
+  :func:`openai_sse` the body of its streams; :class:`OpenAIBatchPlayer` plays the OpenAI
+  Batch API from a :class:`BatchCase` for such a backend's batch tests.
 - :func:`build_report` / :func:`run_report` run the checks for every installed plugin that
   provides a ``conformance_case`` hook: the Implementation Report (Markdown or JSON).
 - :func:`require_or_skip` / :func:`import_or_skip`: a test that finds a component missing
@@ -38,6 +39,7 @@ from ._batch_case import BatchCase, Outcomes
 from ._case import TOOL, Case, CheckResult, ToolCase, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
 from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
+from ._openai_batch_player import OpenAIBatchPlayer
 from ._ratelimit import RateLimit, RateStats
 from ._redis import RedisServer, redis_server
 from ._report import BackendReport, Report, build_report, render_markdown, run_report
@@ -61,6 +63,7 @@ __all__ = [
     "FaultServer",
     "Hang",
     "Hold",
+    "OpenAIBatchPlayer",
     "Outcomes",
     "RateLimit",
     "RateStats",
