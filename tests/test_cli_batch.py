@@ -302,6 +302,7 @@ def test_a_refused_create_frees_its_lines_and_never_shows_the_key(
     provider.echo_key_at = "create"
     r = runs.run()
     assert r.returncode == 1 and "BadRequestError" in r.stderr and "Bearer" in r.stderr
+    assert "once the cause is fixed, --resume sends them" in r.stderr
     assert KEY in provider.echoed  # it was echoed
     assert provider.created == 0
     [intent] = [r for r in _ledger(runs) if "submitting" in r]

@@ -26,7 +26,7 @@ from rich.markup import escape
 from .._batch import BatchJob
 from .._errors import CallError, ConfigurationError
 from ._batch_ledger import Ledger, ledger_path
-from ._common import CliError
+from ._common import CliError, describe_error
 from ._options import err
 from ._run import Item, _error_record, _numbered, _ok_record, _parse
 
@@ -111,6 +111,9 @@ class BatchRun:
             if asked and exc.status is not None and exc.status < 500:
                 # the provider answered no: that batch does not exist, its lines are free
                 ledger.append({"abandoned": asked[-1].label})
+                raise CliError(describe_error(exc, action="submitting a batch"), code=1,
+                               hint=f"no batch was made of its lines ({asked[-1].label}): "
+                               "once the cause is fixed, --resume sends them") from exc
             raise
         return sum(len(ledger.items_of(b)) for b in job.batches)
 
