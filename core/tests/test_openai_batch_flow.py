@@ -20,6 +20,7 @@ from ipfs_accel import (
     Call,
     ChatResult,
     Classification,
+    ConfigurationError,
     EndpointConfig,
     Exchange,
     Failure,
@@ -105,6 +106,36 @@ def test_a_completed_batch_gives_each_answer_and_each_error_as_online() -> None:
     created = json.loads(player.requests[1].content)
     assert created == {"input_file_id": f"file-{BID}-in", "endpoint": "/v1/chat/completions",
                        "completion_window": "24h", "metadata": {"label": "job-1"}}
+
+
+class _FewInputs(_Plugin):
+    """Embeddings batches of at most five texts in all."""
+
+    @hookimpl
+    def backend_info(self) -> BackendInfo:
+        return BackendInfo(name="oaish", provider="oaish", default_base_url="http://oai.test/v1",
+                           default_model="m-1", operations=frozenset({"chat", "embed"}),
+                           batch=BatchLimits(max_requests=50, max_bytes=10_000, max_inputs=5,
+                                             operations=frozenset({"chat", "embed"})))
+
+
+def test_embeddings_are_split_at_the_providers_input_limit() -> None:
+    """Requests of 2, 3, 1 and 4 texts under a limit of five inputs a batch: [2, 3], [1, 4];
+    a request of six could never fit and is refused before anything is sent."""
+    player = OpenAIBatchPlayer(CASE, (), batch_id=BID)
+    registry = Registry(plugins=[_FewInputs()], entry_points=False, telemetry=False,
+                        transport=httpx2.MockTransport(player), environ={})
+    backend = registry.get("oaish")
+    backend.create_endpoint("e", api_key=KEY, max_retries=0)
+    told: list[list[str]] = []
+    backend.submit_batch([{"id": f"e{n}", "input": ["t"] * n} for n in (2, 3, 1, 4)],
+                         on_batch=lambda batch, keys: told.append(keys))
+    assert told == [["e2", "e3"], ["e1", "e4"]]
+    sent = len(player.requests)
+    with pytest.raises(ConfigurationError, match=r"6 inputs, more than one of oaish's "
+                                                 r"batches takes \(5\)"):
+        backend.submit_batch([{"id": "big", "input": ["t"] * 6}])
+    assert len(player.requests) == sent
 
 
 def test_an_expired_batch_gives_its_answers_and_expires_the_rest() -> None:

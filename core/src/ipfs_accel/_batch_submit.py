@@ -18,7 +18,7 @@ import msgspec
 from ._batch import JOB_PREFIX, BatchJob, run_step
 from ._batch_fetch import step_call
 from ._batch_input import to_call
-from ._batch_types import BatchLine, BatchSubmit, VendorBatch
+from ._batch_types import BatchLimits, BatchLine, BatchSubmit, VendorBatch
 from ._errors import CallError, ConfigurationError, UnsupportedOperationError
 
 if TYPE_CHECKING:
@@ -50,13 +50,20 @@ class _Part:
         self.file = self.path.open("wb")
         self.operation = operation
         self.model = model
-        self.count = self.size = 0
+        self.count = self.size = self.inputs = 0
         self.keys: list[str] = []
 
-    def add(self, key: str, line: bytes) -> None:
+    def fits(self, limits: BatchLimits, line: bytes, inputs: int) -> bool:
+        """Whether one more line (of ``inputs`` embedding texts) stays within ``limits``."""
+        return (self.count < limits.max_requests
+                and self.size + len(line) + 1 <= limits.max_bytes
+                and (limits.max_inputs is None or self.inputs + inputs <= limits.max_inputs))
+
+    def add(self, key: str, line: bytes, inputs: int) -> None:
         self.file.write(line + b"\n")
         self.count += 1
         self.size += len(line) + 1  # with its newline (or separator): what is sent
+        self.inputs += inputs
         self.keys.append(key)
 
 
@@ -132,16 +139,19 @@ def _write_parts(backend: Backend, endpoint: Endpoint, calls: Iterable[Any], fol
             except ConfigurationError as exc:  # named: which call of the many
                 raise type(exc)(f"{where}: {exc}") from None
             line = _ENCODE.encode(exchange.json)
+            inputs = len(call.inputs or ()) if method == "embed" else 0
+            if limits.max_inputs is not None and inputs > limits.max_inputs:
+                raise ConfigurationError(f"{where}: {inputs} inputs, more than one of "
+                                         f"{backend.name}'s batches takes ({limits.max_inputs})")
             group = (method, call.model)
             part = open_parts.get(group)
-            if part is not None and (part.count >= limits.max_requests
-                                     or part.size + len(line) + 1 > limits.max_bytes):
+            if part is not None and not part.fits(limits, line, inputs):
                 part.file.close()
                 part = None
             if part is None:
                 part = open_parts[group] = _Part(folder, method, call.model, len(parts) + 1)
                 parts.append(part)
-            part.add(key, line)
+            part.add(key, line, inputs)
     finally:
         for part in parts:
             part.file.close()

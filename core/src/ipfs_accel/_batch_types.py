@@ -56,12 +56,14 @@ BATCH_OPERATION = "batch"  # the operation of a batch step's call (its step in p
 
 class BatchLimits(msgspec.Struct, frozen=True, kw_only=True):
     """What one batch of the provider's may hold: ``max_requests`` lines and
-    ``max_bytes`` of request lines (as the core encodes them, one per line), and which
+    ``max_bytes`` of request lines (as the core encodes them, one per line), at most
+    ``max_inputs`` texts across its embedding requests (``None``: no such limit), and which
     ``operations`` may be batched (``chat``, ``generate``, ``embed``)."""
 
     max_requests: int
     max_bytes: int
     operations: frozenset[str] = frozenset({"chat"})
+    max_inputs: int | None = None
 
 
 class BatchCounts(msgspec.Struct, kw_only=True):

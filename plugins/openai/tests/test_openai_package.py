@@ -46,4 +46,5 @@ def test_backend_declaration() -> None:
     assert dict(info.features or {}) == {"chat": chat, "stream_chat": chat,
                                          "generate": set(), "stream_generate": set()}
     assert info.batch == BatchLimits(max_requests=50_000, max_bytes=200_000_000,
-                                     operations=frozenset({"chat", "embed"}))
+                                     operations=frozenset({"chat", "embed"}),
+                                     max_inputs=50_000)

@@ -24,15 +24,21 @@ def _http(reply: Reply) -> httpx2.Response:
     return httpx2.Response(reply.status, content=reply.body, headers=dict(reply.headers))
 
 
+def _said(body: dict[str, Any]) -> Any:
+    messages = body.get("messages")  # an embeddings line has none: it is answered
+    return messages[-1].get("content") if messages else None
+
+
 class OpenAIBatchPlayer:
     """A ``MockTransport`` handler playing one batch, ``batch_id``, of the OpenAI Batch API
     from ``case`` (the answers the kit's batch check replays).
 
     The upload's JSONL lines are kept in ``lines``; each item's kind is what its last
-    message asks for (``"fail"``: the API's 400, ``"expire"``: never ran, anything else:
-    answered). Each poll moves the batch one state on through ``states``; a cancel cancels
-    the items not answered; a download answers from ``case.results``. Every request is kept
-    in ``requests``; paths are read below ``prefix`` (``"/v1"``; Groq: ``"/openai/v1"``).
+    message asks for (``"fail"``: the API's 400, ``"expire"``: never ran, anything else,
+    and an embeddings request: answered). Each poll moves the batch one state on through
+    ``states``; a cancel cancels the items not answered; a download answers from
+    ``case.results``. Every request is kept in ``requests``; paths are read below
+    ``prefix`` (``"/v1"``; Groq: ``"/openai/v1"``).
     """
 
     def __init__(self, case: BatchCase, states: tuple[str, ...], *, prefix: str = "/v1",
@@ -75,8 +81,8 @@ class OpenAIBatchPlayer:
         payload = file.get_payload(decode=True)
         assert isinstance(payload, bytes)
         self.lines = [json.loads(line) for line in payload.splitlines()]
-        self.outcomes = [(x["custom_id"], _KINDS.get(x["body"]["messages"][-1]["content"],
-                                                     "completed")) for x in self.lines]
+        self.outcomes = [(x["custom_id"], _KINDS.get(_said(x["body"]), "completed"))
+                         for x in self.lines]
 
     def _described(self) -> httpx2.Response:
         reply = self.case.described(self.batch_id, self.state, self.outcomes)

@@ -111,9 +111,9 @@ _DEFAULT_MODELS = {
 }
 
 BATCH_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1000 * 1000,
-                           operations=frozenset({"chat", "embed"}))
-"""What one OpenAI batch may hold: 50,000 requests, an input file of 200 MB (the spec's
-``createBatch``)."""
+                           operations=frozenset({"chat", "embed"}), max_inputs=50_000)
+"""What one OpenAI batch may hold: 50,000 requests, an input file of 200 MB, and 50,000
+embedding inputs across an embeddings batch's requests (the spec's ``createBatch``)."""
 
 # Chat Completions takes tools, both response formats and images; the legacy /completions
 # none of them, so the core refuses them there before sending.
