@@ -212,15 +212,25 @@ class BatchJob:
         endpoint = self._endpoint()
         count = batch.id not in endpoint.batches_counted
         lines: Iterable[Any] = batch.inline or ()
+        keys = self._keys.get(batch.id) if self._keys is not None else None
+        # Known keys are struck off as they answer (the set holds the submitted strings, not
+        # one more string a line); a key not pending was given already, or is none of ours.
+        pending = set(keys) if keys is not None else None
         for data in _chain(lines, batch, self, endpoint):
             outcome = self._read(data, operation)
-            if outcome is None or outcome.key in seen:
+            if outcome is None:
                 continue
-            seen.add(outcome.key)
+            if pending is not None:
+                if outcome.key not in pending:
+                    continue
+                pending.remove(outcome.key)
+            elif outcome.key in seen:
+                continue
+            else:
+                seen.add(outcome.key)
             yield outcome.key, self._outcome(outcome, operation, endpoint, count)
-        keys = self._keys.get(batch.id) if self._keys is not None else None
         for key in keys or ():
-            if key not in seen:
+            if pending is not None and key in pending:
                 yield key, self._missing(batch, key)
 
     def _read(self, data: Any, operation: str) -> BatchOutcome | None:
