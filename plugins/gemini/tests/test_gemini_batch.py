@@ -63,12 +63,13 @@ def _described(body: Any) -> VendorBatch:
 
 
 def test_limits_are_declared() -> None:
-    """Chat calls, at most 10,000 a batch and inline requests under 20 MB."""
+    """Chat calls, at most 100,000 a batch and 2 GB of lines (a file's limit: a part too
+    big to go inline is uploaded)."""
     limits = ipfs_accel_gemini.backend_info().batch
     assert limits is not None
     assert limits.operations == {"chat"}
     assert (limits.max_requests, limits.max_bytes) == (MAX_REQUESTS, MAX_BYTES)
-    assert MAX_BYTES < 20_000_000
+    assert (MAX_REQUESTS, MAX_BYTES) == (100_000, 2_000_000_000)
 
 
 def test_line_is_the_online_request_keyed_in_its_metadata() -> None:

@@ -34,10 +34,13 @@ chat and stream_chat take all four, generate and stream_generate the two JSON fo
   is ``finish_reason="tool_calls"``. A text part's ``thoughtSignature`` travels as the
   result's ``extra_content`` and goes back on the turn's last text part.
 
-Batches (``submit_batch``, half the price): chat calls as inline requests of the Batch API
-(``POST /v1beta/models/{model}:batchGenerateContent``; each call's line is the request
-``generateContent`` would get, keyed by ``metadata.key``), polled, cancelled and read back
-as ``_batch`` and ``_batch_result`` say; at most 10,000 calls and 20 MB a batch.
+Batches (``submit_batch``, half the price): chat calls as a batch of the Batch API
+(``POST /v1beta/models/{model}:batchGenerateContent``; each call's request is the one
+``generateContent`` would get, with its key), polled, cancelled and read back as ``_batch``
+and ``_batch_result`` say. A batch of up to 10,000 calls and under 20 MB goes inline; a
+larger one (up to 100,000 calls and 2 GB) is uploaded as a JSONL file through the Files API
+first and created from it (``_batch_file``), its answers downloaded as a file
+(``GeminiOptions(batch_input="file")`` sends every batch that way).
 
 Billed tokens (``usageMetadata``): ``input_tokens`` = ``promptTokenCount`` +
 ``toolUsePromptTokenCount``; ``output_tokens`` = ``candidatesTokenCount`` +
@@ -48,7 +51,7 @@ Billed tokens (``usageMetadata``): ``input_tokens`` = ``promptTokenCount`` +
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from ipfs_accel import (
@@ -101,11 +104,14 @@ class GeminiOptions(msgspec.Struct, kw_only=True, frozen=True):
 
     ``api_version`` is the path's version segment; ``embed_model`` is what ``embed`` uses
     when no model is named (a model named by the call or by the endpoint's ``model``
-    setting is sent as given, for ``embed`` too).
+    setting is sent as given, for ``embed`` too). ``batch_input``: how a batch's requests
+    go, ``"auto"`` inline when they fit (10,000 calls, under 20 MB) and else as an uploaded
+    JSONL file, ``"file"`` always as a file.
     """
 
     api_version: str = "v1beta"
     embed_model: str = DEFAULT_EMBED_MODEL
+    batch_input: Literal["auto", "file"] = "auto"
 
 
 _OPERATIONS = frozenset({"chat", "generate", "embed", "stream_chat", "stream_generate"})
@@ -185,7 +191,8 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
 def batch_exchange(step: Any, endpoint: EndpointConfig) -> Exchange | None:
     """The exchange of one step of a batch (see ``_batch``), with the key as ``send``'s."""
     options: GeminiOptions = endpoint.options or GeminiOptions()
-    return _batch_exchange(step, _headers(endpoint), options.api_version)
+    return _batch_exchange(step, _headers(endpoint), options.api_version,
+                           base_url=endpoint.base_url, batch_input=options.batch_input)
 
 
 @hookimpl

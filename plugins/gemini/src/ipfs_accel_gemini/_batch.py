@@ -1,9 +1,9 @@
-"""Gemini's Batch API with inline requests: each step's exchange, and the batch as the API
-describes it (a long-running ``Operation``).
+"""Gemini's Batch API: each step's exchange, and the batch as the API describes it (a
+long-running ``Operation``).
 
 Routes (under the endpoint's base URL, ``{v}`` the endpoint's ``api_version``)::
 
-    submit   POST /{v}/models/{model}:batchGenerateContent
+    submit   POST /{v}/models/{model}:batchGenerateContent   (inline, or after an upload)
     poll     GET  /{v}/batches/{id}
     cancel   POST /{v}/batches/{id}:cancel        (answers {}; then a poll)
     fetch    GET  /download/{v}/files/{id}:download?alt=media   (a responsesFile)
@@ -22,10 +22,13 @@ the answers are in ``response`` (or ``metadata.output``): ``inlinedResponses.
 inlinedResponses`` (one per request, each echoing its ``metadata``), or a ``responsesFile``
 for file input, downloaded as JSONL.
 
-Limits: Google documents inline requests for a total under 20 MB, and no count; a batch
-here holds at most :data:`MAX_REQUESTS` calls (the whole batch's answers come back inline,
-in the one description read at the end) and :data:`MAX_BYTES` of request lines (20 MB less
-room for the envelope and the display name).
+A part that does not fit inline (more than 10,000 calls, or a body of 20 MB or more) goes
+as a JSONL file uploaded through the Files API, and the batch is created from it
+(``inputConfig.fileName``), as :mod:`._batch_file` says; its answers then come as a
+``responsesFile``.
+
+Limits: a batch holds at most :data:`MAX_REQUESTS` calls (Google documents no count; ours)
+and :data:`MAX_BYTES` of request lines (an input file may be up to 2 GB).
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ from ipfs_accel import (
     VendorBatch,
 )
 
+from ._batch_file import (
+    FILE_MAX_BYTES,
+    FILE_MAX_REQUESTS,
+    BatchInput,
+    create_body,
+    fits_inline,
+    upload_exchange,
+)
 from ._request import generate_body, model_id
 from ._wire import _In
 
@@ -63,12 +74,11 @@ __all__ = [
     "vendor_batch",
 ]
 
-MAX_REQUESTS = 10_000
-"""Calls per batch: Google documents no count for inline requests; every answer comes back
-inline in the batch's description, read whole, so a batch is kept to this many."""
-MAX_BYTES = 20_000_000 - 64 * 1024
-"""Request lines per batch: inline requests are for a total under 20 MB (Google's batch
-guide), less 64 KiB for the body's envelope and display name."""
+MAX_REQUESTS = FILE_MAX_REQUESTS
+"""Calls per batch (a part of more than 10,000 goes as a file)."""
+MAX_BYTES = FILE_MAX_BYTES
+"""Request lines per batch: an input file may be up to 2 GB (a part whose inline body
+would be 20 MB or more goes as a file)."""
 BATCH_LIMITS = BatchLimits(max_requests=MAX_REQUESTS, max_bytes=MAX_BYTES,
                            operations=frozenset({"chat"}))
 
@@ -232,19 +242,36 @@ def line(step: BatchLine) -> Any:
     return {"request": generate_body(step.call), "metadata": {"key": step.key}}
 
 
-def batch_exchange(step: Any, headers: Mapping[str, str], version: str) -> Exchange | None:
-    """The exchange of one batch step (``headers``: the key's; ``version``: the path's)."""
+def _submit(step: BatchSubmit, headers: Mapping[str, str], prefix: str, base_url: str,
+            batch_input: BatchInput) -> Exchange:
+    path = f"{prefix}/models/{model_id(step.model, 'batch')}:batchGenerateContent"
+    label = msgspec.json.encode(step.label)
+    head = b'{"batch":{"displayName":' + label + b',"inputConfig":{"requests":{"requests":['
+    if fits_inline(step, len(head) + len(_SUFFIX), batch_input):
+        return Exchange(
+            path=path, body=LinesBody(path=step.lines, prefix=head, separator=b",",
+                                      suffix=_SUFFIX),
+            headers=headers, parse=_described, response_type=Operation,
+        )
+
+    def create(file_name: str) -> Exchange:
+        return Exchange(path=path, json=create_body(step.label, file_name), headers=headers,
+                        parse=_described, response_type=Operation)
+
+    return upload_exchange(step, headers, prefix.lstrip("/"), base_url=base_url,
+                           create=create)
+
+
+def batch_exchange(step: Any, headers: Mapping[str, str], version: str, *,
+                   base_url: str, batch_input: BatchInput = "auto") -> Exchange | None:
+    """The exchange of one batch step (``headers``: the key's; ``version``: the path's;
+    ``base_url``: the endpoint's, the only origin an upload URL may be on;
+    ``batch_input``: ``"file"`` sends every part as a file)."""
     prefix = f"/{version}"
     if isinstance(step, BatchLine):
         return Exchange(path="", json=line(step))
     if isinstance(step, BatchSubmit):
-        label = msgspec.json.encode(step.label)
-        head = b'{"batch":{"displayName":' + label + b',"inputConfig":{"requests":{"requests":['
-        return Exchange(
-            path=f"{prefix}/models/{model_id(step.model, 'batch')}:batchGenerateContent",
-            body=LinesBody(path=step.lines, prefix=head, separator=b",", suffix=_SUFFIX),
-            headers=headers, parse=_described, response_type=Operation,
-        )
+        return _submit(step, headers, prefix, base_url, batch_input)
     if isinstance(step, BatchPoll):
         return _poll(prefix, step.batch_id, headers)
     if isinstance(step, BatchCancel):
