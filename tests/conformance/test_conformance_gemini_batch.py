@@ -8,7 +8,14 @@ Steady mock, which must accept every request with no diagnostic:
   ``{"batch": {"displayName", "inputConfig": {"requests": {"requests": [...]}}}}``;
 - poll: ``GET /v1beta/batches/{batch}``; cancel: ``POST /v1beta/batches/{batch}:cancel``
   (answered ``{}``), then a poll;
-- fetch: ``GET /download/v1beta/files/{file}:download?alt=media`` of a ``responsesFile``.
+- fetch: ``GET /download/v1beta/files/{file}:download?alt=media`` of a ``responsesFile``;
+- a part sent as a file (``batch_input="file"``): the upload's start, ``POST
+  /upload/v1beta/files`` with ``{"file": {"displayName"}}`` (the spec's
+  ``CreateFileRequest``), then the batch created with ``inputConfig.fileName``. The spec
+  describes neither the start's ``x-goog-upload-url`` answer header nor the upload URL's
+  route (``upload, finalize`` with the bytes): against the spec as it is the start is
+  accepted and the plugin stops there; for the rest of the chain the test's transport adds
+  that header and answers the bytes' upload itself, every other request going to the mock.
 
 Fix-ups on a temporary copy of the spec (never the file itself):
 
@@ -64,6 +71,8 @@ SPEC = "gemini/gemini-native.openapi.json"
 KEY = "AIzaCONFORMANCE-test-key"
 NAME = "batches/conformance-1"
 FILE = "files/batch-conformance-1"
+FILE_IN = "files/batch-input-1"
+UPLOAD = "/upload/v1beta/files"
 SUBMIT = "/v1beta/models/{model}:batchGenerateContent"
 POLL = "/v1beta/batches/{batch}"
 CANCEL = "/v1beta/batches/{batch}:cancel"
@@ -132,22 +141,46 @@ class _ReadingTransport(RecordingTransport):
         return super().handle_request(request)
 
 
+class _UploadingTransport(_ReadingTransport):
+    """The reading transport, standing in for what the spec does not describe: the start's
+    ``x-goog-upload-url`` answer header (an upload URL on the mock's origin) and the upload
+    to that URL, answered here as the Files API answers it (``{"file": {"name"}}``)."""
+
+    def __init__(self, seen: list[httpx2.Response], upload_url: str) -> None:
+        super().__init__(seen)
+        self.upload_url = upload_url
+        self.uploads: list[httpx2.Request] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if "upload_id" in request.url.params:
+            request.read()
+            self.uploads.append(request)
+            return httpx2.Response(200, json={"file": {"name": FILE_IN}}, request=request)
+        response = super().handle_request(request)
+        if request.headers.get("x-goog-upload-command") == "start":
+            response.headers["x-goog-upload-url"] = self.upload_url
+        return response
+
+
 class _Mock:
     """A backend with one endpoint in front of ``server`` (``max_retries=0``, an empty
     environment, as ``_conformance.make_backend`` makes them), recording every response
-    and the body of every request."""
+    and the body of every request (``uploading``: through :class:`_UploadingTransport`)."""
 
-    def __init__(self, server: ms.MockServer) -> None:
+    def __init__(self, server: ms.MockServer, *, uploading: bool = False,
+                 **settings: Any) -> None:
         self.server = server
         self.seen: list[httpx2.Response] = []
+        self.transport = (_UploadingTransport(self.seen, server.url(UPLOAD)
+                                              + "?upload_id=conformance-1")
+                          if uploading else _ReadingTransport(self.seen))
         registry = Registry(
-            plugins=[ipfs_accel_gemini], entry_points=False,
-            transport=_ReadingTransport(self.seen),
+            plugins=[ipfs_accel_gemini], entry_points=False, transport=self.transport,
             async_transport=AsyncRecordingTransport(self.seen), environ={},
         )
         self.backend: Backend = registry.get("gemini")
         self.eid = self.backend.create_endpoint(base_url=server.base_url, max_retries=0,
-                                                api_key=KEY)
+                                                api_key=KEY, **settings)
 
     def check(self, *paths: str) -> list[httpx2.Response]:
         """The requests went to the spec's ``paths`` in order, each accepted without a
@@ -237,6 +270,37 @@ def test_results_file_is_downloaded(filed_server: ms.MockServer) -> None:
     download = seen[-1].request
     assert download.url.path == "/download/v1beta/files/batch-conformance-1:download"
     assert dict(download.url.params) == {"alt": "media"}
+
+
+def test_a_file_upload_starts_as_the_spec_says(plain_server: ms.MockServer) -> None:
+    """The start of a part's upload (its display name in the spec's CreateFileRequest, the
+    key in its header) is accepted; the spec's answer has no upload URL, so the plugin
+    goes no further and no batch is made."""
+    mock = _Mock(plain_server, batch_input="file")
+    with pytest.raises(ResponseError, match="x-goog-upload-url"):
+        mock.backend.submit_batch(CALLS, endpoint_id=mock.eid, label="night")
+    start = mock.check(UPLOAD)[0].request
+    assert json.loads(start.content) == {"file": {"displayName": "night-1"}}
+    assert start.headers["x-goog-upload-protocol"] == "resumable"
+    assert start.headers["x-goog-upload-command"] == "start"
+
+
+def test_a_batch_created_from_a_file(filed_server: ms.MockServer) -> None:
+    """Start (the mock), upload (the test's transport: the spec has no route for it), then
+    the batch created from the file (``inputConfig.fileName``), polled and its
+    responsesFile downloaded: each request the mock gets fits the spec."""
+    mock = _Mock(filed_server, uploading=True, batch_input="file")
+    job = mock.backend.submit_batch(CALLS, endpoint_id=mock.eid)
+    assert job.status() == "completed"
+    assert set(dict(job.results())) == {"item-1", "item-2"}
+    seen = mock.check(UPLOAD, SUBMIT, POLL, DOWNLOAD)
+    create = json.loads(seen[1].request.content)["batch"]
+    assert create["inputConfig"] == {"fileName": FILE_IN}
+    assert isinstance(mock.transport, _UploadingTransport)
+    (upload,) = mock.transport.uploads
+    assert "x-goog-api-key" not in upload.headers and KEY not in str(upload.url)
+    lines = [json.loads(line) for line in upload.content.splitlines()]
+    assert [line["key"] for line in lines] == ["item-1", "item-2"]
 
 
 def test_a_whole_request_fits_the_api_not_the_spec(whole_server: ms.MockServer,
