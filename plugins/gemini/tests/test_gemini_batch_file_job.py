@@ -169,3 +169,29 @@ def test_an_upload_url_elsewhere_is_not_followed(url: str) -> None:
         f"{BASE}/upload/v1beta/files"]
     for text in (str(info.value), repr(info.value)):
         assert "u-1" not in text and KEY not in text
+
+
+def test_an_upload_refused_for_a_while_starts_again() -> None:
+    """An upload answered 503 is retried from its start (a new upload session), and the
+    batch is created once, from the file uploaded whole."""
+    provider = _Provider()
+    unavailable = httpx2.Response(503, json={"error": {"code": 503, "message": "busy",
+                                                       "status": "UNAVAILABLE"}})
+    answers = iter([unavailable])  # the first upload only
+
+    def flaky(request: httpx2.Request) -> httpx2.Response:
+        answer = next(answers, None) if "upload_id" in request.url.params else None
+        return answer if answer is not None else provider(request)
+
+    recorder = Recorder(flaky)
+    b = backend(recorder)
+    eid = endpoint(b, batch_input="file")
+    job = b.submit_batch(CALLS, endpoint_id=eid)
+    assert job.batches == ["batches/b1"]
+    steps = [(r.url.path, r.headers.get("x-goog-upload-command")) for r in recorder.requests]
+    assert steps == [("/upload/v1beta/files", "start"),
+                     ("/upload/v1beta/files", "upload, finalize"),
+                     ("/upload/v1beta/files", "start"),
+                     ("/upload/v1beta/files", "upload, finalize"),
+                     ("/v1beta/models/gemini-2.5-flash:batchGenerateContent", None)]
+    assert b.get_stats(eid).retries == 1
