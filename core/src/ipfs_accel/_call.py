@@ -14,7 +14,7 @@ import asyncio
 import time
 import warnings
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import cast
+from typing import Any, cast
 
 import httpx2
 
@@ -22,7 +22,7 @@ from ._bounds import Bound
 from ._endpoint import Endpoint
 from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
-from ._http import HTTP
+from ._http import HTTP, Answer, AsyncSender
 from ._observe import Observation, Observer, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
@@ -257,9 +257,9 @@ class Engine:
             return out
 
     async def _send_async(
-        self, client: httpx2.AsyncClient, config: EndpointConfig, call: Call,
-        request: httpx2.Request, deadline_at: float | None,
-    ) -> httpx2.Response:
+        self, client: AsyncSender, config: EndpointConfig, call: Call,
+        request: Any, deadline_at: float | None,
+    ) -> Answer:
         """Send ``request`` and read its whole response within the attempt's timeout.
 
         When the call's deadline comes first, the caller's deadline scope ends it instead.

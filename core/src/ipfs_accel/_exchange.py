@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import httpx2
@@ -30,7 +30,7 @@ from ._errors import (
     ResponseError,
     TimeoutError,
 )
-from ._http import HTTP
+from ._http import HTTP, Answer, AsyncSender
 from ._observe import Observer
 from ._plugin import PluginHooks
 from ._queue import QueueFull, Waiter
@@ -78,9 +78,9 @@ class Exchanger:
         self.observers = tuple(observers)
 
     def request(
-        self, client: httpx2.Client | httpx2.AsyncClient, config: EndpointConfig, call: Call,
+        self, client: httpx2.Client | AsyncSender, config: EndpointConfig, call: Call,
         exchange: Exchange, end: Bound | None = None, *, trace: dict[str, str] | None = None,
-    ) -> httpx2.Request:
+    ) -> Any:  # the client's own request type, for its send
         path = exchange.path
         url = path if path.startswith(("http://", "https://")) else config.base_url + path
         # Header names are case-insensitive: fold them so a user's "Accept" replaces ours.
@@ -114,7 +114,7 @@ class Exchanger:
             timeout=timeout,
         )
 
-    def server_request_id(self, config: EndpointConfig, headers: httpx2.Headers) -> str | None:
+    def server_request_id(self, config: EndpointConfig, headers: Mapping[str, str]) -> str | None:
         for name in self.info.server_request_id_headers:
             value = headers.get(name)
             if value:
@@ -172,7 +172,7 @@ class Exchanger:
         return err
 
     def status_error(
-        self, config: EndpointConfig, call: Call, resp: httpx2.Response
+        self, config: EndpointConfig, call: Call, resp: Answer
     ) -> CallError:
         if resp.status_code < 400:
             return self._redirect_error(config, call, resp)
@@ -189,7 +189,7 @@ class Exchanger:
         )
 
     def _redirect_error(
-        self, config: EndpointConfig, call: Call, resp: httpx2.Response
+        self, config: EndpointConfig, call: Call, resp: Answer
     ) -> CallError:
         """A 3xx: never followed (the key must not travel to another address), never retried."""
         location = resp.headers.get("location")
@@ -209,7 +209,7 @@ class Exchanger:
     def unfit(
         self, config: EndpointConfig, call: Call, what: str, exc: msgspec.DecodeError,
         *, was_json: bool = True, status: int | None = None,
-        headers: httpx2.Headers | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ResponseError:
         """A body (or stream event) that does not fit the type the plugin declared for it:
         msgspec's message names the field (``$.choices[0].finish_reason``). Never retried:
@@ -264,7 +264,7 @@ class Exchanger:
         config: EndpointConfig,
         call: Call,
         exchange: Exchange,
-        resp: httpx2.Response,
+        resp: Answer,
         usage: Usage | None,
     ) -> Result | tuple[Exchange, Usage | None]:
         """Parse a 2xx response into a result, or into the chain's next exchange and the
@@ -319,7 +319,7 @@ class Exchanger:
         return result
 
     def _stamp(
-        self, config: EndpointConfig, call: Call, resp: httpx2.Response, result: Result
+        self, config: EndpointConfig, call: Call, resp: Answer, result: Result
     ) -> None:
         """Both request IDs on a result. One rule for unary calls and streams: the server's
         ID header wins; an ID only the body carries (Gemini's responseId) stands in when

@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import httpx2
 import msgspec
@@ -58,7 +58,7 @@ class _StreamBase:
         self.done = False
         self.yielded = False
         self.server_request_id: str | None = None
-        self.headers: httpx2.Headers = httpx2.Headers()
+        self.headers: Mapping[str, str] = _NO_HEADERS
         self.parts: ToolCallParts | None = None  # tool-call fragments, until the turn ends
 
     def event(self, event: Event) -> StreamChunk | None:
@@ -357,5 +357,6 @@ class AsyncStream(_StreamBase):
             await response.aclose()
 
 
+_NO_HEADERS: Mapping[str, str] = httpx2.Headers()  # before the answer's (case-insensitive)
 _PING = "ping"  # Anthropic's keep-alive event: a sign of life, not progress
 _monotonic = time.monotonic

@@ -12,6 +12,7 @@ import importlib_metadata
 import msgspec
 
 from ._errors import ConfigurationError, PluginLoadError
+from ._http_choice import choose_http
 from ._observe import Observer, default_observers
 from ._plugin import PluginHooks
 
@@ -64,6 +65,12 @@ class Registry:
     ``plugins`` registers plugin modules or objects directly (tests, embedders); with
     ``entry_points=False`` only those are seen. ``transport``/``async_transport`` replace
     the HTTP transport of every backend this registry makes (``httpx2.MockTransport``).
+    ``http`` chooses the library of async calls: ``"httpx2"`` (the default) or ``"aiohttp"``
+    (``pip install 'ipfs-accel-core[aiohttp]'``; less CPU per call); when not given, the
+    environment variable ``IPFS_ACCEL_HTTP`` of the process chooses (``environ`` does not).
+    Anything else is a :class:`ConfigurationError`, and so is aiohttp not installed: here
+    for ``http="aiohttp"``, at the first async call when the variable chose it. A
+    ``transport``/``async_transport`` keeps async calls on httpx2; sync calls always are.
     ``shared`` (or the environment variable ``IPFS_ACCEL_SHARED``), a ``redis://`` URL, shares
     every endpoint's limits (``rpm``, ``tpm``, pauses, ``max_concurrent_requests``) with the
     other processes that name the endpoint alike (``pip install 'ipfs-accel-core[redis]'``).
@@ -84,7 +91,10 @@ class Registry:
         shared: str | None = None,
         observers: Iterable[Observer] = (),
         telemetry: bool = True,
+        http: str | None = None,
     ) -> None:
+        choose_http(http)  # a wrong choice fails here, before any call
+        self._http = http
         self._use_entry_points = entry_points
         self._observers = (*observers, *(default_observers() if telemetry else ()))
         url = shared if shared is not None else (
@@ -245,7 +255,8 @@ class Registry:
 
         defaults = hide_key(defaults)
         hooks = self.hooks(name)
-        http = HTTP(transport=self._transport, async_transport=self._async_transport)
+        http = HTTP(transport=self._transport, async_transport=self._async_transport,
+                    http=self._http)
         return Backend(hooks, http=http, defaults=defaults, environ=self._environ,
                        shared=self._shared_state(), observers=self._observers)
 
