@@ -11,6 +11,9 @@ PLUGINS = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml"))
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
 OTEL_SDK = "opentelemetry-sdk>=1.27"  # the tests read spans and metrics back in memory
 OTLP = "opentelemetry-exporter-otlp-proto-http>=1.27"  # run --otel exports with it
+# The async HTTP path's library (IPFS_ACCEL_HTTP): core, integration and conformance run
+# under each; every session installs aiohttp, whose own tests fail under CI without it.
+HTTP = ["httpx2", "aiohttp"]
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
@@ -22,11 +25,12 @@ def _plugin_paths(names: list[str] | None = None) -> list[str]:
 
 
 @nox.session
-def core(session: nox.Session) -> None:
+@nox.parametrize("http", HTTP)
+def core(session: nox.Session, http: str) -> None:
     """The core alone: unit and property tests of queue, retry, stats, registry, keys."""
     # [cli]: the report command's test runs the app, and the key tests render with rich
-    session.install("./core[cli,redis,otel]", OTEL_SDK, *TEST_DEPS)
-    session.run("pytest", "core/tests", *session.posargs)
+    session.install("./core[cli,redis,otel,aiohttp]", OTEL_SDK, *TEST_DEPS)
+    session.run("pytest", "core/tests", *session.posargs, env={"IPFS_ACCEL_HTTP": http})
 
 
 @nox.session
@@ -47,27 +51,30 @@ def plugins(session: nox.Session) -> None:
 
 
 @nox.session
-def integration(session: nox.Session) -> None:
+@nox.parametrize("http", HTTP)
+def integration(session: nox.Session, http: str) -> None:
     """All plugins installed together: discovery, cross-plugin and property tests."""
     # pip: the example-plugin round trip builds a wheel and makes a fresh venv with it
-    session.install("./core[cli,redis,otel]", OTEL_SDK, OTLP, *_plugin_paths(), *TEST_DEPS,
-                    "build", "pip")
-    session.run("pytest", "tests", "--ignore=tests/conformance", *session.posargs)
+    session.install("./core[cli,redis,otel,aiohttp]", OTEL_SDK, OTLP, *_plugin_paths(),
+                    *TEST_DEPS, "build", "pip")
+    session.run("pytest", "tests", "--ignore=tests/conformance", *session.posargs,
+                env={"IPFS_ACCEL_HTTP": http})
 
 
 @nox.session
-def conformance(session: nox.Session) -> None:
+@nox.parametrize("http", HTTP)
+def conformance(session: nox.Session, http: str) -> None:
     """Every plugin against an OpenAPI mock that validates requests (../shared/specs)."""
     session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
-    session.install("./core", *_plugin_paths(), *TEST_DEPS)
-    session.run("pytest", "tests/conformance", *session.posargs)
+    session.install("./core[aiohttp]", *_plugin_paths(), *TEST_DEPS)
+    session.run("pytest", "tests/conformance", *session.posargs, env={"IPFS_ACCEL_HTTP": http})
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy --strict over the core, every plugin and the example plugins."""
     # the SDK and the OTLP exporter: the kit's telemetry check and run --otel import them
-    session.install("ruff", "mypy", "-e", "./core[cli,redis,otel]", OTEL_SDK, OTLP,
+    session.install("ruff", "mypy", "-e", "./core[cli,redis,otel,aiohttp]", OTEL_SDK, OTLP,
                     *[f"-e{p}" for p in _plugin_paths()], *TEST_DEPS)
     session.run("ruff", "check", "core", "plugins", "tests", "bench", "examples")
     session.run("mypy", "--strict", "core/src", *[f"plugins/{n}/src" for n in PLUGINS])

@@ -39,7 +39,9 @@ def fresh_venv_with(example: Path, wheel_glob: str, tmp_path: Path) -> tuple[Pat
     python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
     install = ([uv, "pip", "install", "-q", "--python", python] if uv
                else [python, "-m", "pip", "install", "-q"])
-    _run(*install, f"{ROOT / 'core'}[otel]", wheel, "pytest>=8", "opentelemetry-sdk>=1.27")
+    # the venv inherits IPFS_ACCEL_HTTP: under aiohttp, the example runs on aiohttp there too
+    extras = "otel,aiohttp" if os.environ.get("IPFS_ACCEL_HTTP") == "aiohttp" else "otel"
+    _run(*install, f"{ROOT / 'core'}[{extras}]", wheel, "pytest>=8", "opentelemetry-sdk>=1.27")
     return venv, python
 
 
