@@ -14,8 +14,9 @@ results are handed on one by one; what a job keeps is each call's key (to give e
 and name the ones the provider never answered). Targets: the memory each further line adds
 (peak at N less peak at N/10, per line) is a key's worth, <= 256 bytes, however long its
 line (a short key's string is ~55 bytes, its slot in the batch's key list 8, in the set that
-finds a key given twice up to ~80 at the peak, while the set grows); and lines ~14x longer move the peak by <= 25%. Figures are printed with PASS or MISS;
-the exit status is 0 unless something crashed. Run: ``python bench/batch.py``
+finds a key given twice up to ~80 at the peak, while the set grows); and lines ~14x
+longer move the peak by <= 25%. Figures are printed with PASS or MISS; the exit status is
+0 unless something crashed. Run: ``python bench/batch.py``
 (``--lines 100000``, the default; ``--quick`` for 20,000).
 """
 
