@@ -106,6 +106,7 @@ def send(call: Call, endpoint: EndpointConfig) -> Exchange:
             return Exchange(
                 path="/count/2", json={"n": resp.data["n"]}, headers=headers,
                 parse=lambda r: InvokeResult(data=str(r.data["n"])),
+                resume=bool(call.params.get("resume")),  # a retry starts here, if asked
             )
 
         return Exchange(path="/count/1", json=body, headers=headers, parse=second)

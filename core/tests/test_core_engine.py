@@ -204,6 +204,31 @@ def test_chained_exchanges_run_in_order():
     assert b.invoke("count").data == "42"
 
 
+@pytest.mark.parametrize("way", ["sync", "async"])
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_retry_starts_a_chain_again_where_a_resume_exchange_says(resume, way):
+    """The second exchange fails once (503): with resume, the retry sends it alone; without,
+    the chain starts over from the first."""
+    paths: list[str] = []
+    refused = [httpx2.Response(503)]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        paths.append(request.url.path)
+        if request.url.path == "/count/1":
+            return httpx2.Response(200, json={"n": 41})
+        if refused:
+            return refused.pop()
+        return httpx2.Response(200, json={"n": json.loads(request.content)["n"] + 1})
+
+    b = backend(handler, **FAST)
+    params = {"resume": True} if resume else {}
+    result = (b.invoke("count", **params) if way == "sync"
+              else asyncio.run(b.ainvoke("count", **params)))
+    assert result.data == "42"
+    assert paths == (["/count/1", "/count/2", "/count/2"] if resume
+                     else ["/count/1", "/count/2", "/count/1", "/count/2"])
+
+
 def test_a_result_of_the_wrong_type_for_the_operation_is_refused(monkeypatch):
     """A parser that answers chat with an InvokeResult gives a ResponseError, counted failed."""
     monkeypatch.setattr(_echo_plugin, "_chat", lambda resp: ipfs_accel.InvokeResult(data=1))

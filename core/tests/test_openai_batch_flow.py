@@ -4,6 +4,7 @@ poll per state, the output and error files, and every call's outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -136,6 +137,38 @@ def test_embeddings_are_split_at_the_providers_input_limit() -> None:
                                                  r"batches takes \(5\)"):
         backend.submit_batch([{"id": "big", "input": ["t"] * 6}])
     assert len(player.requests) == sent
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_a_create_refused_for_a_limit_is_retried_without_uploading_again(way: str) -> None:
+    """The upload answered, the create refused 429 then 503: the retries send the create
+    again with the same file, never the file (Exchange.resume)."""
+    player = OpenAIBatchPlayer(CASE, ("completed",), batch_id=BID)
+    refusals = [httpx2.Response(429, headers={"retry-after": "0"}, json={"error": {
+        "message": "Too many requests", "type": "requests", "code": "rate_limit_exceeded"}}),
+        httpx2.Response(503, json={"error": {"message": "busy", "type": "server_error"}})]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/v1/batches" and refusals:
+            player.requests.append(request)
+            return refusals.pop(0)
+        return player(request)
+
+    registry = Registry(plugins=[_Plugin()], entry_points=False, telemetry=False,
+                        transport=httpx2.MockTransport(handler), environ={})
+    backend = registry.get("oaish")
+    backend.create_endpoint("e", api_key=KEY, max_retries=3, initial_retry_delay=0.001,
+                            retry_jitter=0)
+    calls = [{"id": "q1", "prompt": "ping"}]
+    job = (backend.submit_batch(calls) if way == "sync"
+           else asyncio.run(backend.asubmit_batch(calls)))
+    assert job.batches == [BID]
+    assert [(r.method, r.url.path) for r in player.requests] == [
+        ("POST", "/v1/files"), ("POST", "/v1/batches"), ("POST", "/v1/batches"),
+        ("POST", "/v1/batches")]
+    bodies = [json.loads(r.content) for r in player.requests[1:]]
+    assert all(b["input_file_id"] == f"file-{BID}-in" for b in bodies)
+    assert backend.get_stats("e").retries == 2
 
 
 def test_an_expired_batch_gives_its_answers_and_expires_the_rest() -> None:

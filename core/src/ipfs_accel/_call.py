@@ -92,12 +92,12 @@ class Engine:
         expect: type[R], *, once: bool, obs: Observation | None,
     ) -> R:
         x = self.x
-        first = x.hooks.send(call, config)
+        chain = Chain(x.hooks.send(call, config))
 
         def attempt() -> Result:
             res, trace = hold_sync(x, endpoint, config, call, deadline_at, pooled=once, obs=obs)
             try:
-                out = self._chain_sync(endpoint, config, call, first, deadline_at, trace=trace)
+                out = self._chain_sync(endpoint, config, call, chain, deadline_at, trace=trace)
             except CallError as exc:
                 ended(endpoint, res, exc, 0)
                 if obs is not None:
@@ -119,12 +119,12 @@ class Engine:
         return expected(x.backend, config, call, result, expect)
 
     def _chain_sync(
-        self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
+        self, endpoint: Endpoint, config: EndpointConfig, call: Call, chain: Chain,
         deadline_at: float | None, *, trace: dict[str, str] | None = None,
     ) -> Result:
         x = self.x
         client = x.http.sync
-        usage: Usage | None = None
+        exchange, usage = chain.exchange, chain.usage
         while True:
             end = x.attempt_end(config, deadline_at)
             request = x.request(client, config, call, exchange, end, trace=trace)
@@ -134,7 +134,7 @@ class Engine:
                 raise x.status_error(config, call, resp)
             out = x.finish(config, call, exchange, resp, usage)
             if isinstance(out, tuple):
-                exchange, usage = out
+                exchange, usage = chain.moved(*out)
                 continue
             return out
 
@@ -204,13 +204,13 @@ class Engine:
         expect: type[R], *, once: bool, obs: Observation | None,
     ) -> R:
         x = self.x
-        first = x.hooks.send(call, config)
+        chain = Chain(x.hooks.send(call, config))
 
         async def attempt() -> Result:
             res, trace = await hold_async(x, endpoint, config, call, deadline_at, pooled=once,
                                           obs=obs)
             try:
-                out = await self._chain_async(endpoint, config, call, first, deadline_at,
+                out = await self._chain_async(endpoint, config, call, chain, deadline_at,
                                              trace=trace)
             except CallError as exc:
                 if obs is not None:
@@ -238,12 +238,12 @@ class Engine:
         return expected(x.backend, config, call, result, expect)
 
     async def _chain_async(
-        self, endpoint: Endpoint, config: EndpointConfig, call: Call, exchange: Exchange,
+        self, endpoint: Endpoint, config: EndpointConfig, call: Call, chain: Chain,
         deadline_at: float | None, *, trace: dict[str, str] | None = None,
     ) -> Result:
         x = self.x
         client = await x.http.for_loop(asyncio.get_running_loop())
-        usage: Usage | None = None
+        exchange, usage = chain.exchange, chain.usage
         while True:
             request = x.request(client, config, call, exchange, trace=trace)
             resp = await self._send_async(client, config, call, request, deadline_at)
@@ -252,7 +252,7 @@ class Engine:
                 raise x.status_error(config, call, resp)
             out = x.finish(config, call, exchange, resp, usage)
             if isinstance(out, tuple):
-                exchange, usage = out
+                exchange, usage = chain.moved(*out)
                 continue
             return out
 
@@ -323,3 +323,20 @@ def expected(backend: str, config: EndpointConfig, call: Call, result: Result,
     )
     err.retryable = False
     raise err
+
+
+class Chain:
+    """Where a call's attempts start: its first exchange, or the last follow-up marked
+    ``resume`` that an attempt reached (with the usage gathered before it)."""
+
+    __slots__ = ("exchange", "usage")
+
+    def __init__(self, first: Exchange) -> None:
+        self.exchange = first
+        self.usage: Usage | None = None
+
+    def moved(self, exchange: Exchange, usage: Usage | None) -> tuple[Exchange, Usage | None]:
+        """The chain goes on to ``exchange``; a retry starts there if it says ``resume``."""
+        if exchange.resume:
+            self.exchange, self.usage = exchange, usage
+        return exchange, usage

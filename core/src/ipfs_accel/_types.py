@@ -298,6 +298,10 @@ class Exchange(msgspec.Struct, kw_only=True):
 
     ``body`` (instead of ``json``): a body the core streams from a file of JSON lines, as
     a JSON document or a multipart upload (:class:`~ipfs_accel.LinesBody`; a batch's).
+
+    ``resume``: on a follow-up exchange, a retry of the call starts again here, not from
+    its first exchange: what came before it is done and must not be sent again (a batch
+    created from a file already uploaded). Without it a retry starts the chain over.
     """
 
     method: str = "POST"
@@ -311,6 +315,7 @@ class Exchange(msgspec.Struct, kw_only=True):
     parse_event: EventParser | None = None
     response_type: Any = None
     event_type: Any = None
+    resume: bool = False
 
     # The repr masks headers and query parameters whose names look secret (the auth
     # header is here): an exchange sits in the locals of every frame on a failing call.

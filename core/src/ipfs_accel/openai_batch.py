@@ -295,8 +295,9 @@ class OpenAIBatches:
         def created(resp: Response) -> Exchange:
             uploaded = resp.data if isinstance(resp.data, FileObject) else msgspec.convert(
                 resp.data, FileObject)
+            # resume: a retry of the create (a 429, a 5xx) does not upload the file again
             return Exchange(path=self.batches, headers=headers, parse=_described,
-                            response_type=BatchObject,
+                            response_type=BatchObject, resume=True,
                             json={"input_file_id": uploaded.id, **create})
 
         return Exchange(path=self.files, headers=headers, parse=created, response_type=FileObject,
