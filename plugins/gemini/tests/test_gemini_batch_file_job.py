@@ -195,3 +195,26 @@ def test_an_upload_refused_for_a_while_starts_again() -> None:
                      ("/upload/v1beta/files", "upload, finalize"),
                      ("/v1beta/models/gemini-2.5-flash:batchGenerateContent", None)]
     assert b.get_stats(eid).retries == 1
+
+
+def test_a_create_refused_for_a_while_is_sent_again_without_uploading_again() -> None:
+    """A create answered 503 is retried by itself: the file is uploaded once."""
+    provider = _Provider()
+    unavailable = httpx2.Response(503, json={"error": {"code": 503, "message": "busy",
+                                                       "status": "UNAVAILABLE"}})
+    answers = iter([unavailable])  # the first create only
+
+    def flaky(request: httpx2.Request) -> httpx2.Response:
+        create = request.url.path.endswith(":batchGenerateContent")
+        answer = next(answers, None) if create else None
+        return answer if answer is not None else provider(request)
+
+    recorder = Recorder(flaky)
+    b = backend(recorder)
+    eid = endpoint(b, batch_input="file")
+    assert b.submit_batch(CALLS, endpoint_id=eid).batches == ["batches/b1"]
+    steps = [(r.url.path, r.headers.get("x-goog-upload-command")) for r in recorder.requests]
+    create = ("/v1beta/models/gemini-2.5-flash:batchGenerateContent", None)
+    assert steps == [("/upload/v1beta/files", "start"),
+                     ("/upload/v1beta/files", "upload, finalize"), create, create]
+    assert b.get_stats(eid).retries == 1

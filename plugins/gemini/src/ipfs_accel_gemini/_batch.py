@@ -255,8 +255,9 @@ def _submit(step: BatchSubmit, headers: Mapping[str, str], prefix: str, base_url
         )
 
     def create(file_name: str) -> Exchange:
+        # resume: a retry of the create (a 429, a 5xx) does not upload the file again
         return Exchange(path=path, json=create_body(step.label, file_name), headers=headers,
-                        parse=_described, response_type=Operation)
+                        parse=_described, response_type=Operation, resume=True)
 
     return upload_exchange(step, headers, prefix.lstrip("/"), base_url=base_url,
                            create=create)

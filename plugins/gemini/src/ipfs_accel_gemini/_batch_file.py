@@ -18,6 +18,10 @@ lines go as a JSONL file, in three exchanges chained (each ``parse`` answers the
              {"batch": {"displayName": <label>, "inputConfig": {"fileName": "files/..."}}}
                                                   -> the Operation, read as an inline one
 
+The create resumes (``Exchange.resume``): a retry of a refused create (a 429, a 5xx) sends
+the create again, the file already uploaded; a retry of a refused start or upload starts
+the upload over (a new upload session).
+
 The file's lines are the batch guide's, ``{"key": <key>, "request": <GenerateContentRequest>}``,
 written from the part's inline lines (``{"request", "metadata": {"key"}}``) beside them, one
 line at a time, each request's JSON copied as it is (never decoded). Once the batch
