@@ -129,6 +129,8 @@ class LinesBody(msgspec.Struct, frozen=True, kw_only=True):
     ``prefix=b'{"requests":['``, ``separator=b","``, ``suffix=b"]}"``). With ``multipart``
     (the form's other fields) the body is ``multipart/form-data``: those fields, then the
     lines as the file ``field`` named ``filename`` (JSONL, each line ending in a newline).
+    ``media_type``: a plain body's Content-Type (a JSON document's by default; an upload of
+    the lines as they are, ``application/jsonl`` or ``application/octet-stream``).
     """
 
     path: Path
@@ -138,6 +140,7 @@ class LinesBody(msgspec.Struct, frozen=True, kw_only=True):
     multipart: dict[str, str] | None = None
     field: str = "file"
     filename: str = "batch.jsonl"
+    media_type: str = "application/json"
 
     def chunks(self, boundary: str = "") -> Iterator[bytes]:
         """The body, a line at a time (``boundary``: the multipart form's)."""
@@ -181,7 +184,7 @@ class LinesBody(msgspec.Struct, frozen=True, kw_only=True):
 
     def content_type(self, boundary: str = "") -> str:
         return (f"multipart/form-data; boundary={boundary}" if self.multipart is not None
-                else "application/json")
+                else self.media_type)
 
 
 def streamed_body(body: LinesBody, headers: dict[str, str],

@@ -133,6 +133,7 @@ def test_a_job_sent_as_a_file() -> None:
     assert provider.declared["x-goog-upload-header-content-length"] == str(
         len(upload.content))
     assert upload.headers["x-goog-upload-command"] == "upload, finalize"
+    assert upload.headers["content-type"] == "application/octet-stream"  # the bytes as they are
     assert isinstance(out["one"], ChatResult) and out["one"].text == "re: ping"
     assert isinstance(out["three"], ChatResult) and out["three"].text == "re: pang"
     assert out["one"].usage.input_tokens == 7 and out["one"].usage.output_tokens == 2

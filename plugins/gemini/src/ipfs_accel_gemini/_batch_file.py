@@ -191,7 +191,8 @@ def upload_exchange(step: BatchSubmit, headers: Mapping[str, str], version: str,
         return Exchange(
             path=_same_origin(url, base_url),
             headers={"x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0"},
-            body=LinesBody(path=lines, separator=b"\n", suffix=b"\n"),
+            body=LinesBody(path=lines, separator=b"\n", suffix=b"\n",
+                           media_type="application/octet-stream"),  # the bytes as they are
             parse=uploaded, response_type=UploadedFile)
 
     return Exchange(path=f"/upload/{version}/files", headers=start_headers,
