@@ -210,6 +210,20 @@ def test_organization_and_project_from_env(monkeypatch: pytest.MonkeyPatch) -> N
     assert (second["openai-organization"], second["openai-project"]) == ("org-env", "proj_opt")
 
 
+def test_each_endpoint_keeps_its_own_headers_call_after_call() -> None:
+    """The headers made at an endpoint's first request are its own: two endpoints called
+    in turn, several times each, never send each other's key or organization."""
+    server = Server(*[httpx2.Response(200, json=CHAT)] * 6)
+    b, one = backend(server, api_key="sk-one-" + "a" * 20, organization="org-1")
+    two = b.create_endpoint(api_key="sk-two-" + "b" * 20, organization="org-2")
+    for _ in range(3):
+        b.chat(HI, endpoint_id=one)
+        b.chat(HI, endpoint_id=two)
+    sent = [(r.headers["authorization"][:13], r.headers["openai-organization"])
+            for r in server.requests]
+    assert sent == [("Bearer sk-one", "org-1"), ("Bearer sk-two", "org-2")] * 3
+
+
 def test_no_organization_headers_by_default() -> None:
     """Neither header is sent when nothing sets them."""
     server = Server(httpx2.Response(200, json=CHAT))
