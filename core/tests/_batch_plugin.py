@@ -37,6 +37,7 @@ from ipfs_accel import (
     VendorBatch,
     hookimpl,
 )
+from ipfs_accel.testing import CutBody
 
 MAX_REQUESTS = 3
 MAX_BYTES = 4000
@@ -208,16 +209,7 @@ class Provider:
         body = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
         if self.cut_once:
             self.cut_once = False
-            return httpx2.Response(200, stream=_Cut(body[: len(body) // 2 + 1]))
+            return httpx2.Response(200, stream=CutBody(body[: len(body) // 2 + 1]))
         return httpx2.Response(200, content=body)
 
 
-class _Cut(httpx2.SyncByteStream):
-    """A body that breaks off: what a dropped connection looks like to the reader."""
-
-    def __init__(self, head: bytes) -> None:
-        self.head = head
-
-    def __iter__(self) -> Any:
-        yield self.head
-        raise httpx2.RemoteProtocolError("peer closed connection without sending complete body")

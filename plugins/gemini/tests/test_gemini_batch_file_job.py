@@ -11,23 +11,12 @@ import httpx2
 import pytest
 from _gemini_fixtures import BASE, KEY, backend, endpoint, generate_response, usage_metadata
 from ipfs_accel import BadRequestError, ChatResult, ResponseError
-from ipfs_accel.testing import Recorder
+from ipfs_accel.testing import CutBody, Recorder
 
 UPLOAD_URL = f"{BASE}/upload/v1beta/files?upload_id=u-1&upload_protocol=resumable"
 CALLS = [{"id": "one", "messages": [{"role": "user", "content": "ping"}]},
          {"id": "two", "messages": [{"role": "user", "content": "fail"}]},
          {"id": "three", "messages": [{"role": "user", "content": "pang"}]}]
-
-
-class _Cut(httpx2.SyncByteStream):
-    """A body that breaks off: what a dropped connection looks like to the reader."""
-
-    def __init__(self, head: bytes) -> None:
-        self.head = head
-
-    def __iter__(self) -> Any:
-        yield self.head
-        raise httpx2.RemoteProtocolError("peer closed connection without sending complete body")
 
 
 class _Provider:
@@ -96,7 +85,7 @@ class _Provider:
             if self.cut_once:
                 self.cut_once = False
                 cut = body.index(b"\n", len(body) // 2) + 5  # one whole line, then a part
-                return httpx2.Response(200, stream=_Cut(body[:cut]))
+                return httpx2.Response(200, stream=CutBody(body[:cut]))
             return httpx2.Response(200, content=body)
         return httpx2.Response(404, json={"error": {"code": 404, "message": path,
                                                     "status": "NOT_FOUND"}})

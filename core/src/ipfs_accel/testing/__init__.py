@@ -11,7 +11,8 @@
   parameters' request form, every covered operation sync and async, finish_reason) against a
   FaultServer; :func:`run_checks` runs them without pytest.
 - :class:`Recorder` (a scripted, recording MockTransport handler), :func:`mock_backend` and
-  :data:`FAST_RETRIES` make a plugin's unit tests fast and network-free;
+  :data:`FAST_RETRIES` make a plugin's unit tests fast and network-free (:class:`CutBody`: a
+  body that breaks off);
   :func:`openai_chat_case` is the :class:`Case` of an OpenAI-compatible chat backend and
   :func:`openai_sse` the body of its streams; :class:`OpenAIBatchPlayer` plays the OpenAI
   Batch API from a :class:`BatchCase` for such a backend's batch tests.
@@ -38,7 +39,7 @@ from ._actions import (
 from ._batch_case import BatchCase, Outcomes
 from ._case import TOOL, Case, CheckResult, ToolCase, chat_call, openai_chat_case, registry_for
 from ._checks import CHECKS, Check, run_check, run_checks
-from ._mock import FAST_RETRIES, Answer, Recorder, mock_backend, openai_sse
+from ._mock import FAST_RETRIES, Answer, CutBody, Recorder, mock_backend, openai_sse
 from ._openai_batch_player import OpenAIBatchPlayer
 from ._ratelimit import RateLimit, RateStats
 from ._redis import RedisServer, redis_server
@@ -59,6 +60,7 @@ __all__ = [
     "Case",
     "Check",
     "CheckResult",
+    "CutBody",
     "Drop",
     "FaultServer",
     "Hang",

@@ -104,3 +104,15 @@ def openai_sse(*events: Any, done: bool = True) -> bytes:
     """
     out = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
     return (out + ("data: [DONE]\n\n" if done else "")).encode()
+
+
+class CutBody(httpx2.SyncByteStream):
+    """A ``MockTransport`` response body that sends ``head`` and then breaks off, as a
+    dropped connection looks to the reader: ``httpx2.Response(200, stream=CutBody(b"..."))``."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+
+    def __iter__(self) -> Any:
+        yield self.head
+        raise httpx2.RemoteProtocolError("peer closed connection without sending complete body")
