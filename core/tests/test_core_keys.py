@@ -14,6 +14,8 @@ import httpx2
 import ipfs_accel
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ipfs_accel import (
     ConfigurationError,
     EndpointConfig,
@@ -25,6 +27,7 @@ from ipfs_accel import (
     Secret,
     StreamFailure,
 )
+from ipfs_accel._secrets import _key_forms, _mask_tokens
 from ipfs_accel.testing import Recorder, mock_backend
 from rich.pretty import pretty_repr
 
@@ -235,6 +238,22 @@ def test_no_core_type_shows_a_key_in_repr_or_rich_pretty():
 
 
 # -- the server's request ID, and the causes we chain ------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(min_size=8, max_size=20), parts=st.lists(
+    st.sampled_from(["form", "x", " ", "%", "\\", '"', "k"]), max_size=8))
+def test_scrubbing_a_text_shorter_than_the_key_is_never_needed(key, parts):
+    """Every form of a key is at least as long as the key, so a shorter text is returned
+    as it is: the answer is the same as masking each form in turn."""
+    config = _config(key)
+    forms = _key_forms(config.api_key)
+    text = "".join(forms[len(forms) // 2] if p == "form" else p for p in parts)
+    expected = text
+    for form in forms:
+        if form in expected:
+            expected = _mask_tokens(expected, form)
+    assert config.scrub(text) == expected
 
 
 def test_a_request_id_header_echoing_the_key_is_scrubbed_everywhere():
