@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OPENAI_URLS", "is_openai_line", "to_call"]
+__all__ = ["MESSAGES", "OPENAI_URLS", "call_of", "is_openai_line", "to_call"]
 
 OPENAI_URLS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embed",
                "/v1/completions": "generate"}
@@ -54,7 +54,7 @@ def to_call(data: Any, operations: frozenset[str],  # noqa: PLR0911 - the first 
             if not isinstance(data[name], str):
                 return f"'{name}' must be a string"
             kwargs[name] = data[name]
-    return _inputs(data.get("id"), given[0], data[given[0]], kwargs, operations)
+    return call_of(data.get("id"), given[0], data[given[0]], kwargs, operations)
 
 
 def _openai(data: dict[str, Any], operations: frozenset[str],  # noqa: PLR0911 - as to_call
@@ -82,22 +82,24 @@ def _openai(data: dict[str, Any], operations: frozenset[str],  # noqa: PLR0911 -
     if field not in body:
         return f"'body.{field}' is missing (a {url} request needs it)"
     # a completions request is a generate call where the backend has one, else a chat turn
-    return _inputs(key, field, body[field], kwargs, operations, prefer_generate=True)
+    return call_of(key, field, body[field], kwargs, operations, prefer_generate=True)
 
 
-_MESSAGES = "'messages' must be a non-empty list of {'role', 'content'} objects"
+MESSAGES = "'messages' must be a non-empty list of {'role', 'content'} objects"
 
 
-def _inputs(key: Any, field: str, value: Any, kwargs: dict[str, Any],
+def call_of(key: Any, field: str, value: Any, kwargs: dict[str, Any],
             operations: frozenset[str], *, prefer_generate: bool = False,
             ) -> tuple[Any, str, dict[str, Any]] | str:
+    """``(key, method, kwargs)`` for a line's one input ``field`` (``messages``,
+    ``prompt`` or ``input``) of ``value``, added to ``kwargs``; or what is wrong with it."""
     if field == "messages":
         if not isinstance(value, list) or not value or not all(isinstance(m, dict)
                                                                for m in value):
-            return _MESSAGES
+            return MESSAGES
         roleless = [i for i, m in enumerate(value) if "role" not in m]
         if roleless:
-            return f"{_MESSAGES} (messages[{roleless[0]}] has no 'role')"
+            return f"{MESSAGES} (messages[{roleless[0]}] has no 'role')"
         method, kwargs["messages"] = "chat", value
     elif field == "prompt":
         if not isinstance(value, str):

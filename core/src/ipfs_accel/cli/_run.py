@@ -45,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .._batch_input import is_openai_line, to_call
+from .._batch_input import MESSAGES, call_of, is_openai_line, to_call
 from .._errors import CallError, IpfsAccelError
 from .._types import ChatResult, EmbedResult
 from ._members import track
@@ -89,9 +89,8 @@ _LINE = msgspec.json.Decoder(Line)
 _ID = msgspec.json.Decoder(_Id)
 _ANY = msgspec.json.Decoder()
 _FIELDS = Line.__struct_fields__
-_MESSAGES = "'messages' must be a non-empty list of {'role', 'content'} objects"
 _WANTED = {  # what a field must be, in the words a bad line's error uses
-    "messages": _MESSAGES,
+    "messages": MESSAGES,
     "prompt": "'prompt' must be a string",
     "input": "'input' must be a string or a list of strings",
     "model": "'model' must be a string",
@@ -139,22 +138,11 @@ def _call(data: Line, operations: frozenset[str]) -> tuple[str, dict[str, Any]] 
         kwargs["model"] = data.model
     if data.request_id is not UNSET:
         kwargs["request_id"] = data.request_id
-    if data.messages is not UNSET:
-        roleless = [i for i, m in enumerate(data.messages) if "role" not in m]
-        if roleless:
-            return f"{_MESSAGES} (messages[{roleless[0]}] has no 'role')"
-        method, kwargs["messages"] = "achat", data.messages
-    elif data.prompt is not UNSET:
-        if "chat" in operations:
-            method, kwargs["messages"] = "achat", [{"role": "user", "content": data.prompt}]
-        else:
-            method, kwargs["prompt"] = "agenerate", data.prompt
-    else:
-        method, kwargs["inputs"] = "aembed", data.input
-    op = method[1:]
-    if op not in operations:
-        return f"this backend does not support {op!r} (it offers: {', '.join(sorted(operations))})"
-    return method, kwargs
+    call = call_of(data.id, given[0], getattr(data, given[0]), kwargs, operations)
+    if isinstance(call, str):
+        return call
+    _, method, kwargs = call
+    return f"a{method}", kwargs
 
 
 def _not_json(exc: msgspec.DecodeError) -> str:
