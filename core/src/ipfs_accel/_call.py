@@ -22,6 +22,7 @@ from ._bounds import Bound
 from ._endpoint import Endpoint
 from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
+from ._expiry import arm
 from ._http import HTTP, Answer, AsyncSender
 from ._observe import Observation, Observer, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
@@ -266,17 +267,20 @@ class Engine:
         """
         x = self.x
         end = x.attempt_end(config, deadline_at)
+        expiry = None if end.what == "deadline" else arm(end.at, config.settings.timeout)
         try:
-            if end.what == "deadline":
-                return await client.send(request)
-            async with asyncio.timeout_at(loop_time(end.at)):
-                return await client.send(request)
+            return await client.send(request)
         except httpx2.TimeoutException as exc:
             raise x.limit_error(config, call, end.what, cause=exc) from None
         except httpx2.HTTPError as exc:
             raise x.transport_error(config, call, exc) from exc
-        except builtins_TimeoutError as exc:  # our scope ran out (only it raises this here)
-            raise x.limit_error(config, call, "attempt", cause=exc) from None
+        except asyncio.CancelledError as exc:
+            if expiry is not None and expiry.leave():  # the attempt's time ran out
+                raise x.limit_error(config, call, "attempt", cause=exc) from None
+            raise
+        finally:
+            if expiry is not None:
+                expiry.leave()
 
     # -- streams -----------------------------------------------------------------------
 
