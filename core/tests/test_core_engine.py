@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +83,30 @@ def test_generated_request_ids_are_unique():
     ids = {b.chat(MSG).request_id for _ in range(20)}
     assert len(ids) == 20
     assert {r.headers["x-request-id"] for r in seen} == ids
+
+
+def test_generated_request_ids_have_their_form():
+    ids = [ipfs_accel.new_request_id() for _ in range(200)]
+    assert all(re.fullmatch(r"req_[0-9a-f]{24}", i) for i in ids)
+    assert len(set(ids)) == 200
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_repeats_its_parents_request_ids():
+    """The ID generator is seeded again in a forked child: the same state in two
+    processes would give both the same IDs."""
+    ipfs_accel.new_request_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, ",".join(ipfs_accel.new_request_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as f:
+        child = set(f.read().split(","))
+    parent = {ipfs_accel.new_request_id() for _ in range(5)}
+    assert len(child) == 5 and not child & parent
 
 
 def test_429_retry_after_is_honoured_with_same_request_id():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
@@ -38,7 +39,13 @@ __all__ = ["Backend", "hide_key", "new_request_id"]
 # invoke operation's parameters are the plugin's own)
 _CORE_OPERATIONS = frozenset(op.value for op in Operation)
 
-_token_hex = secrets.token_hex
+# Request IDs need to be unique, not secret: a generator seeded from the OS (and again in
+# a forked child, so two processes never share a sequence) gives 96 bits in ~0.2 us, where
+# secrets.token_hex asks the OS each time (~1.5 us, a visible share of a fast call).
+_ids = random.Random(secrets.randbits(256))  # noqa: S311 - unique, not secret
+_id_bits = _ids.getrandbits
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(256)))
 
 
 def hide_key(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def hide_key(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def new_request_id() -> str:
     """A fresh request ID: ``req_`` and 24 random hex digits."""
-    return "req_" + _token_hex(12)
+    return f"req_{_id_bits(96):024x}"
 
 
 class Backend(BatchMethods):
