@@ -5,8 +5,10 @@ on leaving, say it ran out only when nothing else cancelled the task)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 from ipfs_accel import _expiry
@@ -90,12 +92,14 @@ def test_leaving_in_time_never_cancels_and_is_idempotent() -> None:
 def test_one_timer_serves_the_lane_and_moves_to_the_next_live_expiry() -> None:
     async def main() -> None:
         length = 0.002
+        loop = asyncio.get_running_loop()
+        timers = len(loop._scheduled)  # type: ignore[attr-defined]
         first = arm(time.monotonic() + length, length)
-        handle = _lane(length).handle
-        assert handle is not None
+        assert _lane(length).timed
+        assert len(loop._scheduled) == timers + 1  # type: ignore[attr-defined]
         second_task = asyncio.create_task(_hold(length))
         await asyncio.sleep(0)  # the second arms: no second handle
-        assert _lane(length).handle is handle
+        assert len(loop._scheduled) == timers + 1  # type: ignore[attr-defined]
         first.leave()  # the first leaves in time; the timer still ends the second
         assert await second_task == "ran out"
         assert not first.fired
@@ -144,6 +148,21 @@ def test_loops_on_two_threads_keep_their_own_lanes() -> None:
     for thread in threads:
         thread.join()
     assert outcomes == ["ran out", "ran out"]
+
+
+def test_a_loop_with_lanes_is_let_go_of() -> None:
+    """The lanes are kept per loop in a weak mapping: nothing in them may hold the loop."""
+    async def main() -> None:
+        expiry = arm(time.monotonic() + 60.0, 60.0)  # a timer handle stays scheduled
+        expiry.leave()
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
+    loop.close()
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None
 
 
 def test_arming_outside_a_task_is_refused() -> None:

@@ -14,7 +14,7 @@ import asyncio
 import time
 import warnings
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import Any, cast
+from typing import cast
 
 import httpx2
 
@@ -23,11 +23,11 @@ from ._endpoint import Endpoint
 from ._errors import CallError, ResponseError
 from ._exchange import Exchanger, R, Result, builtins_TimeoutError, loop_time
 from ._expiry import arm
-from ._http import HTTP, Answer, AsyncSender
+from ._http import HTTP
 from ._observe import Observation, Observer, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
-from ._retry import Attempts, retry_async, retry_sync
+from ._retry import Attempts, retry_after, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
 from ._stream import (
@@ -233,9 +233,14 @@ class Engine:
             return out
 
         state = Attempts(endpoint, config, deadline_at, obs)
-        result = await (
-            _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
-            else retry_async(state, attempt))
+        if once:
+            result = await _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call)
+        else:  # retry_async's first attempt, inline: most calls succeed at once
+            state.count = 1
+            try:
+                result = await attempt()
+            except CallError as exc:
+                result = await retry_after(state, attempt, exc)
         return expected(x.backend, config, call, result, expect)
 
     async def _chain_async(
@@ -243,11 +248,28 @@ class Engine:
         deadline_at: float | None, *, trace: dict[str, str] | None = None,
     ) -> Result:
         x = self.x
-        client = await x.http.for_loop(asyncio.get_running_loop())
+        client = x.http.on_loop()
+        if client is None:
+            client = await x.http.for_loop(asyncio.get_running_loop())
         exchange, usage = chain.exchange, chain.usage
         while True:
             request = x.request(client, config, call, exchange, trace=trace)
-            resp = await self._send_async(client, config, call, request, deadline_at)
+            # what _send_async does, inline: one coroutine less on every call's way
+            end = x.attempt_end(config, deadline_at)
+            expiry = None if end.what == "deadline" else arm(end.at, config.settings.timeout)
+            try:
+                resp = await client.send(request)
+            except httpx2.TimeoutException as exc:
+                raise x.limit_error(config, call, end.what, cause=exc) from None
+            except httpx2.HTTPError as exc:
+                raise x.transport_error(config, call, exc) from exc
+            except asyncio.CancelledError as exc:
+                if expiry is not None and expiry.leave():  # the attempt's time ran out
+                    raise x.limit_error(config, call, "attempt", cause=exc) from None
+                raise
+            finally:
+                if expiry is not None:
+                    expiry.leave()
             learn(x, endpoint, resp.headers)
             if resp.status_code >= 300:
                 raise x.status_error(config, call, resp)
@@ -256,31 +278,6 @@ class Engine:
                 exchange, usage = chain.moved(*out)
                 continue
             return out
-
-    async def _send_async(
-        self, client: AsyncSender, config: EndpointConfig, call: Call,
-        request: Any, deadline_at: float | None,
-    ) -> Answer:
-        """Send ``request`` and read its whole response within the attempt's timeout.
-
-        When the call's deadline comes first, the caller's deadline scope ends it instead.
-        """
-        x = self.x
-        end = x.attempt_end(config, deadline_at)
-        expiry = None if end.what == "deadline" else arm(end.at, config.settings.timeout)
-        try:
-            return await client.send(request)
-        except httpx2.TimeoutException as exc:
-            raise x.limit_error(config, call, end.what, cause=exc) from None
-        except httpx2.HTTPError as exc:
-            raise x.transport_error(config, call, exc) from exc
-        except asyncio.CancelledError as exc:
-            if expiry is not None and expiry.leave():  # the attempt's time ran out
-                raise x.limit_error(config, call, "attempt", cause=exc) from None
-            raise
-        finally:
-            if expiry is not None:
-                expiry.leave()
 
     # -- streams -----------------------------------------------------------------------
 

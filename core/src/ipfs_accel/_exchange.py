@@ -313,7 +313,8 @@ class Exchanger:
         elif usage is not None:
             result.usage = usage.plus(result.usage)
         self._stamp(config, call, resp, result)
-        check_result(result, call, self.backend, config.endpoint_id, result.server_request_id)
+        check_result(result, call, self.backend, config.endpoint_id, result.server_request_id,
+                     usage_checked=reported is not None)
         if isinstance(result, ChatResult):
             fit_finish_reason(result)
         return result

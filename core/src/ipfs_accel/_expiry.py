@@ -76,11 +76,13 @@ class Expiry:
 class _Lane:
     """The expiries of one timeout length on one loop, in the order they end."""
 
-    __slots__ = ("handle", "live", "queue")
+    __slots__ = ("live", "queue", "timed")
 
-    def __init__(self) -> None:  # no reference to its loop: the lanes go with the loop
+    def __init__(self) -> None:
+        # No reference to its loop, not even through its TimerHandle: the loop's lanes are
+        # values of a weak mapping keyed by the loop, and go with it.
         self.queue: collections.deque[Expiry] = collections.deque()
-        self.handle: asyncio.TimerHandle | None = None
+        self.timed = False  # a handle of the loop will call _fire
         self.live = 0
 
     def add(self, task: asyncio.Task[object], at: float) -> Expiry:
@@ -90,7 +92,7 @@ class _Lane:
         expiry = Expiry(self, task, at)
         queue.append(expiry)
         self.live += 1
-        if self.handle is None:
+        if not self.timed:
             self._schedule(at)
         return expiry
 
@@ -105,10 +107,11 @@ class _Lane:
 
     def _schedule(self, at: float) -> None:
         loop = asyncio.get_running_loop()
-        self.handle = loop.call_at(loop.time() + (at - _monotonic()), self._fire)
+        loop.call_at(loop.time() + (at - _monotonic()), self._fire)
+        self.timed = True
 
     def _fire(self) -> None:
-        self.handle = None
+        self.timed = False
         queue = self.queue
         due = _monotonic() + _EARLY
         while queue:

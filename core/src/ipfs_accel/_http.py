@@ -114,6 +114,11 @@ class HTTP:
                 client = self._sync
         return client
 
+    def on_loop(self) -> AsyncSender | None:
+        """The running loop's async client if it has one already (no coroutine to await on
+        every call's way); ``None``: :meth:`for_loop` makes it."""
+        return self._async.get(asyncio.get_running_loop())
+
     async def for_loop(self, loop: asyncio.AbstractEventLoop) -> AsyncSender:
         """The async client of ``loop`` (the running loop)."""
         client = self._async.get(loop)

@@ -31,17 +31,24 @@ def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     when no field can be read at all, the answer is ``None``. Never raises.
     """
     try:
+        values = [headers.get(name) for name in _NAMES]
+        if values == _NONE:  # a server that sends none of them (a proxy, a local server)
+            return None
+        rl, rr, rs, tl, tr, ts = values
         limits = RateLimits(
-            requests_limit=parse_count(headers.get("x-ratelimit-limit-requests")),
-            requests_remaining=parse_count(headers.get("x-ratelimit-remaining-requests")),
-            requests_reset=parse_reset(headers.get("x-ratelimit-reset-requests")),
-            tokens_limit=parse_count(headers.get("x-ratelimit-limit-tokens")),
-            tokens_remaining=parse_count(headers.get("x-ratelimit-remaining-tokens")),
-            tokens_reset=parse_reset(headers.get("x-ratelimit-reset-tokens")),
+            requests_limit=parse_count(rl),
+            requests_remaining=parse_count(rr),
+            requests_reset=parse_reset(rs),
+            tokens_limit=parse_count(tl),
+            tokens_remaining=parse_count(tr),
+            tokens_reset=parse_reset(ts),
         )
     except (TypeError, AttributeError):  # a mapping holding something other than text
         return None
     return limits if limits != _NOTHING else None
 
 
+_NAMES = tuple(f"x-ratelimit-{what}-{budget}" for budget in ("requests", "tokens")
+               for what in ("limit", "remaining", "reset"))
+_NONE = [None] * len(_NAMES)
 _NOTHING = RateLimits()

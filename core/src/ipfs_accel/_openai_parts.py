@@ -23,7 +23,7 @@ def parse_usage(data: Any) -> Usage | None:
     body, whose ``usage`` is fitted here leniently: usage that cannot be read is no usage,
     never an error, as this backs the ``parse_usage`` hook.
     """
-    if isinstance(data, Mapping):
+    if type(data) is dict or isinstance(data, Mapping):  # the ABC check is the slow one
         counts: Any = data.get("usage")
     else:
         counts = getattr(data, "usage", None)
@@ -36,7 +36,10 @@ def parse_usage(data: Any) -> Usage | None:
             return None
     details = counts.prompt_tokens_details
     reasoning = counts.completion_tokens_details
-    timings = {
+    timings = {} if (
+        counts.queue_time is None and counts.prompt_time is None
+        and counts.completion_time is None and counts.total_time is None
+    ) else {
         name: value for name, value in (
             ("queue_time", counts.queue_time), ("prompt_time", counts.prompt_time),
             ("completion_time", counts.completion_time), ("total_time", counts.total_time),

@@ -153,7 +153,9 @@ async def hold_async(
     if obs is not None:
         trace = obs.attempt(endpoint.endpoint_id, server_of(config))
     held = _monotonic() if obs is not None else 0.0
-    res = await _hold_async(x, endpoint, config, call, deadline_at)
+    res, wait = _book(x, endpoint, config, call, deadline_at)
+    if wait > 0:  # paced: most attempts go at once, without a coroutine for the wait
+        res = await _hold_async(x, endpoint, config, call, deadline_at, res=res, wait=wait)
     if endpoint.shared is not None:
         res = await admit_async(x, endpoint, config, call, res=res,
                                 tokens=_tokens(config, call), deadline_at=deadline_at,
@@ -190,10 +192,10 @@ def _hold_sync(
 
 async def _hold_async(
     x: Exchanger, endpoint: Endpoint, config: EndpointConfig, call: Call,
-    deadline_at: float | None,
+    deadline_at: float | None, *, res: Reservation | None, wait: float,
 ) -> Reservation | None:
+    """Wait out the booking ``res`` (``wait`` seconds), booking again as long as told."""
     while True:
-        res, wait = _book(x, endpoint, config, call, deadline_at)
         while wait > 0:
             assert res is not None
             try:
@@ -207,6 +209,7 @@ async def _hold_async(
             wait = more
         else:
             return res
+        res, wait = _book(x, endpoint, config, call, deadline_at)
 
 
 def learn(x: Exchanger, endpoint: Endpoint, headers: Mapping[str, str] | None) -> None:

@@ -22,7 +22,7 @@ from ._settings import EndpointConfig
 if TYPE_CHECKING:
     from ._observe import Observation
 
-__all__ = ["Attempts", "retry_async", "retry_sync"]
+__all__ = ["Attempts", "retry_after", "retry_async", "retry_sync"]
 
 _monotonic = time.monotonic
 _log = logging.getLogger("ipfs_accel")
@@ -145,10 +145,18 @@ async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> 
     try:
         return await attempt()
     except CallError as exc:
-        if not _first_failure_retryable(exc, state):
-            exc.attempts = 1
-            raise
-        pending: CallError | None = exc
+        return await retry_after(state, attempt, exc)
+
+
+async def retry_after(state: Attempts, attempt: Callable[[], Awaitable[_T]],
+                      exc: CallError) -> _T:
+    """The rest of :func:`retry_async` once the first attempt (its ``state.count`` 1)
+    failed with ``exc``: a caller that ran the first attempt itself (one coroutine less
+    on the way of every call that succeeds at once) hands its failure on here."""
+    if not _first_failure_retryable(exc, state):
+        exc.attempts = 1
+        raise exc
+    pending: CallError | None = exc
     try:
         async for retry in stamina.retry_context(
             on=state.hook, attempts=state.settings.max_retries + 1, timeout=None
@@ -160,8 +168,8 @@ async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> 
                 state.waited()
                 state.count += 1
                 return await attempt()
-    except CallError as exc:
-        exc.attempts = state.count
+    except CallError as failure:
+        failure.attempts = state.count
         raise
     finally:
         state.waited()  # a call interrupted while it waited still counts what it waited

@@ -51,11 +51,14 @@ def check_result(
     backend: str,
     endpoint_id: str,
     server_request_id: str | None = None,
+    *,
+    usage_checked: bool = False,
 ) -> None:
     """Raise :class:`ResponseError` if a parsed result has a field of the wrong type.
 
     An embedding result must hold one vector per input (``call.inputs``); its vectors are
-    replaced by the same numbers as floats.
+    replaced by the same numbers as floats. ``usage_checked``: its usage is one
+    :func:`check_usage` passed already (or a sum of such).
     """
     if isinstance(result, ChatResult):
         problem = _chat(result)
@@ -65,7 +68,7 @@ def check_result(
         problem = _embed(result, call.inputs)
     else:
         problem = None
-    if problem is None:
+    if problem is None and not usage_checked:
         problem = _usage(result.usage)
     if problem is not None:
         raise _error(problem, call, backend, endpoint_id, server_request_id)

@@ -183,7 +183,7 @@ def _text(content: str | list[ContentPart] | None) -> str:
 def _raw(resp: Response) -> Any:
     """The whole body, generic: ``raw`` on a result."""
     data = resp.data
-    return data if isinstance(data, Mapping) else decode_json(resp.content)
+    return data if type(data) is dict or isinstance(data, Mapping) else decode_json(resp.content)
 
 
 def parse_chat(resp: Response) -> ChatResult:
@@ -204,7 +204,8 @@ def parse_chat(resp: Response) -> ChatResult:
         finish_reason=_normal(first.finish_reason),
         native_finish_reason=first.finish_reason,
         model=data.model,
-        tool_calls=tool_calls(message.tool_calls, _raw_calls(raw)),
+        tool_calls=tool_calls(message.tool_calls, _raw_calls(raw)) if message.tool_calls
+        else None,
         raw=raw,
     )
 

@@ -278,7 +278,7 @@ def _image_url(part: Mapping[str, Any], where: str) -> None:
 
 def _message_needs(messages: list[Any] | None, needs: set[str]) -> None:
     for i, message in enumerate(messages or ()):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             continue
         if message.get("role") == "tool" or message.get("tool_calls"):
             needs.add("tools")
