@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ipfs_accel import (
     BackendInfo,
@@ -24,6 +24,7 @@ from ipfs_accel import (
     ToolCall,
     ToolCallDelta,
     hookimpl,
+    tools,
 )
 from ipfs_accel import openai_compat as oa
 from ipfs_accel._toolcall import ToolCallParts, tool_call_id
@@ -453,3 +454,27 @@ def test_sent_call_reads_a_turn_for_apis_that_take_objects() -> None:
     with pytest.raises(ConfigurationError, match=r"w.function.arguments must be a JSON object "
                                                  r"\(X takes the arguments as an object\)"):
         sent_call({"function": {"name": "f", "arguments": "[1, 2]"}}, "w", api="X")
+
+
+_VALUES = st.one_of(st.none(), st.text(max_size=3), st.integers(), st.booleans(),
+                    st.lists(st.dictionaries(st.sampled_from(["type", "text", "image_url"]),
+                                             st.one_of(st.sampled_from(["text", "image_url"]),
+                                                       st.text(max_size=8)), max_size=2),
+                             max_size=2))
+_MESSAGES = st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "tool_call_id", "name"]),
+                    st.one_of(st.sampled_from(["user", "assistant", "tool", "system"]), _VALUES),
+                    max_size=4),
+    st.text(max_size=3),
+), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=_MESSAGES)
+def test_the_plain_text_shortcut_is_only_taken_when_nothing_is_needed(
+    messages: list[Any],
+) -> None:
+    """check_features skips the checks for plain text turns: whenever it does, the full
+    reading finds nothing needed and nothing malformed."""
+    if tools._plain(messages):
+        assert tools.needed_features({}, messages) == set()

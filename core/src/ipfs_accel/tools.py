@@ -319,7 +319,23 @@ def check_features(
     """Refuse, before anything is sent, a call whose tools, response format, tool messages
     or images are malformed (:func:`check_params`), or that needs what its operation lacks
     (:func:`check_needs`)."""
+    if _SHAPED.isdisjoint(params) and _plain(messages):
+        return  # the common call, plain text turns: nothing to check, nothing it needs
     check_needs(backend, operation, features, check_params(params, messages))
+
+
+# the parameters whose shape the core checks (needed_features reads them)
+_SHAPED = frozenset(("tools", "tool_choice", "response_format"))
+
+
+def _plain(messages: list[Any] | None) -> bool:
+    """Whether every message is a dict of a text turn: no tool turn, no tool calls, no parts
+    (what :func:`_message_needs` would find nothing in)."""
+    for message in messages or ():
+        if (type(message) is not dict or type(message.get("content")) is not str
+                or message.get("role") == "tool" or message.get("tool_calls")):
+            return False
+    return True
 
 
 def check_needs(
