@@ -9,6 +9,10 @@ import nox
 ROOT = pathlib.Path(__file__).parent
 PLUGINS = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml"))
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
+# The two long suites (core, integration; each run once per async transport) spread over
+# the machine's cores: on CI's two they take half the time. Pass `-- -n 0` to run in one.
+XDIST = "pytest-xdist>=3.5"
+PARALLEL = ["-n", "auto", "--maxprocesses", "4"]
 OTEL_SDK = "opentelemetry-sdk>=1.27"  # the tests read spans and metrics back in memory
 OTLP = "opentelemetry-exporter-otlp-proto-http>=1.27"  # run --otel exports with it
 # The async HTTP path's library (IPFS_ACCEL_HTTP): core, integration and conformance run
@@ -29,8 +33,9 @@ def _plugin_paths(names: list[str] | None = None) -> list[str]:
 def core(session: nox.Session, http: str) -> None:
     """The core alone: unit and property tests of queue, retry, stats, registry, keys."""
     # [cli]: the report command's test runs the app, and the key tests render with rich
-    session.install("./core[cli,redis,otel,aiohttp]", OTEL_SDK, *TEST_DEPS)
-    session.run("pytest", "core/tests", *session.posargs, env={"IPFS_ACCEL_HTTP": http})
+    session.install("./core[cli,redis,otel,aiohttp]", OTEL_SDK, *TEST_DEPS, XDIST)
+    session.run("pytest", "core/tests", *PARALLEL, *session.posargs,
+                env={"IPFS_ACCEL_HTTP": http})
 
 
 @nox.session
@@ -56,8 +61,8 @@ def integration(session: nox.Session, http: str) -> None:
     """All plugins installed together: discovery, cross-plugin and property tests."""
     # pip: the example-plugin round trip builds a wheel and makes a fresh venv with it
     session.install("./core[cli,redis,otel,aiohttp]", OTEL_SDK, OTLP, *_plugin_paths(),
-                    *TEST_DEPS, "build", "pip")
-    session.run("pytest", "tests", "--ignore=tests/conformance", *session.posargs,
+                    *TEST_DEPS, XDIST, "build", "pip")
+    session.run("pytest", "tests", "--ignore=tests/conformance", *PARALLEL, *session.posargs,
                 env={"IPFS_ACCEL_HTTP": http})
 
 
