@@ -91,7 +91,8 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """ipfs-accel against raw httpx2, the openai/anthropic SDKs and litellm (bench/compare.py),
     then pools against their targets (bench/pool.py), then the async transports, httpx2 and
-    aiohttp, raw and under ipfs-accel (bench/transport.py).
+    aiohttp, raw and under ipfs-accel (bench/transport.py), then the core's own CPU per call
+    with no I/O (bench/core_path.py).
 
     The peer SDKs are installed in this session only, never as project dependencies. Not in
     the default set: it takes minutes and its figures depend on the machine. Pass
@@ -102,6 +103,7 @@ def bench(session: nox.Session) -> None:
                 env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     session.run("python", "bench/pool.py", *[a for a in session.posargs if a == "--quick"])
     session.run("python", "bench/transport.py", *[a for a in session.posargs if a == "--quick"])
+    session.run("python", "bench/core_path.py")
 
 
 @nox.session
