@@ -109,6 +109,32 @@ def test_a_forked_child_never_repeats_its_parents_request_ids():
     assert len(child) == 5 and not child & parent
 
 
+@pytest.mark.parametrize("mode", ["sync", "async", "stream"])
+def test_a_retried_calls_last_error_does_not_chain_its_first_attempts(mode: str):
+    """Each attempt's failure is its own: the error a call ends with after retries carries
+    no earlier attempt's error as its context (a traceback shows the last attempt only)."""
+    handler, _ = scripted(httpx2.Response(500, json={"error": "first"}),
+                          httpx2.Response(503, json={"error": "last"}))
+    b = backend(handler, max_retries=1, initial_retry_delay=0.001)
+    with pytest.raises(ipfs_accel.CallError) as info:
+        if mode == "sync":
+            b.chat(MSG)
+        elif mode == "async":
+            asyncio.run(b.achat(MSG))
+        else:
+            async def read() -> None:
+                async for _ in b.astream_chat(MSG):
+                    pass
+
+            asyncio.run(read())
+    assert info.value.status == 503 and info.value.attempts == 2
+    seen, cause = [], info.value.__context__
+    while cause is not None:
+        seen.append(cause)
+        cause = cause.__context__
+    assert not [e for e in seen if isinstance(e, ipfs_accel.CallError)]
+
+
 def test_429_retry_after_is_honoured_with_same_request_id():
     """429 with Retry-After waits that long, reuses the request ID, and counts the retry."""
     handler, seen = scripted(

@@ -237,10 +237,13 @@ class Engine:
             result = await _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call)
         else:  # retry_async's first attempt, inline: most calls succeed at once
             state.count = 1
+            first: CallError | None = None
             try:
                 result = await attempt()
             except CallError as exc:
-                result = await retry_after(state, attempt, exc)
+                first = exc  # retried below, out of this block (no error chains it)
+            if first is not None:
+                result = await retry_after(state, attempt, first)
         return expected(x.backend, config, call, result, expect)
 
     async def _chain_async(

@@ -145,14 +145,18 @@ async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> 
     try:
         return await attempt()
     except CallError as exc:
-        return await retry_after(state, attempt, exc)
+        first = exc
+    return await retry_after(state, attempt, first)
 
 
 async def retry_after(state: Attempts, attempt: Callable[[], Awaitable[_T]],
                       exc: CallError) -> _T:
     """The rest of :func:`retry_async` once the first attempt (its ``state.count`` 1)
     failed with ``exc``: a caller that ran the first attempt itself (one coroutine less
-    on the way of every call that succeeds at once) hands its failure on here."""
+    on the way of every call that succeeds at once) hands its failure on here.
+
+    Await it outside the ``except`` block that caught ``exc``: the next attempts' errors
+    would chain it as their context (each attempt's failure is its own)."""
     if not _first_failure_retryable(exc, state):
         exc.attempts = 1
         raise exc
