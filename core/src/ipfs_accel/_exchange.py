@@ -5,8 +5,7 @@ What the unary engine (``_call``) and the stream runner (``_stream``, with its r
 building the HTTP request (headers folded, the attempt's time left as its timeouts), reading
 a 2xx body into the plugin's result (decoded into its declared type), and turning whatever
 else comes back into the error the user sees: a failure as the plugin classifies it, a
-redirect, a body that does not fit, a time limit run out.
-"""
+redirect, a body that does not fit, a time limit run out."""
 
 from __future__ import annotations
 
