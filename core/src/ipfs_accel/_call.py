@@ -27,7 +27,7 @@ from ._http import HTTP
 from ._observe import Observation, Observer, observe_call
 from ._pace import ended, hold_async, hold_sync, learn
 from ._plugin import PluginHooks
-from ._retry import Attempts, retry_after, retry_sync
+from ._retry import Attempts, retry_async, retry_sync
 from ._secrets import redact_cause
 from ._settings import EndpointConfig
 from ._stream import (
@@ -233,17 +233,9 @@ class Engine:
             return out
 
         state = Attempts(endpoint, config, deadline_at, obs)
-        if once:
-            result = await _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call)
-        else:  # retry_async's first attempt, inline: most calls succeed at once
-            state.count = 1
-            first: CallError | None = None
-            try:
-                result = await attempt()
-            except CallError as exc:
-                first = exc  # retried below, out of this block (no error chains it)
-            if first is not None:
-                result = await retry_after(state, attempt, first)
+        result = await (
+            _aonce(attempt, x=x, endpoint=endpoint, config=config, call=call) if once
+            else retry_async(state, attempt))
         return expected(x.backend, config, call, result, expect)
 
     async def _chain_async(

@@ -22,7 +22,7 @@ from ._settings import EndpointConfig
 if TYPE_CHECKING:
     from ._observe import Observation
 
-__all__ = ["Attempts", "retry_after", "retry_async", "retry_sync"]
+__all__ = ["Attempts", "retry_async", "retry_sync"]
 
 _monotonic = time.monotonic
 _log = logging.getLogger("ipfs_accel")
@@ -146,17 +146,14 @@ async def retry_async(state: Attempts, attempt: Callable[[], Awaitable[_T]]) -> 
         return await attempt()
     except CallError as exc:
         first = exc
-    return await retry_after(state, attempt, first)
+    return await _retry_after(state, attempt, first)
 
 
-async def retry_after(state: Attempts, attempt: Callable[[], Awaitable[_T]],
-                      exc: CallError) -> _T:
+async def _retry_after(state: Attempts, attempt: Callable[[], Awaitable[_T]],
+                       exc: CallError) -> _T:
     """The rest of :func:`retry_async` once the first attempt (its ``state.count`` 1)
-    failed with ``exc``: a caller that ran the first attempt itself (one coroutine less
-    on the way of every call that succeeds at once) hands its failure on here.
-
-    Await it outside the ``except`` block that caught ``exc``: the next attempts' errors
-    would chain it as their context (each attempt's failure is its own)."""
+    failed with ``exc``. Awaited outside the ``except`` block that caught ``exc``: the next
+    attempts' errors would chain it as their context (each attempt's failure is its own)."""
     if not _first_failure_retryable(exc, state):
         exc.attempts = 1
         raise exc
